@@ -1,0 +1,43 @@
+"""The connector interface (connector layer; depends only on model and errors).
+
+A connector talks to one database. The engine drives it through this protocol and
+never imports an SDK itself. All SDK errors are wrapped at this boundary into
+`SourceError` / `CollectionNotFound` (see vdedup.errors).
+"""
+from __future__ import annotations
+
+from typing import Iterator, Protocol, runtime_checkable
+
+from ..model import CollectionSchema, RecordBatch, RecordId
+
+
+@runtime_checkable
+class Connector(Protocol):
+    provider: str
+
+    def list_collections(self) -> list[str]:
+        """Names of every collection (index, table, class) the credentials can see."""
+
+    def describe(self, collection: str) -> CollectionSchema:
+        """The collection's schema, namespaces included; raises CollectionNotFound."""
+
+    def count(self, collection: str, namespace: str = "") -> int:
+        """Number of records in one namespace."""
+
+    def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
+        """Every record of one namespace, in batches of at most batch_size (bounded memory)."""
+
+    def create_collection(self, schema: CollectionSchema, name: str) -> None:
+        """Create an empty collection `name` from `schema`."""
+
+    def exists(self, collection: str) -> bool:
+        """Whether a collection of that name exists."""
+
+    def write(self, collection: str, batch: RecordBatch) -> None:
+        """Insert or replace the batch's records (in batch.namespace)."""
+
+    def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
+        """Delete records by id."""
+
+    def close(self) -> None:
+        """Release clients and connections."""

@@ -1,0 +1,46 @@
+"""Connector registry: URL scheme -> dotted import path + pip extra (connector layer).
+
+Modelled on fsspec's registry: nothing is imported until a connector is asked for, and a
+missing SDK is a clear error that names the extra to install.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..errors import MissingDependency, UsageError
+from .base import Connector
+from .url import SourceURL, parse_url
+
+
+@dataclass(frozen=True)
+class Registration:
+    target: str      # "module:Class"
+    extra: str       # pip extra that installs its SDK
+    sdk: str         # top-level module of the SDK
+
+
+REGISTRY: dict[str, Registration] = {
+    "chroma": Registration("vdedup.connectors.chroma:ChromaConnector", "chroma", "chromadb"),
+}
+
+
+def register(scheme: str, target: str, extra: str, sdk: str) -> None:
+    REGISTRY[scheme] = Registration(target, extra, sdk)
+
+
+def open_connector(url: str | SourceURL) -> Connector:
+    u = parse_url(url) if isinstance(url, str) else url
+    reg = REGISTRY.get(u.provider)
+    if reg is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise UsageError(f"unknown provider {u.provider!r} (known: {known})")
+    try:
+        importlib.import_module(reg.sdk)
+    except ImportError:
+        raise MissingDependency(
+            f"the {u.provider} connector needs the {reg.sdk!r} package: pip install 'vdedup[{reg.extra}]'"
+        ) from None
+    module_name, cls_name = reg.target.split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls.from_url(u)

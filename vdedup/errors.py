@@ -1,0 +1,102 @@
+"""Error classes, each with an exit code and a one-line message (all layers).
+
+The CLI is the one place that turns these into exit codes (`vdedup_cli.main`).
+Messages never contain secrets or record data: they name repositories, snapshots,
+collections and URLs with credentials removed.
+"""
+from __future__ import annotations
+
+
+class VdedupError(Exception):
+    """Base class: `exit_code` is what the CLI exits with, `hint` an optional next step."""
+
+    exit_code = 1
+    hint: str | None = None
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class UsageError(VdedupError):
+    """Bad command-line input that typer itself cannot catch."""
+    exit_code = 2
+
+
+class PartialFailure(VdedupError):
+    """Some of the work was done, some failed (e.g. one of several collections)."""
+    exit_code = 3
+
+
+class RepositoryNotFound(VdedupError):
+    exit_code = 10
+    hint = "create one with 'vdedup init' or check --repo / VDEDUP_REPOSITORY"
+
+
+class RepositoryLocked(VdedupError):
+    exit_code = 11
+    hint = "wait for the other operation, or remove stale locks with 'vdedup unlock'"
+
+
+class WrongPassword(VdedupError):
+    exit_code = 12
+
+
+class RepositoryExists(VdedupError):
+    exit_code = 13
+
+
+class SnapshotNotFound(VdedupError):
+    exit_code = 14
+
+
+class SourceError(VdedupError):
+    """The database could not be reached or read (connection, auth, missing collection)."""
+    exit_code = 15
+
+
+class CollectionNotFound(SourceError):
+    pass
+
+
+class TargetNotEmpty(VdedupError):
+    exit_code = 16
+    hint = "restore under another name with --as, or pass --overwrite to write into it"
+
+
+class IntegrityError(VdedupError):
+    """Stored data failed authentication or did not match its content id."""
+    exit_code = 17
+
+
+class FormatError(IntegrityError):
+    """A stored object is not in a format this version understands."""
+
+
+class MissingDependency(VdedupError):
+    exit_code = 18
+
+
+class BackendError(VdedupError):
+    exit_code = 1
+
+
+class ObjectNotFound(BackendError):
+    pass
+
+
+class ObjectExists(BackendError):
+    pass
+
+
+class TransientBackendError(BackendError):
+    """A retry may succeed (timeouts, throttling, 5xx)."""
+
+
+class Interrupted(VdedupError):
+    exit_code = 130
