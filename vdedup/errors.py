@@ -100,3 +100,12 @@ class TransientBackendError(BackendError):
 
 class Interrupted(VdedupError):
     exit_code = 130
+
+
+class NotInSnapshot(SnapshotNotFound):
+    """A collection or namespace asked for is not in the snapshot."""
+
+
+class PasswordRequired(VdedupError):
+    exit_code = 12
+    hint = "set VDEDUP_PASSWORD or VDEDUP_PASSWORD_FILE, or run in a terminal to be asked"

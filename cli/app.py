@@ -1,0 +1,43 @@
+"""The typer application and its global options (CLI layer)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from vdedup import __version__
+
+from .context import OPTIONS
+
+app = typer.Typer(
+    name="vdedup",
+    help="Deduplicating, encrypted backups of vector databases.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vdedup {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    repo: Optional[str] = typer.Option(None, "--repo", "-r", envvar="VDEDUP_REPOSITORY",
+                                       help="Repository location (a local path).", show_envvar=True),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or informational messages."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Passwords come from VDEDUP_PASSWORD, VDEDUP_PASSWORD_FILE or a prompt, never from arguments.
+
+    Exit codes: 0 ok, 1 error, 2 usage, 3 partial, 10 no repository, 11 locked, 12 wrong or
+    missing password, 13 repository exists, 14 snapshot not found, 15 source error,
+    16 target not empty, 17 integrity error, 18 missing dependency, 130 interrupted.
+    """
+    OPTIONS.repo = repo
+    OPTIONS.quiet = quiet

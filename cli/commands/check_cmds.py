@@ -1,0 +1,66 @@
+"""`check` and `stats` (CLI layer)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from vdedup.engine.check import check as run_check
+from vdedup.engine.stats import repository_stats
+from vdedup.errors import IntegrityError
+
+from ..app import app
+from ..context import open_repository
+from ..output import RichReporter, err, human_bytes, info, out, print_json
+
+
+@app.command()
+def check(
+    read_data: bool = typer.Option(False, "--read-data", help="Also decrypt and verify every block of every pack."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Verify the repository's structure (and with --read-data, all of its data)."""
+    repo = open_repository()
+    try:
+        with RichReporter(enabled=not json_out) as reporter:
+            result = run_check(repo, read_data, reporter)
+    finally:
+        repo.close()
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        for w in result.warnings:
+            info(f"warning: {w}")
+        for e in result.errors:
+            err.print(f"error: {e}")
+        c = result.counts
+        out.print(f"checked {c['snapshots']} snapshots, {c['index_files']} index files, {c['packs']} packs"
+                  + (f" (all data read)" if read_data else ""))
+    if not result.ok:
+        raise IntegrityError(f"check found {len(result.errors)} error(s)")
+    if not json_out:
+        out.print("no errors were found")
+
+
+@app.command()
+def stats(
+    snapshot: Optional[str] = typer.Argument(None, help="Only this snapshot (id, prefix or 'latest')."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Logical size, stored size, deduplication and compression ratios."""
+    repo = open_repository()
+    try:
+        snaps = [repo.find_snapshot(snapshot)] if snapshot else None
+        st = repository_stats(repo, snaps)
+    finally:
+        repo.close()
+    if json_out:
+        print_json(st)
+        return
+    out.print(f"snapshots:          {st['snapshots']}")
+    out.print(f"records (all snapshots): {st['records']}")
+    out.print(f"logical size:       {human_bytes(st['logical_bytes'])}")
+    out.print(f"unique data:        {human_bytes(st['unique_bytes'])} in {st['blobs']} blobs")
+    out.print(f"stored size:        {human_bytes(st['stored_bytes'])} ({st['packs']} packs)")
+    out.print(f"dedup ratio:        {st['dedup_ratio']}")
+    out.print(f"compression ratio:  {st['compression_ratio']}")

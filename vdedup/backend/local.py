@@ -1,0 +1,117 @@
+"""Local-disk backend (backend layer).
+
+Layout: `config`, `keys/NAME`, `snapshots/NAME`, `index/NAME`, `locks/NAME`,
+`data/XY/NAME` (XY: first two characters of the name). A save writes a temporary file,
+fsyncs it and links it into place (link fails if the name exists: no clobbering), then
+fsyncs the directory, so a crash leaves either the whole object or none of it.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from typing import Iterator
+
+from ..errors import BackendError, ObjectExists, ObjectNotFound
+from .base import FileType
+
+
+class LocalBackend:
+    def __init__(self, path: str):
+        self.location = os.path.abspath(path)
+
+    def _path(self, ftype: str, name: str) -> str:
+        if ftype == FileType.CONFIG:
+            return os.path.join(self.location, "config")
+        if not name or "/" in name or name.startswith("."):
+            raise BackendError(f"bad object name {name!r}")
+        if ftype == FileType.DATA:
+            return os.path.join(self.location, ftype, name[:2], name)
+        return os.path.join(self.location, ftype, name)
+
+    def exists(self) -> bool:
+        return os.path.isfile(os.path.join(self.location, "config"))
+
+    def create_layout(self) -> None:
+        try:
+            os.makedirs(self.location, exist_ok=True)
+            for t in FileType.ALL:
+                if t != FileType.CONFIG:
+                    os.makedirs(os.path.join(self.location, t), exist_ok=True)
+        except OSError as e:
+            raise BackendError(f"cannot create repository at {self.location}: {e.strerror}") from e
+
+    def save(self, ftype: str, name: str, data: bytes) -> None:
+        path = self._path(ftype, name)
+        directory = os.path.dirname(path)
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ObjectExists(f"{ftype}/{name[:16]} already exists") from None
+            finally:
+                os.unlink(tmp)
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            raise BackendError(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e
+
+    def load(self, ftype: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(ftype, name)
+        try:
+            with open(path, "rb") as f:
+                if offset < 0:
+                    f.seek(offset, os.SEEK_END)
+                elif offset:
+                    f.seek(offset)
+                return f.read() if length is None else f.read(length)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{ftype}/{name[:16]} not found") from None
+        except OSError as e:
+            raise BackendError(f"cannot read {ftype}/{name[:16]}: {e.strerror}") from e
+
+    def stat(self, ftype: str, name: str) -> int:
+        try:
+            return os.stat(self._path(ftype, name)).st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{ftype}/{name[:16]} not found") from None
+
+    def list(self, ftype: str) -> Iterator[tuple[str, int]]:
+        base = os.path.join(self.location, ftype)
+        dirs = [base]
+        if ftype == FileType.DATA:
+            try:
+                dirs = [os.path.join(base, d) for d in sorted(os.listdir(base))]
+            except FileNotFoundError:
+                return
+        for d in dirs:
+            try:
+                entries = sorted(os.scandir(d), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                if e.is_file() and not e.name.startswith("."):
+                    yield e.name, e.stat().st_size
+
+    def remove(self, ftype: str, name: str) -> None:
+        try:
+            os.unlink(self._path(ftype, name))
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{ftype}/{name[:16]} not found") from None
+        except OSError as e:
+            if e.errno == errno.EACCES:
+                raise BackendError(f"cannot remove {ftype}/{name[:16]}: permission denied") from e
+            raise BackendError(f"cannot remove {ftype}/{name[:16]}: {e.strerror}") from e

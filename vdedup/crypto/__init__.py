@@ -1,0 +1,1 @@
+"""Crypto layer: AEAD, key derivation, the master key and its wrapping per password."""

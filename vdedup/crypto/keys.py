@@ -1,0 +1,98 @@
+"""Master key, derived keys, and key wrapping per password or recovery key (crypto layer).
+
+The master key is 32 random bytes made once at `init`. From it, BLAKE3 in key-derivation
+mode gives: the encryption root (subkeys per object/pack are derived from it and a random
+salt) and the content-id key (keyed BLAKE3 of blob contents). A password wraps the master
+key through scrypt (memory-hard, parameters stored in the key file); a recovery key
+(32 random bytes, shown once) wraps it through BLAKE3 key derivation.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass
+
+from blake3 import blake3
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from .aead import open_sealed, seal
+
+CTX_ENC = "vdedup 2026-11-25 object encryption root"
+CTX_ID = "vdedup 2026-11-25 content id"
+CTX_SUBKEY = "vdedup 2026-11-25 per-object subkey"
+CTX_RECOVERY = "vdedup 2026-11-25 recovery key wrapping"
+CTX_ASSETS = "vdedup 2026-11-25 credential store"
+
+DEFAULT_SCRYPT = {"n": 2 ** 17, "r": 8, "p": 1}
+
+
+def derive(context: str, material: bytes, length: int = 32) -> bytes:
+    return blake3(material, derive_key_context=context).digest(length)
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    secret: bytes
+
+    @classmethod
+    def generate(cls) -> "MasterKey":
+        return cls(secrets.token_bytes(32))
+
+    @property
+    def enc_root(self) -> bytes:
+        return derive(CTX_ENC, self.secret)
+
+    @property
+    def id_key(self) -> bytes:
+        return derive(CTX_ID, self.secret)
+
+    def subkey(self, salt: bytes) -> bytes:
+        return derive(CTX_SUBKEY, self.enc_root + salt)
+
+    def purpose_key(self, context: str) -> bytes:
+        """A key for another component (e.g. the credential store), bound to this master key."""
+        return derive(context, self.secret)
+
+
+def scrypt_params() -> dict:
+    """Scrypt parameters for new keys; VDEDUP_SCRYPT_N lowers N for test suites only."""
+    params = dict(DEFAULT_SCRYPT)
+    if os.environ.get("VDEDUP_SCRYPT_N"):
+        params["n"] = int(os.environ["VDEDUP_SCRYPT_N"])
+    return params
+
+
+def kdf_password(password: str, kdf: dict) -> bytes:
+    salt = base64.b64decode(kdf["salt"])
+    return Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(password.encode("utf-8"))
+
+
+def kdf_recovery(recovery: bytes, kdf: dict) -> bytes:
+    return derive(CTX_RECOVERY, recovery + base64.b64decode(kdf["salt"]))
+
+
+RECOVERY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def new_recovery_key() -> tuple[bytes, str]:
+    """32 random bytes and their printable form: base32 in groups of 4, dash separated."""
+    raw = secrets.token_bytes(32)
+    text = base64.b32encode(raw).decode().rstrip("=")
+    return raw, "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+
+
+def parse_recovery_key(text: str) -> bytes | None:
+    s = "".join(ch for ch in text.upper() if ch not in "- \t\r\n")
+    if len(s) != 52 or any(ch not in RECOVERY_ALPHABET for ch in s):
+        return None
+    return base64.b32decode(s + "=" * 4)
+
+
+def wrap(master: MasterKey, wrapping_key: bytes, key_id: str) -> tuple[bytes, bytes]:
+    nonce = secrets.token_bytes(12)   # the wrapping key is fresh per key file (fresh salt)
+    return nonce, seal(wrapping_key, nonce, master.secret, b"vdedup-key:" + key_id.encode())
+
+
+def unwrap(wrapping_key: bytes, nonce: bytes, data: bytes, key_id: str) -> MasterKey:
+    return MasterKey(open_sealed(wrapping_key, nonce, data, b"vdedup-key:" + key_id.encode(), "key"))

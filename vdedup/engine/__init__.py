@@ -1,0 +1,1 @@
+"""Engine layer: backup, restore, check, stats. Reports progress as events; never prints."""

@@ -1,0 +1,1 @@
+"""Format layer: versioned encode/decode of every stored object. No I/O."""

@@ -1,0 +1,147 @@
+"""Pack files and index files (format layer).
+
+A pack holds many encrypted blocks; each block holds many blobs (see block.py).
+
+    header  b"VDDP" | u8 version | 32-byte salt            -> pack subkey = derive(master, salt)
+    block i AES-GCM(subkey, nonce(1, i), block plaintext, aad = "VDDP" | pack id | u32 i | u8 blob type)
+    trailer AES-GCM(subkey, nonce(2, 0), zstd(block table), aad = "VDDP" | pack id | "trailer")
+    u32     length of the sealed trailer
+
+The block table (also the body of index files, per pack) lists for every block its offset,
+length, blob type and blobs (32-byte id, raw length), so an index can be rebuilt from the
+packs alone. Counter nonces under a per-pack subkey never repeat and stay far below GCM's
+limits (a pack has at most a few thousand blocks).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import zstandard
+
+from ..crypto.aead import counter_nonce, open_sealed, seal
+from ..crypto.keys import MasterKey
+from ..errors import FormatError
+
+PACK_MAGIC = b"VDDP"
+PACK_VERSION = 1
+PACK_HEADER = 4 + 1 + 32
+ID_LEN = 32
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    number: int
+    offset: int
+    length: int
+    blob_type: int
+    blobs: tuple[tuple[bytes, int], ...]    # (blob id, raw length)
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    pack: bytes
+    block: int
+    offset: int
+    length: int
+    ordinal: int
+    raw_length: int
+    blob_type: int
+
+    _S = struct.Struct(">IQIIIB")
+
+    def to_bytes(self) -> bytes:
+        return self.pack + self._S.pack(self.block, self.offset, self.length, self.ordinal,
+                                        self.raw_length, self.blob_type)
+
+    @classmethod
+    def from_bytes(cls, b: bytes) -> "BlobLocation":
+        return cls(bytes(b[:ID_LEN]), *cls._S.unpack_from(b, ID_LEN))
+
+
+def pack_header(salt: bytes) -> bytes:
+    return PACK_MAGIC + bytes([PACK_VERSION]) + salt
+
+
+def _block_aad(pack_id: bytes, number: int, blob_type: int) -> bytes:
+    return PACK_MAGIC + pack_id + struct.pack(">IB", number, blob_type)
+
+
+def seal_block(key: bytes, pack_id: bytes, number: int, blob_type: int, plaintext: bytes) -> bytes:
+    return seal(key, counter_nonce(1, number), plaintext, _block_aad(pack_id, number, blob_type))
+
+
+def open_block(key: bytes, pack_id: bytes, number: int, blob_type: int, ciphertext: bytes) -> bytes:
+    return open_sealed(key, counter_nonce(1, number), ciphertext, _block_aad(pack_id, number, blob_type),
+                       f"pack {pack_id.hex()[:16]} block {number}")
+
+
+def pack_key(master: MasterKey, header: bytes) -> bytes:
+    if len(header) < PACK_HEADER or header[:4] != PACK_MAGIC:
+        raise FormatError("not a vdedup pack")
+    if header[4] != PACK_VERSION:
+        raise FormatError(f"pack format version {header[4]} is not supported")
+    return master.subkey(header[5:PACK_HEADER])
+
+
+def encode_table(blocks: list[BlockInfo]) -> bytes:
+    out = bytearray(struct.pack(">I", len(blocks)))
+    for b in blocks:
+        out += struct.pack(">IQIBI", b.number, b.offset, b.length, b.blob_type, len(b.blobs))
+        for blob_id, raw_len in b.blobs:
+            out += blob_id + struct.pack(">I", raw_len)
+    return bytes(out)
+
+
+def decode_table(data: bytes, pos: int = 0) -> tuple[list[BlockInfo], int]:
+    (n,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    blocks = []
+    for _ in range(n):
+        number, offset, length, btype, nblobs = struct.unpack_from(">IQIBI", data, pos)
+        pos += 21
+        blobs = []
+        for _ in range(nblobs):
+            blobs.append((bytes(data[pos:pos + ID_LEN]), struct.unpack_from(">I", data, pos + ID_LEN)[0]))
+            pos += ID_LEN + 4
+        blocks.append(BlockInfo(number, offset, length, btype, tuple(blobs)))
+    return blocks, pos
+
+
+def seal_trailer(key: bytes, pack_id: bytes, blocks: list[BlockInfo]) -> bytes:
+    body = zstandard.ZstdCompressor(level=3).compress(encode_table(blocks))
+    sealed = seal(key, counter_nonce(2, 0), body, PACK_MAGIC + pack_id + b"trailer")
+    return sealed + struct.pack(">I", len(sealed))
+
+
+def open_trailer(key: bytes, pack_id: bytes, sealed: bytes) -> list[BlockInfo]:
+    body = open_sealed(key, counter_nonce(2, 0), sealed, PACK_MAGIC + pack_id + b"trailer",
+                       f"pack {pack_id.hex()[:16]} trailer")
+    blocks, _ = decode_table(zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 30))
+    return blocks
+
+
+def encode_index(packs: dict[bytes, list[BlockInfo]]) -> bytes:
+    """Index file body: u8 version | u32 npacks | per pack: 32-byte id + block table."""
+    out = bytearray(b"\x01" + struct.pack(">I", len(packs)))
+    for pack_id, blocks in packs.items():
+        out += pack_id + encode_table(blocks)
+    return bytes(out)
+
+
+def decode_index(data: bytes) -> dict[bytes, list[BlockInfo]]:
+    if data[:1] != b"\x01":
+        raise FormatError("unknown index format version")
+    (n,) = struct.unpack_from(">I", data, 1)
+    pos = 5
+    packs = {}
+    for _ in range(n):
+        pack_id = bytes(data[pos:pos + ID_LEN])
+        packs[pack_id], pos = decode_table(data, pos + ID_LEN)
+    return packs
+
+
+def locations(pack_id: bytes, blocks: list[BlockInfo]):
+    for b in blocks:
+        for ordinal, (blob_id, raw_len) in enumerate(b.blobs):
+            yield blob_id, BlobLocation(pack_id, b.number, b.offset, b.length, ordinal, raw_len, b.blob_type)

@@ -1,0 +1,114 @@
+"""Vector payload: the heavy part of a record, one content-addressed blob (format layer).
+
+A record's dense vectors, multivectors and sparse vectors are encoded canonically
+(entries sorted by kind and name) into one payload whose keyed BLAKE3 hash is the
+record's vector content id. Layout:
+
+    u8 version=1 | u8 body_itemsize | u32 header_len | header | body
+    header: u16 n, then per entry: u8 kind | u8 dtype | u16 name_len | name | u32 rows | u32 cols
+    body:   the entries' arrays back to back (dense: rows*cols items; sparse: cols u32 indices
+            then cols float32 values, rows=1)
+
+`body_itemsize` is the element size shared by every array in the body (4 for float32 and
+sparse, 2 for float16, 1 otherwise); block compression byte-shuffles bodies by it.
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from ..model import SparseVector
+
+VERSION = 1
+DENSE, MULTI, SPARSE = 1, 2, 3
+DTYPES = {"float32": 1, "float16": 2, "bfloat16": 3, "float64": 4, "int8": 5, "uint8": 6, "binary": 7}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+NUMPY = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8,
+         "uint8": np.uint8, "binary": np.uint8, "bfloat16": np.uint16}
+
+
+def dtype_name(arr: np.ndarray) -> str:
+    name = arr.dtype.name
+    if name == "bool":
+        return "binary"
+    if name in DTYPES:
+        return name
+    if name == "uint16":            # bfloat16 travels as raw uint16 bits
+        return "bfloat16"
+    raise TypeError(f"unsupported vector dtype {name}")
+
+
+def encode_payload(vectors: dict[str, np.ndarray], sparse: dict[str, SparseVector]) -> bytes:
+    entries: list[tuple[int, str, np.ndarray | SparseVector]] = []
+    for name, arr in vectors.items():
+        entries.append((DENSE if arr.ndim == 1 else MULTI, name, arr))
+    for name, sv in sparse.items():
+        entries.append((SPARSE, name, sv))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    header = bytearray(struct.pack(">H", len(entries)))
+    body: list[bytes] = []
+    sizes: list[int] = []
+    for kind, name, val in entries:
+        raw_name = name.encode("utf-8")
+        if kind == SPARSE:
+            assert isinstance(val, SparseVector)
+            dt, rows, cols = DTYPES["float32"], 1, len(val.indices)
+            body += [val.indices.astype(">u4").tobytes(), val.values.astype("<f4").tobytes()]
+            sizes.append(4)
+        else:
+            arr = np.asarray(val)
+            name_dt = dtype_name(arr)
+            dt = DTYPES[name_dt]
+            a2 = arr.reshape(1, -1) if arr.ndim == 1 else arr
+            rows, cols = a2.shape
+            if arr.dtype == np.bool_:
+                a2 = a2.astype(np.uint8)
+            le = a2.astype(a2.dtype.newbyteorder("<")) if a2.dtype.itemsize > 1 else a2
+            body.append(np.ascontiguousarray(le).tobytes())
+            sizes.append(a2.dtype.itemsize)
+        header += struct.pack(">BBH", kind, dt, len(raw_name)) + raw_name + struct.pack(">II", rows, cols)
+    itemsize = math.gcd(*sizes) if sizes else 1
+    return struct.pack(">BBI", VERSION, itemsize, len(header)) + bytes(header) + b"".join(body)
+
+
+def split_payload(payload: bytes) -> tuple[int, int]:
+    """(body_itemsize, offset of body) without decoding the arrays."""
+    _, itemsize, hlen = struct.unpack_from(">BBI", payload, 0)
+    return itemsize, 6 + hlen
+
+
+def decode_payload(payload: bytes) -> tuple[dict[str, np.ndarray], dict[str, SparseVector]]:
+    version, _, hlen = struct.unpack_from(">BBI", payload, 0)
+    if version != VERSION:
+        raise ValueError(f"unknown vector payload version {version}")
+    pos = 6
+    (n,) = struct.unpack_from(">H", payload, pos)
+    pos += 2
+    body = 6 + hlen
+    vectors: dict[str, np.ndarray] = {}
+    sparse: dict[str, SparseVector] = {}
+    for _ in range(n):
+        kind, dt, nlen = struct.unpack_from(">BBH", payload, pos)
+        pos += 4
+        name = payload[pos:pos + nlen].decode("utf-8")
+        pos += nlen
+        rows, cols = struct.unpack_from(">II", payload, pos)
+        pos += 8
+        if kind == SPARSE:
+            idx = np.frombuffer(payload, dtype=">u4", count=cols, offset=body).astype(np.uint32)
+            body += 4 * cols
+            vals = np.frombuffer(payload, dtype="<f4", count=cols, offset=body).astype(np.float32)
+            body += 4 * cols
+            sparse[name] = SparseVector(idx, vals)
+            continue
+        dname = DTYPE_NAMES[dt]
+        np_dt = np.dtype(NUMPY[dname])
+        le = np_dt.newbyteorder("<") if np_dt.itemsize > 1 else np_dt
+        arr = np.frombuffer(payload, dtype=le, count=rows * cols, offset=body).astype(np_dt)
+        body += np_dt.itemsize * rows * cols
+        if dname == "binary":
+            arr = arr.astype(np.uint8)
+        vectors[name] = arr.reshape(cols) if kind == DENSE else arr.reshape(rows, cols)
+    return vectors, sparse

@@ -1,0 +1,84 @@
+"""The local LMDB index cache (repository layer).
+
+Maps blob id -> location (pack, block, offset, length, ordinal, raw length, type). It is
+only a cache: the truth is the repository's index files. On open it loads index files it
+has not seen; if index files it had loaded are gone (prune replaced them) it rebuilds
+from scratch. A repository therefore works from any machine.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Callable, Iterable, Iterator
+
+import lmdb
+
+from ..format.pack import BlobLocation
+
+MAP_SIZE = 1 << 40   # address space only; the file grows as needed
+
+
+def cache_root() -> str:
+    if os.environ.get("VDEDUP_CACHE_DIR"):
+        return os.environ["VDEDUP_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vdedup")
+
+
+class IndexCache:
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        self.env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=4, subdir=True, sync=True)
+        self.blobs = self.env.open_db(b"blobs")
+        self.files = self.env.open_db(b"indexfiles")
+
+    def close(self) -> None:
+        self.env.close()
+
+    def get(self, blob_id: bytes) -> BlobLocation | None:
+        with self.env.begin(db=self.blobs) as txn:
+            raw = txn.get(blob_id)
+        return None if raw is None else BlobLocation.from_bytes(raw)
+
+    def contains(self, blob_id: bytes) -> bool:
+        with self.env.begin(db=self.blobs) as txn:
+            return txn.get(blob_id) is not None
+
+    def loaded_files(self) -> set[str]:
+        with self.env.begin(db=self.files) as txn:
+            return {k.decode() for k, _ in txn.cursor()}
+
+    def add_file(self, name: str, entries: Iterable[tuple[bytes, BlobLocation]]) -> None:
+        with self.env.begin(write=True) as txn:
+            for blob_id, loc in entries:
+                txn.put(blob_id, loc.to_bytes(), db=self.blobs)
+            txn.put(name.encode(), b"", db=self.files)
+
+    def clear(self) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.drop(self.blobs, delete=False)
+            txn.drop(self.files, delete=False)
+
+    def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
+        """Every (blob id, location), streamed in id order."""
+        with self.env.begin(db=self.blobs) as txn:
+            for k, v in txn.cursor():
+                yield bytes(k), BlobLocation.from_bytes(v)
+
+    def count(self) -> int:
+        with self.env.begin(db=self.blobs) as txn:
+            return txn.stat(self.blobs)["entries"]
+
+    def sync(self, present: set[str], load: Callable[[str], Iterable[tuple[bytes, BlobLocation]]]) -> None:
+        """Bring the cache in line with the repository's index files `present`."""
+        loaded = self.loaded_files()
+        if loaded - present:
+            self.clear()
+            loaded = set()
+        for name in sorted(present - loaded):
+            self.add_file(name, load(name))
+
+    @staticmethod
+    def remove_dir(path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)

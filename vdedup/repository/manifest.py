@@ -1,0 +1,231 @@
+"""Manifests in the repository: writing bases and deltas, reading a namespace's state
+(repository layer). See format/manifest.py for the encoding.
+
+A namespace entry in a snapshot:
+    {"name", "count", "base": segment-list blob id, "deltas": [{"chunks": [ids], "rows": n}],
+     "logical_bytes"}
+The state is the base with each delta applied in order. A new snapshot appends one delta
+(only the rows that changed) or, when the chain gets long or heavy, writes a new base whose
+unchanged segments deduplicate against the old one.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import shutil
+import tempfile
+from typing import Any, Iterator
+
+import lmdb
+from blake3 import blake3
+
+from ..format import manifest as mf
+from ..format import values
+from ..format.objects import BlobType
+
+SEGMENT_AVG_MASK = 1023        # about 1,024 rows per segment
+SEGMENT_MAX = 8192
+DELTA_CHUNK = 4096
+MAX_DELTAS = 16                # a new base after this many deltas...
+MAX_DELTA_FRACTION = 0.25      # ...or when the deltas hold more rows than this share of the base
+
+
+class TempRows:
+    """A sorted, disk-backed set of rows (LMDB in a temporary directory)."""
+
+    def __init__(self, parent_dir: str | None = None):
+        if parent_dir:
+            os.makedirs(parent_dir, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="vdedup-rows-", dir=parent_dir)
+        self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=4, sync=False, metasync=False,
+                             writemap=True, map_async=True)
+        self.rows = self.env.open_db(b"rows")
+        self.delta = self.env.open_db(b"delta")
+
+    def put_many(self, rows: list[mf.Row]) -> int:
+        """Store rows; returns the bytes of their encoding (the rows' logical size)."""
+        size = 0
+        with self.env.begin(write=True) as txn:
+            for r in rows:
+                raw = values.dumps([r.id, r.vref, r.meta, r.doc, r.uri])
+                size += len(raw)
+                txn.put(r.key, raw, db=self.rows)
+        return size
+
+    def put_delta(self, row: mf.Row, txn) -> None:
+        txn.put(row.key, values.dumps([row.id, row.op, row.flags, row.vref, row.meta, row.doc, row.uri]),
+                db=self.delta)
+
+    def count(self, db=None) -> int:
+        with self.env.begin() as txn:
+            return txn.stat(db or self.rows)["entries"]
+
+    def iter_rows(self) -> Iterator[mf.Row]:
+        with self.env.begin(db=self.rows) as txn:
+            for _, v in txn.cursor():
+                rid, vref, meta, doc, uri = values.loads(bytes(v))
+                yield mf.Row(rid, vref, meta, doc, uri)
+
+    def iter_delta(self) -> Iterator[mf.Row]:
+        with self.env.begin(db=self.delta) as txn:
+            for _, v in txn.cursor():
+                rid, op, flags, vref, meta, doc, uri = values.loads(bytes(v))
+                yield mf.Row(rid, vref, meta, doc, uri, op, flags)
+
+    def close(self) -> None:
+        self.env.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "TempRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def _tree(repo, blob_hex: str) -> bytes:
+    return repo.load_blob(bytes.fromhex(blob_hex), BlobType.TREE)
+
+
+def iter_base(repo, base_hex: str) -> Iterator[mf.Row]:
+    for seg_id, _ in mf.decode_segment_list(_tree(repo, base_hex)):
+        yield from mf.decode_segment(repo.load_blob(seg_id, BlobType.TREE))
+
+
+def iter_delta_layer(repo, layer: dict[str, Any]) -> Iterator[mf.Row]:
+    for chunk in layer["chunks"]:
+        yield from mf.decode_delta(_tree(repo, chunk))
+
+
+def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
+    """Every row of a namespace at snapshot time, sorted by record key."""
+    if not entry["deltas"]:
+        yield from iter_base(repo, entry["base"])
+        return
+    streams = [((r.key, 0, r) for r in iter_base(repo, entry["base"]))]
+    for n, layer in enumerate(entry["deltas"], start=1):
+        streams.append(((r.key, n, r) for r in iter_delta_layer(repo, layer)))
+    current_key: bytes | None = None
+    state: mf.Row | None = None
+    for key, layer_no, row in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
+        if key != current_key:
+            if state is not None:
+                yield state
+            current_key, state = key, None
+        state = row if layer_no == 0 else mf.apply(state, row)
+    if state is not None:
+        yield state
+
+
+def tree_blob_ids(repo, entry: dict[str, Any]) -> Iterator[bytes]:
+    """Every TREE blob a namespace entry references (for check and prune)."""
+    base = bytes.fromhex(entry["base"])
+    yield base
+    for seg_id, _ in mf.decode_segment_list(repo.load_blob(base, BlobType.TREE)):
+        yield seg_id
+    for layer in entry["deltas"]:
+        for chunk in layer["chunks"]:
+            yield bytes.fromhex(chunk)
+
+
+def vector_refs(repo, entry: dict[str, Any]) -> Iterator[bytes]:
+    """Every vector blob referenced by a namespace entry, including superseded delta rows."""
+    for r in iter_base(repo, entry["base"]):
+        yield r.vref  # type: ignore[misc]
+    for layer in entry["deltas"]:
+        for r in iter_delta_layer(repo, layer):
+            if r.op != mf.OP_DELETE and r.flags & mf.F_VREF:
+                yield r.vref  # type: ignore[misc]
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+def write_base(repo, packer, rows: Iterator[mf.Row]) -> tuple[str, int]:
+    """Write rows (sorted) as segments and a segment list; returns (list blob id, count)."""
+    id_key = repo.master.id_key
+    segments: list[tuple[bytes, int]] = []
+    buf: list[mf.Row] = []
+    total = 0
+
+    def cut() -> None:
+        seg_id, _ = packer.add(BlobType.TREE, mf.encode_segment(buf))
+        segments.append((seg_id, len(buf)))
+        buf.clear()
+
+    for row in rows:
+        buf.append(row)
+        total += 1
+        h = int.from_bytes(blake3(row.key, key=id_key).digest(4), "big")
+        if (h & SEGMENT_AVG_MASK) == 0 or len(buf) >= SEGMENT_MAX:
+            cut()
+    if buf or not segments:
+        cut()
+    list_id, _ = packer.add(BlobType.TREE, mf.encode_segment_list(segments))
+    return list_id.hex(), total
+
+
+def diff_into(prev: Iterator[mf.Row], tmp: TempRows) -> dict[str, int]:
+    """Merge-walk the previous state and the new rows, spooling delta rows into tmp."""
+    stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
+    cur = tmp.iter_rows()
+    with tmp.env.begin(write=True) as txn:
+        a = next(prev, None)
+        b = next(cur, None)
+        while a is not None or b is not None:
+            if b is None or (a is not None and a.key < b.key):
+                tmp.put_delta(mf.Row(a.id, op=mf.OP_DELETE, flags=0), txn)
+                stats["deleted"] += 1
+                a = next(prev, None)
+            elif a is None or b.key < a.key:
+                tmp.put_delta(mf.Row(b.id, b.vref, b.meta, b.doc, b.uri), txn)
+                stats["added"] += 1
+                b = next(cur, None)
+            else:
+                d = mf.diff(a, b)
+                if d is None:
+                    stats["unchanged"] += 1
+                else:
+                    tmp.put_delta(d, txn)
+                    stats["changed"] += 1
+                a, b = next(prev, None), next(cur, None)
+    return stats
+
+
+def write_delta(packer, rows: Iterator[mf.Row]) -> dict[str, Any]:
+    chunks: list[str] = []
+    buf: list[mf.Row] = []
+    n = 0
+    for row in rows:
+        buf.append(row)
+        n += 1
+        if len(buf) >= DELTA_CHUNK:
+            chunks.append(packer.add(BlobType.TREE, mf.encode_delta(buf))[0].hex())
+            buf = []
+    if buf:
+        chunks.append(packer.add(BlobType.TREE, mf.encode_delta(buf))[0].hex())
+    return {"chunks": chunks, "rows": n}
+
+
+def write_namespace(repo, packer, name: str, tmp: TempRows, prev: dict[str, Any] | None,
+                    logical_bytes: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """The new namespace entry for the rows in tmp, given the previous entry (or None)."""
+    count = tmp.count()
+    if prev is None:
+        base, _ = write_base(repo, packer, tmp.iter_rows())
+        return ({"name": name, "count": count, "base": base, "deltas": [], "logical_bytes": logical_bytes},
+                {"added": count, "changed": 0, "deleted": 0, "unchanged": 0})
+    stats = diff_into(iter_state(repo, prev), tmp)
+    n_delta = tmp.count(tmp.delta)
+    deltas = list(prev["deltas"])
+    chain_rows = sum(d["rows"] for d in deltas) + n_delta
+    entry = {"name": name, "count": count, "logical_bytes": logical_bytes}
+    if n_delta == 0:
+        entry.update(base=prev["base"], deltas=deltas)
+    elif len(deltas) + 1 > MAX_DELTAS or chain_rows > MAX_DELTA_FRACTION * max(count, 1):
+        base, _ = write_base(repo, packer, tmp.iter_rows())
+        entry.update(base=base, deltas=[])
+    else:
+        entry.update(base=prev["base"], deltas=deltas + [write_delta(packer, tmp.iter_delta())])
+    return entry, stats

@@ -1,0 +1,111 @@
+"""Packer: groups new blobs into blocks and blocks into pack files (repository layer).
+
+Blobs of one type are gathered into a block until it reaches BLOCK_TARGET raw bytes; the
+block is compressed (block.py), encrypted and appended to the open pack; a pack is saved
+when it reaches PACK_TARGET bytes. Saved packs are indexed in an index file every
+INDEX_EVERY packs and at `flush()`, so an interrupted backup leaves its saved packs indexed
+(and reused by the next run) up to the last index file written.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Callable
+
+from ..backend.base import FileType
+from ..format import block as blockfmt
+from ..format import pack as packfmt
+from ..format.objects import BlobType, ObjectType
+from ..format.pack import BlockInfo
+
+BLOCK_TARGET = 1 << 20
+PACK_TARGET = 16 << 20
+INDEX_EVERY = 8
+
+
+class Packer:
+    def __init__(self, repo, on_bytes: Callable[[int], None] | None = None):
+        self.repo = repo
+        self.on_bytes = on_bytes
+        self._blocks: dict[int, tuple[list[bytes], list[bytes], int]] = {}
+        self._pack: bytearray | None = None
+        self._pack_id = b""
+        self._pack_key = b""
+        self._pack_blocks: list[BlockInfo] = []
+        self._unindexed: dict[bytes, list[BlockInfo]] = {}
+        self._session_ids: set[bytes] = set()
+        self.bytes_written = 0
+        self.blobs_written = 0
+        self.raw_bytes_written = 0
+
+    def known(self, blob_id: bytes) -> bool:
+        return blob_id in self._session_ids or self.repo.index.contains(blob_id)
+
+    def add(self, blob_type: BlobType, data: bytes, blob_id: bytes | None = None) -> tuple[bytes, bool]:
+        """Store a blob unless it exists; returns (id, was new)."""
+        blob_id = blob_id or self.repo.content_id(blob_type, data)
+        if self.known(blob_id):
+            return blob_id, False
+        self._session_ids.add(blob_id)
+        blobs, ids, size = self._blocks.get(int(blob_type), ([], [], 0))
+        blobs.append(data)
+        ids.append(blob_id)
+        size += len(data)
+        self._blocks[int(blob_type)] = (blobs, ids, size)
+        self.blobs_written += 1
+        self.raw_bytes_written += len(data)
+        if size >= BLOCK_TARGET:
+            self._flush_block(int(blob_type))
+        return blob_id, True
+
+    def _flush_block(self, blob_type: int) -> None:
+        blobs, ids, _ = self._blocks.pop(blob_type, ([], [], 0))
+        if not blobs:
+            return
+        if self._pack is None:
+            self._pack_id = secrets.token_bytes(32)
+            salt = secrets.token_bytes(32)
+            self._pack = bytearray(packfmt.pack_header(salt))
+            self._pack_key = self.repo.master.subkey(salt)
+            self._pack_blocks = []
+        plain = blockfmt.encode_block(blobs, vector_payloads=blob_type == BlobType.VECTORS)
+        number = len(self._pack_blocks)
+        sealed = packfmt.seal_block(self._pack_key, self._pack_id, number, blob_type, plain)
+        self._pack_blocks.append(BlockInfo(number, len(self._pack), len(sealed), blob_type,
+                                           tuple((i, len(b)) for i, b in zip(ids, blobs))))
+        self._pack += sealed
+        if len(self._pack) >= PACK_TARGET:
+            self._finish_pack()
+
+    def _finish_pack(self) -> None:
+        if self._pack is None:
+            return
+        self._pack += packfmt.seal_trailer(self._pack_key, self._pack_id, self._pack_blocks)
+        self.repo.backend.save(FileType.DATA, self._pack_id.hex(), bytes(self._pack))
+        self.bytes_written += len(self._pack)
+        if self.on_bytes:
+            self.on_bytes(len(self._pack))
+        self._unindexed[self._pack_id] = self._pack_blocks
+        self._pack = None
+        if len(self._unindexed) >= INDEX_EVERY:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        if not self._unindexed:
+            return
+        name = secrets.token_hex(32)
+        body = packfmt.encode_index(self._unindexed)
+        sealed = self.repo.seal(ObjectType.INDEX, name, body)
+        self.repo.backend.save(FileType.INDEX, name, sealed)
+        self.bytes_written += len(sealed)
+        entries = [e for pid, blocks in self._unindexed.items() for e in packfmt.locations(pid, blocks)]
+        self.repo.index.add_file(name, entries)
+        for blob_id, _ in entries:
+            self._session_ids.discard(blob_id)
+        self._unindexed = {}
+
+    def flush(self) -> None:
+        """Write every pending block and pack, then the index: call before saving a snapshot."""
+        for blob_type in list(self._blocks):
+            self._flush_block(blob_type)
+        self._finish_pack()
+        self._write_index()

@@ -1,0 +1,226 @@
+"""The repository: config, keys, objects, blobs, snapshots, locks (repository layer).
+
+Write ordering (the commit protocol): packs first, then the index files naming them, then
+the snapshot. A snapshot is only ever written after everything it references is stored
+and indexed, and a backend save is atomic, so a crash at any moment leaves a repository
+whose snapshots are all complete; anything written after the last snapshot is either
+reused by the next backup (indexed packs) or unreferenced garbage that prune removes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import secrets
+import socket
+from collections import OrderedDict
+from typing import Any, Iterator
+
+from blake3 import blake3
+
+from .. import __version__
+from ..backend.base import Backend, FileType
+from ..crypto.keys import MasterKey
+from ..errors import (BackendError, FormatError, IntegrityError, ObjectNotFound, RepositoryExists,
+                      RepositoryNotFound)
+from ..format import block as blockfmt
+from ..format import pack as packfmt
+from ..format.objects import BlobType, ObjectType, open_json, open_object, seal_json, seal_object
+from . import keys as keyfiles
+from .index_cache import IndexCache, cache_root
+from .locks import Lock, LockInfo
+from .snapshot import Snapshot, find
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config"
+
+
+class Repository:
+    def __init__(self, backend: Backend, master: MasterKey, config: dict[str, Any], key_id: str):
+        self.backend = backend
+        self.master = master
+        self.config = config
+        self.key_id = key_id
+        self._id_key = master.id_key
+        self._index: IndexCache | None = None
+        self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+
+    # ---- lifecycle ------------------------------------------------------------------
+    @classmethod
+    def init(cls, backend: Backend, password: str) -> tuple["Repository", str]:
+        """Create a repository; returns it and the one-time recovery key text."""
+        if backend.exists():
+            raise RepositoryExists(f"a repository already exists at {backend.location}")
+        try:
+            if any(True for _ in backend.list(FileType.KEYS)):
+                raise RepositoryExists(f"{backend.location} already holds repository keys")
+        except BackendError:
+            pass
+        backend.create_layout()
+        master = MasterKey.generate()
+        key_id = keyfiles.add_password_key(backend, master, password)
+        _, recovery_text = keyfiles.add_recovery_key(backend, master)
+        config = {"version": FORMAT_VERSION, "id": secrets.token_hex(32),
+                  "created": _now(), "program": f"vdedup {__version__}",
+                  "features": [], "content_id": "blake3-keyed-256", "cipher": "aes-256-gcm",
+                  "compression": "zstd+byte-shuffle"}
+        backend.save(FileType.CONFIG, CONFIG_NAME, seal_json(master, ObjectType.CONFIG, CONFIG_NAME, config))
+        return cls(backend, master, config, key_id), recovery_text
+
+    @classmethod
+    def open(cls, backend: Backend, password: str) -> "Repository":
+        if not backend.exists():
+            raise RepositoryNotFound(f"no repository at {backend.location}")
+        master, key_id = keyfiles.unlock(backend, password)
+        raw = backend.load(FileType.CONFIG, CONFIG_NAME)
+        config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+        if config.get("version") != FORMAT_VERSION:
+            raise FormatError(f"repository format version {config.get('version')} is not supported "
+                              f"by vdedup {__version__}")
+        return cls(backend, master, config, key_id)
+
+    @property
+    def id(self) -> str:
+        return self.config["id"]
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> "Repository":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- objects ----------------------------------------------------------------------
+    def seal(self, otype: ObjectType, name: str, data: bytes) -> bytes:
+        return seal_object(self.master, otype, name, data)
+
+    def save_json_object(self, otype: ObjectType, name: str, obj: Any) -> int:
+        data = seal_json(self.master, otype, name, obj)
+        self.backend.save(_FILE_TYPE[otype], name, data)
+        return len(data)
+
+    def load_json_object(self, otype: ObjectType, name: str) -> Any:
+        return open_json(self.master, otype, name, self.backend.load(_FILE_TYPE[otype], name))
+
+    def content_id(self, blob_type: BlobType, data: bytes) -> bytes:
+        return blake3(bytes([int(blob_type)]) + data, key=self._id_key).digest()
+
+    # ---- index ------------------------------------------------------------------------
+    @property
+    def index(self) -> IndexCache:
+        if self._index is None:
+            self._index = IndexCache(os.path.join(cache_root(), self.id, "index"))
+            self.sync_index()
+        return self._index
+
+    def sync_index(self) -> None:
+        if self._index is None:
+            _ = self.index          # opening the cache syncs it
+            return
+        present = {name for name, _ in self.backend.list(FileType.INDEX)}
+        self._index.sync(present, self.load_index_file)
+
+    def load_index_file(self, name: str) -> list[tuple[bytes, packfmt.BlobLocation]]:
+        body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
+        packs = packfmt.decode_index(body)
+        return [e for pid, blocks in packs.items() for e in packfmt.locations(pid, blocks)]
+
+    def index_files(self) -> Iterator[tuple[str, dict[bytes, list[packfmt.BlockInfo]]]]:
+        for name, _ in self.backend.list(FileType.INDEX):
+            body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
+            yield name, packfmt.decode_index(body)
+
+    # ---- blobs ------------------------------------------------------------------------
+    def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
+        key = (pack, number)
+        cached = self._block_cache.get(key)
+        if cached is not None:
+            self._block_cache.move_to_end(key)
+            return cached
+        name = pack.hex()
+        try:
+            header = self.backend.load(FileType.DATA, name, 0, packfmt.PACK_HEADER)
+            sealed = self.backend.load(FileType.DATA, name, offset, length)
+        except ObjectNotFound:
+            raise IntegrityError(f"pack {name[:16]} is missing") from None
+        if len(sealed) != length:
+            raise IntegrityError(f"pack {name[:16]} is truncated")
+        plain = packfmt.open_block(packfmt.pack_key(self.master, header), pack, number, blob_type, sealed)
+        try:
+            blobs = blockfmt.decode_block(plain)
+        except Exception as e:
+            raise IntegrityError(f"pack {name[:16]} block {number}: cannot decode ({e})") from None
+        self._block_cache[key] = blobs
+        if len(self._block_cache) > 4:
+            self._block_cache.popitem(last=False)
+        return blobs
+
+    def load_blob(self, blob_id: bytes, blob_type: BlobType) -> bytes:
+        loc = self.index.get(blob_id)
+        if loc is None:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} is not in the index")
+        if loc.blob_type != int(blob_type):
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} has the wrong type")
+        blobs = self.load_block(loc.pack, loc.block, loc.offset, loc.length, loc.blob_type)
+        if loc.ordinal >= len(blobs):
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} is not where the index says")
+        data = blobs[loc.ordinal]
+        if self.content_id(blob_type, data) != blob_id:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} does not match its content id")
+        return data
+
+    # ---- snapshots --------------------------------------------------------------------
+    def list_snapshots(self) -> list[Snapshot]:
+        snaps = []
+        for name, _ in self.backend.list(FileType.SNAPSHOTS):
+            try:
+                snaps.append(Snapshot.from_dict(self.load_json_object(ObjectType.SNAPSHOT, name)))
+            except ObjectNotFound:
+                continue   # removed by a concurrent forget
+        snaps.sort(key=lambda s: (s.time, s.id))
+        return snaps
+
+    def find_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
+        return find(self.list_snapshots(), ref, source)
+
+    def new_snapshot(self, source: str, provider: str, tags: list[str], parent: str | None) -> Snapshot:
+        return Snapshot(id=secrets.token_hex(32), time=_now(), hostname=socket.gethostname(),
+                        username=_username(), source=source, provider=provider, tags=list(tags),
+                        parent=parent, program=f"vdedup {__version__}")
+
+    def save_snapshot(self, snap: Snapshot) -> int:
+        return self.save_json_object(ObjectType.SNAPSHOT, snap.id, snap.to_dict())
+
+    # ---- locks ------------------------------------------------------------------------
+    def lock(self, exclusive: bool, operation: str) -> Lock:
+        return Lock(self, exclusive, operation).acquire()
+
+    def list_locks(self) -> list[LockInfo]:
+        out = []
+        for name, _ in self.backend.list(FileType.LOCKS):
+            try:
+                d = self.load_json_object(ObjectType.LOCK, name)
+            except (ObjectNotFound, IntegrityError, FormatError):
+                continue
+            out.append(LockInfo(name, d["time"], d["hostname"], d["pid"], d["exclusive"], d["operation"]))
+        return out
+
+
+_FILE_TYPE = {ObjectType.CONFIG: FileType.CONFIG, ObjectType.INDEX: FileType.INDEX,
+              ObjectType.SNAPSHOT: FileType.SNAPSHOTS, ObjectType.LOCK: FileType.LOCKS,
+              ObjectType.AUDIT: FileType.AUDIT, ObjectType.ASSET: FileType.ASSETS}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
