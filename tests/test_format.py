@@ -1,0 +1,124 @@
+"""Format layer: every encoder round-trips exactly, and keeps types."""
+import datetime as dt
+import math
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from vdedup.format import block, manifest as mf, values
+from vdedup.format.vectors import decode_payload, encode_payload
+from vdedup.model import SparseVector
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -1, 2 ** 63 - 1, -(2 ** 63), 2 ** 80, 1.0, -0.0, float("inf"), 1e-300,
+    "", "ü€𝄞", b"\x00\xff", [1, 1.0, True, None], {"a": {"b": [1, {"c": 2.5}]}},
+    dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.timezone.utc), dt.date(2026, 1, 2),
+])
+def test_values_round_trip_keeps_types(value):
+    back = values.loads(values.dumps(value))
+    assert values.same(back, value)
+    assert type(back) is type(value)
+
+
+def test_values_distinguish_types_and_nan_bits():
+    assert not values.same(1, 1.0)
+    assert not values.same(True, 1)
+    assert not values.same(0.0, -0.0)
+    nan = struct.unpack(">d", b"\x7f\xf8\x00\x00\x00\x00\x00\x01")[0]
+    back = values.loads(values.dumps(nan))
+    assert math.isnan(back) and struct.pack(">d", back) == struct.pack(">d", nan)
+
+
+def test_canonical_sorts_keys_recursively():
+    a = values.canonical({"b": 1, "a": {"y": 1, "x": [{"q": 1, "p": 2}]}})
+    assert list(a) == ["a", "b"] and list(a["a"]) == ["x", "y"] and list(a["a"]["x"][0]) == ["p", "q"]
+
+
+def test_vector_payload_round_trip_all_kinds():
+    rng = np.random.default_rng(1)
+    vectors = {
+        "": rng.standard_normal(384).astype(np.float32),
+        "half": rng.standard_normal(16).astype(np.float16),
+        "bits": rng.integers(0, 256, 8).astype(np.uint8),
+        "multi": rng.standard_normal((3, 8)).astype(np.float32),
+    }
+    sparse = {"bm25": SparseVector(np.array([7, 3, 100000], np.uint32), np.array([0.5, -1.25, 3.0], np.float32))}
+    v2, s2 = decode_payload(encode_payload(vectors, sparse))
+    assert set(v2) == set(vectors)
+    for k in vectors:
+        assert v2[k].dtype == vectors[k].dtype and v2[k].shape == vectors[k].shape
+        assert v2[k].tobytes() == vectors[k].tobytes()
+    assert s2 == sparse
+
+
+def test_vector_payload_is_canonical():
+    v = np.arange(4, dtype=np.float32)
+    a = encode_payload({"b": v, "a": v}, {})
+    b = encode_payload({"a": v, "b": v}, {})
+    assert a == b
+
+
+def test_block_round_trip_and_compresses_floats():
+    rng = np.random.default_rng(2)
+    payloads = []
+    for i in range(200):
+        x = rng.standard_normal(256).astype(np.float32)
+        x /= np.linalg.norm(x)
+        sp = {"s": SparseVector(np.arange(i % 5, dtype=np.uint32), np.ones(i % 5, np.float32))}
+        payloads.append(encode_payload({"": x}, sp if i % 2 else {}))
+    enc = block.encode_block(payloads, vector_payloads=True)
+    assert block.decode_block(enc) == payloads
+    assert len(enc) < 0.9 * sum(map(len, payloads))   # rotate + shuffle + zstd beats raw floats
+    trees = [bytes(random.Random(i).randbytes(i)) for i in range(50)]
+    assert block.decode_block(block.encode_block(trees, vector_payloads=False)) == trees
+
+
+def _row(i, meta=None, vref=None):
+    return mf.Row(f"id-{i}", vref or bytes([i % 256]) * 32, meta if meta is not None else {"i": i}, f"d{i}", None)
+
+
+def test_segment_and_delta_round_trip():
+    rows = [_row(i) for i in range(100)] + [mf.Row(12345678901, b"\x01" * 32, None, None, "u")]
+    back = mf.decode_segment(mf.encode_segment(rows))
+    assert [(r.id, r.vref, r.meta, r.doc, r.uri) for r in back] == [(r.id, r.vref, r.meta, r.doc, r.uri) for r in rows]
+    old = _row(1, {"a": 1, "b": "x", "c": [1]})
+    new = _row(1, {"a": 1, "b": "y", "d": True})
+    d = mf.diff(old, new)
+    assert d is not None and d.flags == mf.F_META_PATCH
+    delta = [d, mf.Row("gone", op=mf.OP_DELETE, flags=0), _row(7)]
+    back = mf.decode_delta(mf.encode_delta(delta))
+    applied = mf.apply(old, back[0])
+    assert values.same(applied.meta, new.meta) and applied.vref == old.vref
+    assert back[1].op == mf.OP_DELETE and mf.apply(old, back[1]) is None
+    assert back[2].op == mf.OP_FULL and back[2].meta == {"i": 7}
+
+
+def test_diff_apply_random_property():
+    rnd = random.Random(5)
+    pool = [None, 1, 1.0, True, "x", [1, 2], {"n": 1}]
+    for _ in range(500):
+        def meta():
+            if rnd.random() < 0.1:
+                return None
+            return {k: rnd.choice(pool) for k in rnd.sample("abcdef", rnd.randint(0, 5))}
+        old = mf.Row("r", bytes([rnd.randint(0, 2)]) * 32, meta(), rnd.choice([None, "d1", "d2"]), rnd.choice([None, "u"]))
+        new = mf.Row("r", bytes([rnd.randint(0, 2)]) * 32, meta(), rnd.choice([None, "d1", "d2"]), rnd.choice([None, "u"]))
+        d = mf.diff(old, new)
+        if d is None:
+            assert values.same([old.vref, old.meta, old.doc, old.uri], [new.vref, new.meta, new.doc, new.uri])
+            continue
+        d = mf.decode_delta(mf.encode_delta([d]))[0]
+        got = mf.apply(old, d)
+        assert values.same([got.vref, got.meta, got.doc, got.uri], [new.vref, new.meta, new.doc, new.uri])
+
+
+def test_record_keys_sort_and_bound():
+    assert mf.record_key("a") < mf.record_key("b")
+    assert mf.record_key(1) < mf.record_key(2) and mf.record_key(-5) < mf.record_key(3)
+    long_a, long_b = "x" * 1000 + "a", "x" * 1000 + "b"
+    assert len(mf.record_key(long_a)) <= mf.MAX_KEY and mf.record_key(long_a) != mf.record_key(long_b)
+    with pytest.raises(TypeError):
+        mf.record_key(1.5)
