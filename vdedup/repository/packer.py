@@ -2,24 +2,38 @@
 
 Blobs of one type are gathered into a block until it reaches BLOCK_TARGET raw bytes; the
 block is compressed (block.py), encrypted and appended to the open pack; a pack is saved
-when it reaches PACK_TARGET bytes. Saved packs are indexed in an index file every
-INDEX_EVERY packs and at `flush()`, so an interrupted backup leaves its saved packs indexed
+when it reaches the pack target (16 MiB, VDEDUP_PACK_SIZE). Every saved pack is indexed at
+once (an index file every INDEX_EVERY packs), so an interrupted backup leaves its saved packs indexed
 (and reused by the next run) up to the last index file written.
 """
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Callable
 
 from ..backend.base import FileType
+from ..errors import UsageError
 from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType
 from ..format.pack import BlockInfo
 
 BLOCK_TARGET = 1 << 20
-PACK_TARGET = 16 << 20
-INDEX_EVERY = 8
+DEFAULT_PACK_MIB = 16
+INDEX_EVERY = 1
+
+
+def pack_target() -> int:
+    """Target pack size in bytes: VDEDUP_PACK_SIZE (MiB, 1-512) or 16 MiB, as restic's --pack-size."""
+    raw = os.environ.get("VDEDUP_PACK_SIZE")
+    mib = DEFAULT_PACK_MIB
+    if raw:
+        try:
+            mib = min(512, max(1, int(raw)))
+        except ValueError:
+            raise UsageError(f"VDEDUP_PACK_SIZE must be a whole number of MiB, not {raw!r}") from None
+    return mib << 20
 
 
 class Packer:
@@ -36,6 +50,7 @@ class Packer:
         self.bytes_written = 0
         self.blobs_written = 0
         self.raw_bytes_written = 0
+        self.pack_target = pack_target()
 
     def known(self, blob_id: bytes) -> bool:
         return blob_id in self._session_ids or self.repo.index.contains(blob_id)
@@ -73,7 +88,7 @@ class Packer:
         self._pack_blocks.append(BlockInfo(number, len(self._pack), len(sealed), blob_type,
                                            tuple((i, len(b)) for i, b in zip(ids, blobs))))
         self._pack += sealed
-        if len(self._pack) >= PACK_TARGET:
+        if len(self._pack) >= self.pack_target:
             self._finish_pack()
 
     def _finish_pack(self) -> None:
