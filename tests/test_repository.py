@@ -120,3 +120,38 @@ def test_locks_exclusive_shared_and_stale(repo_path):
                                                       "exclusive": True, "operation": "prune"})
     assert repo.list_locks()[0].is_stale()
     repo.lock(exclusive=False, operation="backup").release()
+
+
+def test_init_after_interrupted_init(repo_path):
+    repo, _ = _init(repo_path)
+    repo.close()
+    (repo_path / "config").unlink()              # init stopped before writing its config
+    repo2, recovery = _init(repo_path)
+    assert len(list((repo_path / "keys").iterdir())) == 2
+    assert Repository.open(LocalBackend(str(repo_path)), "pw").id == repo2.id
+    assert Repository.open(LocalBackend(str(repo_path)), recovery).id == repo2.id
+
+
+def test_unknown_feature_is_refused(repo_path):
+    from vdedup.errors import FormatError
+    from vdedup.format.objects import seal_json
+    repo, _ = _init(repo_path)
+    cfg = dict(repo.config, features=["time-travel"])
+    (repo_path / "config").write_bytes(seal_json(repo.master, ObjectType.CONFIG, "config", cfg))
+    with pytest.raises(FormatError, match="time-travel"):
+        Repository.open(LocalBackend(str(repo_path)), "pw")
+
+
+def test_stale_row_spools_are_removed(tmp_path):
+    from vdedup.repository.manifest import TempRows
+    parent = tmp_path / "spool"
+    parent.mkdir()
+    stale = parent / f"vdedup-rows-{2 ** 22 + 4321}-abc"
+    stale.mkdir()
+    (stale / "data.mdb").write_bytes(b"plaintext rows")
+    live = parent / f"vdedup-rows-{os.getpid()}-def"
+    live.mkdir()
+    with TempRows(str(parent)) as t:
+        assert not stale.exists() and live.exists()
+        assert os.path.basename(t.dir).startswith(f"vdedup-rows-{os.getpid()}-")
+    assert not os.path.exists(t.dir)

@@ -95,6 +95,8 @@ class _Observed:
             types = self.field_types[name] - {"null"}
             t = next(iter(types)) if len(types) == 1 else ("mixed:" + ",".join(sorted(types)) if types else "null")
             fields.append(MetadataField(name=name, type=t, nullable=True if "null" in self.field_types[name] else None))
+        d["has_documents"] = schema.has_documents or self.documents
+        d["has_uris"] = schema.has_uris or self.uris
         d["vectors"] = [v.__dict__ for v in vectors]
         d["metadata_fields"] = [f.__dict__ for f in fields]
         return CollectionSchema.from_dict(d)
@@ -166,6 +168,6 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
 def _save_progress(packer: Packer) -> None:
     """After a failure, index the packs already saved so that the next backup reuses them."""
     try:
-        packer._write_index()
+        packer.write_index()
     except Exception:
         pass

@@ -42,10 +42,16 @@ def _read_pack(repo: Repository, name: str, result: CheckResult, damaged: set[by
     data = repo.backend.load(FileType.DATA, name)
     try:
         key = packfmt.pack_key(repo.master, data[:packfmt.PACK_HEADER])
+    except VdedupError as e:                 # no key, no block can be read
+        result.errors.append(f"pack {name[:16]}: {e.message}")
+        damaged.update(b for blk in (indexed_blocks or []) for b, _ in blk.blobs)
+        return
+    try:
         tlen = int.from_bytes(data[-4:], "big")
         blocks = packfmt.open_trailer(key, pack_id, data[-4 - tlen:-4])
-    except VdedupError as e:
-        result.errors.append(f"pack {name[:16]}: {e.message}")
+    except Exception as e:                   # the blocks may still be fine: check them by the index
+        msg = e.message if isinstance(e, VdedupError) else f"trailer cannot be decoded ({e})"
+        result.errors.append(f"pack {name[:16]}: {msg}")
         blocks = indexed_blocks or []
     for b in blocks:
         try:
@@ -82,7 +88,12 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
                 n_index += 1
             except VdedupError as e:
                 result.errors.append(f"index {name[:16]}: {e.message}")
-        stored = dict(repo.backend.list(FileType.DATA))
+        stored = {}
+        for name, size in repo.backend.list(FileType.DATA):
+            if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+                stored[name] = size
+            else:
+                result.warnings.append(f"data/{name[:32]} is not a pack name; ignored")
         for pack_id, blocks in packs_in_index.items():
             need = max((b.offset + b.length for b in blocks), default=0)
             size = stored.get(pack_id.hex())

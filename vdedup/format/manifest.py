@@ -169,7 +169,7 @@ def _meta_patch(old: Any, new: Any) -> dict | None:
 def _apply_meta_patch(old: dict, patch: dict) -> dict:
     out = {k: v for k, v in old.items() if k not in patch["del"]}
     out.update(patch["set"])
-    return out
+    return {k: out[k] for k in sorted(out)}     # rows hold canonical (key-sorted) metadata
 
 
 def diff(old: Row, new: Row) -> Row | None:

@@ -60,7 +60,9 @@ def open_object(master: MasterKey, otype: ObjectType, name: str, blob: bytes) ->
                        header + b"|" + name.encode(), f"{otype.name.lower()} {name[:16]}")
     if body[:1] == b"\x01":
         return zstandard.ZstdDecompressor().decompress(body[1:], max_output_size=1 << 31)
-    return body[1:]
+    if body[:1] == b"\x00":
+        return body[1:]
+    raise FormatError(f"{otype.name.lower()} {name[:16]}: unknown compression {body[0]}")
 
 
 def seal_json(master: MasterKey, otype: ObjectType, name: str, obj: Any) -> bytes:

@@ -1,9 +1,10 @@
 """Typed value codec for metadata, documents and ids (format layer).
 
 JSON loses types that backups must keep (int vs float, -0.0, NaN payloads, bytes,
-datetimes, tuples vs lists). This small tagged binary encoding keeps them exactly and is
-deterministic, so equal values always encode to equal bytes. Dict key order is kept as
-given (it is part of what a provider returned); `canonical=True` sorts keys for hashing.
+datetimes, big ints). This small tagged binary encoding keeps them exactly and is
+deterministic, so equal values always encode to equal bytes. Tuples are stored as lists.
+Dict key order is encoded as given; backup stores metadata in `canonical` form (keys
+sorted), because providers do not return keys in a stable order.
 """
 from __future__ import annotations
 

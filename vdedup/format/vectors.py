@@ -9,8 +9,9 @@ record's vector content id. Layout:
     body:   the entries' arrays back to back (dense: rows*cols items; sparse: cols u32 indices
             then cols float32 values, rows=1)
 
-`body_itemsize` is the element size shared by every array in the body (4 for float32 and
-sparse, 2 for float16, 1 otherwise); block compression byte-shuffles bodies by it.
+`body_itemsize` is the GCD of the element sizes of the arrays in the body (4 for float32 and
+sparse, 2 for float16, 8 for float64, 1 with uint8/binary); block compression shuffles by it.
+Sparse indices are big-endian u32, every other array little-endian.
 """
 from __future__ import annotations
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import heapq
 import os
 import shutil
+import struct
 import tempfile
 from typing import Any, Iterator
 
 import lmdb
 from blake3 import blake3
 
+from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format import values
 from ..format.objects import BlobType
@@ -35,8 +37,9 @@ class TempRows:
 
     def __init__(self, parent_dir: str | None = None):
         if parent_dir:
-            os.makedirs(parent_dir, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="vdedup-rows-", dir=parent_dir)
+            os.makedirs(parent_dir, mode=0o700, exist_ok=True)
+            remove_stale_spools(parent_dir)
+        self.dir = tempfile.mkdtemp(prefix=f"vdedup-rows-{os.getpid()}-", dir=parent_dir)
         self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=4, sync=False, metasync=False,
                              writemap=True, map_async=True)
         self.rows = self.env.open_db(b"rows")
@@ -83,20 +86,40 @@ class TempRows:
         self.close()
 
 
+def remove_stale_spools(parent_dir: str) -> None:
+    """Delete spools left by killed processes: they hold plaintext rows."""
+    for name in os.listdir(parent_dir):
+        parts = name.split("-")
+        if not name.startswith("vdedup-rows-") or len(parts) < 4 or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent_dir, name), ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 # ---- reading ------------------------------------------------------------------------------
 
-def _tree(repo, blob_hex: str) -> bytes:
-    return repo.load_blob(bytes.fromhex(blob_hex), BlobType.TREE)
+def _tree(repo, blob_id: bytes | str, decode):
+    """Load a TREE blob (verified against its id) and decode it; failures are integrity errors."""
+    raw_id = bytes.fromhex(blob_id) if isinstance(blob_id, str) else blob_id
+    data = repo.load_blob(raw_id, BlobType.TREE)
+    try:
+        return decode(data)
+    except (ValueError, TypeError, IndexError, KeyError, struct.error) as e:
+        raise IntegrityError(f"manifest blob {raw_id.hex()[:16]} cannot be decoded: {e}") from None
 
 
 def iter_base(repo, base_hex: str) -> Iterator[mf.Row]:
-    for seg_id, _ in mf.decode_segment_list(_tree(repo, base_hex)):
-        yield from mf.decode_segment(repo.load_blob(seg_id, BlobType.TREE))
+    for seg_id, _ in _tree(repo, base_hex, mf.decode_segment_list):
+        yield from _tree(repo, seg_id, mf.decode_segment)
 
 
 def iter_delta_layer(repo, layer: dict[str, Any]) -> Iterator[mf.Row]:
     for chunk in layer["chunks"]:
-        yield from mf.decode_delta(_tree(repo, chunk))
+        yield from _tree(repo, chunk, mf.decode_delta)
 
 
 def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
@@ -114,16 +137,18 @@ def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
             if state is not None:
                 yield state
             current_key, state = key, None
-        state = row if layer_no == 0 else mf.apply(state, row)
+        try:
+            state = row if layer_no == 0 else mf.apply(state, row)
+        except ValueError as e:
+            raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
     if state is not None:
         yield state
 
 
 def tree_blob_ids(repo, entry: dict[str, Any]) -> Iterator[bytes]:
     """Every TREE blob a namespace entry references (for check and prune)."""
-    base = bytes.fromhex(entry["base"])
-    yield base
-    for seg_id, _ in mf.decode_segment_list(repo.load_blob(base, BlobType.TREE)):
+    yield bytes.fromhex(entry["base"])
+    for seg_id, _ in _tree(repo, entry["base"], mf.decode_segment_list):
         yield seg_id
     for layer in entry["deltas"]:
         for chunk in layer["chunks"]:

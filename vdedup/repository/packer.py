@@ -102,9 +102,9 @@ class Packer:
         self._unindexed[self._pack_id] = self._pack_blocks
         self._pack = None
         if len(self._unindexed) >= INDEX_EVERY:
-            self._write_index()
+            self.write_index()
 
-    def _write_index(self) -> None:
+    def write_index(self) -> None:
         if not self._unindexed:
             return
         name = secrets.token_hex(32)
@@ -123,4 +123,4 @@ class Packer:
         for blob_type in list(self._blocks):
             self._flush_block(blob_type)
         self._finish_pack()
-        self._write_index()
+        self.write_index()

@@ -21,7 +21,7 @@ from blake3 import blake3
 from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
-from ..errors import (BackendError, FormatError, IntegrityError, ObjectNotFound, RepositoryExists,
+from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,
                       RepositoryNotFound)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
@@ -32,6 +32,7 @@ from .locks import Lock, LockInfo
 from .snapshot import Snapshot, find
 
 FORMAT_VERSION = 1
+KNOWN_FEATURES: set[str] = set()
 CONFIG_NAME = "config"
 
 
@@ -51,12 +52,11 @@ class Repository:
         """Create a repository; returns it and the one-time recovery key text."""
         if backend.exists():
             raise RepositoryExists(f"a repository already exists at {backend.location}")
-        try:
-            if any(True for _ in backend.list(FileType.KEYS)):
-                raise RepositoryExists(f"{backend.location} already holds repository keys")
-        except BackendError:
-            pass
         backend.create_layout()
+        # key files without a config are what an interrupted init leaves: they belong to no
+        # repository (the config is written last), so they are removed, never reused
+        for name, _ in list(backend.list(FileType.KEYS)):
+            backend.remove(FileType.KEYS, name)
         master = MasterKey.generate()
         key_id = keyfiles.add_password_key(backend, master, password)
         _, recovery_text = keyfiles.add_recovery_key(backend, master)
@@ -74,6 +74,10 @@ class Repository:
         master, key_id = keyfiles.unlock(backend, password)
         raw = backend.load(FileType.CONFIG, CONFIG_NAME)
         config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+        unknown = set(config.get("features", [])) - KNOWN_FEATURES
+        if unknown:
+            raise FormatError(f"repository uses features this vdedup {__version__} does not know: "
+                              f"{', '.join(sorted(unknown))}; upgrade vdedup")
         if config.get("version") != FORMAT_VERSION:
             raise FormatError(f"repository format version {config.get('version')} is not supported "
                               f"by vdedup {__version__}")
