@@ -35,7 +35,7 @@ def snapshots(
         return
     table = Table(box=None, pad_edge=False)
     for col in ("ID", "Time", "Host", "Source", "Tags", "Collections", "Records"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in snaps:
         table.add_row(s.short_id, s.time[:19].replace("T", " "), s.hostname, s.source, ",".join(s.tags),
                       ",".join(c["name"] for c in s.collections), str(s.record_count()))
