@@ -30,6 +30,8 @@ def main(
     repo: Optional[str] = typer.Option(None, "--repo", "-r", envvar="VDEDUP_REPOSITORY",
                                        help="Repository location (a local path).", show_envvar=True),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or informational messages."),
+    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", envvar="VDEDUP_S3_ENDPOINT",
+                                              help="Endpoint URL of an S3-compatible store (for s3:// repositories)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:
@@ -41,3 +43,4 @@ def main(
     """
     OPTIONS.repo = repo
     OPTIONS.quiet = quiet
+    OPTIONS.s3_endpoint = s3_endpoint

@@ -15,6 +15,7 @@ from vdedup.repository import Repository
 class Options:
     repo: str | None = None
     quiet: bool = False
+    s3_endpoint: str | None = None
 
 
 OPTIONS = Options()
@@ -53,7 +54,7 @@ def read_password(confirm: bool = False) -> str:
 
 
 def open_repository() -> Repository:
-    backend = open_backend(repo_location())
+    backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     return Repository.open(backend, read_password())

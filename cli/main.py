@@ -10,7 +10,7 @@ import click
 from vdedup.errors import Interrupted, VdedupError
 
 from .app import app
-from .commands import backup_cmd, check_cmds, repository_cmds, restore_cmd, snapshot_cmds  # noqa: F401
+from .commands import load_all
 from .output import err
 
 
@@ -22,6 +22,7 @@ def _fail(message: str, code: int, hint: str | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
+    load_all()
     try:
         rv = app(args=argv, prog_name="vdedup", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run the whole suite: bash scripts/test.sh [pytest args]
+# Install what the tests need, start the database servers, run the whole suite, stop the
+# servers: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+trap 'bash scripts/servers.sh stop' EXIT
+bash scripts/servers.sh start
+# shellcheck disable=SC1090
+source "$(bash scripts/servers.sh envfile)"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -23,3 +23,14 @@ def repo_path(tmp_path) -> Path:
     return tmp_path / "repo"
 
 
+
+
+BACKENDS = ["local"]     # the S3 backend adds "s3" here (issue 6)
+
+
+@pytest.fixture(params=BACKENDS)
+def repo_url(request, tmp_path) -> str:
+    """A repository location on each backend; tests that must hold on every backend use it."""
+    if request.param == "local":
+        return str(tmp_path / "repo")
+    raise NotImplementedError(request.param)

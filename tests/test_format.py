@@ -16,6 +16,8 @@ from vdedup.model import SparseVector
     None, True, False, 0, -1, 2 ** 63 - 1, -(2 ** 63), 2 ** 80, 1.0, -0.0, float("inf"), 1e-300,
     "", "ü€𝄞", b"\x00\xff", [1, 1.0, True, None], {"a": {"b": [1, {"c": 2.5}]}},
     dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.timezone.utc), dt.date(2026, 1, 2),
+    dt.time(3, 4, 5, 6), dt.timedelta(days=-1, seconds=5, microseconds=7),
+    __import__("decimal").Decimal("-12.3400"), __import__("uuid").UUID(int=12345),
 ])
 def test_values_round_trip_keeps_types(value):
     back = values.loads(values.dumps(value))

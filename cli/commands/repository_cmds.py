@@ -7,14 +7,14 @@ from vdedup.backend import open_backend
 from vdedup.repository import Repository
 
 from ..app import app
-from ..context import open_repository, read_password, repo_location
+from ..context import OPTIONS, open_repository, read_password, repo_location
 from ..output import err, info, out, print_json
 
 
 @app.command()
 def init(json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Create a new, encrypted repository and print its one-time recovery key."""
-    backend = open_backend(repo_location())
+    backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
     password = read_password(confirm=True)
     repo, recovery = Repository.init(backend, password)
     try:

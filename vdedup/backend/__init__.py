@@ -6,8 +6,9 @@ from .memory import MemoryBackend
 __all__ = ["Backend", "FileType", "LocalBackend", "MemoryBackend", "open_backend"]
 
 
-def open_backend(location: str) -> Backend:
-    """A backend for a repository location: a local path (or file://path)."""
+def open_backend(location: str, s3_endpoint: str | None = None) -> Backend:
+    """A backend for a repository location: a local path (or file://path); s3://bucket/prefix
+    once the S3 backend exists (s3_endpoint: an S3-compatible store's URL)."""
     if location.startswith("file://"):
         location = location[len("file://"):]
     if "://" in location:

@@ -22,7 +22,13 @@ class Registration:
 
 REGISTRY: dict[str, Registration] = {
     "chroma": Registration("vdedup.connectors.chroma:ChromaConnector", "chroma", "chromadb"),
+    "postgresql": Registration("vdedup.connectors.pgvector:PgvectorConnector", "pgvector", "psycopg"),
+    "milvus": Registration("vdedup.connectors.milvus:MilvusConnector", "milvus", "pymilvus"),
+    "qdrant": Registration("vdedup.connectors.qdrant:QdrantConnector", "qdrant", "qdrant_client"),
+    "pinecone": Registration("vdedup.connectors.pinecone:PineconeConnector", "pinecone", "pinecone"),
+    "weaviate": Registration("vdedup.connectors.weaviate:WeaviateConnector", "weaviate", "weaviate"),
 }
+ALIASES = {"postgres": "postgresql", "pgvector": "postgresql"}
 
 
 def register(scheme: str, target: str, extra: str, sdk: str) -> None:
@@ -31,7 +37,7 @@ def register(scheme: str, target: str, extra: str, sdk: str) -> None:
 
 def open_connector(url: str | SourceURL) -> Connector:
     u = parse_url(url) if isinstance(url, str) else url
-    reg = REGISTRY.get(u.provider)
+    reg = REGISTRY.get(ALIASES.get(u.provider, u.provider))
     if reg is None:
         known = ", ".join(sorted(REGISTRY))
         raise UsageError(f"unknown provider {u.provider!r} (known: {known})")

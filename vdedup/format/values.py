@@ -1,7 +1,7 @@
 """Typed value codec for metadata, documents and ids (format layer).
 
 JSON loses types that backups must keep (int vs float, -0.0, NaN payloads, bytes,
-datetimes, big ints). This small tagged binary encoding keeps them exactly and is
+datetimes, dates, times, intervals, decimals, UUIDs, big ints). This small tagged binary encoding keeps them exactly and is
 deterministic, so equal values always encode to equal bytes. Tuples are stored as lists.
 Dict key order is encoded as given; backup stores metadata in `canonical` form (keys
 sorted), because providers do not return keys in a stable order.
@@ -9,10 +9,12 @@ sorted), because providers do not return keys in a stable order.
 from __future__ import annotations
 
 import datetime as _dt
+import decimal as _decimal
 import struct
+import uuid as _uuid
 from typing import Any
 
-NONE, FALSE, TRUE, INT, BIGINT, FLOAT, STR, BYTES, LIST, DICT, DATETIME, DATE = range(12)
+NONE, FALSE, TRUE, INT, BIGINT, FLOAT, STR, BYTES, LIST, DICT, DATETIME, DATE, DECIMAL, UUID, TIME, TIMEDELTA = range(16)
 
 
 def _varint(n: int, out: bytearray) -> None:
@@ -91,6 +93,22 @@ def encode_value(v: Any, out: bytearray | None = None, canonical: bool = False) 
         raw = v.isoformat().encode()
         _varint(len(raw), out)
         out += raw
+    elif isinstance(v, _dt.time):
+        out.append(TIME)
+        raw = v.isoformat().encode()
+        _varint(len(raw), out)
+        out += raw
+    elif isinstance(v, _dt.timedelta):
+        out.append(TIMEDELTA)
+        out += struct.pack(">qqq", v.days, v.seconds, v.microseconds)
+    elif isinstance(v, _decimal.Decimal):
+        out.append(DECIMAL)
+        raw = str(v).encode()
+        _varint(len(raw), out)
+        out += raw
+    elif isinstance(v, _uuid.UUID):
+        out.append(UUID)
+        out += v.bytes
     elif hasattr(v, "item") and hasattr(v, "dtype"):      # numpy scalar
         return encode_value(v.item(), out, canonical)
     else:
@@ -112,7 +130,12 @@ def decode_value(buf: bytes | memoryview, pos: int = 0) -> tuple[Any, int]:
         return struct.unpack_from(">q", mv, pos)[0], pos + 8
     if tag == FLOAT:
         return struct.unpack_from(">d", mv, pos)[0], pos + 8
-    if tag in (STR, BYTES, BIGINT, DATETIME, DATE):
+    if tag == UUID:
+        return _uuid.UUID(bytes=bytes(mv[pos:pos + 16])), pos + 16
+    if tag == TIMEDELTA:
+        d, s, us = struct.unpack_from(">qqq", mv, pos)
+        return _dt.timedelta(days=d, seconds=s, microseconds=us), pos + 24
+    if tag in (STR, BYTES, BIGINT, DATETIME, DATE, TIME, DECIMAL):
         n, pos = _read_varint(mv, pos)
         raw = bytes(mv[pos:pos + n])
         pos += n
@@ -124,6 +147,10 @@ def decode_value(buf: bytes | memoryview, pos: int = 0) -> tuple[Any, int]:
             return int(raw), pos
         if tag == DATETIME:
             return _dt.datetime.fromisoformat(raw.decode()), pos
+        if tag == TIME:
+            return _dt.time.fromisoformat(raw.decode()), pos
+        if tag == DECIMAL:
+            return _decimal.Decimal(raw.decode()), pos
         return _dt.date.fromisoformat(raw.decode()), pos
     if tag == LIST:
         n, pos = _read_varint(mv, pos)
