@@ -1,0 +1,1 @@
+"""Emulators of provider APIs for tests (not used by the engine)."""
