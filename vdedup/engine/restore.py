@@ -14,13 +14,12 @@ from typing import Any, Iterator
 
 from ..connectors.base import Connector
 from ..errors import IntegrityError, NotInSnapshot, TargetNotEmpty, UsageError
-from ..format import values
 from ..format.objects import BlobType
 from ..format.vectors import decode_payload
 from ..model import CollectionSchema, Record, RecordBatch
 from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
-from ..repository.manifest import TempRows, iter_state
+from ..repository.manifest import TempRows, iter_state, spool_dumps, spool_loads
 from .events import Reporter
 
 BATCH_SIZE = 1000
@@ -62,14 +61,14 @@ def iter_records(repo: Repository, entry: dict[str, Any]) -> Iterator[Record]:
                 if loc is None:
                     raise IntegrityError(f"vector blob {row.vref.hex()[:16]} is not in the index")
                 key = loc.pack + struct.pack(">IIQ", loc.block, loc.ordinal, seq)
-                txn.put(key, values.dumps([row.id, row.vref, row.meta, row.doc, row.uri]), db=tmp.rows)
+                txn.put(key, spool_dumps((row.id, row.vref, row.meta, row.doc, row.uri)), db=tmp.rows)
                 seq += 1
         if seq != entry["count"]:
             raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {seq} records, "
                                  f"snapshot says {entry['count']}")
         with tmp.env.begin(db=tmp.rows) as txn:
             for _, v in txn.cursor():
-                rid, vref, meta, doc, uri = values.loads(bytes(v))
+                rid, vref, meta, doc, uri = spool_loads(v)
                 vectors, sparse = decode_payload(repo.load_blob(vref, BlobType.VECTORS))
                 yield Record(rid, vectors, sparse, meta, doc, uri)
 

@@ -39,134 +39,216 @@ def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def encode_value(v: Any, out: bytearray | None = None, canonical: bool = False) -> bytearray:
-    out = bytearray() if out is None else out
-    if v is None:
-        out.append(NONE)
-    elif v is True:
-        out.append(TRUE)
-    elif v is False:
-        out.append(FALSE)
-    elif isinstance(v, int):
-        if -(2 ** 63) <= v < 2 ** 63:
-            out.append(INT)
-            out += struct.pack(">q", v)
-        else:
-            raw = str(v).encode()
-            out.append(BIGINT)
-            _varint(len(raw), out)
-            out += raw
-    elif isinstance(v, float):
-        out.append(FLOAT)
-        out += struct.pack(">d", v)
-    elif isinstance(v, str):
-        raw = v.encode("utf-8", "surrogatepass")
+def _enc_str(v, out, canonical):
+    raw = v.encode("utf-8", "surrogatepass")
+    n = len(raw)
+    if n < 0x80:
         out.append(STR)
+        out.append(n)
+    else:
+        out.append(STR)
+        _varint(n, out)
+    out += raw
+
+
+def _enc_int(v, out, canonical):
+    if -(2 ** 63) <= v < 2 ** 63:
+        out.append(INT)
+        out += _Q.pack(v)
+    else:
+        raw = str(v).encode()
+        out.append(BIGINT)
         _varint(len(raw), out)
         out += raw
+
+
+def _enc_float(v, out, canonical):
+    out.append(FLOAT)
+    out += _D.pack(v)
+
+
+def _enc_list(v, out, canonical):
+    out.append(LIST)
+    _varint(len(v), out)
+    for x in v:
+        f = _ENCODERS.get(type(x))
+        if f is None:
+            _enc_other(x, out, canonical)
+        else:
+            f(x, out, canonical)
+
+
+def _enc_dict(v, out, canonical):
+    out.append(DICT)
+    _varint(len(v), out)
+    items = sorted(v.items(), key=lambda kv: str(kv[0])) if canonical else v.items()
+    for k, x in items:
+        if type(k) is not str:
+            raise TypeError(f"metadata keys must be strings, got {type(k).__name__}")
+        _enc_str(k, out, canonical)
+        f = _ENCODERS.get(type(x))
+        if f is None:
+            _enc_other(x, out, canonical)
+        else:
+            f(x, out, canonical)
+
+
+def _enc_none(v, out, canonical):
+    out.append(NONE)
+
+
+def _enc_bool(v, out, canonical):
+    out.append(TRUE if v else FALSE)
+
+
+def _enc_bytes(v, out, canonical):
+    raw = bytes(v)
+    out.append(BYTES)
+    _varint(len(raw), out)
+    out += raw
+
+
+def _enc_text(tag, raw, out):
+    out.append(tag)
+    _varint(len(raw), out)
+    out += raw
+
+
+def _enc_other(v, out, canonical):
+    """Subclasses, dates and times, decimals, UUIDs, numpy scalars."""
+    if v is True or v is False:
+        _enc_bool(v, out, canonical)
+    elif isinstance(v, int):
+        _enc_int(int(v), out, canonical)
+    elif isinstance(v, float):
+        _enc_float(float(v), out, canonical)
+    elif isinstance(v, str):
+        _enc_str(str(v), out, canonical)
     elif isinstance(v, (bytes, bytearray, memoryview)):
-        raw = bytes(v)
-        out.append(BYTES)
-        _varint(len(raw), out)
-        out += raw
+        _enc_bytes(v, out, canonical)
     elif isinstance(v, (list, tuple)):
-        out.append(LIST)
-        _varint(len(v), out)
-        for x in v:
-            encode_value(x, out, canonical)
+        _enc_list(v, out, canonical)
     elif isinstance(v, dict):
-        out.append(DICT)
-        _varint(len(v), out)
-        items = sorted(v.items(), key=lambda kv: str(kv[0])) if canonical else v.items()
-        for k, x in items:
-            if not isinstance(k, str):
-                raise TypeError(f"metadata keys must be strings, got {type(k).__name__}")
-            encode_value(k, out, canonical)
-            encode_value(x, out, canonical)
+        _enc_dict(v, out, canonical)
     elif isinstance(v, _dt.datetime):
-        out.append(DATETIME)
-        raw = v.isoformat().encode()
-        _varint(len(raw), out)
-        out += raw
+        _enc_text(DATETIME, v.isoformat().encode(), out)
     elif isinstance(v, _dt.date):
-        out.append(DATE)
-        raw = v.isoformat().encode()
-        _varint(len(raw), out)
-        out += raw
+        _enc_text(DATE, v.isoformat().encode(), out)
     elif isinstance(v, _dt.time):
-        out.append(TIME)
-        raw = v.isoformat().encode()
-        _varint(len(raw), out)
-        out += raw
+        _enc_text(TIME, v.isoformat().encode(), out)
     elif isinstance(v, _dt.timedelta):
         out.append(TIMEDELTA)
         out += struct.pack(">qqq", v.days, v.seconds, v.microseconds)
     elif isinstance(v, _decimal.Decimal):
-        out.append(DECIMAL)
-        raw = str(v).encode()
-        _varint(len(raw), out)
-        out += raw
+        _enc_text(DECIMAL, str(v).encode(), out)
     elif isinstance(v, _uuid.UUID):
         out.append(UUID)
         out += v.bytes
     elif hasattr(v, "item") and hasattr(v, "dtype"):      # numpy scalar
-        return encode_value(v.item(), out, canonical)
+        x = v.item()
+        f = _ENCODERS.get(type(x))
+        (f or _enc_other)(x, out, canonical)
     else:
         raise TypeError(f"cannot store metadata value of type {type(v).__name__}")
+
+
+_Q = struct.Struct(">q")
+_D = struct.Struct(">d")
+_ENCODERS = {str: _enc_str, int: _enc_int, float: _enc_float, list: _enc_list, dict: _enc_dict,
+             type(None): _enc_none, bool: _enc_bool, bytes: _enc_bytes, tuple: _enc_list}
+
+
+def encode_value(v: Any, out: bytearray | None = None, canonical: bool = False) -> bytearray:
+    out = bytearray() if out is None else out
+    f = _ENCODERS.get(type(v))
+    if f is None:
+        _enc_other(v, out, canonical)
+    else:
+        f(v, out, canonical)
     return out
 
 
+def _dec_len(buf, pos):
+    n = buf[pos]
+    if n < 0x80:
+        return n, pos + 1
+    return _read_varint(buf, pos)
+
+
+def _dec_str(buf, pos):
+    n, pos = _dec_len(buf, pos)
+    return buf[pos:pos + n].decode("utf-8", "surrogatepass"), pos + n
+
+
+def _dec_raw(buf, pos):
+    n, pos = _dec_len(buf, pos)
+    return bytes(buf[pos:pos + n]), pos + n
+
+
+def _dec_list(buf, pos):
+    n, pos = _dec_len(buf, pos)
+    items = []
+    for _ in range(n):
+        tag = buf[pos]
+        x, pos = _DECODERS[tag](buf, pos + 1)
+        items.append(x)
+    return items, pos
+
+
+def _dec_dict(buf, pos):
+    n, pos = _dec_len(buf, pos)
+    d = {}
+    for _ in range(n):
+        if buf[pos] != STR:
+            raise ValueError("metadata key is not a string")
+        k, pos = _dec_str(buf, pos + 1)
+        tag = buf[pos]
+        d[k], pos = _DECODERS[tag](buf, pos + 1)
+    return d, pos
+
+
+def _text(conv):
+    def dec(buf, pos):
+        raw, pos = _dec_raw(buf, pos)
+        return conv(raw.decode()), pos
+    return dec
+
+
+def _bad(buf, pos):
+    raise ValueError(f"bad value tag {buf[pos - 1]}")
+
+
+def _dec_timedelta(buf, pos):
+    d, s, us = struct.unpack_from(">qqq", buf, pos)
+    return _dt.timedelta(days=d, seconds=s, microseconds=us), pos + 24
+
+
+_DECODERS = [_bad] * 256
+_DECODERS[NONE] = lambda b, p: (None, p)
+_DECODERS[TRUE] = lambda b, p: (True, p)
+_DECODERS[FALSE] = lambda b, p: (False, p)
+_DECODERS[INT] = lambda b, p: (_Q.unpack_from(b, p)[0], p + 8)
+_DECODERS[FLOAT] = lambda b, p: (_D.unpack_from(b, p)[0], p + 8)
+_DECODERS[STR] = _dec_str
+_DECODERS[BYTES] = _dec_raw
+_DECODERS[BIGINT] = _text(int)
+_DECODERS[LIST] = _dec_list
+_DECODERS[DICT] = _dec_dict
+_DECODERS[DATETIME] = _text(_dt.datetime.fromisoformat)
+_DECODERS[DATE] = _text(_dt.date.fromisoformat)
+_DECODERS[TIME] = _text(_dt.time.fromisoformat)
+_DECODERS[DECIMAL] = _text(_decimal.Decimal)
+_DECODERS[UUID] = lambda b, p: (_uuid.UUID(bytes=bytes(b[p:p + 16])), p + 16)
+_DECODERS[TIMEDELTA] = _dec_timedelta
+
+
 def decode_value(buf: bytes | memoryview, pos: int = 0) -> tuple[Any, int]:
-    mv = buf if isinstance(buf, memoryview) else memoryview(buf)
-    tag = mv[pos]
-    pos += 1
-    if tag == NONE:
-        return None, pos
-    if tag == TRUE:
-        return True, pos
-    if tag == FALSE:
-        return False, pos
-    if tag == INT:
-        return struct.unpack_from(">q", mv, pos)[0], pos + 8
-    if tag == FLOAT:
-        return struct.unpack_from(">d", mv, pos)[0], pos + 8
-    if tag == UUID:
-        return _uuid.UUID(bytes=bytes(mv[pos:pos + 16])), pos + 16
-    if tag == TIMEDELTA:
-        d, s, us = struct.unpack_from(">qqq", mv, pos)
-        return _dt.timedelta(days=d, seconds=s, microseconds=us), pos + 24
-    if tag in (STR, BYTES, BIGINT, DATETIME, DATE, TIME, DECIMAL):
-        n, pos = _read_varint(mv, pos)
-        raw = bytes(mv[pos:pos + n])
-        pos += n
-        if tag == STR:
-            return raw.decode("utf-8", "surrogatepass"), pos
-        if tag == BYTES:
-            return raw, pos
-        if tag == BIGINT:
-            return int(raw), pos
-        if tag == DATETIME:
-            return _dt.datetime.fromisoformat(raw.decode()), pos
-        if tag == TIME:
-            return _dt.time.fromisoformat(raw.decode()), pos
-        if tag == DECIMAL:
-            return _decimal.Decimal(raw.decode()), pos
-        return _dt.date.fromisoformat(raw.decode()), pos
-    if tag == LIST:
-        n, pos = _read_varint(mv, pos)
-        items = []
-        for _ in range(n):
-            x, pos = decode_value(mv, pos)
-            items.append(x)
-        return items, pos
-    if tag == DICT:
-        n, pos = _read_varint(mv, pos)
-        d = {}
-        for _ in range(n):
-            k, pos = decode_value(mv, pos)
-            d[k], pos = decode_value(mv, pos)
-        return d, pos
-    raise ValueError(f"bad value tag {tag}")
+    if isinstance(buf, memoryview):
+        buf = bytes(buf)
+    try:
+        return _DECODERS[buf[pos]](buf, pos + 1)
+    except (IndexError, struct.error) as e:
+        raise ValueError(f"truncated value ({e})") from None
 
 
 def dumps(v: Any, canonical: bool = False) -> bytes:

@@ -41,37 +41,43 @@ def dtype_name(arr: np.ndarray) -> str:
     raise TypeError(f"unsupported vector dtype {name}")
 
 
+_ENTRY_CACHE: dict[tuple, tuple[bytes, int, np.dtype]] = {}
+
+
+def _dense_entry(name: str, arr: np.ndarray) -> tuple[bytes, int, np.dtype]:
+    """Header bytes, item size and little-endian storage dtype of a dense entry (cached)."""
+    key = (name, arr.dtype.str, arr.shape)
+    hit = _ENTRY_CACHE.get(key)
+    if hit is not None:
+        return hit
+    kind = DENSE if arr.ndim == 1 else MULTI
+    rows, cols = (1, arr.shape[0]) if arr.ndim == 1 else arr.shape
+    dt = np.dtype(np.uint8) if arr.dtype == np.bool_ else arr.dtype
+    store = dt.newbyteorder("<") if dt.itemsize > 1 else dt
+    raw_name = name.encode("utf-8")
+    header = struct.pack(">BBH", kind, DTYPES[dtype_name(arr)], len(raw_name)) + raw_name + \
+        struct.pack(">II", rows, cols)
+    if len(_ENTRY_CACHE) < 4096:
+        _ENTRY_CACHE[key] = (header, dt.itemsize, store)
+    return header, dt.itemsize, store
+
+
 def encode_payload(vectors: dict[str, np.ndarray], sparse: dict[str, SparseVector]) -> bytes:
-    entries: list[tuple[int, str, np.ndarray | SparseVector]] = []
+    parts: list[tuple[int, str, bytes, bytes, int]] = []     # kind, name, header, body, itemsize
     for name, arr in vectors.items():
-        entries.append((DENSE if arr.ndim == 1 else MULTI, name, arr))
+        header, itemsize, store = _dense_entry(name, arr)
+        body = arr.astype(store, copy=False).tobytes() if arr.dtype != np.bool_ else arr.astype(np.uint8).tobytes()
+        parts.append((header[0], name, header, body, itemsize))
     for name, sv in sparse.items():
-        entries.append((SPARSE, name, sv))
-    entries.sort(key=lambda e: (e[0], e[1]))
-    header = bytearray(struct.pack(">H", len(entries)))
-    body: list[bytes] = []
-    sizes: list[int] = []
-    for kind, name, val in entries:
         raw_name = name.encode("utf-8")
-        if kind == SPARSE:
-            assert isinstance(val, SparseVector)
-            dt, rows, cols = DTYPES["float32"], 1, len(val.indices)
-            body += [val.indices.astype(">u4").tobytes(), val.values.astype("<f4").tobytes()]
-            sizes.append(4)
-        else:
-            arr = np.asarray(val)
-            name_dt = dtype_name(arr)
-            dt = DTYPES[name_dt]
-            a2 = arr.reshape(1, -1) if arr.ndim == 1 else arr
-            rows, cols = a2.shape
-            if arr.dtype == np.bool_:
-                a2 = a2.astype(np.uint8)
-            le = a2.astype(a2.dtype.newbyteorder("<")) if a2.dtype.itemsize > 1 else a2
-            body.append(np.ascontiguousarray(le).tobytes())
-            sizes.append(a2.dtype.itemsize)
-        header += struct.pack(">BBH", kind, dt, len(raw_name)) + raw_name + struct.pack(">II", rows, cols)
-    itemsize = math.gcd(*sizes) if sizes else 1
-    return struct.pack(">BBI", VERSION, itemsize, len(header)) + bytes(header) + b"".join(body)
+        header = struct.pack(">BBH", SPARSE, DTYPES["float32"], len(raw_name)) + raw_name + \
+            struct.pack(">II", 1, len(sv.indices))
+        parts.append((SPARSE, name, header, sv.indices.astype(">u4").tobytes() + sv.values.astype("<f4").tobytes(), 4))
+    if len(parts) > 1:
+        parts.sort(key=lambda e: (e[0], e[1]))
+    header = struct.pack(">H", len(parts)) + b"".join(p[2] for p in parts)
+    itemsize = math.gcd(*(p[4] for p in parts)) if parts else 1
+    return struct.pack(">BBI", VERSION, itemsize, len(header)) + header + b"".join(p[3] for p in parts)
 
 
 def split_payload(payload: bytes) -> tuple[int, int]:

@@ -11,6 +11,7 @@ unchanged segments deduplicate against the old one.
 from __future__ import annotations
 
 import heapq
+import pickle
 import os
 import shutil
 import struct
@@ -22,7 +23,6 @@ from blake3 import blake3
 
 from ..errors import IntegrityError
 from ..format import manifest as mf
-from ..format import values
 from ..format.objects import BlobType
 
 SEGMENT_AVG_MASK = 1023        # about 1,024 rows per segment
@@ -30,6 +30,17 @@ SEGMENT_MAX = 8192
 DELTA_CHUNK = 4096
 MAX_DELTAS = 16                # a new base after this many deltas...
 MAX_DELTA_FRACTION = 0.25      # ...or when the deltas hold more rows than this share of the base
+
+
+def spool_dumps(obj: Any) -> bytes:
+    """Encoding of spooled rows: pickle (C-fast, exact for every metadata type). Spools are
+    private to the process that writes them (mode 0700, deleted after use) and never enter
+    the repository, whose objects use the typed codec in format/values.py."""
+    return pickle.dumps(obj, protocol=5)
+
+
+def spool_loads(raw: bytes) -> Any:
+    return pickle.loads(raw)
 
 
 class TempRows:
@@ -50,13 +61,13 @@ class TempRows:
         size = 0
         with self.env.begin(write=True) as txn:
             for r in rows:
-                raw = values.dumps([r.id, r.vref, r.meta, r.doc, r.uri])
+                raw = spool_dumps((r.id, r.vref, r.meta, r.doc, r.uri))
                 size += len(raw)
                 txn.put(r.key, raw, db=self.rows)
         return size
 
     def put_delta(self, row: mf.Row, txn) -> None:
-        txn.put(row.key, values.dumps([row.id, row.op, row.flags, row.vref, row.meta, row.doc, row.uri]),
+        txn.put(row.key, spool_dumps((row.id, row.op, row.flags, row.vref, row.meta, row.doc, row.uri)),
                 db=self.delta)
 
     def count(self, db=None) -> int:
@@ -66,13 +77,13 @@ class TempRows:
     def iter_rows(self) -> Iterator[mf.Row]:
         with self.env.begin(db=self.rows) as txn:
             for _, v in txn.cursor():
-                rid, vref, meta, doc, uri = values.loads(bytes(v))
+                rid, vref, meta, doc, uri = spool_loads(v)
                 yield mf.Row(rid, vref, meta, doc, uri)
 
     def iter_delta(self) -> Iterator[mf.Row]:
         with self.env.begin(db=self.delta) as txn:
             for _, v in txn.cursor():
-                rid, op, flags, vref, meta, doc, uri = values.loads(bytes(v))
+                rid, op, flags, vref, meta, doc, uri = spool_loads(v)
                 yield mf.Row(rid, vref, meta, doc, uri, op, flags)
 
     def close(self) -> None:
