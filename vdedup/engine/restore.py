@@ -1,5 +1,11 @@
 """Restore: write a snapshot's records into a target through a connector (engine layer).
 
+Modes: into new collections (default; a non-empty target is refused unless `overwrite`),
+in place (`restore_in_place`: a safety snapshot of the current data first, then only the
+difference is written: records absent from the snapshot are deleted, changed ones
+rewritten, unchanged ones left alone), selective (collections, namespaces, ids, a metadata
+filter) and dry run (the plan, nothing written).
+
 Rows are read from the manifest in key order, then re-sorted by where their vector blob
 lives (pack, block, position) in a temporary LMDB, so every block is fetched, decrypted
 and decompressed once. Every vector payload is checked against its content id and every
@@ -10,10 +16,11 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..connectors.base import Connector
 from ..errors import IntegrityError, NotInSnapshot, TargetNotEmpty, UsageError
+from ..format import manifest as mf
 from ..format.objects import BlobType
 from ..format.vectors import decode_payload
 from ..model import CollectionSchema, Record, RecordBatch
@@ -21,8 +28,44 @@ from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
 from ..repository.manifest import TempRows, iter_state, spool_dumps, spool_loads
 from .events import Reporter
+from .where import Predicate
 
 BATCH_SIZE = 1000
+
+
+@dataclass
+class Selection:
+    """What part of a snapshot to restore; everything by default."""
+    collections: list[str] | None = None
+    namespaces: list[str] | None = None
+    ids: set[Any] | None = None
+    where: Predicate | None = None
+
+    @property
+    def is_partial(self) -> bool:
+        return bool(self.namespaces or self.ids is not None or self.where is not None)
+
+    def matches(self, row: mf.Row) -> bool:
+        if self.ids is not None and row.id not in self.ids and str(row.id) not in self.ids:
+            return False
+        if self.where is not None:
+            view = dict(row.meta) if isinstance(row.meta, dict) else {}
+            view.update(id=row.id, document=row.doc, uri=row.uri)
+            return self.where(view)
+        return True
+
+
+@dataclass
+class NamespacePlan:
+    collection: str          # name in the snapshot
+    target: str              # name in the target
+    namespace: str
+    write: int = 0
+    delete: int = 0
+    unchanged: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -32,11 +75,16 @@ class RestoreResult:
     seconds: float
     collections: dict[str, int] = field(default_factory=dict)   # target name -> records written
     warnings: list[str] = field(default_factory=list)
+    plan: list[NamespacePlan] = field(default_factory=list)
+    dry_run: bool = False
+    safety_snapshot: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_type": "summary", "snapshot_id": self.snapshot.id, "target": self.target,
-                "seconds": round(self.seconds, 3), "collections": self.collections,
-                "records": sum(self.collections.values()), "warnings": self.warnings}
+                "dry_run": self.dry_run, "seconds": round(self.seconds, 3),
+                "collections": self.collections, "records": sum(self.collections.values()),
+                "plan": [p.to_dict() for p in self.plan], "safety_snapshot": self.safety_snapshot,
+                "warnings": self.warnings}
 
 
 def select_collections(snap: Snapshot, names: list[str] | None) -> list[dict[str, Any]]:
@@ -51,19 +99,30 @@ def select_collections(snap: Snapshot, names: list[str] | None) -> list[dict[str
     return out
 
 
-def iter_records(repo: Repository, entry: dict[str, Any]) -> Iterator[Record]:
-    """Every record of a namespace entry, in storage order, verified."""
+def select_namespaces(coll: dict[str, Any], names: list[str] | None) -> list[dict[str, Any]]:
+    if not names:
+        return list(coll["namespaces"])
+    have = {e["name"]: e for e in coll["namespaces"]}
+    missing = [n for n in names if n not in have]
+    if missing and len(missing) == len(names):
+        raise NotInSnapshot(f"namespace {missing[0]!r} is not in collection {coll['name']!r}")
+    return [have[n] for n in names if n in have]
+
+
+def iter_records(repo: Repository, entry: dict[str, Any],
+                 rows: Iterable[mf.Row] | None = None) -> Iterator[Record]:
+    """Records of a namespace entry (or of the given rows of it), in storage order, verified."""
     with TempRows(cache_root() + "/tmp") as tmp:
         seq = 0
         with tmp.env.begin(write=True) as txn:
-            for row in iter_state(repo, entry):
+            for row in (iter_state(repo, entry) if rows is None else rows):
                 loc = repo.index.get(row.vref)
                 if loc is None:
                     raise IntegrityError(f"vector blob {row.vref.hex()[:16]} is not in the index")
                 key = loc.pack + struct.pack(">IIQ", loc.block, loc.ordinal, seq)
                 txn.put(key, spool_dumps((row.id, row.vref, row.meta, row.doc, row.uri)), db=tmp.rows)
                 seq += 1
-        if seq != entry["count"]:
+        if rows is None and seq != entry["count"]:
             raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {seq} records, "
                                  f"snapshot says {entry['count']}")
         with tmp.env.begin(db=tmp.rows) as txn:
@@ -73,53 +132,174 @@ def iter_records(repo: Repository, entry: dict[str, Any]) -> Iterator[Record]:
                 yield Record(rid, vectors, sparse, meta, doc, uri)
 
 
+def _write_all(connector: Connector, name: str, namespace: str, records: Iterator[Record],
+               reporter: Reporter, batch_size: int) -> int:
+    written = 0
+    buf: list[Record] = []
+    for rec in records:
+        buf.append(rec)
+        if len(buf) >= batch_size:
+            connector.write(name, RecordBatch.from_records(buf, namespace))
+            reporter.advance(len(buf))
+            written += len(buf)
+            buf = []
+    if buf:
+        connector.write(name, RecordBatch.from_records(buf, namespace))
+        reporter.advance(len(buf))
+        written += len(buf)
+    return written
+
+
+def _counting(rows: Iterator[mf.Row], plan: NamespacePlan) -> Iterator[mf.Row]:
+    for row in rows:
+        plan.write += 1
+        yield row
+
+
 def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: str,
             collections: list[str] | None = None, as_name: str | None = None,
             overwrite: bool = False, reporter: Reporter | None = None,
-            batch_size: int = BATCH_SIZE) -> RestoreResult:
+            batch_size: int = BATCH_SIZE, selection: Selection | None = None,
+            dry_run: bool = False) -> RestoreResult:
     reporter = reporter or Reporter()
     started = time.monotonic()
-    chosen = select_collections(snapshot, collections)
+    selection = selection or Selection()
+    chosen = select_collections(snapshot, collections or selection.collections)
     if as_name and len(chosen) != 1:
         raise UsageError("--as needs exactly one collection (use --collection NAME)")
     lock = repo.lock(exclusive=False, operation="restore")
-    result = RestoreResult(snapshot, target, 0.0)
+    result = RestoreResult(snapshot, target, 0.0, dry_run=dry_run)
     try:
         plan = []
         for coll in chosen:                         # check every target before writing anything
             name = as_name or coll["name"]
             schema = CollectionSchema.from_dict(coll["schema"])
+            entries = select_namespaces(coll, selection.namespaces)
             exists = connector.exists(name)
             if exists and not overwrite:
-                filled = [ns["name"] for ns in coll["namespaces"] if connector.count(name, ns["name"]) > 0]
+                filled = [e["name"] for e in entries if connector.count(name, e["name"]) > 0]
                 if filled:
                     raise TargetNotEmpty(f"target collection {name!r} at {target} already holds records")
-            plan.append((coll, name, schema, exists))
-        for coll, name, schema, exists in plan:
+            plan.append((coll, name, schema, exists, entries))
+        for coll, name, schema, exists, entries in plan:
+            if dry_run:
+                for entry in entries:
+                    np_ = NamespacePlan(coll["name"], name, entry["name"])
+                    for row in iter_state(repo, entry):
+                        if selection.matches(row):
+                            np_.write += 1
+                    result.plan.append(np_)
+                continue
             if not exists:
                 connector.create_collection(schema, name)
             written = 0
-            for entry in coll["namespaces"]:
+            for entry in entries:
                 label = name + (f"/{entry['name']}" if entry["name"] else "")
-                reporter.phase(f"restore {label}", entry["count"])
-                buf: list[Record] = []
-                for rec in iter_records(repo, entry):
-                    buf.append(rec)
-                    if len(buf) >= batch_size:
-                        connector.write(name, RecordBatch.from_records(buf, entry["name"]))
-                        reporter.advance(len(buf))
-                        written += len(buf)
-                        buf = []
-                if buf:
-                    connector.write(name, RecordBatch.from_records(buf, entry["name"]))
-                    reporter.advance(len(buf))
-                    written += len(buf)
+                np_ = NamespacePlan(coll["name"], name, entry["name"])
+                reporter.phase(f"restore {label}", None if selection.is_partial else entry["count"])
+                if selection.is_partial:
+                    rows = _counting((r for r in iter_state(repo, entry) if selection.matches(r)), np_)
+                    records = iter_records(repo, entry, rows)
+                else:
+                    np_.write = entry["count"]
+                    records = iter_records(repo, entry)
+                written += _write_all(connector, name, entry["name"], records, reporter, batch_size)
                 reporter.done()
-                if not exists:
+                result.plan.append(np_)
+                if not exists and not selection.is_partial:
                     have = connector.count(name, entry["name"])
                     if have != entry["count"]:
                         result.warnings.append(f"{label}: target reports {have} records after restore, "
                                                f"snapshot has {entry['count']}")
+            result.collections[name] = written
+        result.seconds = time.monotonic() - started
+        return result
+    finally:
+        lock.release()
+
+
+def _in_place_diff(current: Iterator[mf.Row] | None, wanted: Iterator[mf.Row], selection: Selection,
+                   plan: NamespacePlan, deletions: list) -> Iterator[mf.Row]:
+    """Rows of the snapshot to (re)write; fills `deletions` with ids to delete as it goes."""
+    cur = current if current is not None else iter(())
+    a = next(cur, None)
+    b = next(wanted, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.key < b.key):
+            if selection.matches(a):
+                deletions.append(a.id)
+                plan.delete += 1
+            a = next(cur, None)
+        elif a is None or b.key < a.key:
+            if selection.matches(b):
+                plan.write += 1
+                yield b
+            b = next(wanted, None)
+        else:
+            if selection.matches(b):
+                if mf.diff(a, b) is None:
+                    plan.unchanged += 1
+                else:
+                    plan.write += 1
+                    yield b
+            a, b = next(cur, None), next(wanted, None)
+
+
+def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector, target: str,
+                     take_safety_snapshot: Callable[[list[str]], Snapshot],
+                     confirm: Callable[[list[NamespacePlan]], bool],
+                     selection: Selection | None = None, reporter: Reporter | None = None,
+                     batch_size: int = BATCH_SIZE, dry_run: bool = False) -> RestoreResult:
+    """Make the target's collections equal to the snapshot's (or the selected part of them).
+
+    `take_safety_snapshot(collections)` backs up the current state first (so the restore can
+    be undone) and returns that snapshot; `confirm(plan)` is asked before anything is written.
+    """
+    reporter = reporter or Reporter()
+    started = time.monotonic()
+    selection = selection or Selection()
+    chosen = select_collections(snapshot, selection.collections)
+    result = RestoreResult(snapshot, target, 0.0, dry_run=dry_run)
+    present = [c["name"] for c in chosen if connector.exists(c["name"])]
+    safety = take_safety_snapshot(present) if present else None
+    result.safety_snapshot = safety.id if safety else None
+    # plan: a first pass that counts, so the user can confirm before anything is written
+    for coll in chosen:
+        cur_coll = safety.collection(coll["name"]) if safety else None
+        for entry in select_namespaces(coll, selection.namespaces):
+            np_ = NamespacePlan(coll["name"], coll["name"], entry["name"])
+            cur_entry = next((e for e in cur_coll["namespaces"] if e["name"] == entry["name"]), None) \
+                if cur_coll else None
+            cur_rows = iter_state(repo, cur_entry) if cur_entry else None
+            for _ in _in_place_diff(cur_rows, iter_state(repo, entry), selection, np_, []):
+                pass
+            result.plan.append(np_)
+    if dry_run or not confirm(result.plan):
+        result.dry_run = True
+        result.seconds = time.monotonic() - started
+        return result
+    lock = repo.lock(exclusive=False, operation="restore")
+    try:
+        for coll in chosen:
+            name = coll["name"]
+            if name not in present:
+                connector.create_collection(CollectionSchema.from_dict(coll["schema"]), name)
+            cur_coll = safety.collection(name) if safety else None
+            written = 0
+            for entry in select_namespaces(coll, selection.namespaces):
+                label = name + (f"/{entry['name']}" if entry["name"] else "")
+                cur_entry = next((e for e in cur_coll["namespaces"] if e["name"] == entry["name"]), None) \
+                    if cur_coll else None
+                np_ = NamespacePlan(name, name, entry["name"])
+                deletions: list = []
+                rows = _in_place_diff(iter_state(repo, cur_entry) if cur_entry else None,
+                                      iter_state(repo, entry), selection, np_, deletions)
+                reporter.phase(f"restore {label} in place", None)
+                written += _write_all(connector, name, entry["name"], iter_records(repo, entry, rows),
+                                      reporter, batch_size)
+                for i in range(0, len(deletions), batch_size):
+                    connector.delete(name, deletions[i:i + batch_size], entry["name"])
+                reporter.done()
             result.collections[name] = written
         result.seconds = time.monotonic() - started
         return result

@@ -1,0 +1,106 @@
+"""Restore modes: in place (safety snapshot, confirmation, only the difference written, undo),
+selective (ids, metadata filter, namespace), dry run, and point in time with --at."""
+import json
+
+import numpy as np
+import pytest
+
+from vdtest import (add_records, assert_same_records, chroma_collection, make_records, read_all,
+                    vdedup, vdedup_proc)
+
+
+def _json(capsys, *args, code=0):
+    capsys.readouterr()
+    assert vdedup(*args) == code
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def changed_source(tmp_path, repo_path, capsys):
+    """A collection backed up as snapshot A, then changed: 10 vectors, 3 metadata, 5 deleted, 7 added."""
+    src = tmp_path / "src"
+    _, col = chroma_collection(src, "docs", None)
+    add_records(col, *make_records(500, dim=16))
+    vdedup("--repo", repo_path, "init")
+    a = _json(capsys, "--repo", repo_path, "backup", f"chroma://{src}", "--json")
+    state_a = read_all(src, "docs")
+    ids = sorted(state_a)
+    col.update(ids=ids[:10], embeddings=np.random.default_rng(1).standard_normal((10, 16)).astype(np.float32))
+    col.update(ids=ids[20:23], metadatas=[{"source": "changed"}] * 3)
+    col.delete(ids=ids[30:35])
+    add_records(col, *make_records(7, dim=16, seed=3, start=9000))
+    return src, col, a["snapshot_id"], state_a
+
+
+def test_in_place_restore_writes_only_the_difference_and_can_be_undone(repo_path, changed_source, capsys):
+    src, col, snap_a, state_a = changed_source
+    state_b = read_all(src, "docs")
+    out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--in-place", "--yes", "--json")
+    plan = out["plan"][0]
+    assert (plan["write"], plan["delete"], plan["unchanged"]) == (10 + 3 + 5, 7, 500 - 18)
+    assert out["collections"] == {"docs": 18}
+    assert_same_records(state_a, read_all(src, "docs"))
+    safety = out["safety_snapshot"]
+    snaps = _json(capsys, "--repo", repo_path, "snapshots", "--json")
+    s = next(x for x in snaps if x["id"] == safety)
+    assert "safety" in s["tags"] and s["collections"] == {"docs": 502}
+    # undo: restore the safety snapshot in place
+    assert vdedup("--repo", repo_path, "restore", safety[:12], "--in-place", "--yes") == 0
+    assert_same_records(state_b, read_all(src, "docs"))
+
+
+def test_in_place_needs_confirmation_when_not_interactive(repo_path, changed_source):
+    src, col, snap_a, _ = changed_source
+    before = read_all(src, "docs")
+    proc = vdedup_proc("--repo", repo_path, "restore", snap_a, "--in-place")
+    assert proc.returncode == 2 and "--yes" in proc.stderr and "Traceback" not in proc.stderr
+    assert_same_records(before, read_all(src, "docs"))
+
+
+def test_dry_run_writes_nothing(tmp_path, repo_path, changed_source, capsys):
+    src, col, snap_a, _ = changed_source
+    before = read_all(src, "docs")
+    out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--in-place", "--dry-run", "--json")
+    assert out["dry_run"] and out["collections"] == {} and out["plan"][0]["delete"] == 7
+    assert_same_records(before, read_all(src, "docs"))
+    out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--target", f"chroma://{tmp_path / 'new'}",
+                "--dry-run", "--json")
+    assert out["plan"][0]["write"] == 500
+    assert not (tmp_path / "new").exists() or "docs" not in str(list((tmp_path / "new").rglob("*")))
+
+
+def test_selective_restore_by_ids_and_filter(tmp_path, repo_path, changed_source, capsys):
+    src, col, snap_a, state_a = changed_source
+    ids_file = tmp_path / "ids.txt"
+    wanted = sorted(state_a)[100:110]
+    ids_file.write_text("\n".join(wanted) + "\n")
+    dst = tmp_path / "dst"
+    assert vdedup("--repo", repo_path, "restore", snap_a, "--target", f"chroma://{dst}", "--ids", ids_file) == 0
+    got = read_all(dst, "docs")
+    assert sorted(got) == wanted
+    assert_same_records({k: state_a[k] for k in wanted}, got)
+    dst2 = tmp_path / "dst2"
+    assert vdedup("--repo", repo_path, "restore", snap_a, "--target", f"chroma://{dst2}",
+                  "--where", 'source = "src-3" and page >= 100') == 0
+    expect = {k: v for k, v in state_a.items() if v[1] and v[1]["source"] == "src-3" and v[1]["page"] >= 100}
+    assert expect and sorted(read_all(dst2, "docs")) == sorted(expect)
+    assert vdedup("--repo", repo_path, "restore", snap_a, "--target", f"chroma://{dst2}", "--as", "x",
+                  "--where", "page >=") == 2
+    assert vdedup("--repo", repo_path, "restore", snap_a, "--target", f"chroma://{dst2}", "--as", "y",
+                  "--namespace", "nope") == 14
+
+
+def test_point_in_time_with_at(tmp_path, repo_path, changed_source, capsys):
+    src, col, snap_a, state_a = changed_source
+    b = _json(capsys, "--repo", repo_path, "backup", f"chroma://{src}", "--json")
+    snaps = _json(capsys, "--repo", repo_path, "snapshots", "--json")
+    t_a = next(s["time"] for s in snaps if s["id"] == snap_a)
+    dst = tmp_path / "dst"
+    out = _json(capsys, "--repo", repo_path, "restore", "--at", t_a, "--target", f"chroma://{dst}", "--json")
+    assert out["snapshot_id"] == snap_a
+    assert_same_records(state_a, read_all(dst, "docs"))
+    out = _json(capsys, "--repo", repo_path, "restore", "--at", "2999-01-01 00:00", "--target",
+                f"chroma://{tmp_path / 'dst3'}", "--json")
+    assert out["snapshot_id"] == b["snapshot_id"]
+    assert vdedup("--repo", repo_path, "restore", "--at", "1999-01-01", "--target", f"chroma://{dst}") == 14
+    assert vdedup("--repo", repo_path, "restore", "--at", "yesterday", "--target", f"chroma://{dst}") == 2
