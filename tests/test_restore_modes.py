@@ -104,3 +104,17 @@ def test_point_in_time_with_at(tmp_path, repo_path, changed_source, capsys):
     assert out["snapshot_id"] == b["snapshot_id"]
     assert vdedup("--repo", repo_path, "restore", "--at", "1999-01-01", "--target", f"chroma://{dst}") == 14
     assert vdedup("--repo", repo_path, "restore", "--at", "yesterday", "--target", f"chroma://{dst}") == 2
+
+
+def test_metric_override_is_shown_and_applied(tmp_path, repo_path, changed_source, capsys):
+    import chromadb
+    src, col, snap_a, state_a = changed_source
+    dst = tmp_path / "dst"
+    out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--target", f"chroma://{dst}",
+                "--metric", "dot", "--json")
+    t = out["translation"][0]
+    assert not t["lossless"] and any("--metric" in s["detail"] for s in t["steps"])
+    assert chromadb.PersistentClient(path=str(dst)).get_collection("docs").configuration["hnsw"]["space"] == "ip"
+    assert_same_records(state_a, read_all(dst, "docs"))
+    assert vdedup("--repo", repo_path, "restore", snap_a, "--target", f"chroma://{dst}", "--as", "z",
+                  "--metric", "chebyshev") == 2

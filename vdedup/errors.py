@@ -109,3 +109,9 @@ class NotInSnapshot(SnapshotNotFound):
 class PasswordRequired(VdedupError):
     exit_code = 12
     hint = "set VDEDUP_PASSWORD or VDEDUP_PASSWORD_FILE, or run in a terminal to be asked"
+
+
+class TranslationRefused(VdedupError):
+    """A cross-provider restore would lose or change data the user did not agree to lose."""
+    exit_code = 19
+    hint = "see the plan with --dry-run; options such as --metric, --vector, --drop-sparse accept a loss explicitly"

@@ -9,9 +9,10 @@ import typer
 
 from vdedup.connectors import open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
-from vdedup.engine.restore import Selection, restore as run_restore, restore_in_place
+from vdedup.engine.restore import Selection, TranslationOptions, restore as run_restore, restore_in_place
 from vdedup.engine.where import parse_where
 from vdedup.errors import UsageError
+from vdedup.model import Metric
 from vdedup.repository.snapshot import newest_at_or_before
 
 from ..app import app
@@ -71,7 +72,11 @@ def restore(
     in_place: bool = typer.Option(False, "--in-place",
                                   help="Make the source collections equal to the snapshot again (after a safety snapshot)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (in-place restore)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be written; write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan (and translation); write nothing."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Metric for the target when the backed-up one "
+                                         "is unknown or untranslatable: cosine, dot, euclidean, manhattan, ..."),
+    vector: Optional[str] = typer.Option(None, "--vector", help="The one vector to keep for a single-vector target."),
+    drop_sparse: bool = typer.Option(False, "--drop-sparse", help="Accept losing sparse vectors the target cannot hold."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records written per request."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -80,6 +85,12 @@ def restore(
         raise UsageError("give a SNAPSHOT (id, prefix or 'latest') or --at TIME, not both")
     if in_place and (as_name or overwrite):
         raise UsageError("--in-place cannot be combined with --as or --overwrite")
+    try:
+        metric_value = Metric(metric.lower()) if metric else None
+    except ValueError:
+        raise UsageError(f"--metric: unknown metric {metric!r} "
+                         f"({', '.join(m.value for m in Metric if m != Metric.UNKNOWN)})") from None
+    translation = TranslationOptions(metric_value, vector, drop_sparse)
     selection = Selection(collection or None, namespace or None, _read_ids(ids) if ids else None,
                           parse_where(where) if where else None)
     repo = open_repository()
@@ -123,7 +134,7 @@ def restore(
                                               selection, reporter, batch_size, dry_run)
                 else:
                     result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
-                                         reporter, batch_size, selection, dry_run)
+                                         reporter, batch_size, selection, dry_run, translation)
         finally:
             connector.close()
     finally:
@@ -131,6 +142,13 @@ def restore(
     if json_out:
         print_json(result.to_dict())
         return
+    for t in result.translations:
+        err.print(f"translation of {t['collection']!r} from {t['source_provider']} to {t['target_provider']} "
+                  f"({'lossless' if t['lossless'] else 'LOSSY'}):", markup=False)
+        for step in t["steps"]:
+            err.print(f"  {'=' if step['lossless'] else '!'} {step['part']}: {step['detail']}", markup=False)
+        for e in t["errors"]:
+            err.print(f"  x {e}", markup=False)
     for w in result.warnings:
         info(f"warning: {w}")
     if result.dry_run:

@@ -23,11 +23,12 @@ from ..errors import IntegrityError, NotInSnapshot, TargetNotEmpty, UsageError
 from ..format import manifest as mf
 from ..format.objects import BlobType
 from ..format.vectors import decode_payload
-from ..model import CollectionSchema, Record, RecordBatch
+from ..model import CollectionSchema, Metric, Record, RecordBatch
 from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
 from ..repository.manifest import TempRows, iter_state, spool_dumps, spool_loads
 from .events import Reporter
+from .translate import build_plan, check_plan
 from .where import Predicate
 
 BATCH_SIZE = 1000
@@ -56,6 +57,14 @@ class Selection:
 
 
 @dataclass
+class TranslationOptions:
+    """The user's explicit answers to what a translation cannot decide alone."""
+    metric: Metric | None = None
+    vector: str | None = None
+    drop_sparse: bool = False
+
+
+@dataclass
 class NamespacePlan:
     collection: str          # name in the snapshot
     target: str              # name in the target
@@ -76,6 +85,7 @@ class RestoreResult:
     collections: dict[str, int] = field(default_factory=dict)   # target name -> records written
     warnings: list[str] = field(default_factory=list)
     plan: list[NamespacePlan] = field(default_factory=list)
+    translations: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     safety_snapshot: str | None = None
 
@@ -83,7 +93,8 @@ class RestoreResult:
         return {"message_type": "summary", "snapshot_id": self.snapshot.id, "target": self.target,
                 "dry_run": self.dry_run, "seconds": round(self.seconds, 3),
                 "collections": self.collections, "records": sum(self.collections.values()),
-                "plan": [p.to_dict() for p in self.plan], "safety_snapshot": self.safety_snapshot,
+                "plan": [p.to_dict() for p in self.plan], "translation": self.translations,
+                "safety_snapshot": self.safety_snapshot,
                 "warnings": self.warnings}
 
 
@@ -160,8 +171,11 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             collections: list[str] | None = None, as_name: str | None = None,
             overwrite: bool = False, reporter: Reporter | None = None,
             batch_size: int = BATCH_SIZE, selection: Selection | None = None,
-            dry_run: bool = False) -> RestoreResult:
+            dry_run: bool = False, translation: TranslationOptions | None = None) -> RestoreResult:
+    """Write the snapshot's (selected) records into `connector`'s database, translating the
+    schema and records when the target is another provider (see translate.py)."""
     reporter = reporter or Reporter()
+    translation = translation or TranslationOptions()
     started = time.monotonic()
     selection = selection or Selection()
     chosen = select_collections(snapshot, collections or selection.collections)
@@ -172,30 +186,40 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
     try:
         plan = []
         for coll in chosen:                         # check every target before writing anything
-            name = as_name or coll["name"]
             schema = CollectionSchema.from_dict(coll["schema"])
+            tplan = build_plan(schema, connector.provider, translation.metric, translation.vector,
+                               translation.drop_sparse)
+            if not tplan.identity:
+                result.translations.append(tplan.to_dict())
+            if not dry_run:
+                check_plan(tplan)
             entries = select_namespaces(coll, selection.namespaces)
-            exists = connector.exists(name)
-            if exists and not overwrite:
-                filled = [e["name"] for e in entries if connector.count(name, e["name"]) > 0]
-                if filled:
-                    raise TargetNotEmpty(f"target collection {name!r} at {target} already holds records")
-            plan.append((coll, name, schema, exists, entries))
-        for coll, name, schema, exists, entries in plan:
+            base = as_name or coll["name"]
+            targets: dict[str, list[tuple[dict[str, Any], str]]] = {}
+            for entry in entries:
+                tname, tns = tplan.target_location(base, entry["name"])
+                targets.setdefault(tname, []).append((entry, tns))
+            for tname, parts in targets.items():
+                exists = connector.exists(tname)
+                if exists and not overwrite and not dry_run:
+                    if any(connector.count(tname, tns) > 0 for _, tns in parts):
+                        raise TargetNotEmpty(f"target collection {tname!r} at {target} already holds records")
+                plan.append((coll, tname, tplan, exists, parts))
+        for coll, name, tplan, exists, parts in plan:
             if dry_run:
-                for entry in entries:
-                    np_ = NamespacePlan(coll["name"], name, entry["name"])
+                for entry, tns in parts:
+                    np_ = NamespacePlan(coll["name"], name, tns)
                     for row in iter_state(repo, entry):
                         if selection.matches(row):
                             np_.write += 1
                     result.plan.append(np_)
                 continue
             if not exists:
-                connector.create_collection(schema, name)
+                connector.create_collection(tplan.target_schema.renamed(name), name)
             written = 0
-            for entry in entries:
-                label = name + (f"/{entry['name']}" if entry["name"] else "")
-                np_ = NamespacePlan(coll["name"], name, entry["name"])
+            for entry, tns in parts:
+                label = name + (f"/{tns}" if tns else "")
+                np_ = NamespacePlan(coll["name"], name, tns)
                 reporter.phase(f"restore {label}", None if selection.is_partial else entry["count"])
                 if selection.is_partial:
                     rows = _counting((r for r in iter_state(repo, entry) if selection.matches(r)), np_)
@@ -203,15 +227,17 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                 else:
                     np_.write = entry["count"]
                     records = iter_records(repo, entry)
-                written += _write_all(connector, name, entry["name"], records, reporter, batch_size)
+                if not tplan.identity:
+                    records = (tplan.transform(r) for r in records)
+                written += _write_all(connector, name, tns, records, reporter, batch_size)
                 reporter.done()
                 result.plan.append(np_)
                 if not exists and not selection.is_partial:
-                    have = connector.count(name, entry["name"])
+                    have = connector.count(name, tns)
                     if have != entry["count"]:
                         result.warnings.append(f"{label}: target reports {have} records after restore, "
                                                f"snapshot has {entry['count']}")
-            result.collections[name] = written
+            result.collections[name] = result.collections.get(name, 0) + written
         result.seconds = time.monotonic() - started
         return result
     finally:

@@ -1,0 +1,142 @@
+"""Cross-provider translation: plans list every difference, refuse silent loss, and a
+lossless plan's records come back exactly when translated back to the original provider."""
+import datetime as dt
+import itertools
+import uuid
+
+import numpy as np
+import pytest
+
+from vdedup.engine.capabilities import CAPABILITIES
+from vdedup.engine.translate import ORIGINAL_ID, build_plan, check_plan
+from vdedup.errors import TranslationRefused
+from vdedup.format import values
+from vdedup.model import (CollectionSchema, IdType, MetadataField, Metric, Record, SparseField, SparseVector,
+                          VectorField)
+
+PROVIDERS = sorted(CAPABILITIES)
+
+
+def _schema(provider, id_type=IdType.STRING, metric=Metric.COSINE, sparse=False, namespaces=("",), docs=False):
+    return CollectionSchema(provider=provider, name="items", id_type=id_type,
+                            vectors=(VectorField("", 8, metric),),
+                            sparse=(SparseField("", Metric.DOT),) if sparse else (),
+                            metadata_fields=(MetadataField("source", "str"), MetadataField("page", "int")),
+                            namespaces=namespaces, has_documents=docs)
+
+
+def _record(rid, i):
+    rng = np.random.default_rng(i)
+    return Record(rid, {"": rng.standard_normal(8).astype(np.float32)}, {},
+                  {"source": f"s{i}", "flag": i % 2 == 0, "title": "t"}, None, None)
+
+
+def _same(a: Record, b: Record) -> bool:
+    return (a.id == b.id and type(a.id) is type(b.id) and a.vectors.keys() == b.vectors.keys()
+            and all(a.vectors[k].tobytes() == b.vectors[k].tobytes() for k in a.vectors)
+            and values.same(values.canonical(a.metadata), values.canonical(b.metadata))
+            and a.document == b.document and a.sparse == b.sparse)
+
+
+@pytest.mark.parametrize("src,dst", list(itertools.product(PROVIDERS, PROVIDERS)))
+def test_every_pair_round_trips_ids_vectors_and_metadata(src, dst):
+    caps = CAPABILITIES[src]
+    id_type = sorted(caps.id_types, key=lambda t: t.value)[0]
+    make_id = {IdType.STRING: lambda i: f"doc-{i}#c", IdType.INT: lambda i: 1000 + i,
+               IdType.UUID: lambda i: str(uuid.UUID(int=i + 1))}[id_type]
+    schema = _schema(src, id_type, Metric.COSINE)
+    there = build_plan(schema, dst)
+    check_plan(there)                                    # cosine + one vector: every target can
+    back = build_plan(there.target_schema, src)
+    check_plan(back)
+    for i in range(20):
+        rec = _record(make_id(i), i)
+        mid = there.transform(rec)
+        assert type(mid.id).__name__ in ("str", "int")
+        if src != dst:
+            kind = {IdType.INT: int, IdType.STRING: str, IdType.UUID: str}
+            assert any(isinstance(mid.id, kind[t]) for t in CAPABILITIES[dst].id_types)
+        final = back.transform(mid)
+        assert _same(rec, final), (src, dst, rec, mid, final)
+        assert ORIGINAL_ID not in (final.metadata or {})
+
+
+def test_unknown_or_missing_metric_is_refused_unless_given():
+    plan = build_plan(_schema("postgresql", metric=Metric.UNKNOWN), "qdrant")
+    with pytest.raises(TranslationRefused, match="--metric"):
+        check_plan(plan)
+    plan = build_plan(_schema("postgresql", metric=Metric.JACCARD), "chroma")
+    assert any("jaccard" in e for e in plan.errors)
+    plan = build_plan(_schema("postgresql", metric=Metric.UNKNOWN), "qdrant", metric=Metric.DOT)
+    check_plan(plan)
+    assert plan.target_schema.vectors[0].metric == Metric.DOT
+    assert any(s.part == "metric" and "--metric" in s.detail for s in plan.steps)
+
+
+def test_metric_names_are_the_providers():
+    plan = build_plan(_schema("chroma", metric=Metric.DOT), "pinecone")
+    assert any("dotproduct" in s.detail for s in plan.steps)
+    plan = build_plan(_schema("pinecone", metric=Metric.EUCLIDEAN), "qdrant")
+    assert any("Euclid" in s.detail for s in plan.steps)
+
+
+def test_sparse_and_extra_vectors_are_never_dropped_silently():
+    schema = _schema("qdrant", IdType.INT, sparse=True)
+    schema = CollectionSchema.from_dict({**schema.to_dict(), "vectors": [
+        VectorField("a", 8, Metric.COSINE).__dict__, VectorField("b", 4, Metric.DOT).__dict__]})
+    plan = build_plan(schema, "chroma")
+    assert len(plan.errors) == 2 and any("--vector" in e for e in plan.errors) and any("sparse" in e for e in plan.errors)
+    plan = build_plan(schema, "chroma", vector="a", drop_sparse=True)
+    check_plan(plan)
+    assert not plan.lossless and {s.part for s in plan.steps if not s.lossless} >= {"vectors", "sparse"}
+    rec = Record(7, {"a": np.ones(8, np.float32), "b": np.ones(4, np.float32)},
+                 {"": SparseVector([1, 2], [0.5, 0.5])}, {"k": 1}, None, None)
+    out = plan.transform(rec)
+    assert list(out.vectors) == [""] and out.sparse == {} and out.metadata[ORIGINAL_ID] == "int:7"
+    assert build_plan(schema, "pinecone", vector="b").errors == []       # pinecone keeps sparse
+
+
+def test_lossy_metadata_steps_are_listed():
+    schema = CollectionSchema.from_dict({**_schema("qdrant", IdType.INT).to_dict(), "metadata_fields": [
+        {"name": "nested", "type": "dict"}, {"name": "n", "type": "int"},
+        {"name": "maybe", "type": "str", "nullable": True}, {"name": "when", "type": "datetime"}]})
+    plan = build_plan(schema, "pinecone")
+    lossy = " | ".join(s.detail for s in plan.steps if not s.lossless)
+    assert "nested" in lossy and "integers" in lossy and "null" in lossy and "when" in lossy
+    rec = Record(1, {"": np.ones(8, np.float32)}, {}, {"nested": {"a": [1, 2]}, "n": 3, "maybe": None,
+                                                        "when": dt.datetime(2026, 1, 1)}, None, None)
+    out = plan.transform(rec)
+    assert out.metadata["nested"] == '{"a": [1, 2]}' and out.metadata["n"] == 3.0
+    assert "maybe" not in out.metadata and out.metadata["when"] == "2026-01-01T00:00:00"
+
+
+def test_namespaces_map_to_collections_where_there_are_none():
+    plan = build_plan(_schema("pinecone", namespaces=("", "eu", "us")), "chroma")
+    assert plan.namespace_as_collection
+    assert plan.target_location("items", "eu") == ("items__eu", "")
+    assert plan.target_location("items", "") == ("items", "")
+    plan = build_plan(_schema("pinecone", namespaces=("", "eu")), "milvus")
+    assert plan.target_location("items", "eu") == ("items", "eu")
+    assert any("partitions" in s.detail for s in plan.steps)
+
+
+def test_documents_move_into_metadata_and_back():
+    there = build_plan(_schema("chroma", docs=True), "pinecone")
+    rec = Record("a", {"": np.ones(8, np.float32)}, {}, {"x": "y"}, "the text", None)
+    mid = there.transform(rec)
+    assert mid.document is None and mid.metadata["_vdedup_document"] == "the text"
+    back = build_plan(there.target_schema, "chroma").transform(mid)
+    assert back.document == "the text" and back.metadata == {"x": "y"}
+
+
+def test_float16_is_widened_exactly_and_binary_refused():
+    schema = CollectionSchema.from_dict({**_schema("milvus", IdType.INT).to_dict(), "vectors": [
+        VectorField("h", 4, Metric.COSINE, "float16").__dict__]})
+    plan = build_plan(schema, "chroma")
+    check_plan(plan)
+    half = np.array([0.1, -2.5, 3e-5, 65504], np.float16)
+    out = plan.transform(Record(1, {"h": half}, {}, None, None, None))
+    assert out.vectors[""].dtype == np.float32 and (out.vectors[""].astype(np.float16) == half).all()
+    schema = CollectionSchema.from_dict({**_schema("milvus", IdType.INT).to_dict(), "vectors": [
+        VectorField("b", 64, Metric.HAMMING, "binary").__dict__]})
+    assert build_plan(schema, "chroma").errors

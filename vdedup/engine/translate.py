@@ -1,0 +1,310 @@
+"""Cross-provider translation: a plan built from the source schema and the target's
+capabilities, and the record transformation it implies (engine layer).
+
+Rules: nothing is changed silently. Every difference is a step of the plan, marked lossless
+(reversible: a restore back to the original provider gives the original records) or lossy;
+what cannot be translated at all is an error unless the user accepts the loss with an option
+(--metric, --vector, --drop-sparse). Original ids that the target cannot hold are mapped
+deterministically (UUIDv5 for Qdrant/Weaviate, decimal text for string-id providers) and kept
+in the metadata field `_vdedup_id`, which a later translation back reads to restore them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import TranslationRefused
+from ..model import CollectionSchema, IdType, MetadataField, Metric, Record, SparseField, VectorField
+from .capabilities import Capabilities, canonical_provider, capabilities
+
+ORIGINAL_ID = "_vdedup_id"
+DOCUMENT = "_vdedup_document"
+URI = "_vdedup_uri"
+ID_NAMESPACE = uuid.UUID("6f1d2a9e-4b1c-5d7a-9e3f-0a1b2c3d4e5f")
+NS_SEPARATOR = "__"
+MAX_SAFE_INT = 2 ** 53
+
+
+@dataclass
+class Step:
+    part: str          # metric, ids, vectors, sparse, metadata, documents, namespaces
+    detail: str
+    lossless: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"part": self.part, "detail": self.detail, "lossless": self.lossless}
+
+
+def _id_kind(rid: Any) -> IdType:
+    if isinstance(rid, int):
+        return IdType.INT
+    try:
+        if str(uuid.UUID(rid)) == rid:
+            return IdType.UUID
+    except (ValueError, AttributeError, TypeError):
+        pass
+    return IdType.STRING
+
+
+def encode_original_id(rid: Any) -> str:
+    return f"int:{rid}" if isinstance(rid, int) else f"str:{rid}"
+
+
+def decode_original_id(text: Any) -> Any:
+    if isinstance(text, str) and text.startswith("int:"):
+        return int(text[4:])
+    if isinstance(text, str) and text.startswith("str:"):
+        return text[4:]
+    return None
+
+
+@dataclass
+class TranslationPlan:
+    source_provider: str
+    target_provider: str
+    collection: str
+    target_schema: CollectionSchema
+    steps: list[Step] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    vector_map: dict[str, str] = field(default_factory=dict)     # source name -> target name
+    dense_dtypes: dict[str, str] = field(default_factory=dict)   # target name -> dtype to cast to
+    keep_sparse: bool = True
+    namespace_as_collection: bool = False
+    caps: Capabilities | None = None
+    identity: bool = False
+
+    @property
+    def lossless(self) -> bool:
+        return not self.errors and all(s.lossless for s in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"collection": self.collection, "source_provider": self.source_provider,
+                "target_provider": self.target_provider, "lossless": self.lossless,
+                "metric": [f"{v.name or '(default)'}: {v.metric.value}" for v in self.target_schema.vectors],
+                "steps": [s.to_dict() for s in self.steps], "errors": self.errors}
+
+    def target_location(self, name: str, namespace: str) -> tuple[str, str]:
+        """Where a namespace of the source collection goes: (target collection, target namespace)."""
+        if self.namespace_as_collection and namespace:
+            return f"{name}{NS_SEPARATOR}{namespace}", ""
+        return name, namespace
+
+    # ---- records ----------------------------------------------------------------------
+    def transform(self, rec: Record) -> Record:
+        if self.identity:
+            return rec
+        caps = self.caps
+        assert caps is not None
+        meta = dict(rec.metadata) if isinstance(rec.metadata, dict) else {}
+        rid = rec.id
+        original = decode_original_id(meta.pop(ORIGINAL_ID, None))
+        if original is not None and _id_kind(original) in caps.id_types:
+            rid = original                                    # back to the original id
+        elif _id_kind(rid) not in caps.id_types:
+            meta[ORIGINAL_ID] = encode_original_id(rec.id if original is None else original)
+            if IdType.UUID in caps.id_types:
+                rid = str(uuid.uuid5(ID_NAMESPACE, encode_original_id(rec.id)))
+            elif IdType.STRING in caps.id_types:
+                rid = str(rec.id)
+            else:
+                rid = int(uuid.uuid5(ID_NAMESPACE, encode_original_id(rec.id)).int >> 65)
+        doc, uri = rec.document, rec.uri
+        if DOCUMENT in meta and caps.documents:
+            doc = meta.pop(DOCUMENT)
+        if URI in meta and caps.uris:
+            uri = meta.pop(URI)
+        if doc is not None and not caps.documents:
+            meta[DOCUMENT] = doc
+            doc = None
+        if uri is not None and not caps.uris:
+            meta[URI] = uri
+            uri = None
+        vectors = {}
+        for name, arr in rec.vectors.items():
+            if name in self.vector_map:
+                tname = self.vector_map[name]
+                want = self.dense_dtypes.get(tname)
+                vectors[tname] = _cast(arr, want) if want else arr
+        sparse = dict(rec.sparse) if self.keep_sparse else {}
+        return Record(rid, vectors, sparse, _meta(meta, caps) or None, doc, uri)
+
+
+def _cast(arr: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "float32" and arr.dtype == np.uint16:      # bfloat16 bits -> float32, exact
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr.astype(np.float32) if dtype == "float32" else arr
+
+
+def _meta_value(v: Any, caps: Capabilities, top: bool) -> tuple[bool, Any]:
+    """(keep, value) for one metadata value under the target's rules."""
+    if v is None:
+        return caps.null_metadata, None
+    if isinstance(v, bool) or isinstance(v, str):
+        return True, v
+    if isinstance(v, int):
+        return True, (v if "int" in caps.metadata_types else float(v))
+    if isinstance(v, float):
+        return True, v
+    if isinstance(v, dict):
+        if caps.nested_metadata:
+            return True, {k: x for k, (keep, x) in ((k, _meta_value(x, caps, False)) for k, x in v.items()) if keep}
+        return True, json.dumps(v, default=str, sort_keys=True)
+    if isinstance(v, (list, tuple)):
+        if caps.provider == "pinecone":
+            return True, [x if isinstance(x, str) else json.dumps(x, default=str) for x in v]
+        items = [x for keep, x in (_meta_value(x, caps, False) for x in v) if keep]
+        return True, items
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return True, (v if "datetime" in caps.metadata_types and isinstance(v, dt.datetime) else v.isoformat())
+    if isinstance(v, (decimal.Decimal, uuid.UUID, dt.timedelta)):
+        return True, (v if type(v).__name__.lower() in caps.metadata_types else str(v))
+    if isinstance(v, bytes):
+        return True, (v if "bytes" in caps.metadata_types else v.hex())
+    return True, v
+
+
+def _meta(meta: dict[str, Any], caps: Capabilities) -> dict[str, Any]:
+    out = {}
+    for k, v in meta.items():
+        keep, x = _meta_value(v, caps, True)
+        if keep:
+            out[k] = x
+    return out
+
+
+# ---- planning -----------------------------------------------------------------------------
+
+def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | None = None,
+               vector: str | None = None, drop_sparse: bool = False) -> TranslationPlan:
+    """The plan for writing a collection backed up from `schema.provider` into `target_provider`."""
+    if canonical_provider(schema.provider) == canonical_provider(target_provider) and metric is None and vector is None and not drop_sparse:
+        return TranslationPlan(schema.provider, target_provider, schema.name, schema, identity=True)
+    caps = capabilities(target_provider)
+    plan = TranslationPlan(schema.provider, target_provider, schema.name, schema, caps=caps)
+    steps, errors = plan.steps, plan.errors
+
+    # dense vectors
+    dense = list(schema.vectors)
+    if caps.max_dense is not None and len(dense) > caps.max_dense:
+        if vector is None:
+            errors.append(f"{target_provider} holds {caps.max_dense} vector per record; the collection has "
+                          f"{len(dense)} ({', '.join(v.name or '(default)' for v in dense)}): choose one with --vector")
+        else:
+            chosen = [v for v in dense if v.name == vector]
+            if not chosen:
+                errors.append(f"--vector {vector!r}: no such vector in {schema.name!r}")
+            dropped = [v.name or "(default)" for v in dense if v.name != vector]
+            steps.append(Step("vectors", f"vectors {', '.join(dropped)} are dropped (--vector {vector})", False))
+            dense = chosen
+    new_vectors = []
+    for v in dense:
+        tname = v.name if caps.named_vectors else ""
+        if tname != v.name:
+            steps.append(Step("vectors", f"vector {v.name!r} becomes the index's single vector", True))
+        if v.multivector and not caps.multivector:
+            errors.append(f"vector {v.name or '(default)'!r} is a multivector, which {target_provider} cannot hold")
+        dtype = v.dtype
+        if dtype not in caps.dtypes:
+            if dtype in ("float16", "bfloat16", "int8", "uint8") and "float32" in caps.dtypes:
+                steps.append(Step("vectors", f"vector {v.name or '(default)'!r}: {dtype} stored as float32 "
+                                  "(exact widening)", True))
+                plan.dense_dtypes[tname] = "float32"
+                dtype = "float32"
+            else:
+                errors.append(f"vector {v.name or '(default)'!r}: {dtype} values have no exact type in {target_provider}")
+        m = v.metric
+        if metric is not None and metric != m:
+            steps.append(Step("metric", f"{v.name or '(default)'}: {m.value} replaced by {metric.value} (--metric)",
+                              m == Metric.UNKNOWN))
+            m = metric
+        elif m == Metric.UNKNOWN:
+            errors.append(f"vector {v.name or '(default)'!r} has no known metric in the backup: give --metric")
+        elif m not in caps.metrics:
+            errors.append(f"{target_provider} has no {m.value} metric (vector {v.name or '(default)'!r}): "
+                          f"give --metric ({', '.join(sorted(x.value for x in caps.metrics))})")
+        else:
+            steps.append(Step("metric", f"{v.name or '(default)'}: {m.value} -> {caps.metric_name(m)}", True))
+        plan.vector_map[v.name] = tname
+        new_vectors.append(VectorField(tname, v.dim, m, dtype, v.multivector, {}))
+
+    # sparse vectors
+    sparse = list(schema.sparse)
+    if sparse and not caps.sparse:
+        if drop_sparse:
+            steps.append(Step("sparse", f"sparse vectors {', '.join(s.name or '(default)' for s in sparse)} "
+                              "are dropped (--drop-sparse)", False))
+            plan.keep_sparse = False
+            sparse = []
+        else:
+            errors.append(f"{target_provider} cannot hold sparse vectors: "
+                          f"{', '.join(s.name or '(default)' for s in sparse)} would be lost (--drop-sparse accepts it)")
+    elif sparse:
+        steps.append(Step("sparse", "sparse vectors kept with their indices and values", True))
+
+    # ids
+    if schema.id_type not in caps.id_types:
+        if IdType.UUID in caps.id_types:
+            how = "UUIDv5 of the original id"
+        elif IdType.STRING in caps.id_types:
+            how = "the original id as decimal text"
+        else:
+            how = "an integer derived from the original id"
+        steps.append(Step("ids", f"{schema.id_type.value} ids are not accepted by {target_provider}: ids become "
+                          f"{how}, the original kept in metadata field {ORIGINAL_ID!r}", True))
+
+    # documents and uris
+    if schema.has_documents and not caps.documents:
+        steps.append(Step("documents", f"documents are kept in metadata field {DOCUMENT!r}", True))
+    if schema.has_uris and not caps.uris:
+        steps.append(Step("documents", f"uris are kept in metadata field {URI!r}", True))
+
+    # metadata types
+    fields = []
+    for f in schema.metadata_fields:
+        types = set(f.type.replace("mixed:", "").split(",")) if f.type.startswith("mixed:") else {f.type}
+        for t in sorted(types - {"unknown"}):
+            if t == "null" or f.nullable:
+                if not caps.null_metadata:
+                    steps.append(Step("metadata", f"{f.name}: null values are dropped ({target_provider} has no null)", False))
+            if t == "int" and "int" not in caps.metadata_types:
+                steps.append(Step("metadata", f"{f.name}: integers stored as numbers (float64; exact up to 2^53, "
+                                  "read back as float)", False))
+            elif t == "dict" and not caps.nested_metadata:
+                steps.append(Step("metadata", f"{f.name}: nested objects stored as JSON text", False))
+            elif t == "list" and target_provider == "pinecone":
+                steps.append(Step("metadata", f"{f.name}: list items stored as strings", False))
+            elif t not in caps.metadata_types and t not in ("null", "int", "dict", "list", "unknown"):
+                steps.append(Step("metadata", f"{f.name}: {t} values stored as text", False))
+        fields.append(MetadataField(f.name, f.type, f.indexed, f.nullable))
+
+    # namespaces
+    namespaces = list(schema.namespaces)
+    if any(ns for ns in namespaces) and caps.namespace_kind is None:
+        plan.namespace_as_collection = True
+        steps.append(Step("namespaces", f"{target_provider} has no namespaces: each namespace N becomes "
+                          f"collection '{schema.name}{NS_SEPARATOR}N'", True))
+        namespaces = [""]
+    elif any(ns for ns in namespaces):
+        steps.append(Step("namespaces", f"namespaces become {caps.namespace_kind}s of the same names", True))
+
+    sparse_fields = [SparseField(s.name, s.metric, s.modifier, {}) for s in sparse] if plan.keep_sparse else []
+    plan.target_schema = CollectionSchema(
+        provider=target_provider, name=schema.name,
+        id_type=schema.id_type if schema.id_type in caps.id_types else sorted(caps.id_types, key=lambda t: t.value)[0],
+        vectors=tuple(new_vectors), sparse=tuple(sparse_fields), metadata_fields=tuple(fields),
+        namespaces=tuple(namespaces), has_documents=schema.has_documents and caps.documents,
+        has_uris=schema.has_uris and caps.uris, options={},
+        extras={"translated_from": {"provider": schema.provider, "collection": schema.name}})
+    return plan
+
+
+def check_plan(plan: TranslationPlan) -> None:
+    if plan.errors:
+        raise TranslationRefused(f"cannot restore {plan.collection!r} into {plan.target_provider}: "
+                                 + "; ".join(plan.errors))
