@@ -41,3 +41,6 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release clients and connections."""
+
+    # Optional: `settle(collection, namespace)`, for eventually consistent providers, returns
+    # only when everything written so far is readable. The engine calls it when present.

@@ -161,6 +161,13 @@ def _write_all(connector: Connector, name: str, namespace: str, records: Iterato
     return written
 
 
+def _settle(connector: Connector, name: str, namespace: str) -> None:
+    """Wait until what was written is readable (eventually consistent providers)."""
+    settle = getattr(connector, "settle", None)
+    if settle is not None:
+        settle(name, namespace)
+
+
 def _counting(rows: Iterator[mf.Row], plan: NamespacePlan) -> Iterator[mf.Row]:
     for row in rows:
         plan.write += 1
@@ -230,6 +237,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                 if not tplan.identity:
                     records = (tplan.transform(r) for r in records)
                 written += _write_all(connector, name, tns, records, reporter, batch_size)
+                _settle(connector, name, tns)
                 reporter.done()
                 result.plan.append(np_)
                 if not exists and not selection.is_partial:
@@ -325,6 +333,7 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                                       reporter, batch_size)
                 for i in range(0, len(deletions), batch_size):
                     connector.delete(name, deletions[i:i + batch_size], entry["name"])
+                _settle(connector, name, entry["name"])
                 reporter.done()
             result.collections[name] = written
         result.seconds = time.monotonic() - started
