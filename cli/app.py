@@ -28,7 +28,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     repo: Optional[str] = typer.Option(None, "--repo", "-r", envvar="VDEDUP_REPOSITORY",
-                                       help="Repository location (a local path).", show_envvar=True),
+                                       help="Repository location (a local path or s3://bucket/prefix).", show_envvar=True),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or informational messages."),
     s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", envvar="VDEDUP_S3_ENDPOINT",
                                               help="Endpoint URL of an S3-compatible store (for s3:// repositories)."),

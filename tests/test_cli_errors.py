@@ -11,7 +11,7 @@ from vdtest import PASSWORD, add_records, chroma_collection, make_records, vdedu
 def _digest(path):
     h = hashlib.sha256()
     for p in sorted(path.rglob("*")):
-        if p.is_file() and "locks" not in p.parts:
+        if p.is_file() and "locks" not in p.parts and "audit" not in p.parts:   # failures are audited
             h.update(str(p.relative_to(path)).encode() + p.read_bytes())
     return h.hexdigest()
 

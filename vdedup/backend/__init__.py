@@ -1,17 +1,37 @@
-"""Backend layer: bytes in, bytes out, keyed by (type, name). Knows nothing of crypto."""
+"""Backend layer: bytes in, bytes out, keyed by (type, name). Knows nothing of crypto.
+
+Backends: local disk, S3 (and S3-compatible stores), memory (tests). Wrappers: retry
+(every backend `open_backend` returns is wrapped in it) and fault injection (tests).
+"""
+import os
+
 from .base import Backend, FileType
+from .faults import FaultyBackend
 from .local import LocalBackend
 from .memory import MemoryBackend
+from .retry import RetryBackend
 
-__all__ = ["Backend", "FileType", "LocalBackend", "MemoryBackend", "open_backend"]
+__all__ = ["Backend", "FileType", "FaultyBackend", "LocalBackend", "MemoryBackend", "RetryBackend",
+           "open_backend"]
 
 
 def open_backend(location: str, s3_endpoint: str | None = None) -> Backend:
-    """A backend for a repository location: a local path (or file://path); s3://bucket/prefix
-    once the S3 backend exists (s3_endpoint: an S3-compatible store's URL)."""
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if "://" in location:
-        from ..errors import UsageError
-        raise UsageError(f"unsupported repository location scheme: {location.split('://')[0]}://")
-    return LocalBackend(location)
+    """A backend for a repository location: a local path (or file://path), or
+    s3://bucket/prefix (s3_endpoint: the URL of an S3-compatible store; credentials come
+    from boto3's usual chain). Every backend is wrapped in the retry wrapper."""
+    from ..errors import UsageError
+    inner: Backend
+    if location.startswith("s3://"):
+        from .s3 import S3Backend
+        inner = S3Backend.from_url(location, endpoint=s3_endpoint or None)
+    else:
+        if location.startswith("file://"):
+            location = location[len("file://"):]
+        if "://" in location:
+            raise UsageError(f"unsupported repository location scheme: {location.split('://')[0]}:// "
+                             "(use a path or s3://bucket/prefix)")
+        inner = LocalBackend(location)
+    faults = os.environ.get("VDEDUP_TEST_FAULTS")
+    if faults:
+        inner = FaultyBackend(inner, faults)
+    return RetryBackend(inner)

@@ -74,7 +74,7 @@ class LocalBackend:
         try:
             with open(path, "rb") as f:
                 if offset < 0:
-                    f.seek(offset, os.SEEK_END)
+                    f.seek(max(offset, -os.fstat(f.fileno()).st_size), os.SEEK_END)
                 elif offset:
                     f.seek(offset)
                 return f.read() if length is None else f.read(length)

@@ -283,6 +283,19 @@ def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | 
                 steps.append(Step("metadata", f"{f.name}: {t} values stored as text", False))
         fields.append(MetadataField(f.name, f.type, f.indexed, f.nullable))
 
+    # fields the translation itself adds to the metadata (so schema-ful targets declare them)
+    declared = {f.name for f in fields}
+    added = []
+    if schema.id_type not in caps.id_types or any(f.name == ORIGINAL_ID for f in schema.metadata_fields):
+        added.append(ORIGINAL_ID)
+    if schema.has_documents and not caps.documents:
+        added.append(DOCUMENT)
+    if schema.has_uris and not caps.uris:
+        added.append(URI)
+    fields += [MetadataField(n, "str", None, True) for n in added if n not in declared]
+    if caps.documents or caps.uris:      # moved back out of the metadata: no longer fields
+        fields = [f for f in fields if not ((f.name == DOCUMENT and caps.documents) or (f.name == URI and caps.uris))]
+
     # namespaces
     namespaces = list(schema.namespaces)
     if any(ns for ns in namespaces) and caps.namespace_kind is None:

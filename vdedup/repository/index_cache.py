@@ -70,9 +70,11 @@ class IndexCache:
         with self.env.begin(db=self.blobs) as txn:
             return txn.stat(self.blobs)["entries"]
 
-    def sync(self, present: set[str], load: Callable[[str], Iterable[tuple[bytes, BlobLocation]]]) -> None:
-        """Bring the cache in line with the repository's index files `present`."""
-        loaded = self.loaded_files()
+    def sync(self, present: set[str], load: Callable[[str], Iterable[tuple[bytes, BlobLocation]]],
+             loaded: set[str] | None = None) -> None:
+        """Bring the cache in line with the repository's index files `present` (`loaded`: what
+        the cache held before `present` was listed)."""
+        loaded = self.loaded_files() if loaded is None else loaded
         if loaded - present:
             self.clear()
             loaded = set()

@@ -125,8 +125,9 @@ class Repository:
         if self._index is None:
             _ = self.index          # opening the cache syncs it
             return
-        present = {name for name, _ in self.backend.list(FileType.INDEX)}
-        self._index.sync(present, self.load_index_file)
+        loaded = self._index.loaded_files()      # before listing: a file another process adds
+        present = {name for name, _ in self.backend.list(FileType.INDEX)}   # meanwhile is not "removed"
+        self._index.sync(present, self.load_index_file, loaded)
 
     def load_index_file(self, name: str) -> list[tuple[bytes, packfmt.BlobLocation]]:
         body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
