@@ -92,7 +92,7 @@ def _milvus():
     return None, "milvus://" + uri.split("://", 1)[1], f"docs_x_{int(time.time() * 1000) % 10**9}"
 
 
-TARGETS = ["qdrant", "pinecone", "weaviate"]   # pgvector: added with its connector; Milvus: see docs/providers/milvus.md
+TARGETS = ["qdrant", "pinecone", "weaviate"]   # pgvector and Milvus as targets of a foreign schema: see the note in docs/restore.md
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -104,7 +104,11 @@ class LocalBackend:
                 continue
             for e in entries:
                 if e.is_file() and not e.name.startswith("."):
-                    yield e.name, e.stat().st_size
+                    try:
+                        size = e.stat().st_size
+                    except FileNotFoundError:      # removed while listing (prune, lock refresh)
+                        continue
+                    yield e.name, size
 
     def remove(self, ftype: str, name: str) -> None:
         try:

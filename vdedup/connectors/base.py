@@ -43,4 +43,6 @@ class Connector(Protocol):
         """Release clients and connections."""
 
     # Optional: `settle(collection, namespace)`, for eventually consistent providers, returns
-    # only when everything written so far is readable. The engine calls it when present.
+    # only when everything written so far is readable; `finish(collection)` is called once a
+    # collection's records are all written (e.g. to build indexes after a bulk load). The
+    # engine calls them when present.

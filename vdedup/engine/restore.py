@@ -168,6 +168,13 @@ def _settle(connector: Connector, name: str, namespace: str) -> None:
         settle(name, namespace)
 
 
+def _finish(connector: Connector, name: str) -> None:
+    """Tell the connector a collection is complete (e.g. build indexes after a bulk load)."""
+    finish = getattr(connector, "finish", None)
+    if finish is not None:
+        finish(name)
+
+
 def _counting(rows: Iterator[mf.Row], plan: NamespacePlan) -> Iterator[mf.Row]:
     for row in rows:
         plan.write += 1
@@ -245,6 +252,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     if have != entry["count"]:
                         result.warnings.append(f"{label}: target reports {have} records after restore, "
                                                f"snapshot has {entry['count']}")
+            _finish(connector, name)
             result.collections[name] = result.collections.get(name, 0) + written
         result.seconds = time.monotonic() - started
         return result
@@ -335,6 +343,7 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                     connector.delete(name, deletions[i:i + batch_size], entry["name"])
                 _settle(connector, name, entry["name"])
                 reporter.done()
+            _finish(connector, name)
             result.collections[name] = written
         result.seconds = time.monotonic() - started
         return result
