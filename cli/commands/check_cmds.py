@@ -17,13 +17,16 @@ from ..output import RichReporter, err, human_bytes, info, out, print_json
 @app.command()
 def check(
     read_data: bool = typer.Option(False, "--read-data", help="Also decrypt and verify every block of every pack."),
+    read_data_subset: Optional[str] = typer.Option(None, "--read-data-subset",
+                                                   help="Read only part of the packs: n/t (group n of t, by pack id) "
+                                                        "or x% (a random sample)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Verify the repository's structure (and with --read-data, all of its data)."""
     repo = open_repository()
     try:
         with RichReporter(enabled=not json_out) as reporter:
-            result = run_check(repo, read_data, reporter)
+            result = run_check(repo, read_data, reporter, subset=read_data_subset)
     finally:
         repo.close()
     if json_out:
@@ -32,10 +35,17 @@ def check(
         for w in result.warnings:
             info(f"warning: {w}")
         for e in result.errors:
-            err.print(f"error: {e}")
+            err.print(f"error: {e}", markup=False)
+        if result.affected:
+            err.print("damaged or missing data affects:")
+            for a in result.affected:
+                err.print(f"  snapshot {a['snapshot'][:8]} ({a['time'][:19].replace('T', ' ')}) collection "
+                          f"{a['collection']!r}" + (f" namespace {a['namespace']!r}" if a["namespace"] else ""),
+                          markup=False)
         c = result.counts
-        out.print(f"checked {c['snapshots']} snapshots, {c['index_files']} index files, {c['packs']} packs"
-                  + (f" (all data read)" if read_data else ""))
+        read = (" (all data read)" if read_data_subset is None else
+                f" ({c['packs_read']} of {c['packs']} packs read)") if (read_data or read_data_subset) else ""
+        out.print(f"checked {c['snapshots']} snapshots, {c['index_files']} index files, {c['packs']} packs" + read)
     if not result.ok:
         raise IntegrityError(f"check found {len(result.errors)} error(s)")
     if not json_out:
@@ -64,3 +74,6 @@ def stats(
     out.print(f"stored size:        {human_bytes(st['stored_bytes'])} ({st['packs']} packs)")
     out.print(f"dedup ratio:        {st['dedup_ratio']}")
     out.print(f"compression ratio:  {st['compression_ratio']}")
+    if "exclusive_bytes" in st:
+        out.print(f"only in {'this snapshot' if st['snapshots'] == 1 else 'these snapshots'}: "
+                  f"{human_bytes(st['exclusive_bytes'])} in {st['exclusive_blobs']} blobs")

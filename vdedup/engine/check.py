@@ -8,11 +8,14 @@ reported with the snapshots and collections it affects.
 """
 from __future__ import annotations
 
+import math
+import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend.base import FileType
-from ..errors import VdedupError
+from ..errors import UsageError, VdedupError
 from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType, open_object
@@ -26,6 +29,7 @@ class CheckResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    affected: list[dict[str, Any]] = field(default_factory=list)   # snapshots/collections damaged
 
     @property
     def ok(self) -> bool:
@@ -33,7 +37,34 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_type": "summary", "ok": self.ok, "errors": self.errors,
-                "warnings": self.warnings, **self.counts}
+                "warnings": self.warnings, "affected": self.affected, **self.counts}
+
+
+def parse_subset(text: str) -> tuple[str, float, int]:
+    """`n/t` (the n-th of t groups of packs by pack id, as restic) or `x%` (a random x%)."""
+    s = text.strip()
+    m = re.fullmatch(r"(\d+)/(\d+)", s)
+    if m:
+        n, t = int(m.group(1)), int(m.group(2))
+        if not 1 <= n <= t:
+            raise UsageError(f"bad --read-data-subset {text!r}: in n/t, n must be between 1 and t")
+        return "group", n, t
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)%", s)
+    if m and 0 < float(m.group(1)) <= 100:
+        return "percent", float(m.group(1)), 0
+    raise UsageError(f"bad --read-data-subset {text!r}: use n/t (e.g. 1/10) or a percentage (e.g. 5%)")
+
+
+def select_packs(names: list[str], subset: str | None) -> list[str]:
+    """The packs a --read-data-subset reads: group n of t holds the packs whose id, read as a
+    number, is n-1 modulo t (so 1/t ... t/t together read every pack once)."""
+    if subset is None:
+        return list(names)
+    kind, a, t = parse_subset(subset)
+    if kind == "group":
+        return [n for n in names if int(n, 16) % t == int(a) - 1]
+    k = min(len(names), math.ceil(len(names) * a / 100))
+    return sorted(random.SystemRandom().sample(list(names), k))
 
 
 def _read_pack(repo: Repository, name: str, result: CheckResult, damaged: set[bytes],
@@ -73,8 +104,13 @@ def _read_pack(repo: Repository, name: str, result: CheckResult, damaged: set[by
         result.errors.append(f"pack {name[:16]}: contents differ from the index")
 
 
-def check(repo: Repository, read_data: bool = False, reporter: Reporter | None = None) -> CheckResult:
+def check(repo: Repository, read_data: bool = False, reporter: Reporter | None = None,
+          subset: str | None = None) -> CheckResult:
+    """`subset` (n/t or x%) reads only part of the packs; it implies read_data."""
     reporter = reporter or Reporter()
+    if subset is not None:
+        parse_subset(subset)        # bad input fails before the lock is taken
+        read_data = True
     result = CheckResult()
     lock = repo.lock(exclusive=False, operation="check")
     try:
@@ -107,9 +143,10 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         repo.sync_index()
 
         damaged: set[bytes] = set()
+        to_read = select_packs(list(stored), subset) if read_data else []
         if read_data:
-            reporter.phase("read data", len(stored))
-            for name in stored:
+            reporter.phase("read data", len(to_read))
+            for name in to_read:
                 _read_pack(repo, name, result, damaged, packs_in_index.get(bytes.fromhex(name)))
                 reporter.advance(1)
             reporter.done()
@@ -139,13 +176,19 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
                                 bad += 1
                         if bad:
                             result.errors.append(f"{where}: {bad} referenced blobs are damaged or missing")
+                            result.affected.append({"snapshot": snap.id, "time": snap.time,
+                                                    "collection": coll["name"], "namespace": entry["name"],
+                                                    "blobs": bad})
                     except VdedupError as e:
                         result.errors.append(f"{where}: {e.message}")
+                        result.affected.append({"snapshot": snap.id, "time": snap.time,
+                                                "collection": coll["name"], "namespace": entry["name"],
+                                                "blobs": None})
             reporter.advance(1)
         reporter.done()
         result.counts = {"snapshots": len(snaps), "index_files": n_index, "packs": len(stored),
                          "blobs": repo.index.count(), "records_checked": refs,
-                         "packs_read": len(stored) if read_data else 0}
+                         "packs_read": len(to_read)}
         return result
     finally:
         lock.release()
