@@ -4,7 +4,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from vdedup.backend import open_backend
 from vdedup.errors import PasswordRequired, RepositoryNotFound, UsageError
@@ -21,6 +22,42 @@ class Options:
 OPTIONS = Options()
 
 
+@dataclass
+class AuditNote:
+    """What the running command reports for its audit entry (written by `main.run`).
+
+    Commands that open the repository through `open_repository` are recorded automatically;
+    a command adds what it knows: the asset, the snapshot, counts. Never a secret."""
+    repo: Repository | None = None
+    asset: str | None = None
+    snapshot: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    outcome: str | None = None        # overrides "ok" (e.g. "partial")
+    password: str | None = field(default=None, repr=False)   # only to audit `init`
+    skip: bool = False                # e.g. `audit` itself: reading the log is not logged
+    items: list[dict[str, Any]] = field(default_factory=list)   # one entry each (backup --all)
+
+    def note(self, asset: str | None = None, snapshot: str | None = None, **counts: Any) -> None:
+        if asset is not None:
+            self.asset = asset
+        if snapshot is not None:
+            self.snapshot = snapshot
+        self.counts.update({k: v for k, v in counts.items() if v is not None})
+
+
+AUDIT = AuditNote()
+
+
+def reset_audit() -> AuditNote:
+    AUDIT.repo = None
+    AUDIT.asset = AUDIT.snapshot = AUDIT.outcome = None
+    AUDIT.counts = {}
+    AUDIT.password = None
+    AUDIT.skip = False
+    AUDIT.items = []
+    return AUDIT
+
+
 def repo_location() -> str:
     loc = OPTIONS.repo or os.environ.get("VDEDUP_REPOSITORY")
     if not loc:
@@ -31,6 +68,7 @@ def repo_location() -> str:
 def read_password(confirm: bool = False) -> str:
     """From VDEDUP_PASSWORD, VDEDUP_PASSWORD_FILE, or a hidden prompt; never from argv."""
     if os.environ.get("VDEDUP_PASSWORD"):
+        AUDIT.password = os.environ["VDEDUP_PASSWORD"]
         return os.environ["VDEDUP_PASSWORD"]
     path = os.environ.get("VDEDUP_PASSWORD_FILE")
     if path:
@@ -41,6 +79,7 @@ def read_password(confirm: bool = False) -> str:
             raise PasswordRequired(f"cannot read VDEDUP_PASSWORD_FILE: {e.strerror}") from None
         if not pw:
             raise PasswordRequired("VDEDUP_PASSWORD_FILE is empty")
+        AUDIT.password = pw
         return pw
     if not sys.stdin.isatty():
         raise PasswordRequired("no password: standard input is not a terminal")
@@ -50,6 +89,7 @@ def read_password(confirm: bool = False) -> str:
             raise UsageError("the passwords do not match")
     if not pw:
         raise PasswordRequired("empty password")
+    AUDIT.password = pw
     return pw
 
 
@@ -57,4 +97,6 @@ def open_repository() -> Repository:
     backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
-    return Repository.open(backend, read_password())
+    repo = Repository.open(backend, read_password())
+    AUDIT.repo = repo            # the audit entry of this command goes into this repository
+    return repo

@@ -1,4 +1,5 @@
-"""Entry point: the one place that turns errors into exit codes (CLI layer)."""
+"""Entry point: the one place that turns errors into exit codes, and the one place that
+writes the audit entry of every operation (CLI layer)."""
 from __future__ import annotations
 
 import os
@@ -7,11 +8,33 @@ import traceback
 
 import click
 
+def _kinds(name: str) -> tuple[type, ...]:
+    """click's exception class `name`, plus typer's own copy of it (typer >= 0.29 bundles click)."""
+    found = [getattr(click.exceptions, name)]
+    try:
+        import typer._click.exceptions as tce
+        import typer.exceptions as te
+        for mod in (tce, te):
+            cls = getattr(mod, name, None)
+            if isinstance(cls, type) and cls not in found:
+                found.append(cls)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_EXIT, _ABORT, _CLICK_ERROR = _kinds("Exit"), _kinds("Abort"), _kinds("ClickException")
+import typer
+
 from vdedup.errors import Interrupted, VdedupError
 
+from . import context
 from .app import app
 from .commands import load_all
 from .output import err
+
+# root options that take a value (to find the command's name in argv)
+_VALUE_OPTIONS = {"--repo", "-r", "--s3-endpoint"}
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> int:
@@ -21,27 +44,109 @@ def _fail(message: str, code: int, hint: str | None = None) -> int:
     return code
 
 
-def run(argv: list[str] | None = None) -> int:
+def _load() -> None:
     load_all()
+    from .aiassets import register
+    register(app)
+
+
+def operation_name(argv: list[str]) -> str | None:
+    """`backup`, `assets remove`, `ai-assets restore`...: the command path in argv."""
     try:
-        rv = app(args=argv, prog_name="vdedup", standalone_mode=False)
+        cmd = typer.main.get_command(app)     # typer's own click: test by shape, not class
+    except Exception:
+        return None
+    path: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in ("--help", "-h"):
+            return None
+        if tok.startswith("-"):
+            i += 2 if (not path and tok in _VALUE_OPTIONS) else 1
+            continue
+        commands = getattr(cmd, "commands", None)
+        if not isinstance(commands, dict):
+            break
+        sub = commands.get(tok)
+        if sub is None:
+            break
+        path.append(tok)
+        cmd = sub
+        i += 1
+    return " ".join(path) or None
+
+
+def _audit(operation: str | None, code: int, error: BaseException | None) -> None:
+    """Append this operation's entry to the repository it used; never fails the command."""
+    note = context.AUDIT
+    if operation is None or note.skip:
+        return
+    repo = note.repo
+    try:
+        if repo is None and operation == "init" and code == 0 and note.password is not None:
+            # init creates the repository without going through open_repository
+            from vdedup.backend import open_backend
+            from vdedup.repository import Repository
+            backend = open_backend(context.repo_location(), s3_endpoint=context.OPTIONS.s3_endpoint)
+            if backend.exists():
+                repo = Repository.open(backend, note.password)
+        if repo is None:
+            return        # no repository was opened: there is nowhere to write
+        from vdedup.assets.audit import AuditLog
+        log = AuditLog(repo)
+        if code == 0:
+            outcome, err_class = note.outcome or "ok", None
+        else:
+            outcome = "error"
+            err_class = type(error).__name__ if error is not None else None
+        items = note.items or [{}]
+        for item in items:
+            log.append(operation, item.get("outcome", outcome),
+                       asset=item.get("asset", note.asset), snapshot=item.get("snapshot", note.snapshot),
+                       counts=item.get("counts", note.counts), exit_code=item.get("exit_code", code),
+                       error=item.get("error", err_class))
+    except Exception as e:    # the operation itself is done; say that its record is missing
+        if os.environ.get("VDEDUP_DEBUG"):
+            traceback.print_exc()
+        err.print(f"vdedup: warning: could not write the audit entry ({type(e).__name__})", markup=False)
+
+
+def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
+    _load()
+    args = list(sys.argv[1:] if argv is None else argv)
+    context.reset_audit()
+    error: BaseException | None = None
+    try:
+        rv = app(args=args, prog_name=prog_name, standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except VdedupError as e:
+        error = e
         code = _fail(e.message, e.exit_code, e.hint)
-    except click.exceptions.Exit as e:
+    except _EXIT as e:
         code = e.exit_code
-    except click.exceptions.Abort:
+        if code == Interrupted.exit_code:          # typer turns Ctrl-C into Exit(130)
+            code = _fail("interrupted", code)
+    except _ABORT as e:
+        error = e
         code = _fail("interrupted", Interrupted.exit_code)
-    except click.ClickException as e:
+    except _CLICK_ERROR as e:
+        error = e
         e.show(file=sys.stderr)
         code = e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        error = e
         code = _fail("interrupted", Interrupted.exit_code)
     except Exception as e:   # a bug: one line, the traceback only on request
+        error = e
         if os.environ.get("VDEDUP_DEBUG"):
             traceback.print_exc()
         code = _fail(f"internal error: {type(e).__name__}: {e}".splitlines()[0], 1,
                      "set VDEDUP_DEBUG=1 for a traceback and report it")
+    try:
+        _audit(operation_name(args), code, error)
+    finally:
+        context.AUDIT.password = None
     if argv is None:
         sys.exit(code)
     return code

@@ -94,3 +94,10 @@ def test_url_credentials_never_shown(tmp_path, repo_path, repo_with_snapshot):
     proc = vdedup_proc("--repo", repo_path, "backup", f"chroma://user:s3cret-token@127.0.0.1:{_closed_port()}")
     assert proc.returncode in (2, 15)
     assert "s3cret-token" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("args", [["nosuchcmd"], ["snapshots", "--bogus"], ["restore"]])
+def test_usage_errors_exit_2_without_traceback(args, repo_path, repo_with_snapshot):
+    proc = vdedup_proc("--repo", repo_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr

@@ -1,21 +1,71 @@
-"""`backup` (CLI layer)."""
+"""`backup`: a source URL, one connected asset (`--asset`), or every one (`--all`) (CLI layer)."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 
+from vdedup.assets.store import Asset, AssetStore
 from vdedup.connectors import open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
+from vdedup.engine.nightly import backup_assets
+from vdedup.errors import PartialFailure, UsageError, VdedupError
 
 from ..app import app
-from ..context import open_repository
-from ..output import RichReporter, human_bytes, info, out, print_json
+from ..context import AUDIT, open_repository
+from ..output import RichReporter, err, human_bytes, info, out, print_json
+
+
+def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: int, json_out: bool) -> None:
+    """Back up the chosen assets one after another; a failing one does not stop the others,
+    and the run ends with PartialFailure (exit 3) naming the failed ones."""
+    repo = open_repository()
+    try:
+        store = AssetStore(repo)
+        assets = choose(store)
+        if not assets:
+            raise UsageError("no connected assets to back up (add one with 'vdedup connect')")
+        with RichReporter(enabled=not json_out) as reporter:
+            outcomes = backup_assets(repo, store, assets, reporter, batch_size)
+    finally:
+        repo.close()
+    for o in outcomes:
+        AUDIT.items.append({"asset": o.asset, "snapshot": o.snapshot_id,
+                            "counts": {"records": o.records, "bytes_added": o.bytes_added,
+                                       **({"forgotten": len(o.forgotten)} if o.forgotten else {})},
+                            "outcome": "ok" if o.ok else "error", "exit_code": o.exit_code,
+                            "error": o.error_class})
+    failed = [o for o in outcomes if not o.ok]
+    if json_out:
+        print_json({"message_type": "summary", "assets": [o.to_dict() for o in outcomes],
+                    "ok": len(outcomes) - len(failed), "failed": [o.asset for o in failed]})
+    else:
+        for o in outcomes:
+            if o.ok:
+                extra = f", forgot {len(o.forgotten)} old snapshot(s)" if o.forgotten else ""
+                out.print(f"{o.asset}: snapshot {o.snapshot_id[:8]} saved ({o.records} records, "
+                          f"{human_bytes(o.bytes_added)} added{extra})", markup=False)
+            elif len(outcomes) > 1:
+                err.print(f"{o.asset}: failed (exit {o.exit_code}): {o.error}", markup=False)
+    if failed:
+        if len(failed) == len(outcomes) and len(outcomes) == 1:
+            raise _single_failure(failed[0])
+        raise PartialFailure(f"{len(failed)} of {len(outcomes)} asset backups failed: "
+                             f"{', '.join(o.asset for o in failed)}")
+
+
+def _single_failure(o) -> VdedupError:
+    e = VdedupError(f"backup of asset {o.asset} failed: {o.error}")
+    e.exit_code = o.exit_code or 1
+    return e
 
 
 @app.command()
 def backup(
-    source: str = typer.Argument(..., help="Source URL, e.g. chroma:///path/to/dir or chroma://host:8000."),
+    source: Optional[str] = typer.Argument(None, help="Source URL, e.g. chroma:///path/to/dir or chroma://host:8000."),
+    asset: Optional[List[str]] = typer.Option(None, "--asset", "-a",
+                                              help="Back up this connected asset (repeatable)."),
+    all_assets: bool = typer.Option(False, "--all", help="Back up every connected asset."),
     collection: Optional[List[str]] = typer.Option(None, "--collection", "-c",
                                                    help="Collection to back up (repeatable; default: all)."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", "-t", help="Tag for the snapshot (repeatable)."),
@@ -23,6 +73,21 @@ def backup(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Back up a vector database into a new snapshot (only what changed is stored)."""
+    if sum((source is not None, bool(asset), all_assets)) != 1:
+        raise UsageError("give a SOURCE URL, --asset NAME or --all (exactly one)")
+    if source is None:
+        if collection or tag:
+            raise UsageError("--collection and --tag go with a SOURCE URL; a connected asset names "
+                             "its own collections and is tagged asset:NAME")
+        names = list(asset or [])
+
+        def choose(store: AssetStore) -> list[Asset]:
+            return store.list() if all_assets else [store.get(n) for n in names]
+
+        if len(names) == 1:
+            AUDIT.note(asset=names[0])
+        run_asset_backups(choose, batch_size, json_out)
+        return
     url = parse_url(source)
     repo = open_repository()
     try:
@@ -35,6 +100,7 @@ def backup(
             connector.close()
     finally:
         repo.close()
+    AUDIT.note(snapshot=result.snapshot.id, records=result.stats["records"], bytes_added=result.bytes_added)
     if json_out:
         print_json(result.to_dict())
         return

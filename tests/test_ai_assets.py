@@ -1,0 +1,173 @@
+"""The `ai-assets` command set exactly as BackupEngine's documentation writes it, run as real
+processes through the `backupengine` entry point (`python -m vdedup_cli.aiassets`, what the
+console script runs) and as `vdedup ai-assets`, against emulated Pinecone assets."""
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from vdedup.errors import SnapshotNotFound
+from vdedup.repository.snapshot import Snapshot
+from vdedup.testing.pinecone_emulator import PineconeEmulator
+from vdtest import typed, vdedup_proc
+from test_assets import (PC_SECRET, Cli, assert_secret_absent, chroma_source, pc_url, pinecone_asset_index,
+                         proc_env, read_pinecone)
+
+TARGET_SECRET = "pc-target-5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"
+
+
+def backupengine(*args: Any, env: dict, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vdedup_cli.aiassets", *map(str, args)], capture_output=True,
+                          text=True, env=env, input=input, timeout=300)
+
+
+def in_a_terminal(argv: list[str], answers: list[tuple[str, str]], env: dict, timeout: float = 120) -> tuple[int, str]:
+    """Run argv with a pseudo-terminal as stdin/stdout/stderr (in a new session, so the hidden
+    prompt cannot reach the test runner's own terminal) and answer each prompt as it appears."""
+    master, slave = os.openpty()
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    buf, seen, i = b"", 0, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:            # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    break
+                buf += chunk
+            if i < len(answers) and answers[i][0].encode() in buf[seen:]:
+                seen = len(buf)
+                os.write(master, answers[i][1].encode() + b"\n")
+                i += 1
+            if time.monotonic() > deadline:
+                p.kill()
+                pytest.fail(f"no prompt {answers[i][0]!r} in time; got {buf[-500:]!r}")
+        code = p.wait(timeout=30)
+    finally:
+        os.close(master)
+    assert i == len(answers), f"only {i} of {len(answers)} prompts were asked: {buf[-500:]!r}"
+    return code, buf.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def target_pc():
+    with PineconeEmulator(TARGET_SECRET) as emu:
+        yield emu
+
+
+@pytest.fixture
+def source_pc():
+    with PineconeEmulator(PC_SECRET) as emu:
+        yield emu
+
+
+def test_the_documented_commands_run_as_written(tmp_path, repo_path, source_pc, target_pc, capsys, monkeypatch):
+    written = pinecone_asset_index(source_pc, "customer-rag-index", n=40)
+    chroma_source(tmp_path / "chroma", n=10)
+    env = proc_env(VDEDUP_REPOSITORY=str(repo_path), PYTHONUNBUFFERED="1")
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+    cli = Cli(capsys, monkeypatch, "--repo", repo_path)
+    cli("init")
+    cli("connect", "-p", "chroma", "--name", "local-notes", f"chroma://{tmp_path / 'chroma'}")
+    outputs: list[str] = []
+
+    # backupengine ai-assets connect --provider pinecone       (asks for name, URL, hidden secret)
+    code, screen = in_a_terminal(
+        [sys.executable, "-m", "vdedup_cli.aiassets", "ai-assets", "connect", "--provider", "pinecone"],
+        [("asset name:", "customer-rag-index"), ("URL (", pc_url(source_pc, "customer-rag-index")),
+         ("input hidden", PC_SECRET)], env)
+    outputs.append(screen)
+    assert code == 0, screen
+    assert "connected asset customer-rag-index" in screen
+
+    # backupengine ai-assets list --type ai_vector_db   (and the vdedup form)
+    r = backupengine("ai-assets", "list", "--type", "ai_vector_db", env=env)
+    r2 = vdedup_proc("ai-assets", "list", "--type", "ai_vector_db", env=env)
+    for x in (r, r2):
+        outputs += [x.stdout, x.stderr]
+        assert x.returncode == 0, x.stderr
+        assert "customer-rag-index" in x.stdout and "local-notes" in x.stdout and "ai_vector_db" in x.stdout
+
+    # backupengine ai-assets backup --type ai_vector_db --provider pinecone   (pinecone assets only)
+    r = backupengine("ai-assets", "backup", "--type", "ai_vector_db", "--provider", "pinecone", env=env)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr
+    assert "customer-rag-index: snapshot" in r.stdout and "local-notes" not in r.stdout + r.stderr
+
+    # backupengine ai-assets snapshots --asset "customer-rag-index"
+    r = backupengine("ai-assets", "snapshots", "--asset", "customer-rag-index", env=env)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr
+    snaps = cli.json("ai-assets", "snapshots", "--asset", "customer-rag-index", "--json")
+    assert len(snaps) == 1 and snaps[0]["records"] == 80 and snaps[0]["short_id"] in r.stdout
+
+    # the target: another connected asset, on another (emulated) Pinecone project with its own key
+    r = vdedup_proc("ai-assets", "connect", "--provider", "pinecone", "--name", "qdrant-prod-02",
+                    "--url", f"pinecone://?controller={target_pc.url}", "--secret-stdin",
+                    env=env, input=TARGET_SECRET + "\n")
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr
+
+    # backupengine ai-assets restore --asset "customer-rag-index" --version latest --target-instance "qdrant-prod-02"
+    r = backupengine("ai-assets", "restore", "--asset", "customer-rag-index", "--version", "latest",
+                     "--target-instance", "qdrant-prod-02", env=env)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr
+    assert "restored 80 records into qdrant-prod-02/customer-rag-index" in r.stdout
+    got = read_pinecone(target_pc, "customer-rag-index")
+    assert sorted(got) == sorted(written)
+    for key, (vec, meta) in written.items():
+        assert got[key][0] == vec, f"vector of {key} differs"
+        assert typed(got[key][1]) == typed(meta), f"metadata of {key} differs"
+    # a second restore into the same target refuses to overwrite (exit 16), one line
+    r = vdedup_proc("ai-assets", "restore", "--asset", "customer-rag-index", "--version", snaps[0]["id"][:8],
+                    "--target-instance", "qdrant-prod-02", env=env)
+    assert r.returncode == 16 and "Traceback" not in r.stderr
+
+    # the console script's name, and no secret anywhere
+    r = backupengine("--help", env=env)
+    assert r.returncode == 0 and "backupengine" in r.stdout and "ai-assets" in r.stdout
+    assert_secret_absent(PC_SECRET, roots=(repo_path, tmp_path / "cache"), texts=tuple(outputs))
+    assert_secret_absent(TARGET_SECRET, roots=(repo_path, tmp_path / "cache"), texts=tuple(outputs))
+    log = cli.json("audit", "--verify", "--json")
+    ops = [(e["operation"], e["asset"]) for e in log["entries"]]
+    assert ("ai-assets connect", "customer-rag-index") in ops and ("ai-assets restore", "customer-rag-index") in ops
+
+
+def test_without_a_terminal_connect_needs_its_options(repo_path, capsys, monkeypatch):
+    cli = Cli(capsys, monkeypatch, "--repo", repo_path)
+    cli("init")
+    assert "--name" in cli("ai-assets", "connect", "--provider", "pinecone", expect=2).err
+    assert "--url" in cli("ai-assets", "connect", "--provider", "pinecone", "--name", "x", expect=2).err
+    assert "--secret-stdin" in cli("ai-assets", "connect", "--provider", "pinecone", "--name", "x",
+                                   "--url", "x", expect=2).err
+    cli("ai-assets", "connect", "--provider", "pinecone", "--name", "x", "--url", "x", "--secret-stdin",
+        input="k" * 30 + "\n")
+    assert cli.json("assets", "list", "--json")[0]["url"] == "pinecone://x"     # a bare index name
+    cli("ai-assets", "snapshots", "--asset", "nope", expect=14)
+    cli("ai-assets", "restore", "--asset", "x", expect=14)                       # no snapshots yet
+    cli("ai-assets", "restore", "--asset", "x", "--version", "yesterday", expect=2)
+
+
+def test_version_is_latest_an_id_or_a_time():
+    from vdedup_cli.aiassets import pick_version
+    snaps = [Snapshot(id=f"{c}" * 64, time=t, hostname="h", username="u", source="s", provider="p")
+             for c, t in (("a", "2026-11-01T03:00:00+00:00"), ("b", "2026-11-02T03:00:00+00:00"),
+                          ("c", "2026-11-03T03:00:00+00:00"))]
+    assert pick_version(snaps, "latest").id[0] == "c"
+    assert pick_version(snaps, "bbbb").id[0] == "b"
+    assert pick_version(snaps, "2026-11-02T12:00:00+00:00").id[0] == "b"
+    assert pick_version(snaps, "2026-11-03").id[0] == "b"     # midnight, local time: before the 3rd's run
+    with pytest.raises(SnapshotNotFound):
+        pick_version(snaps, "2026-10-01T00:00:00+00:00")

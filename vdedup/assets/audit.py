@@ -1,0 +1,134 @@
+"""The audit log: encrypted, hash-chained entries in the repository (assets layer).
+
+Entry N is the sealed object `audit/<N as 12 digits>` (ObjectType.AUDIT). Backends never
+overwrite, so the name is also the append lock: two writers cannot both claim N; the loser
+retries with N+1. Each entry holds `prev`, the keyed BLAKE3 hash (key derived from the master
+key) of entry N-1's canonical bytes, so a removed entry (a gap, or a missing first entry), a
+reordered one (the name is bound into the AEAD) and an altered one (authentication fails, or
+the chain breaks) are detected by `verify`. Removing the newest entries leaves a shorter valid
+chain: compare the count or the head hash with one kept elsewhere to detect that.
+
+Entries hold no secrets and no record data: time, user, host, operation, asset, snapshot,
+counts, outcome, and for a failure the exit code and the error class name only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from blake3 import blake3
+
+from ..backend.base import FileType
+from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound
+from ..format.objects import ObjectType
+from ..repository import Repository
+
+CTX_AUDIT = "vdedup 2026-11-25 audit chain"
+GENESIS = "0" * 64
+ENTRY_FIELDS = ("seq", "time", "user", "host", "operation", "asset", "snapshot", "counts",
+                "outcome", "exit_code", "error", "prev")
+
+
+def _canonical(entry: dict[str, Any]) -> bytes:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def entry_name(seq: int) -> str:
+    return f"{seq:012d}"
+
+
+@dataclass
+class VerifyResult:
+    entries: list[dict[str, Any]]
+    ok: bool
+    problem: str | None = None
+    position: int | None = None       # 1-based sequence number where the chain breaks
+    head: str = GENESIS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message_type": "audit_verify", "ok": self.ok, "entries": len(self.entries),
+                "problem": self.problem, "position": self.position, "head": self.head}
+
+
+@dataclass
+class AuditLog:
+    repo: Repository
+    _key: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._key = self.repo.master.purpose_key(CTX_AUDIT)
+
+    def digest(self, entry: dict[str, Any]) -> str:
+        return blake3(_canonical(entry), key=self._key).hexdigest()
+
+    def _names(self) -> list[str]:
+        return sorted(n for n, _ in self.repo.backend.list(FileType.AUDIT) if n.isdigit())
+
+    def append(self, operation: str, outcome: str = "ok", *, asset: str | None = None,
+               snapshot: str | None = None, counts: dict[str, int] | None = None,
+               exit_code: int = 0, error: str | None = None) -> dict[str, Any]:
+        base = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+                "user": _user(), "host": socket.gethostname(), "operation": operation,
+                "asset": asset, "snapshot": snapshot, "counts": dict(counts or {}),
+                "outcome": outcome, "exit_code": exit_code, "error": error}
+        for _ in range(100):
+            names = self._names()
+            if names:
+                last = names[-1]
+                prev_entry = self.repo.load_json_object(ObjectType.AUDIT, last)
+                seq, prev = int(last) + 1, self.digest(prev_entry)
+            else:
+                seq, prev = 1, GENESIS
+            entry = {**base, "seq": seq, "prev": prev}
+            try:
+                self.repo.save_json_object(ObjectType.AUDIT, entry_name(seq), entry)
+                return entry
+            except ObjectExists:
+                continue          # another writer took this number: chain onto theirs
+        raise IntegrityError("audit log: could not append an entry (too many concurrent writers)")
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every entry that can be read, in order (unreadable ones are skipped: see verify)."""
+        out = []
+        for name in self._names():
+            try:
+                out.append(self.repo.load_json_object(ObjectType.AUDIT, name))
+            except (ObjectNotFound, IntegrityError, FormatError, ValueError):
+                continue
+        return out
+
+    def verify(self) -> VerifyResult:
+        entries: list[dict[str, Any]] = []
+        prev = GENESIS
+        expected = 1
+        for name in self._names():
+            seq = int(name)
+            if seq != expected:
+                what = "missing" if seq > expected else "duplicated"
+                return VerifyResult(entries, False, f"entry {expected} is {what}", expected, prev)
+            try:
+                entry = self.repo.load_json_object(ObjectType.AUDIT, name)
+            except ObjectNotFound:
+                return VerifyResult(entries, False, f"entry {seq} is missing", seq, prev)
+            except (IntegrityError, FormatError, ValueError):
+                return VerifyResult(entries, False, f"entry {seq} is damaged or altered", seq, prev)
+            if not isinstance(entry, dict) or entry.get("seq") != seq:
+                return VerifyResult(entries, False, f"entry {seq} is out of place", seq, prev)
+            if entry.get("prev") != prev:
+                return VerifyResult(entries, False,
+                                    f"entry {seq} does not follow entry {seq - 1} (chain broken)", seq, prev)
+            entries.append(entry)
+            prev = self.digest(entry)
+            expected += 1
+        return VerifyResult(entries, True, None, None, prev)

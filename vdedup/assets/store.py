@@ -1,0 +1,243 @@
+"""The credential store: connected assets, their URLs and encrypted secrets (assets layer).
+
+Each asset is one sealed object `assets/<id>-<rand>` (ObjectType.ASSET). The object id is a
+keyed BLAKE3 hash of the asset name (the name itself lives only inside the encrypted
+object), plus a random suffix so that `rotate` can write the new record before it removes
+the old one (a crash in between leaves two records; the newer one wins).
+
+The secret has a second layer of its own: AES-256-GCM under a key derived from the master
+key (`CTX_ASSETS`), with a random 96-bit nonce and the asset name as associated data, so a
+secret cannot be moved to another asset's record. Whoever unlocks the master key (a
+password or the recovery key) can read the store; nobody else can.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from blake3 import blake3
+
+from ..backend.base import FileType
+from ..crypto.aead import open_sealed, seal
+from ..crypto.keys import CTX_ASSETS
+from ..errors import IntegrityError, ObjectNotFound, UsageError, VdedupError
+from ..format.objects import ObjectType
+from ..repository import Repository
+
+CTX_ASSET_IDS = "vdedup 2026-11-25 asset object ids"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+ASSET_TYPE = "ai_vector_db"
+
+# the environment variable each connector reads its secret from
+SECRET_ENV = {
+    "pinecone": "PINECONE_API_KEY",
+    "qdrant": "QDRANT_API_KEY",
+    "weaviate": "WEAVIATE_API_KEY",
+    "milvus": "MILVUS_TOKEN",
+    "postgresql": "PGPASSWORD",
+    "chroma": "CHROMA_API_KEY",
+}
+PROVIDER_ALIASES = {"postgres": "postgresql", "pgvector": "postgresql"}
+
+
+class AssetNotFound(VdedupError):
+    exit_code = 14
+    hint = "see the connected assets with 'vdedup assets list'"
+
+
+class AssetExists(VdedupError):
+    exit_code = 13
+    hint = "choose another --name, or replace the secret with 'vdedup assets rotate NAME'"
+
+
+def normalize_provider(provider: str) -> str:
+    p = provider.strip().lower()
+    p = PROVIDER_ALIASES.get(p, p)
+    if p not in SECRET_ENV:
+        raise UsageError(f"unknown provider {provider!r} (known: {', '.join(sorted(SECRET_ENV))})")
+    return p
+
+
+def secret_env_for(provider: str) -> str:
+    return SECRET_ENV[normalize_provider(provider)]
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name or ""):
+        raise UsageError(f"invalid asset name {name!r}: 1-128 letters, digits and . _ : -, "
+                         "starting with a letter or digit")
+    return name
+
+
+def mask(secret: str | None) -> str:
+    """`pc-…(40 chars)`: a short prefix only when the secret is long enough to spare it."""
+    if secret is None:
+        return "(none)"
+    prefix = secret[:3] if len(secret) >= 20 else ""
+    return f"{prefix}…({len(secret)} chars)"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Asset:
+    name: str
+    provider: str
+    url: str                              # redacted: never holds a secret
+    secret_env: str
+    collections: list[str] = field(default_factory=list)
+    forget_policy: dict[str, Any] | None = None
+    created: str = ""
+    rotated: str | None = None
+    has_secret: bool = False
+    type: str = ASSET_TYPE
+    generation: int = 0                   # +1 on every replacement; the highest record wins
+    object_name: str = field(default="", repr=False)
+    _sealed_secret: dict[str, str] | None = field(default=None, repr=False)
+
+    def to_public(self) -> dict[str, Any]:
+        """Everything but the secret (for listings and --json)."""
+        return {"name": self.name, "type": self.type, "provider": self.provider, "url": self.url,
+                "secret_env": self.secret_env, "collections": list(self.collections),
+                "forget_policy": self.forget_policy, "created": self.created,
+                "rotated": self.rotated, "has_secret": self.has_secret}
+
+    def _order(self) -> tuple:
+        return (self.generation, self.object_name)
+
+    def _record(self) -> dict[str, Any]:
+        d = self.to_public()
+        d["secret"] = self._sealed_secret
+        d["generation"] = self.generation
+        return d
+
+    @classmethod
+    def _from_record(cls, d: dict[str, Any], object_name: str) -> "Asset":
+        return cls(name=d["name"], provider=d["provider"], url=d["url"], secret_env=d["secret_env"],
+                   collections=list(d.get("collections") or []), forget_policy=d.get("forget_policy"),
+                   created=d.get("created", ""), rotated=d.get("rotated"),
+                   has_secret=d.get("secret") is not None, type=d.get("type", ASSET_TYPE),
+                   generation=int(d.get("generation", 0)), object_name=object_name, _sealed_secret=d.get("secret"))
+
+
+class AssetStore:
+    """Connected assets of one open repository."""
+
+    def __init__(self, repo: Repository):
+        self.repo = repo
+        self._key = repo.master.purpose_key(CTX_ASSETS)
+        self._id_key = repo.master.purpose_key(CTX_ASSET_IDS)
+
+    # ---- naming ---------------------------------------------------------------------
+    def _name_id(self, name: str) -> str:
+        return blake3(name.encode("utf-8"), key=self._id_key).hexdigest()[:32]
+
+    def _objects(self, name: str) -> list[str]:
+        prefix = self._name_id(name) + "-"
+        return [n for n, _ in self.repo.backend.list(FileType.ASSETS) if n.startswith(prefix)]
+
+    # ---- secret layer -----------------------------------------------------------------
+    def _seal_secret(self, name: str, secret: str) -> dict[str, str]:
+        nonce = secrets.token_bytes(12)
+        ct = seal(self._key, nonce, secret.encode("utf-8"), b"vdedup-asset:" + name.encode("utf-8"))
+        return {"alg": "aes-256-gcm", "nonce": base64.b64encode(nonce).decode(),
+                "data": base64.b64encode(ct).decode()}
+
+    def secret(self, asset: Asset) -> str | None:
+        """The plaintext secret: give it only to the connector (through its env var)."""
+        s = asset._sealed_secret
+        if s is None:
+            return None
+        try:
+            nonce, ct = base64.b64decode(s["nonce"]), base64.b64decode(s["data"])
+        except (KeyError, ValueError, TypeError):
+            raise IntegrityError(f"asset {asset.name}: damaged secret") from None
+        return open_sealed(self._key, nonce, ct, b"vdedup-asset:" + asset.name.encode("utf-8"),
+                           f"asset {asset.name} secret").decode("utf-8")
+
+    # ---- read -------------------------------------------------------------------------
+    def _load(self, object_name: str) -> Asset | None:
+        try:
+            d = self.repo.load_json_object(ObjectType.ASSET, object_name)
+        except ObjectNotFound:
+            return None          # removed concurrently
+        return Asset._from_record(d, object_name)
+
+    def list(self) -> list[Asset]:
+        newest: dict[str, Asset] = {}
+        for object_name, _ in self.repo.backend.list(FileType.ASSETS):
+            a = self._load(object_name)
+            if a is None:
+                continue
+            if object_name.split("-", 1)[0] != self._name_id(a.name):
+                raise IntegrityError(f"asset object {object_name[:16]} does not belong to its name")
+            prev = newest.get(a.name)
+            if prev is None or a._order() > prev._order():
+                newest[a.name] = a
+        return sorted(newest.values(), key=lambda a: a.name)
+
+    def get(self, name: str) -> Asset:
+        found = [a for a in (self._load(n) for n in self._objects(name)) if a is not None and a.name == name]
+        if not found:
+            raise AssetNotFound(f"no connected asset named {name!r}")
+        return max(found, key=lambda a: a._order())
+
+    # ---- write ------------------------------------------------------------------------
+    def _save(self, asset: Asset) -> Asset:
+        asset.object_name = f"{self._name_id(asset.name)}-{secrets.token_hex(8)}"
+        self.repo.save_json_object(ObjectType.ASSET, asset.object_name, asset._record())
+        return asset
+
+    def add(self, name: str, provider: str, url: str, secret: str | None,
+            collections: list[str] | None = None, forget_policy: dict[str, Any] | None = None) -> Asset:
+        check_name(name)
+        provider = normalize_provider(provider)
+        if self._objects(name):
+            raise AssetExists(f"an asset named {name!r} is already connected")
+        asset = Asset(name=name, provider=provider, url=url, secret_env=SECRET_ENV[provider],
+                      collections=list(collections or []), forget_policy=forget_policy,
+                      created=_now(), has_secret=secret is not None)
+        if secret is not None:
+            asset._sealed_secret = self._seal_secret(name, secret)
+        return self._save(asset)
+
+    def _replace(self, old: Asset, new: Asset) -> Asset:
+        """Write the new record first, then remove every older one."""
+        stale = self._objects(old.name)
+        new.generation = old.generation + 1
+        self._save(new)
+        for n in stale:
+            try:
+                self.repo.backend.remove(FileType.ASSETS, n)
+            except ObjectNotFound:
+                pass
+        return new
+
+    def rotate(self, name: str, secret: str | None) -> Asset:
+        old = self.get(name)
+        new = Asset._from_record(old._record(), "")
+        new.rotated = _now()
+        new.has_secret = secret is not None
+        new._sealed_secret = self._seal_secret(name, secret) if secret is not None else None
+        return self._replace(old, new)
+
+    def set_policy(self, name: str, policy: dict[str, Any] | None) -> Asset:
+        old = self.get(name)
+        new = Asset._from_record(old._record(), "")
+        new.forget_policy = policy
+        return self._replace(old, new)
+
+    def remove(self, name: str) -> Asset:
+        asset = self.get(name)
+        for n in self._objects(name):
+            try:
+                self.repo.backend.remove(FileType.ASSETS, n)
+            except ObjectNotFound:
+                pass
+        return asset
