@@ -71,9 +71,15 @@ start_milvus_real() {   # the real Milvus standalone engine (2.3.5-lite, PyPI `m
 }
 
 wait_milvus_real() {
+  # The real engine needs ~20 s on an idle machine, minutes on a loaded one (its wrapper gives
+  # up after 180 s). If it does not come up, say so loudly and let the test report it.
   local port; port=$(cat "$STATE/milvus-real.port")
-  wait_port 127.0.0.1 "$port" 120 "milvus (real engine)"
-  echo "export VDEDUP_TEST_MILVUS_REAL_URI=http://127.0.0.1:$port" >>"$STATE/env"
+  if wait_port 127.0.0.1 "$port" 240 "milvus (real engine)"; then
+    echo "export VDEDUP_TEST_MILVUS_REAL_URI=http://127.0.0.1:$port" >>"$STATE/env"
+  else
+    echo "servers: WARNING: the real Milvus 2.3.5 engine did not start; see $STATE/milvus-real.log" >&2
+    echo "export VDEDUP_TEST_MILVUS_REAL_UNAVAILABLE='did not start within 240 s (see $STATE/milvus-real.log)'" >>"$STATE/env"
+  fi
 }
 
 start_s3() {
