@@ -7,7 +7,7 @@ from vdedup.backend import open_backend
 from vdedup.repository import Repository
 
 from ..app import app
-from ..context import OPTIONS, open_repository, read_password, repo_location
+from ..context import AUDIT, OPTIONS, open_repository, read_password, repo_location
 from ..output import err, info, out, print_json
 
 
@@ -17,6 +17,7 @@ def init(json_out: bool = typer.Option(False, "--json", help="Print the result a
     backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
     password = read_password(confirm=True)
     repo, recovery = Repository.init(backend, password)
+    AUDIT.repo = repo
     try:
         if json_out:
             print_json({"message_type": "initialized", "id": repo.id, "location": backend.location,

@@ -16,7 +16,7 @@ from vdedup.model import Metric
 from vdedup.repository.snapshot import newest_at_or_before
 
 from ..app import app
-from ..context import open_repository
+from ..context import AUDIT, open_repository
 from ..output import RichReporter, err, info, out, print_json
 
 
@@ -139,6 +139,8 @@ def restore(
             connector.close()
     finally:
         repo.close()
+    AUDIT.note(snapshot=snap.id, records=sum(result.collections.values()),
+               safety_snapshot=result.safety_snapshot, dry_run=result.dry_run or None)
     if json_out:
         print_json(result.to_dict())
         return
