@@ -1,0 +1,880 @@
+"""Peer benchmark: vdedup against restic and borg on the same vector data (see benchmarks/README.md).
+
+One command measures every tool in the same run, on the same records:
+
+    .venv/bin/python benchmarks/peers.py [--n 50000] [--dim 384] [--runs 3] [--full]
+                                          [--out benchmarks/results]
+
+Data comes from benchmarks/datagen.py (seeded, clustered, ids ``doc-000123#chunk-4``, metadata
+{source, page, tags[], updated_at}) written into an embedded Chroma directory. vdedup backs up
+that directory (``chroma://``); restic and borg back up the export a naive user would make of
+it into a directory: ``vectors.npy`` (float32, N x dim), ``records.jsonl`` (one
+``{"id": ..., "metadata": ...}`` per line) and, when pyarrow is installed, ``records.parquet``
+(id, vector, metadata columns), all sorted by id and rewritten by every nightly export.
+
+Scenarios, for every tool: initial backup; nightly change (1% vectors updated, 1% added, 0.5%
+deleted); metadata-only change (updated_at on 10%); unchanged re-run; restore latest; restore
+the first snapshot after the nightly runs (7 with --full, --nights otherwise). Every tool
+command is a child process: wall time around it, CPU time and peak RSS from os.wait4.
+Bytes added = growth of the repository directory (file sizes summed). The minimum of a change
+is datagen's zstd-3 size of the changed records (vectors + ids + metadata).
+
+Results: <out>/peers.json, <out>/peers.md and PNG plots (benchmarks/plots.py, if matplotlib
+is installed). Working data in <out>/work (deleted at the end unless --keep).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import datagen  # noqa: E402
+from foundation import du, environment  # noqa: E402
+
+DATAGEN = HERE / "datagen.py"
+PASSWORD = "peers-benchmark"     # a benchmark-only throw-away passphrase, passed via env
+MB = 1e6
+ALL_TOOLS = ("vdedup", "restic", "borg-lz4", "borg-zstd3")
+PG_TOOLS = ("vdedup-pg", "pg_dump")      # with --pg
+SCENARIOS = ("initial", "nightly", "metadata", "unchanged", "restore_latest", "restore_first")
+SCENARIO_TITLES = {
+    "initial": "initial backup", "nightly": "nightly change (1% upd, 1% add, 0.5% del)",
+    "metadata": "metadata-only (updated_at on 10%)", "unchanged": "unchanged re-run",
+    "restore_latest": "restore latest", "restore_first": "restore first snapshot after the nights",
+}
+METRICS = ("wall_s", "cpu_s", "peak_rss_mb", "bytes_added", "ratio")
+NIGHTLY_RATIO_TARGET = 1.2
+METADATA_RATIO_TARGET = 2.0
+UNCHANGED_FRACTION_TARGET = 0.001
+NIGHTLY_WALL_VS_RESTIC = 0.5
+RSS_TARGET_MB = 500          # at 1M x 768
+
+
+def log(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ the naive export (child process)
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export(chroma_dir: str, out_dir: str, batch: int = 1000) -> dict[str, Any]:
+    """Write every record of the Chroma collection, sorted by id, as vectors.npy + records.jsonl
+    (+ records.parquet when pyarrow is available). Files are rewritten in place, as a nightly
+    export job would."""
+    import numpy as np
+    started = time.monotonic()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    col = datagen.open_collection(datagen.open_client(chroma_dir))
+    ids = sorted(datagen._all_ids(col))
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        pa = pq = None
+    vec_path = out / "vectors.npy"
+    vectors = None
+    writer = None
+    with open(out / "records.jsonl", "w") as jl:
+        for a in range(0, len(ids), batch):
+            want = ids[a:a + batch]
+            got = col.get(ids=want, include=["embeddings", "metadatas"])
+            pos = {rid: k for k, rid in enumerate(got["ids"])}
+            order = [pos[rid] for rid in want]
+            emb = np.asarray(got["embeddings"], dtype=np.float32)[order]
+            metas = [got["metadatas"][k] for k in order]
+            if vectors is None:
+                vectors = np.lib.format.open_memmap(vec_path, mode="w+", dtype="<f4",
+                                                    shape=(len(ids), emb.shape[1]))
+            vectors[a:a + len(want)] = emb
+            for rid, m in zip(want, metas):
+                jl.write(json.dumps({"id": rid, "metadata": m}, sort_keys=True, separators=(",", ":")) + "\n")
+            if pa is not None:
+                dim = emb.shape[1]
+                table = pa.table({
+                    "id": pa.array(want, pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim),
+                    "source": pa.array([m.get("source") for m in metas], pa.string()),
+                    "page": pa.array([m.get("page") for m in metas], pa.int64()),
+                    "tags": pa.array([m.get("tags") for m in metas], pa.list_(pa.string())),
+                    "updated_at": pa.array([m.get("updated_at") for m in metas], pa.string()),
+                })
+                if writer is None:
+                    writer = pq.ParquetWriter(out / "records.parquet", table.schema)
+                writer.write_table(table)
+    if vectors is not None:
+        vectors.flush()
+        del vectors
+    if writer is not None:
+        writer.close()
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    return {"records": len(ids), "files": {f: {"bytes": (out / f).stat().st_size, "sha256": sha256(out / f)}
+                                           for f in files},
+            "bytes": sum((out / f).stat().st_size for f in files), "parquet": pa is not None,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def find_export(root: Path) -> dict[str, str]:
+    """sha256 of the export files found (at any depth) under a restore target."""
+    found: dict[str, str] = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f in ("vectors.npy", "records.jsonl", "records.parquet"):
+                found[f] = sha256(Path(dirpath) / f)
+    return found
+
+
+# ------------------------------------------------------------------ PostgreSQL + pgvector (--pg)
+
+PG_TABLE = "docs"
+PG_CHECKSUM = ("SELECT count(*), md5(coalesce(string_agg(concat_ws(' ', id, embedding::text, source, page::text, "
+               "tags::text, updated_at), E'\\n' ORDER BY id), '')) FROM docs")
+
+
+def pg_settings() -> dict[str, str]:
+    env = {k: os.environ.get(f"VDEDUP_TEST_PG_{k}") for k in ("HOST", "PORT", "USER", "BIN")}
+    missing = [f"VDEDUP_TEST_PG_{k}" for k, v in env.items() if not v]
+    if missing:
+        raise SystemExit(f"--pg needs {', '.join(missing)}: start PostgreSQL with scripts/servers.sh "
+                         "and source its env file")
+    return env  # type: ignore[return-value]
+
+
+def pg_connect(db: str, autocommit: bool = True):
+    import psycopg
+    s = pg_settings()
+    return psycopg.connect(host=s["HOST"], port=int(s["PORT"]), user=s["USER"], dbname=db, autocommit=autocommit)
+
+
+def pg_create_db(db: str) -> None:
+    with pg_connect("postgres") as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{db}"')
+    with pg_connect(db) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
+def pg_drop_db(db: str) -> None:
+    with pg_connect("postgres") as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def pg_checksum(db: str) -> list[Any]:
+    with pg_connect(db) as c:
+        n, md5 = c.execute(PG_CHECKSUM).fetchone()
+    return [int(n), md5]
+
+
+def pg_sync(db: str, export_dir: str) -> dict[str, Any]:
+    """Make the pgvector table equal the export (what a nightly sync job does): load the export
+    into a staging table, delete the rows that are gone, upsert only rows that differ."""
+    import numpy as np
+    started = time.monotonic()
+    out = Path(export_dir)
+    vectors = np.load(out / "vectors.npy", mmap_mode="r")
+    with pg_connect(db, autocommit=False) as c:
+        c.execute(f"CREATE TABLE IF NOT EXISTS {PG_TABLE} (id text PRIMARY KEY, embedding vector({vectors.shape[1]}) "
+                  "NOT NULL, source text, page integer, tags text[], updated_at text)")
+        c.execute(f"CREATE TEMP TABLE staging (LIKE {PG_TABLE}) ON COMMIT DROP")
+        with c.cursor() as cur:
+            with cur.copy("COPY staging (id, embedding, source, page, tags, updated_at) FROM STDIN") as cp:
+                with open(out / "records.jsonl") as f:
+                    for i, line in enumerate(f):
+                        r = json.loads(line)
+                        m = r["metadata"]
+                        vec = "[" + ",".join(map(repr, vectors[i].tolist())) + "]"
+                        cp.write_row((r["id"], vec, m.get("source"), m.get("page"), m.get("tags"),
+                                      m.get("updated_at")))
+        deleted = c.execute(f"DELETE FROM {PG_TABLE} d WHERE NOT EXISTS "
+                            "(SELECT 1 FROM staging s WHERE s.id = d.id)").rowcount
+        cols = ("embedding", "source", "page", "tags", "updated_at")
+        upserted = c.execute(
+            f"INSERT INTO {PG_TABLE} SELECT * FROM staging ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{k} = EXCLUDED.{k}" for k in cols)
+            + f" WHERE ({', '.join(f'{PG_TABLE}.{k}' for k in cols)}) IS DISTINCT FROM "
+            + f"({', '.join(f'EXCLUDED.{k}' for k in cols)})").rowcount
+        c.commit()
+    return {"deleted": deleted, "upserted": upserted, "checksum": pg_checksum(db),
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+# ------------------------------------------------------------------ running children
+
+class Runner:
+    def __init__(self, work: Path):
+        self.work = work
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def run(self, argv: list[str], label: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            ok: tuple[int, ...] = (0,)) -> dict[str, Any]:
+        """Run a child; wall seconds, its own CPU seconds and peak RSS (os.wait4), parsed JSON stdout."""
+        self.count += 1
+        stem = self.logs / f"{self.count:03d}-{label}"
+        with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env or dict(os.environ),
+                                    cwd=str(cwd or ROOT))
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - t0
+        code = os.waitstatus_to_exitcode(status)
+        stdout = Path(f"{stem}.out").read_text(errors="replace")
+        if code not in ok:
+            stderr = Path(f"{stem}.err").read_text(errors="replace")
+            raise RuntimeError(f"{label} failed with exit code {code}: {Path(argv[0]).name} "
+                               f"{' '.join(argv[1:3])} ...\n{stderr[-2000:]}")
+        parsed: Any = None
+        text = stdout.strip()
+        if text.startswith(("{", "[")):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+        if parsed is None:
+            for line in reversed(text.splitlines()):
+                try:
+                    parsed = json.loads(line)
+                    break
+                except ValueError:
+                    continue
+        return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+                "peak_rss_mb": round(usage.ru_maxrss * 1024 / MB, 1), "json": parsed}
+
+    def py(self, args: list[str], label: str) -> Any:
+        return self.run([sys.executable, *args], label)["json"]
+
+
+# ------------------------------------------------------------------ tools
+
+class Tool:
+    name = ""
+    source = "export"           # what it backs up: "chroma" or "export"
+
+    def __init__(self, r: Runner, work: Path):
+        self.r, self.work = r, work
+        self.repo = work / f"repo-{self.name}"
+        self.backups = 0
+
+    def measure(self, argv: list[str], label: str, **kw: Any) -> dict[str, Any]:
+        before = du(self.repo)
+        m = self.r.run(argv, f"{self.name}-{label}", **kw)
+        m.pop("json", None)
+        m["repo_bytes_before"], m["repo_bytes_after"] = before, du(self.repo)
+        m["bytes_added"] = m["repo_bytes_after"] - before
+        return m
+
+
+class Vdedup(Tool):
+    name = "vdedup"
+    source = "chroma"
+
+    def __init__(self, r: Runner, work: Path):
+        super().__init__(r, work)
+        bindir = Path(sys.executable).parent
+        self.exe = shutil.which("vdedup", path=str(bindir)) or shutil.which("vdedup")
+        if not self.exe:
+            raise SystemExit("vdedup CLI not found next to this Python or on PATH")
+        self.env = {**os.environ, "VDEDUP_PASSWORD": PASSWORD, "VDEDUP_REPOSITORY": str(self.repo),
+                    "VDEDUP_CACHE_DIR": str(work / "cache-vdedup"), "VDEDUP_SCRYPT_N": "16384"}
+
+    def init(self) -> None:
+        self.r.run([self.exe, "init", "--json"], "vdedup-init", env=self.env)
+
+    def backup(self, chroma: Path, export_dir: Path) -> dict[str, Any]:
+        self.backups += 1
+        return self.measure([self.exe, "backup", f"chroma://{chroma}", "--json"], f"backup{self.backups}",
+                            env=self.env)
+
+    def restore(self, which: str, target: Path) -> dict[str, Any]:
+        snap = "latest"
+        if which == "first":
+            snaps = self.r.run([self.exe, "snapshots", "--json"], "vdedup-snapshots", env=self.env)["json"]
+            snap = snaps[0]["id"]
+        return self.measure([self.exe, "restore", snap, "--target", f"chroma://{target}", "--json"],
+                            f"restore-{which}", env=self.env)
+
+
+class Restic(Tool):
+    name = "restic"
+
+    def __init__(self, r: Runner, work: Path):
+        super().__init__(r, work)
+        if not shutil.which("restic"):
+            raise SystemExit("restic not found: run bash scripts/bench-deps.sh")
+        self.env = {**os.environ, "RESTIC_PASSWORD": PASSWORD, "RESTIC_REPOSITORY": str(self.repo),
+                    "RESTIC_CACHE_DIR": str(work / "cache-restic")}
+
+    def init(self) -> None:
+        self.r.run(["restic", "init", "--repository-version", "2"], "restic-init", env=self.env)
+
+    def backup(self, chroma: Path, export_dir: Path) -> dict[str, Any]:
+        self.backups += 1
+        return self.measure(["restic", "backup", "--host", "bench", "--json", "."], f"backup{self.backups}",
+                            env=self.env, cwd=export_dir)
+
+    def restore(self, which: str, target: Path) -> dict[str, Any]:
+        snap = "latest"
+        if which == "first":
+            snaps = self.r.run(["restic", "snapshots", "--json"], "restic-snapshots", env=self.env)["json"]
+            snap = sorted(snaps, key=lambda s: s["time"])[0]["id"]
+        return self.measure(["restic", "restore", snap, "--target", str(target)], f"restore-{which}",
+                            env=self.env)
+
+
+class Borg(Tool):
+    def __init__(self, r: Runner, work: Path, compression: str, name: str):
+        self.name, self.compression = name, compression
+        super().__init__(r, work)
+        if not shutil.which("borg"):
+            raise SystemExit("borg not found: run bash scripts/bench-deps.sh")
+        self.env = {**os.environ, "BORG_PASSPHRASE": PASSWORD, "BORG_BASE_DIR": str(work / f"home-{name}"),
+                    "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+                    "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes"}
+        self.archives: list[str] = []
+
+    def init(self) -> None:
+        self.r.run(["borg", "init", "--encryption", "repokey-blake2", str(self.repo)], f"{self.name}-init",
+                   env=self.env)
+
+    def backup(self, chroma: Path, export_dir: Path) -> dict[str, Any]:
+        self.backups += 1
+        name = f"night-{self.backups:03d}"
+        self.archives.append(name)
+        return self.measure(["borg", "create", "--compression", self.compression, f"{self.repo}::{name}", "."],
+                            f"backup{self.backups}", env=self.env, cwd=export_dir, ok=(0, 1))
+
+    def restore(self, which: str, target: Path) -> dict[str, Any]:
+        target.mkdir(parents=True, exist_ok=True)
+        name = self.archives[-1] if which == "latest" else self.archives[0]
+        return self.measure(["borg", "extract", f"{self.repo}::{name}"], f"restore-{which}", env=self.env,
+                            cwd=target, ok=(0, 1))
+
+
+class VdedupPg(Vdedup):
+    name = "vdedup-pg"
+    source = "pg"
+
+    def __init__(self, r: Runner, work: Path, db: str):
+        super().__init__(r, work)
+        self.db = db
+        s = pg_settings()
+        self.base = f"postgresql://{s['USER']}@{s['HOST']}:{s['PORT']}"
+
+    def backup(self, chroma: Path, export_dir: Path) -> dict[str, Any]:
+        self.backups += 1
+        return self.measure([self.exe, "backup", f"{self.base}/{self.db}?table={PG_TABLE}", "--json"],
+                            f"backup{self.backups}", env=self.env)
+
+    def restore(self, which: str, target: Path) -> dict[str, Any]:
+        snap = "latest"
+        if which == "first":
+            snaps = self.r.run([self.exe, "snapshots", "--json"], "vdedup-pg-snapshots", env=self.env)["json"]
+            snap = snaps[0]["id"]
+        db = target.name
+        pg_create_db(db)
+        return self.measure([self.exe, "restore", snap, "--target", f"{self.base}/{db}", "--json"],
+                            f"restore-{which}", env=self.env)
+
+
+class PgDump(Tool):
+    """pg_dump -Fc of the table every night, one file per night (the repository is that directory);
+    restore = pg_restore into a new database."""
+    name = "pg_dump"
+    source = "pg"
+
+    def __init__(self, r: Runner, work: Path, db: str):
+        super().__init__(r, work)
+        self.db = db
+        s = pg_settings()
+        self.bin = Path(s["BIN"])
+        self.conn = ["-h", s["HOST"], "-p", s["PORT"], "-U", s["USER"]]
+        self.dumps: list[Path] = []
+
+    def init(self) -> None:
+        self.repo.mkdir(parents=True, exist_ok=True)
+
+    def backup(self, chroma: Path, export_dir: Path) -> dict[str, Any]:
+        self.backups += 1
+        f = self.repo / f"night-{self.backups:03d}.dump"
+        self.dumps.append(f)
+        return self.measure([str(self.bin / "pg_dump"), *self.conn, "-Fc", "-t", PG_TABLE, "-f", str(f), self.db],
+                            f"backup{self.backups}")
+
+    def restore(self, which: str, target: Path) -> dict[str, Any]:
+        db = target.name
+        pg_create_db(db)
+        f = self.dumps[-1] if which == "latest" else self.dumps[0]
+        return self.measure([str(self.bin / "pg_restore"), *self.conn, "-d", db, str(f)], f"restore-{which}")
+
+
+def make_tools(names: list[str], r: Runner, work: Path, pg_db: str | None = None) -> list[Tool]:
+    out: list[Tool] = []
+    for n in names:
+        if n in ("vdedup-pg", "pg_dump") and not pg_db:
+            raise SystemExit(f"{n} needs --pg")
+        if n == "vdedup-pg":
+            out.append(VdedupPg(r, work, pg_db))  # type: ignore[arg-type]
+        elif n == "pg_dump":
+            out.append(PgDump(r, work, pg_db))  # type: ignore[arg-type]
+        elif n == "vdedup":
+            out.append(Vdedup(r, work))
+        elif n == "restic":
+            out.append(Restic(r, work))
+        elif n == "borg-lz4":
+            out.append(Borg(r, work, "lz4", n))
+        elif n == "borg-zstd3":
+            out.append(Borg(r, work, "zstd,3", n))
+        else:
+            raise SystemExit(f"unknown tool {n!r} (known: {', '.join(ALL_TOOLS)})")
+    return out
+
+
+# ------------------------------------------------------------------ one run
+
+def night_sizes(n: int, nights: int) -> list[int]:
+    """The n passed to datagen's nightly change for each night: night k adds ids from where night
+    k-1 stopped, so every night's additions are new records."""
+    sizes = [n]
+    for _ in range(nights - 1):
+        sizes.append(sizes[-1] + round(sizes[-1] * datagen.ADD_FRACTION))
+    return sizes
+
+
+def one_run(run_ix: int, args: argparse.Namespace, work: Path, pristine: Path,
+            populate_min: int) -> dict[str, Any]:
+    rdir = work / f"run{run_ix}"
+    if rdir.exists():
+        shutil.rmtree(rdir)
+    rdir.mkdir(parents=True)
+    r = Runner(rdir)
+    src, exp = rdir / "chroma", rdir / "export"
+    shutil.copytree(pristine, src)
+    common = ["--dim", str(args.dim), "--seed", str(args.seed)]
+    pg_db = f"bench_peers_{run_ix}" if args.pg else None
+    if pg_db:
+        pg_create_db(pg_db)
+    tools = make_tools(args.tools, r, rdir, pg_db)
+    res: dict[str, Any] = {"scenarios": {t.name: {} for t in tools}, "growth": {t.name: [] for t in tools},
+                           "exports": [], "changes": {}, "verify": {t.name: {} for t in tools}}
+    me = str(Path(__file__).resolve())
+
+    def change_export(label: str, kind: str = "none", n: int = 0) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Apply a datagen change to the Chroma source, then re-export it (one child process)."""
+        got = r.py([me, "change", "--kind", kind, "--dir", str(src), "--out", str(exp), "--n", str(n), *common,
+                    *(["--pg-db", pg_db] if pg_db else [])], f"change-export-{label}")
+        e = got["export"]
+        if got.get("pg"):
+            e["pg_checksum"] = got["pg"]["checksum"]
+            res.setdefault("pg_syncs", []).append({"label": label, **got["pg"]})
+        res["exports"].append({"label": label, **{k: e[k] for k in ("records", "bytes", "seconds")}})
+        return got["change"], e
+
+    def backup_all(label: str, scenario: str | None, minimum: int | None) -> None:
+        for t in tools:
+            log(f"run {run_ix}: {t.name} backup ({label})")
+            m = t.backup(src, exp)
+            if minimum:
+                m["minimum_bytes"] = minimum
+                m["ratio"] = m["bytes_added"] / minimum
+            res["growth"][t.name].append({"label": label, "repo_bytes": m["repo_bytes_after"],
+                                          "bytes_added": m["bytes_added"], "wall_s": m["wall_s"]})
+            if scenario:
+                res["scenarios"][t.name][scenario] = m
+
+    _, first = change_export("initial")
+    for t in tools:
+        t.init()
+    backup_all("initial", "initial", populate_min)
+
+    sizes = night_sizes(args.n, args.nights)
+    ch, _ = change_export("night-1", "nightly", sizes[0])
+    res["changes"]["nightly"] = ch
+    backup_all("night 1", "nightly", ch["minimum_bytes"])
+
+    ch, _ = change_export("metadata", "touch", sizes[0])
+    res["changes"]["metadata"] = ch
+    backup_all("metadata", "metadata", ch["minimum_bytes"])
+
+    _, latest = change_export("unchanged")           # the nightly job re-exports even when nothing changed
+    backup_all("unchanged", "unchanged", None)
+    for t in tools:
+        m = res["scenarios"][t.name]["unchanged"]
+        m["target_bytes"] = UNCHANGED_FRACTION_TARGET * m["repo_bytes_before"]
+
+    restore_all("latest", tools, r, rdir, src, latest, res, me)
+
+    for k, size in enumerate(sizes[1:], start=2):
+        ch, _ = change_export(f"night-{k}", "nightly", size)
+        res["changes"][f"night{k}"] = {key: ch[key] for key in ("updated", "added", "deleted", "records",
+                                                                "minimum_bytes")}
+        backup_all(f"night {k}", None, ch["minimum_bytes"])
+
+    restore_all("first", tools, r, rdir, src, first, res, me)
+    res["nights"] = len(sizes)
+    if pg_db and not args.keep:
+        pg_drop_db(pg_db)
+    if not args.keep:
+        shutil.rmtree(rdir, ignore_errors=True)
+    return res
+
+
+def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, src: Path, expected: dict[str, Any],
+                res: dict[str, Any], me: str) -> None:
+    want = {f: v["sha256"] for f, v in expected["files"].items()}
+    for t in tools:
+        log(f"{t.name} restore {which}")
+        target = rdir / (f"bench_restore_{which}_{t.name.replace('-', '_')}" if t.source == "pg"
+                         else f"restore-{which}-{t.name}")
+        m = t.restore(which, target)
+        res["scenarios"][t.name][f"restore_{which}"] = m
+        # verification (not timed): the restored data must equal what was backed up
+        if t.source == "pg":
+            have_sum = pg_checksum(target.name)
+            pg_drop_db(target.name)
+            ok = have_sum == expected["pg_checksum"]
+            res["verify"][t.name][which] = ok
+            m["verified"] = ok
+            if not ok:
+                log(f"WARNING: {t.name} restore {which} differs from the table it backed up")
+            continue
+        if t.source == "chroma":
+            check = rdir / f"check-{which}-{t.name}"
+            got = r.py([me, "export", "--dir", str(target), "--out", str(check)], f"verify-{which}-{t.name}")
+            have = {f: v["sha256"] for f, v in got["files"].items()}
+            shutil.rmtree(check, ignore_errors=True)
+        else:
+            have = find_export(target)
+        ok = have == want
+        res["verify"][t.name][which] = ok
+        m["verified"] = ok
+        if not ok:
+            log(f"WARNING: {t.name} restore {which} differs from the export it backed up")
+        shutil.rmtree(target, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ scaling (cost vs N)
+
+def scaling(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
+    sdir = work / "scaling"
+    sdir.mkdir(parents=True, exist_ok=True)
+    r = Runner(sdir)
+    grow, exp = sdir / "chroma", sdir / "export"
+    common = ["--dim", str(args.dim), "--seed", str(args.seed)]
+    me = str(Path(__file__).resolve())
+    out = result.setdefault("scaling", {})
+    for size in args.scaling:
+        log(f"scaling: N={size:,}")
+        r.py([str(DATAGEN), "populate", "--dir", str(grow), "--n", str(size), *common], f"populate-{size}")
+        r.py([me, "export", "--dir", str(grow), "--out", str(exp)], f"export-{size}")
+        row: dict[str, Any] = {}
+        for t in make_tools([n for n in args.tools if n not in PG_TOOLS], r, sdir):
+            t.init()
+            m = t.backup(grow, exp)
+            row[t.name] = {k: m[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "bytes_added")}
+            shutil.rmtree(t.repo, ignore_errors=True)
+        out[str(size)] = row
+    shutil.rmtree(sdir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ aggregation, targets, report
+
+def aggregate(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, Any]:
+    agg: dict[str, Any] = {}
+    for t in tools:
+        agg[t] = {}
+        for s in SCENARIOS:
+            ms = [run["scenarios"][t][s] for run in runs if s in run["scenarios"].get(t, {})]
+            if not ms:
+                continue
+            row: dict[str, Any] = {"runs": len(ms)}
+            for k in METRICS + ("minimum_bytes", "repo_bytes_before", "repo_bytes_after"):
+                vals = [m[k] for m in ms if m.get(k) is not None]
+                if vals:
+                    row[k] = statistics.median(vals)
+                    row[f"{k}_min"], row[f"{k}_max"] = min(vals), max(vals)
+            if "verified" in ms[0]:
+                row["verified"] = all(m.get("verified") for m in ms)
+            agg[t][s] = row
+    return agg
+
+
+def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+    v, rs = agg.get("vdedup", {}), agg.get("restic", {})
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, measured: str, holds: bool | None, note: str = "") -> None:
+        out.append({"target": name, "measured": measured, "holds": holds, "note": note})
+
+    if "nightly" in v:
+        x = v["nightly"]["ratio"]
+        add(f"nightly change adds <= {NIGHTLY_RATIO_TARGET}x the minimum", f"{x:.2f}x", x <= NIGHTLY_RATIO_TARGET)
+    if "metadata" in v:
+        x = v["metadata"]["ratio"]
+        add(f"metadata-only change adds <= {METADATA_RATIO_TARGET}x its minimum", f"{x:.2f}x",
+            x <= METADATA_RATIO_TARGET)
+    if "unchanged" in v:
+        x, stored = v["unchanged"]["bytes_added"], v["unchanged"]["repo_bytes_before"]
+        add("unchanged re-run adds < 0.1% of the stored size", f"{x:,.0f} B = {100 * x / stored:.4f}%",
+            x < UNCHANGED_FRACTION_TARGET * stored)
+    for s, factor, label in (("nightly", NIGHTLY_WALL_VS_RESTIC, "nightly wall time <= 0.5x restic's"),
+                             ("initial", 1.0, "initial backup wall time <= restic's"),
+                             ("restore_latest", 1.0, "restore (latest) wall time <= restic's")):
+        if s in v and s in rs:
+            a, b = v[s]["wall_s"], rs[s]["wall_s"]
+            add(label, f"{a:.2f} s vs {b:.2f} s ({a / b:.2f}x)", a <= factor * b,
+                "restic restores files only; re-importing them into a database is not counted"
+                if s == "restore_latest" else "")
+    sc = result.get("scaling") or {}
+    pts = sorted((int(n), row["vdedup"]["peak_rss_mb"]) for n, row in sc.items() if "vdedup" in row)
+    p = result["params"]
+    big = [rss for n, rss in pts if n >= 1_000_000 and p["dim"] >= 768]
+    if big:
+        add(f"peak RSS for 1M x 768 under {RSS_TARGET_MB} MB", f"{big[0]:.0f} MB", big[0] < RSS_TARGET_MB)
+    else:
+        add(f"peak RSS for 1M x 768 under {RSS_TARGET_MB} MB",
+            f"not measured in this run (largest: {pts[-1][0]:,} x {p['dim']}, {pts[-1][1]:.0f} MB)" if pts
+            else "not measured in this run", None, "run with --full --dim 768 (scaling to 1,000,000)")
+    if len(pts) >= 2:
+        (n0, r0), (n1, r1) = pts[0], pts[-1]
+        add("peak RSS grows sub-linearly with N", f"x{n1 / n0:.1f} records -> x{r1 / r0:.2f} RSS",
+            r1 / r0 < n1 / n0)
+    else:
+        add("peak RSS grows sub-linearly with N", "needs --scaling with 2+ sizes", None)
+    return out
+
+
+def fmt_bytes(v: float | None) -> str:
+    if v is None:
+        return ""
+    if abs(v) < 10_000:
+        return f"{v:,.0f} B"
+    return f"{v / MB:,.3f} MB" if abs(v) < 10 * MB else f"{v / MB:,.1f} MB"
+
+
+def _spread(row: dict[str, Any], k: str, fmt: str) -> str:
+    if k not in row:
+        return ""
+    s = format(row[k], fmt)
+    if row.get("runs", 1) > 1 and row[f"{k}_min"] != row[f"{k}_max"]:
+        s += f" ({format(row[f'{k}_min'], fmt)}-{format(row[f'{k}_max'], fmt)})"
+    return s
+
+
+def markdown(res: dict[str, Any]) -> str:
+    p, env = res["params"], res.get("environment", {})
+    lines = [
+        "# Peer benchmark: vdedup vs restic vs borg on the same vector data", "",
+        f"N={p['n']:,} records x {p['dim']} float32 (seed {p['seed']}), {p['runs']} run(s), "
+        f"{p['nights']} nightly runs before 'restore first'; tools: {', '.join(p['tools'])}. "
+        f"Run {res.get('started')} -> {res.get('finished', '(unfinished)')}; vdedup {env.get('vdedup')} "
+        f"({env.get('vdedup_commit')}), restic {res.get('versions', {}).get('restic')}, "
+        f"borg {res.get('versions', {}).get('borg')}; {env.get('cpus')} CPUs, {env.get('memory_gb')} GB RAM.", "",
+        "Medians of the runs; (min-max) when the runs differ. vdedup reads the embedded Chroma "
+        "directory; restic and borg back up the naive export (vectors.npy + records.jsonl"
+        f"{' + records.parquet' if res.get('export', {}).get('parquet') else ''}, "
+        f"{fmt_bytes(res.get('export', {}).get('bytes'))} at the start)"
+        + ("; vdedup-pg and pg_dump back up a pgvector table synced with the same changes." if p.get("pg") else "."),
+        "",
+        "| tool | scenario | wall s | CPU s | peak RSS MB | bytes added | minimum | ratio | restored ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in SCENARIOS:
+        for t in p["tools"]:
+            row = res.get("aggregate", {}).get(t, {}).get(s)
+            if not row:
+                continue
+            ver = "" if "verified" not in row else ("yes" if row["verified"] else "**no**")
+            lines.append("| " + " | ".join([
+                t, SCENARIO_TITLES[s], _spread(row, "wall_s", ".2f"), _spread(row, "cpu_s", ".2f"),
+                _spread(row, "peak_rss_mb", ".0f"),
+                fmt_bytes(row.get("bytes_added")) if not s.startswith("restore") else "",
+                fmt_bytes(row.get("minimum_bytes")),
+                _spread(row, "ratio", ".2f") if "ratio" in row else "", ver]) + " |")
+    lines += ["", "## Targets for vdedup", "", "| target | measured | holds | note |", "|---|---|---|---|"]
+    for t in res.get("targets", []):
+        holds = "not measured" if t["holds"] is None else ("holds" if t["holds"] else "**does not hold**")
+        lines.append(f"| {t['target']} | {t['measured']} | {holds} | {t['note']} |")
+    growth = res.get("growth_run0")
+    if growth:
+        lines += ["", "## Repository size after each backup (run 1)", "",
+                  "| backup | " + " | ".join(p["tools"]) + " |", "|---|" + "---:|" * len(p["tools"])]
+        labels = [g["label"] for g in growth[p["tools"][0]]]
+        for i, lab in enumerate(labels):
+            lines.append(f"| {lab} | " + " | ".join(fmt_bytes(growth[t][i]["repo_bytes"]) for t in p["tools"]) + " |")
+    if res.get("scaling"):
+        lines += ["", "## Initial backup cost vs N", "", "| N | tool | wall s | CPU s | peak RSS MB | bytes added |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for n, row in sorted(res["scaling"].items(), key=lambda kv: int(kv[0])):
+            for t, m in row.items():
+                lines.append(f"| {int(n):,} | {t} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['peak_rss_mb']:.0f} | "
+                             f"{fmt_bytes(m['bytes_added'])} |")
+    lines += ["", "Bytes added: growth of the repository directory (file sizes summed). Minimum: zstd level 3 of "
+              "the float32 vectors, ids and JSON metadata of the records written (initial: all records; nightly: "
+              "updated + added; metadata-only: ids + metadata of the touched records). Ratio = bytes added / "
+              "minimum. CPU s and peak RSS are the tool process's own (os.wait4). Restores: vdedup restores "
+              "into a new Chroma directory; restic and borg restore the export files only. 'restored ok': the "
+              "restored data re-exported (vdedup) or the restored files (restic, borg) are byte-identical "
+              "to the export taken when that snapshot was made; for vdedup-pg and pg_dump (restored into a new "
+              "database) the row count and an md5 over every row's text form equal the table's at that time."]
+    if res.get("error"):
+        lines += ["", f"ERROR: {res['error']}"]
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name, argv in (("restic", ["restic", "version"]), ("borg", ["borg", "--version"])):
+        try:
+            out[name] = subprocess.run(argv, capture_output=True, text=True).stdout.split()[1]
+        except (OSError, IndexError):
+            out[name] = None
+    return out
+
+
+def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    out = Path(args.out).resolve()
+    work = out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    result.update({
+        "benchmark": "peers", "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "params": {"n": args.n, "dim": args.dim, "seed": args.seed, "runs": args.runs, "full": args.full, "pg": args.pg,
+                   "nights": args.nights, "tools": args.tools, "scaling": args.scaling},
+        "environment": environment(), "versions": versions(), "runs": [],
+    })
+    make_tools(args.tools, Runner(work), work, "check" if args.pg else None)   # fail early when a tool is missing
+    pristine = work / "chroma-pristine"
+    log(f"populating {args.n:,} records x {args.dim}")
+    r = Runner(work)
+    pop = r.py([str(DATAGEN), "populate", "--dir", str(pristine), "--n", str(args.n), "--dim", str(args.dim),
+                "--seed", str(args.seed)], "populate")
+    result["populate"] = pop
+    for i in range(args.runs):
+        log(f"run {i + 1}/{args.runs}")
+        one = one_run(i, args, work, pristine, pop["minimum_bytes"])
+        result["runs"].append(one)
+        if i == 0:
+            result["export"] = one["exports"][0]
+            result["export"]["parquet"] = _has_pyarrow()
+            result["growth_run0"] = one["growth"]
+        result["aggregate"] = aggregate(result["runs"], args.tools)
+    if args.scaling:
+        scaling(args, work, result)
+    result["targets"] = targets(result["aggregate"], result)
+    result["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("export", "change"):   # internal: run as child processes
+        ap = argparse.ArgumentParser()
+        ap.add_argument("cmd")
+        ap.add_argument("--dir", required=True)
+        ap.add_argument("--out", required=True)
+        ap.add_argument("--kind", choices=("nightly", "touch", "none"), default="none")
+        ap.add_argument("--n", type=int, default=0)
+        ap.add_argument("--dim", type=int, default=datagen.DEFAULT_DIM)
+        ap.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
+        ap.add_argument("--pg-db", default=None)
+        a = ap.parse_args(argv)
+        if a.cmd == "export":
+            print(json.dumps(export(a.dir, a.out)))
+            return 0
+        # a change through datagen, then the export, in one process (one chromadb start-up)
+        ch = None
+        if a.kind == "nightly":
+            ch = datagen.nightly(a.dir, a.n, a.dim, a.seed)
+        elif a.kind == "touch":
+            ch = datagen.touch(a.dir, a.n, a.seed)
+        e = export(a.dir, a.out)
+        print(json.dumps({"change": ch, "export": e, "pg": pg_sync(a.pg_db, a.out) if a.pg_db else None}))
+        return 0
+    ap = argparse.ArgumentParser(description="vdedup vs restic and borg on the same vector data")
+    ap.add_argument("--n", type=int, default=50_000, help="records (default 50,000)")
+    ap.add_argument("--dim", type=int, default=384, help="vector dimension (default 384)")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions; medians are reported (default 3)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--full", action="store_true",
+                    help="7 nightly runs before 'restore first', and the cost-vs-N series 50k..1M")
+    ap.add_argument("--nights", type=int, default=None, help="nightly runs (default 3; 7 with --full)")
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma-separated subset of {','.join(ALL_TOOLS)}")
+    ap.add_argument("--scaling", default=None,
+                    help="comma-separated N for the initial-backup cost-vs-N series (default none; with "
+                         "--full 50000,200000,1000000)")
+    ap.add_argument("--pg", action="store_true",
+                    help="also vdedup on a pgvector table (postgresql://) and pg_dump -Fc / pg_restore; needs "
+                         "VDEDUP_TEST_PG_HOST/PORT/USER/BIN (scripts/servers.sh)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the working data (results/work)")
+    ap.add_argument("--out", default=str(HERE / "results"), help="results directory")
+    args = ap.parse_args(argv)
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if args.pg:
+        args.tools += [t for t in PG_TOOLS if t not in args.tools]
+    args.nights = args.nights or (7 if args.full else 3)
+    if args.scaling is None:
+        args.scaling = [50_000, 200_000, 1_000_000] if args.full else []
+    elif args.scaling.strip().lower() in ("", "none"):
+        args.scaling = []
+    else:
+        args.scaling = [int(x.replace("_", "")) for x in args.scaling.split(",") if x.strip()]
+    if args.runs < 1 or args.n < 100 or args.nights < 1:
+        ap.error("--runs and --nights must be >= 1 and --n >= 100")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {}
+    code = 0
+    try:
+        run(args, res)
+    except BaseException as e:   # write what was measured, then fail
+        code = 1
+        res["error"] = f"{type(e).__name__}: {e}"
+        log(f"failed: {res['error']}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(out / "work", ignore_errors=True)
+        if res.get("params"):
+            (out / "peers.json").write_text(json.dumps(res, indent=2) + "\n")
+            (out / "peers.md").write_text(markdown(res))
+            log(f"wrote {out / 'peers.json'} and {out / 'peers.md'}")
+            if not args.no_plots and code == 0:
+                try:
+                    import plots
+                    for f in plots.plot_all(out / "peers.json", out):
+                        log(f"wrote {f}")
+                except ImportError as e:
+                    log(f"plots skipped ({e}); bash scripts/bench-deps.sh installs matplotlib")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

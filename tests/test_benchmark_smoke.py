@@ -1,0 +1,89 @@
+"""Smoke run of the peer benchmark (benchmarks/peers.py) so the harness cannot silently rot:
+300 records x 16 dims, one run, one night, vdedup and restic only. It runs the real harness
+end to end (datagen -> embedded Chroma -> naive export -> vdedup and restic child processes
+-> restores verified byte for byte) and checks the results JSON and the Markdown table.
+
+restic must be installed (bash scripts/bench-deps.sh --restic); the test fails, not skips,
+without it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT / "benchmarks" / "peers.py"
+SCENARIOS = ("initial", "nightly", "metadata", "unchanged", "restore_latest", "restore_first")
+TOOLS = ("vdedup", "restic")
+
+
+def test_peer_benchmark_smoke(tmp_path: Path) -> None:
+    assert shutil.which("restic"), "restic is not installed: run `bash scripts/bench-deps.sh --restic`"
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(PEERS), "--n", "300", "--dim", "16", "--runs", "1", "--nights", "1",
+         "--tools", ",".join(TOOLS), "--no-plots", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (out / "work").exists(), "the working directory must be removed without --keep"
+
+    res = json.loads((out / "peers.json").read_text())
+    assert "error" not in res
+    assert res["params"]["n"] == 300 and res["params"]["tools"] == list(TOOLS)
+    pop = res["populate"]
+    assert pop["records"] == 300 and pop["minimum_bytes"] > 0
+    export_bytes = res["export"]["bytes"]
+    assert res["export"]["records"] == 300 and export_bytes >= 300 * 16 * 4   # at least the raw vectors
+
+    changes = res["runs"][0]["changes"]
+    assert (changes["nightly"]["updated"], changes["nightly"]["added"], changes["nightly"]["deleted"]) == (3, 3, 2)
+    assert changes["metadata"]["touched"] == 30
+
+    agg = res["aggregate"]
+    for tool in TOOLS:
+        for s in SCENARIOS:
+            row = agg[tool].get(s)
+            assert row is not None, f"{tool}: no result for scenario {s}"
+            assert row["runs"] == 1
+            assert 0 < row["wall_s"] < 120, (tool, s, row["wall_s"])
+            assert 0 <= row["cpu_s"] < 120, (tool, s, row["cpu_s"])
+            assert 5 < row["peak_rss_mb"] < 4000, (tool, s, row["peak_rss_mb"])
+            assert row["wall_s_min"] == row["wall_s"] == row["wall_s_max"]
+        init, night, meta, same = (agg[tool][s] for s in ("initial", "nightly", "metadata", "unchanged"))
+        # the first snapshot holds the data: at least a fraction of the compressed minimum, and
+        # not absurdly more than the export itself
+        assert pop["minimum_bytes"] * 0.5 < init["bytes_added"] < export_bytes * 20, (tool, init)
+        assert init["ratio"] == init["bytes_added"] / pop["minimum_bytes"]
+        assert night["bytes_added"] > 0 and night["minimum_bytes"] == changes["nightly"]["minimum_bytes"]
+        assert meta["bytes_added"] > 0 and meta["minimum_bytes"] == changes["metadata"]["minimum_bytes"]
+        # nothing changed: far less is added than the first backup stored
+        assert 0 <= same["bytes_added"] < init["bytes_added"] / 4, (tool, same["bytes_added"])
+        for s in ("restore_latest", "restore_first"):
+            assert agg[tool][s]["verified"] is True, f"{tool} {s}: restored data differs"
+    # vdedup stores only what changed; restic re-stores the rewritten export files
+    assert agg["vdedup"]["nightly"]["bytes_added"] < agg["restic"]["nightly"]["bytes_added"]
+
+    growth = res["growth_run0"]
+    for tool in TOOLS:
+        sizes = [g["repo_bytes"] for g in growth[tool]]
+        assert [g["label"] for g in growth[tool]] == ["initial", "night 1", "metadata", "unchanged"]
+        assert sizes == sorted(sizes) and sizes[0] > 0
+
+    tnames = [t["target"] for t in res["targets"]]
+    assert len(tnames) == 8 and any("nightly change" in t for t in tnames)
+    for t in res["targets"]:
+        assert t["holds"] in (True, False, None)
+
+    md = (out / "peers.md").read_text()
+    assert "| tool | scenario | wall s |" in md and "## Targets for vdedup" in md
+    rows = [ln for ln in md.splitlines() if ln.startswith(("| vdedup |", "| restic |"))]
+    assert len(rows) == len(TOOLS) * len(SCENARIOS), rows
+
+    if importlib.util.find_spec("matplotlib") is not None:   # plots are optional in CI
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import plots
+        files = plots.plot_all(out / "peers.json", out)
+        assert len(files) == 4 and all(f.stat().st_size > 1000 for f in files)
