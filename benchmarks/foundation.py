@@ -45,6 +45,7 @@ NIGHTLY_RATIO_TARGET = 1.2
 METADATA_TARGET = 0.4e6                # bytes
 UNCHANGED_FRACTION_TARGET = 0.001      # of the stored size
 MEMORY_GROWTH_TARGET = 1.25            # peak RSS at the largest N / at the smallest N
+OWN_MEMORY_SLACK_MB = 16               # sampling noise allowed on vdedup's own (difference) memory
 SAMPLE = 1000
 MEM_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "peak_rss_anon_mb", "peak_rss_file_mb")
 PASSWORD = "foundation-benchmark"
@@ -310,8 +311,19 @@ def source_state() -> dict[str, Any]:
         except OSError:
             return ""
     dirty = git("status", "--porcelain", "--", "vdedup", "cli").splitlines()
+    trees = [git("rev-parse", "--short", f"HEAD:{d}") for d in ("vdedup", "cli")]
     return {"vdedup_commit": git("rev-parse", "--short", "HEAD") or None,
+            "vdedup_code_tree": "+".join(trees) if all(trees) else None,
             "vdedup_uncommitted_files": len(dirty)}
+
+
+def code_changed(env: dict[str, Any]) -> bool:
+    """Whether vdedup/ or cli/ differed at the end of the run from its start."""
+    end = env.get("vdedup_at_end")
+    if not end:
+        return False
+    return (end.get("vdedup_code_tree") != env.get("vdedup_code_tree")
+            or bool(end.get("vdedup_uncommitted_files")) or bool(env.get("vdedup_uncommitted_files")))
 
 
 # ------------------------------------------------------------------ report
@@ -362,7 +374,23 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             out[-1]["target"] = (f"RSS(N={int(sizes[-1]):,}) / RSS(N={int(sizes[0]):,}) <= "
                                  f"{MEMORY_GROWTH_TARGET}")
             out[-1]["holds"] = growth is not None and growth <= MEMORY_GROWTH_TARGET
+            own = [own_anon_mb(mem[k]) for k in sizes]
+            if all(v is not None for v in own):
+                ratio = own[-1] / own[0] if own[0] > 0 else None
+                row("M vdedup's own anonymous memory (backup - bare read) growth",
+                    rss=own[-1], ratio=ratio,
+                    target=" -> ".join(f"{v:.0f} MB" for v in own)
+                    + f"; last <= {MEMORY_GROWTH_TARGET} x first + {OWN_MEMORY_SLACK_MB:.0f} MB",
+                    holds=own[-1] <= MEMORY_GROWTH_TARGET * max(own[0], 0) + OWN_MEMORY_SLACK_MB)
     return out
+
+
+def own_anon_mb(m: dict[str, Any]) -> float | None:
+    """Anonymous memory of the backup beyond what a bare Chroma read of the same data needs."""
+    base = m.get("chroma_scan") or {}
+    if not m.get("peak_rss_anon_mb") or not base.get("peak_rss_anon_mb"):
+        return None
+    return m["peak_rss_anon_mb"] - base["peak_rss_anon_mb"]
 
 
 def _fmt_bytes(v: float | None) -> str:
@@ -379,7 +407,7 @@ def markdown(res: dict[str, Any]) -> str:
         f"N={p['n']:,} records x {p['dim']} float32, seed {p['seed']}; run {res['started']} -> "
         f"{res.get('finished', '(unfinished)')}; vdedup {env.get('vdedup')} ({env.get('vdedup_commit')}"
         f"{', uncommitted changes in vdedup/ or cli/' if env.get('vdedup_uncommitted_files') else ''}"
-        f"{'; the tree changed during the run' if env.get('vdedup_at_end') and env['vdedup_at_end'] != {k: env.get(k) for k in env['vdedup_at_end']} else ''}), "
+        f"{'; vdedup/ or cli/ changed during the run' if code_changed(env) else ''}), "
         f"chromadb {env.get('chromadb')}, Python {env.get('python')}, {env.get('cpus')} CPUs, "
         f"{env.get('memory_gb')} GB RAM.",
         "",
@@ -449,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
                          "'none' for none); N itself is always included")
     ap.add_argument("--keep", action="store_true", help="keep the working data")
     ap.add_argument("--out", default=str(HERE / "results"), help="results directory")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite OUT/foundation.md from OUT/foundation.json")
     ap.add_argument("--work", default=None,
                     help="working directory, wiped at start and (without --keep) at the end "
                          "(default OUT/work/foundation)")
@@ -460,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args.scaling = [int(x.replace("_", "")) for x in args.scaling.split(",") if x.strip()]
     out = Path(args.out).resolve()
+    if args.render:
+        (out / "foundation.md").write_text(markdown(json.loads((out / "foundation.json").read_text())))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     default_work = not args.work
     args.work = Path(args.work).resolve() if args.work else out / "work" / "foundation"
