@@ -84,6 +84,10 @@ def _read_pack(repo: Repository, name: str, result: CheckResult, damaged: set[by
         msg = e.message if isinstance(e, VdedupError) else f"trailer cannot be decoded ({e})"
         result.errors.append(f"pack {name[:16]}: {msg}")
         blocks = indexed_blocks or []
+    if indexed_blocks is not None:          # the trailer has no ids: take them from the index
+        if not packfmt.same_layout(blocks, indexed_blocks):
+            result.errors.append(f"pack {name[:16]}: contents differ from the index")
+        blocks = indexed_blocks
     for b in blocks:
         try:
             plain = packfmt.open_block(key, pack_id, b.number, b.blob_type, data[b.offset:b.offset + b.length])
@@ -91,17 +95,14 @@ def _read_pack(repo: Repository, name: str, result: CheckResult, damaged: set[by
             if len(blobs) != len(b.blobs):
                 raise VdedupError("block holds a different number of blobs than listed")
             for (blob_id, raw_len), blob in zip(b.blobs, blobs):
-                if len(blob) != raw_len or repo.content_id(BlobType(b.blob_type), blob) != blob_id:
+                if len(blob) != raw_len or (blob_id and repo.content_id(BlobType(b.blob_type), blob) != blob_id):
                     damaged.add(blob_id)
                     result.errors.append(f"pack {name[:16]} block {b.number}: blob {blob_id.hex()[:16]} "
                                          f"does not match its content id")
         except Exception as e:   # any failure to authenticate or decode is damage
             msg = e.message if isinstance(e, VdedupError) else str(e)
             result.errors.append(f"pack {name[:16]} block {b.number}: {msg}")
-            damaged.update(blob_id for blob_id, _ in b.blobs)
-    if indexed_blocks is not None and [(b.number, b.offset, b.length, b.blobs) for b in blocks] != \
-            [(b.number, b.offset, b.length, b.blobs) for b in indexed_blocks]:
-        result.errors.append(f"pack {name[:16]}: contents differ from the index")
+            damaged.update(blob_id for blob_id, _ in b.blobs if blob_id)
 
 
 def check(repo: Repository, read_data: bool = False, reporter: Reporter | None = None,

@@ -351,7 +351,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             if to_repack:
                 reporter.phase("repack", len(to_repack))
                 for pid in to_repack:
-                    result.blobs_repacked += _repack(repo, pid, marks, packer)
+                    result.blobs_repacked += _repack(repo, pid, marks, packer, packs[pid].used_blobs)
                     reporter.advance(1)
                 packer.flush()
                 reporter.done()
@@ -463,8 +463,12 @@ def _choose(packs: dict[bytes, PackInfo], mode: str, limit: float) -> None:
         unused -= p.unused
 
 
-def _repack(repo: Repository, pid: bytes, marks: BlobMarks, packer: Packer) -> int:
-    """Copy the blobs this pack holds for the snapshots into new packs, each verified."""
+def _repack(repo: Repository, pid: bytes, marks: BlobMarks, packer: Packer, expected: int) -> int:
+    """Copy the blobs this pack holds for the snapshots into new packs, each verified.
+
+    Pack trailers carry no blob ids: every block is decrypted (authenticated) and each blob's id
+    recomputed from its content; exactly the `expected` blobs the index says this pack holds for
+    the snapshots must be found, or prune stops before deleting anything."""
     name = pid.hex()
     try:
         data = repo.backend.load(FileType.DATA, name)
@@ -476,9 +480,6 @@ def _repack(repo: Repository, pid: bytes, marks: BlobMarks, packer: Packer) -> i
                              f"deleting anything", hint="run 'vdedup check --read-data'") from None
     n = 0
     for b in blocks:
-        wanted = [i for i, (blob_id, _) in enumerate(b.blobs) if marks.get(blob_id, "claimed") == pid]
-        if not wanted:
-            continue
         try:
             plain = packfmt.open_block(key, pid, b.number, b.blob_type, data[b.offset:b.offset + b.length])
             blobs = blockfmt.decode_block(plain)
@@ -486,15 +487,14 @@ def _repack(repo: Repository, pid: bytes, marks: BlobMarks, packer: Packer) -> i
             msg = e.message if isinstance(e, VdedupError) else str(e)
             raise IntegrityError(f"cannot repack pack {name[:16]} block {b.number}: {msg}; prune stopped "
                                  f"before deleting anything", hint="run 'vdedup check --read-data'") from None
-        for i in wanted:
-            blob_id = b.blobs[i][0]
-            blob = blobs[i] if i < len(blobs) else b""
-            if repo.content_id(BlobType(b.blob_type), blob) != blob_id:
-                raise IntegrityError(f"blob {blob_id.hex()[:16]} in pack {name[:16]} does not match its "
-                                     f"content id; prune stopped before deleting anything",
-                                     hint="run 'vdedup check --read-data'")
-            packer.add(BlobType(b.blob_type), blob, blob_id)
-            n += 1
+        for blob in blobs:
+            blob_id = repo.content_id(BlobType(b.blob_type), blob)
+            if marks.get(blob_id, "claimed") == pid:
+                packer.add(BlobType(b.blob_type), blob, blob_id)
+                n += 1
+    if n != expected:
+        raise IntegrityError(f"pack {name[:16]} holds {n} of the {expected} blobs the index lists for it; "
+                             f"prune stopped before deleting anything", hint="run 'vdedup check --read-data'")
     return n
 
 

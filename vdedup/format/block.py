@@ -25,6 +25,12 @@ LANE_SIZES = (1, 2, 4, 8)
 ZSTD_LEVEL = 1      # measured: on shuffled float32 lanes level 1 beats 3 (0.842 vs 0.852 of raw) and is faster
 
 _cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+# Vector blocks: three of four float lanes are random mantissa bytes, so match finding only
+# costs; with it nearly off, zstd's entropy coder gets the exponent lane close to its entropy
+# (measured: 0.834 of raw against 0.842 at level 1, and faster). Any zstd decoder reads both.
+_vector_cctx = zstandard.ZstdCompressor(compression_params=zstandard.ZstdCompressionParameters(
+    window_log=20, min_match=7, hash_log=6, chain_log=6, search_log=1, target_length=0,
+    strategy=zstandard.STRATEGY_FAST))
 
 
 def shuffle(data: bytes, itemsize: int) -> bytes:
@@ -67,7 +73,8 @@ def encode_block(blobs: list[bytes], vector_payloads: bool) -> bytes:
     for k in LANE_SIZES:
         lane = shuffle(b"".join(lanes[k]), k)
         parts += [struct.pack(">Q", len(lane)), lane]
-    return bytes([CODEC_LANES]) + _cctx.compress(b"".join(parts))
+    cctx = _vector_cctx if vector_payloads else _cctx
+    return bytes([CODEC_LANES]) + cctx.compress(b"".join(parts))
 
 
 def decode_block(data: bytes) -> list[bytes]:

@@ -7,9 +7,10 @@ A pack holds many encrypted blocks; each block holds many blobs (see block.py).
     trailer AES-GCM(subkey, nonce(2, 0), zstd(block table), aad = "VDDP" | pack id | "trailer")
     u32     length of the sealed trailer
 
-The block table (also the body of index files, per pack) lists for every block its offset,
-length, blob type and blobs (32-byte id, raw length), so an index can be rebuilt from the
-packs alone. Counter nonces under a per-pack subkey never repeat and stay far below GCM's
+The block table lists for every block its offset, length, blob type and blobs: in index files
+(per pack) each blob's 32-byte id and raw length; in the pack trailer only the raw lengths, since
+ids are keyed hashes of the contents that a reader with the key recomputes (index files hold
+them; a pack alone still yields its index by decrypting and hashing its blobs). Counter nonces under a per-pack subkey never repeat and stay far below GCM's
 limits (a pack has at most a few thousand blocks).
 """
 from __future__ import annotations
@@ -84,32 +85,41 @@ def pack_key(master: MasterKey, header: bytes) -> bytes:
     return master.subkey(header[5:PACK_HEADER])
 
 
-def encode_table(blocks: list[BlockInfo]) -> bytes:
+def encode_table(blocks: list[BlockInfo], with_ids: bool = True) -> bytes:
+    """Block table; pack trailers omit the blob ids (`with_ids=False`): they are keyed hashes of
+    the blobs' contents, so a reader with the key recomputes them, and index files hold them."""
     out = bytearray(struct.pack(">I", len(blocks)))
     for b in blocks:
         out += struct.pack(">IQIBI", b.number, b.offset, b.length, b.blob_type, len(b.blobs))
         for blob_id, raw_len in b.blobs:
-            out += blob_id + struct.pack(">I", raw_len)
+            out += (blob_id if with_ids else b"") + struct.pack(">I", raw_len)
     return bytes(out)
 
 
-def decode_table(data: bytes, pos: int = 0) -> tuple[list[BlockInfo], int]:
+def decode_table(data: bytes, pos: int = 0, with_ids: bool = True) -> tuple[list[BlockInfo], int]:
     (n,) = struct.unpack_from(">I", data, pos)
     pos += 4
     blocks = []
+    idl = ID_LEN if with_ids else 0
     for _ in range(n):
         number, offset, length, btype, nblobs = struct.unpack_from(">IQIBI", data, pos)
         pos += 21
         blobs = []
         for _ in range(nblobs):
-            blobs.append((bytes(data[pos:pos + ID_LEN]), struct.unpack_from(">I", data, pos + ID_LEN)[0]))
-            pos += ID_LEN + 4
+            blobs.append((bytes(data[pos:pos + idl]), struct.unpack_from(">I", data, pos + idl)[0]))
+            pos += idl + 4
         blocks.append(BlockInfo(number, offset, length, btype, tuple(blobs)))
     return blocks, pos
 
 
+def same_layout(a: list[BlockInfo], b: list[BlockInfo]) -> bool:
+    """Whether two block tables describe the same blocks and blob sizes (ids aside)."""
+    return [(x.number, x.offset, x.length, x.blob_type, [n for _, n in x.blobs]) for x in a] == \
+        [(x.number, x.offset, x.length, x.blob_type, [n for _, n in x.blobs]) for x in b]
+
+
 def seal_trailer(key: bytes, pack_id: bytes, blocks: list[BlockInfo]) -> bytes:
-    body = zstandard.ZstdCompressor(level=3).compress(encode_table(blocks))
+    body = zstandard.ZstdCompressor(level=3).compress(encode_table(blocks, with_ids=False))
     sealed = seal(key, counter_nonce(2, 0), body, PACK_MAGIC + pack_id + b"trailer")
     return sealed + struct.pack(">I", len(sealed))
 
@@ -117,7 +127,8 @@ def seal_trailer(key: bytes, pack_id: bytes, blocks: list[BlockInfo]) -> bytes:
 def open_trailer(key: bytes, pack_id: bytes, sealed: bytes) -> list[BlockInfo]:
     body = open_sealed(key, counter_nonce(2, 0), sealed, PACK_MAGIC + pack_id + b"trailer",
                        f"pack {pack_id.hex()[:16]} trailer")
-    blocks, _ = decode_table(zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 30))
+    blocks, _ = decode_table(zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 30),
+                             with_ids=False)
     return blocks
 
 
