@@ -65,30 +65,35 @@ def repo_location() -> str:
     return loc
 
 
-def read_password(confirm: bool = False) -> str:
-    """From VDEDUP_PASSWORD, VDEDUP_PASSWORD_FILE, or a hidden prompt; never from argv."""
-    if os.environ.get("VDEDUP_PASSWORD"):
-        AUDIT.password = os.environ["VDEDUP_PASSWORD"]
-        return os.environ["VDEDUP_PASSWORD"]
-    path = os.environ.get("VDEDUP_PASSWORD_FILE")
+def read_secret(env: str, file_env: str, prompt: str, confirm: bool, missing: str) -> str:
+    """A password from `env`, the file named by `file_env`, or a hidden prompt; never from argv."""
+    if os.environ.get(env):
+        return os.environ[env]
+    path = os.environ.get(file_env)
     if path:
         try:
             with open(path, encoding="utf-8") as f:
                 pw = f.read().rstrip("\r\n")
         except OSError as e:
-            raise PasswordRequired(f"cannot read VDEDUP_PASSWORD_FILE: {e.strerror}") from None
+            raise PasswordRequired(f"cannot read {file_env}: {e.strerror}") from None
         if not pw:
-            raise PasswordRequired("VDEDUP_PASSWORD_FILE is empty")
-        AUDIT.password = pw
+            raise PasswordRequired(f"{file_env} is empty")
         return pw
     if not sys.stdin.isatty():
-        raise PasswordRequired("no password: standard input is not a terminal")
-    pw = getpass.getpass("repository password: ", stream=sys.stderr)
+        raise PasswordRequired(missing)
+    pw = getpass.getpass(f"{prompt}: ", stream=sys.stderr)
     if confirm:
-        if getpass.getpass("repeat password: ", stream=sys.stderr) != pw:
+        if getpass.getpass(f"repeat {prompt}: ", stream=sys.stderr) != pw:
             raise UsageError("the passwords do not match")
     if not pw:
         raise PasswordRequired("empty password")
+    return pw
+
+
+def read_password(confirm: bool = False) -> str:
+    """The repository password: VDEDUP_PASSWORD, VDEDUP_PASSWORD_FILE, or a hidden prompt."""
+    pw = read_secret("VDEDUP_PASSWORD", "VDEDUP_PASSWORD_FILE", "repository password", confirm,
+                     "no password: standard input is not a terminal")
     AUDIT.password = pw
     return pw
 

@@ -5,18 +5,13 @@ twice), never from the command line.
 """
 from __future__ import annotations
 
-import getpass
-import os
-import sys
-
 import typer
 from rich.table import Table
 
-from vdedup.errors import PasswordRequired, UsageError
 from vdedup.repository import keyring
 
 from ..app import app
-from ..context import open_repository
+from ..context import open_repository, read_secret
 from ..output import info, out, print_json
 
 key_app = typer.Typer(help="Manage the passwords and recovery keys that unlock the repository.",
@@ -25,27 +20,9 @@ app.add_typer(key_app, name="key")
 
 
 def read_new_password() -> str:
-    if os.environ.get("VDEDUP_NEW_PASSWORD"):
-        return os.environ["VDEDUP_NEW_PASSWORD"]
-    path = os.environ.get("VDEDUP_NEW_PASSWORD_FILE")
-    if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                pw = f.read().rstrip("\r\n")
-        except OSError as e:
-            raise PasswordRequired(f"cannot read VDEDUP_NEW_PASSWORD_FILE: {e.strerror}") from None
-        if not pw:
-            raise PasswordRequired("VDEDUP_NEW_PASSWORD_FILE is empty")
-        return pw
-    if not sys.stdin.isatty():
-        raise PasswordRequired("no new password: set VDEDUP_NEW_PASSWORD or VDEDUP_NEW_PASSWORD_FILE, "
-                               "or run in a terminal to be asked")
-    pw = getpass.getpass("new password: ", stream=sys.stderr)
-    if getpass.getpass("repeat new password: ", stream=sys.stderr) != pw:
-        raise UsageError("the passwords do not match")
-    if not pw:
-        raise PasswordRequired("empty password")
-    return pw
+    return read_secret("VDEDUP_NEW_PASSWORD", "VDEDUP_NEW_PASSWORD_FILE", "new password", True,
+                       "no new password: set VDEDUP_NEW_PASSWORD or VDEDUP_NEW_PASSWORD_FILE, "
+                       "or run in a terminal to be asked")
 
 
 @key_app.command("list")
