@@ -43,6 +43,7 @@ class RichReporter(Reporter):
     """Progress bars on stderr when it is a terminal; warnings always."""
 
     def __init__(self, enabled: bool):
+        self.messages = enabled                 # plans and warnings in words (not with --json)
         self.enabled = enabled and err.is_terminal and not OPTIONS.quiet
         self.progress: Progress | None = None
         self.task = None
@@ -65,6 +66,18 @@ class RichReporter(Reporter):
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         err.print(f"[yellow]warning:[/] {message}")
+
+    def translation(self, plan: dict) -> None:
+        if not self.messages:
+            return
+        err.print(f"translation of {plan['collection']!r} from {plan['source_provider']} to "
+                  f"{plan['target_provider']} ({'lossless' if plan['lossless'] else 'LOSSY'}):", markup=False)
+        for step in plan["steps"]:
+            accepted = f" (accepted by {step['accepted_by']})" if step.get("accepted_by") else ""
+            err.print(f"  {'=' if step['lossless'] else '!'} {step['part']}: {step['detail']}{accepted}",
+                      markup=False)
+        for e in plan["errors"]:
+            err.print(f"  x {e}", markup=False)
 
     def done(self) -> None:
         self.task = None

@@ -45,9 +45,9 @@ def test_every_pair_round_trips_ids_vectors_and_metadata(src, dst):
     make_id = {IdType.STRING: lambda i: f"doc-{i}#c", IdType.INT: lambda i: 1000 + i,
                IdType.UUID: lambda i: str(uuid.UUID(int=i + 1))}[id_type]
     schema = _schema(src, id_type, Metric.COSINE)
-    there = build_plan(schema, dst)
+    there = build_plan(schema, dst, allow_lossy=True)
     check_plan(there)                                    # cosine + one vector: every target can
-    back = build_plan(there.target_schema, src)
+    back = build_plan(there.target_schema, src, allow_lossy=True)
     check_plan(back)
     for i in range(20):
         rec = _record(make_id(i), i)
@@ -70,7 +70,7 @@ def test_unknown_or_missing_metric_is_refused_unless_given():
     plan = build_plan(_schema("postgresql", metric=Metric.UNKNOWN), "qdrant", metric=Metric.DOT)
     check_plan(plan)
     assert plan.target_schema.vectors[0].metric == Metric.DOT
-    assert any(s.part == "metric" and "--metric" in s.detail for s in plan.steps)
+    assert any(s.part == "metric" and s.accepted_by == "--metric" for s in plan.steps)
 
 
 def test_metric_names_are_the_providers():
@@ -85,15 +85,15 @@ def test_sparse_and_extra_vectors_are_never_dropped_silently():
     schema = CollectionSchema.from_dict({**schema.to_dict(), "vectors": [
         VectorField("a", 8, Metric.COSINE).__dict__, VectorField("b", 4, Metric.DOT).__dict__]})
     plan = build_plan(schema, "chroma")
-    assert len(plan.errors) == 2 and any("--vector" in e for e in plan.errors) and any("sparse" in e for e in plan.errors)
-    plan = build_plan(schema, "chroma", vector="a", drop_sparse=True)
+    assert any("--vector" in e for e in plan.errors) and any("sparse" in e for e in plan.errors)
+    plan = build_plan(schema, "chroma", vector="a", drop_sparse=True, allow_lossy=True)   # cosine: lossy
     check_plan(plan)
     assert not plan.lossless and {s.part for s in plan.steps if not s.lossless} >= {"vectors", "sparse"}
     rec = Record(7, {"a": np.ones(8, np.float32), "b": np.ones(4, np.float32)},
                  {"": SparseVector([1, 2], [0.5, 0.5])}, {"k": 1}, None, None)
     out = plan.transform(rec)
     assert list(out.vectors) == [""] and out.sparse == {} and out.metadata[ORIGINAL_ID] == "int:7"
-    assert build_plan(schema, "pinecone", vector="b").errors == []       # pinecone keeps sparse
+    assert build_plan(schema, "pinecone", vector="b", allow_lossy=True).errors == []   # pinecone keeps sparse
 
 
 def test_lossy_metadata_steps_are_listed():
@@ -133,6 +133,9 @@ def test_float16_is_widened_exactly_and_binary_refused():
     schema = CollectionSchema.from_dict({**_schema("milvus", IdType.INT).to_dict(), "vectors": [
         VectorField("h", 4, Metric.COSINE, "float16").__dict__]})
     plan = build_plan(schema, "chroma")
+    with pytest.raises(TranslationRefused, match="--allow-lossy"):     # read back as float32
+        check_plan(plan)
+    plan = build_plan(schema, "chroma", allow_lossy=True)
     check_plan(plan)
     half = np.array([0.1, -2.5, 3e-5, 65504], np.float16)
     out = plan.transform(Record(1, {"h": half}, {}, None, None, None))
@@ -140,3 +143,62 @@ def test_float16_is_widened_exactly_and_binary_refused():
     schema = CollectionSchema.from_dict({**_schema("milvus", IdType.INT).to_dict(), "vectors": [
         VectorField("b", 64, Metric.HAMMING, "binary").__dict__]})
     assert build_plan(schema, "chroma").errors
+
+
+def test_lossy_steps_are_refused_unless_accepted():
+    schema = _schema("qdrant", IdType.INT)                       # page: int
+    plan = build_plan(schema, "pinecone")
+    with pytest.raises(TranslationRefused, match="--allow-lossy") as e:
+        check_plan(plan)
+    assert "integers" in str(e.value)
+    plan = build_plan(schema, "pinecone", allow_lossy=True)
+    check_plan(plan)
+    assert [s.accepted_by for s in plan.steps if not s.lossless] == ["--allow-lossy"]
+    # a loss the user asked for by an option needs nothing more
+    named = CollectionSchema.from_dict({**_schema("milvus", IdType.INT).to_dict(), "metadata_fields": [],
+                                        "vectors": [VectorField("a", 8, Metric.EUCLIDEAN).__dict__,
+                                                    VectorField("b", 4, Metric.DOT).__dict__]})
+    plan = build_plan(named, "chroma", vector="a")
+    check_plan(plan)
+    assert {s.accepted_by for s in plan.steps if not s.lossless} == {"--vector"}
+
+
+def test_pinecone_sparse_needs_a_dotproduct_index():
+    schema = _schema("qdrant", IdType.INT, metric=Metric.COSINE, sparse=True)
+    plan = build_plan(schema, "pinecone", allow_lossy=True)
+    assert any("dotproduct" in e for e in plan.errors)
+    plan = build_plan(schema, "pinecone", metric=Metric.DOT, allow_lossy=True)
+    check_plan(plan)
+    named = CollectionSchema.from_dict({**schema.to_dict(), "sparse": [
+        SparseField("s1").__dict__, SparseField("s2").__dict__]})
+    assert any("1 sparse vector" in e for e in build_plan(named, "pinecone", metric=Metric.DOT).errors)
+
+
+def test_uuid_ids_are_kept_where_strings_are():
+    schema = _schema("weaviate", IdType.UUID)
+    plan = build_plan(schema, "milvus")
+    assert not any(s.part == "ids" for s in plan.steps)
+    rid = str(uuid.uuid4())
+    out = plan.transform(Record(rid, {"": np.ones(8, np.float32)}, {}, {"source": "x"}, None, None))
+    assert out.id == rid and ORIGINAL_ID not in out.metadata
+
+
+def test_fold_namespaces_reverses_namespace_collections():
+    there = build_plan(_schema("pinecone", namespaces=("", "eu")), "chroma")
+    name, _ = there.target_location("items", "eu")
+    back_schema = CollectionSchema.from_dict({**there.target_schema.to_dict(), "name": name})
+    assert build_plan(back_schema, "pinecone").target_location(name, "") == ("items__eu", "")
+    folded = build_plan(back_schema, "pinecone", fold_namespaces=True)
+    assert folded.target_location(name, "") == ("items", "eu")
+    assert folded.target_schema.name == "items" and folded.target_schema.namespaces == ("eu",)
+    assert any("--fold-namespaces" in s.detail and s.lossless for s in folded.steps)
+    plain = build_plan(there.target_schema, "pinecone", fold_namespaces=True)     # "items": the default
+    assert plain.target_location("items", "") == ("items", "")
+
+
+def test_inexact_targets_are_listed():
+    schema = CollectionSchema.from_dict({**_schema("milvus", IdType.INT).to_dict(), "metadata_fields": [
+        {"name": "score", "type": "float"}]})
+    lossy = [s.detail for s in build_plan(schema, "chroma").steps if not s.lossless]
+    assert any("cosine" in d for d in lossy) and any(d.startswith("score:") for d in lossy)
+    assert not [s for s in build_plan(schema, "weaviate").steps if not s.lossless]

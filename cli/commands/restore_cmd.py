@@ -77,6 +77,10 @@ def restore(
                                          "is unknown or untranslatable: cosine, dot, euclidean, manhattan, ..."),
     vector: Optional[str] = typer.Option(None, "--vector", help="The one vector to keep for a single-vector target."),
     drop_sparse: bool = typer.Option(False, "--drop-sparse", help="Accept losing sparse vectors the target cannot hold."),
+    allow_lossy: bool = typer.Option(False, "--allow-lossy", help="Accept the lossy steps a translation plan lists."),
+    fold_namespaces: bool = typer.Option(False, "--fold-namespaces", help="Restore collections named "
+                                         "C__N as namespace N of collection C (the reverse of a restore "
+                                         "into a provider without namespaces)."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records written per request."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -90,7 +94,7 @@ def restore(
     except ValueError:
         raise UsageError(f"--metric: unknown metric {metric!r} "
                          f"({', '.join(m.value for m in Metric if m != Metric.UNKNOWN)})") from None
-    translation = TranslationOptions(metric_value, vector, drop_sparse)
+    translation = TranslationOptions(metric_value, vector, drop_sparse, allow_lossy, fold_namespaces)
     selection = Selection(collection or None, namespace or None, _read_ids(ids) if ids else None,
                           parse_where(where) if where else None)
     repo = open_repository()
@@ -144,13 +148,6 @@ def restore(
     if json_out:
         print_json(result.to_dict())
         return
-    for t in result.translations:
-        err.print(f"translation of {t['collection']!r} from {t['source_provider']} to {t['target_provider']} "
-                  f"({'lossless' if t['lossless'] else 'LOSSY'}):", markup=False)
-        for step in t["steps"]:
-            err.print(f"  {'=' if step['lossless'] else '!'} {step['part']}: {step['detail']}", markup=False)
-        for e in t["errors"]:
-            err.print(f"  x {e}", markup=False)
     for w in result.warnings:
         info(f"warning: {w}")
     if result.dry_run:

@@ -28,6 +28,14 @@ class Capabilities:
     namespace_kind: str | None           # what a namespace is called there, None: no namespaces
     documents: bool                      # a first-class document field
     uris: bool
+    max_sparse: int | None = None        # sparse vectors per record (None: any number, named)
+    named_sparse: bool = True
+    unnamed_sparse: bool = True          # a sparse vector may have the name "" (Qdrant: no)
+    int_ids: tuple[int, int] = (-2 ** 63, 2 ** 63 - 1)     # the range of integer ids it holds
+    sparse_metrics: frozenset = frozenset({Metric.DOT})
+    sparse_modifiers: bool = False       # e.g. Qdrant's idf modifier
+    exact_floats: bool = True            # float metadata comes back bit for bit
+    exact_cosine: bool = True            # vectors of a cosine index come back bit for bit
 
     def metric_name(self, metric: Metric) -> str:
         return _METRIC_NAMES.get(self.provider, {}).get(metric, metric.value)
@@ -40,15 +48,17 @@ ALL_TYPES = frozenset({"str", "int", "float", "bool", "null", "list", "dict", "d
 CAPABILITIES: dict[str, Capabilities] = {
     "chroma": Capabilities("chroma", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN}), frozenset({IdType.STRING}),
                            1, False, False, False, frozenset({"float32"}), SCALARS | {"list"},
-                           False, False, None, True, True),
+                           False, False, None, True, True, exact_floats=False, exact_cosine=False),
     "pinecone": Capabilities("pinecone", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN}), frozenset({IdType.STRING}),
                              1, False, False, True, frozenset({"float32"}),
-                             frozenset({"str", "float", "bool", "list"}), False, False, "namespace", False, False),
+                             frozenset({"str", "float", "bool", "list"}), False, False, "namespace", False, False,
+                             max_sparse=1, named_sparse=False),
     "qdrant": Capabilities("qdrant", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.MANHATTAN}),
                            frozenset({IdType.INT, IdType.UUID}), None, True, True, True,
                            frozenset({"float32", "float16", "uint8"}),
                            frozenset({"str", "int", "float", "bool", "null", "list", "dict"}), True, True,
-                           None, False, False),
+                           None, False, False, sparse_modifiers=True, exact_cosine=False,
+                           unnamed_sparse=False, int_ids=(0, 2 ** 64 - 1)),
     "milvus": Capabilities("milvus", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.HAMMING, M.JACCARD}),
                            frozenset({IdType.INT, IdType.STRING}), None, True, False, True,
                            frozenset({"float32", "float16", "bfloat16", "binary", "int8"}),
@@ -58,7 +68,8 @@ CAPABILITIES: dict[str, Capabilities] = {
                                                         M.JACCARD}),
                                frozenset({IdType.INT, IdType.STRING, IdType.UUID}), None, True, False, True,
                                frozenset({"float32", "float16", "binary"}), ALL_TYPES, True, True, None,
-                               False, False),
+                               False, False,
+                               sparse_metrics=frozenset({M.DOT, M.COSINE, M.EUCLIDEAN, M.MANHATTAN})),
     "weaviate": Capabilities("weaviate", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.MANHATTAN, M.HAMMING}),
                              frozenset({IdType.UUID}), None, True, True, False, frozenset({"float32"}),
                              frozenset({"str", "int", "float", "bool", "null", "list", "dict", "datetime"}),

@@ -14,5 +14,8 @@ class Reporter:
     def warn(self, message: str) -> None:
         """Something the user should know that did not stop the work."""
 
+    def translation(self, plan: dict) -> None:
+        """A translation plan (TranslationPlan.to_dict()), before anything is written."""
+
     def done(self) -> None:
         """The current phase ended."""

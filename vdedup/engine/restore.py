@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 from ..connectors.base import Connector
@@ -28,7 +28,7 @@ from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
 from ..repository.manifest import TempRows, iter_state, spool_dumps, spool_loads
 from .events import Reporter
-from .translate import build_plan, check_plan
+from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_original_id, id_kind
 from .where import Predicate
 
 BATCH_SIZE = 1000
@@ -62,6 +62,8 @@ class TranslationOptions:
     metric: Metric | None = None
     vector: str | None = None
     drop_sparse: bool = False
+    allow_lossy: bool = False
+    fold_namespaces: bool = False
 
 
 @dataclass
@@ -175,6 +177,23 @@ def _finish(connector: Connector, name: str) -> None:
         finish(name)
 
 
+def _with_original_id_type(repo: Repository, schema: CollectionSchema, parts: list) -> CollectionSchema:
+    """A translation back gives records their original ids again (from the metadata field
+    `_vdedup_id`), whose type the schema of the translated copy cannot know: the first
+    record tells it."""
+    for coll, tplan, entry, _ in parts:
+        if tplan.identity or not any(f.name == ORIGINAL_ID for f in tplan.source_schema.metadata_fields):
+            continue
+        for row in iter_state(repo, entry):
+            meta = row.meta if isinstance(row.meta, dict) else {}
+            original = decode_original_id(meta.get(ORIGINAL_ID))
+            kind = id_kind(original if original is not None else row.id)
+            if kind != schema.id_type and accepts_id(tplan.caps, kind):
+                return replace(schema, id_type=kind)
+            return schema
+    return schema
+
+
 def _counting(rows: Iterator[mf.Row], plan: NamespacePlan) -> Iterator[mf.Row]:
     for row in rows:
         plan.write += 1
@@ -193,45 +212,56 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
     started = time.monotonic()
     selection = selection or Selection()
     chosen = select_collections(snapshot, collections or selection.collections)
-    if as_name and len(chosen) != 1:
+    if as_name and len(chosen) != 1 and not translation.fold_namespaces:
         raise UsageError("--as needs exactly one collection (use --collection NAME)")
     lock = repo.lock(exclusive=False, operation="restore")
     result = RestoreResult(snapshot, target, 0.0, dry_run=dry_run)
     try:
-        plan = []
-        for coll in chosen:                         # check every target before writing anything
+        # every target is checked before anything is written; several snapshot collections
+        # may go into one target collection (--fold-namespaces), which is created once
+        targets: dict[str, list[tuple[dict[str, Any], Any, dict[str, Any], str]]] = {}
+        schemas: dict[str, CollectionSchema] = {}
+        for coll in chosen:
             schema = CollectionSchema.from_dict(coll["schema"])
             tplan = build_plan(schema, connector.provider, translation.metric, translation.vector,
-                               translation.drop_sparse)
+                               translation.drop_sparse, translation.allow_lossy,
+                               translation.fold_namespaces)
             if not tplan.identity:
                 result.translations.append(tplan.to_dict())
+                reporter.translation(result.translations[-1])
             if not dry_run:
                 check_plan(tplan)
-            entries = select_namespaces(coll, selection.namespaces)
             base = as_name or coll["name"]
-            targets: dict[str, list[tuple[dict[str, Any], str]]] = {}
-            for entry in entries:
+            for entry in select_namespaces(coll, selection.namespaces):
                 tname, tns = tplan.target_location(base, entry["name"])
-                targets.setdefault(tname, []).append((entry, tns))
-            for tname, parts in targets.items():
-                exists = connector.exists(tname)
-                if exists and not overwrite and not dry_run:
-                    if any(connector.count(tname, tns) > 0 for _, tns in parts):
-                        raise TargetNotEmpty(f"target collection {tname!r} at {target} already holds records")
-                plan.append((coll, tname, tplan, exists, parts))
-        for coll, name, tplan, exists, parts in plan:
+                targets.setdefault(tname, []).append((coll, tplan, entry, tns))
+                if tname not in schemas:
+                    schemas[tname] = tplan.target_schema.renamed(tname)
+                namespaces = schemas[tname].namespaces
+                if tns not in namespaces:
+                    schemas[tname] = replace(schemas[tname], namespaces=tuple(namespaces) + (tns,))
+        if as_name and len({p.fold[0] if p.fold else c["name"] for parts in targets.values()
+                            for c, p, _, _ in parts}) > 1:
+            raise UsageError("--as needs the chosen collections to go into one collection")
+        existing = {}
+        for tname, parts in targets.items():
+            existing[tname] = connector.exists(tname)
+            if existing[tname] and not overwrite and not dry_run:
+                if any(connector.count(tname, tns) > 0 for *_, tns in parts):
+                    raise TargetNotEmpty(f"target collection {tname!r} at {target} already holds records")
+        for name, parts in targets.items():
             if dry_run:
-                for entry, tns in parts:
+                for coll, _, entry, tns in parts:
                     np_ = NamespacePlan(coll["name"], name, tns)
                     for row in iter_state(repo, entry):
                         if selection.matches(row):
                             np_.write += 1
                     result.plan.append(np_)
                 continue
-            if not exists:
-                connector.create_collection(tplan.target_schema.renamed(name), name)
+            if not existing[name]:
+                connector.create_collection(_with_original_id_type(repo, schemas[name], parts), name)
             written = 0
-            for entry, tns in parts:
+            for coll, tplan, entry, tns in parts:
                 label = name + (f"/{tns}" if tns else "")
                 np_ = NamespacePlan(coll["name"], name, tns)
                 reporter.phase(f"restore {label}", None if selection.is_partial else entry["count"])
@@ -247,13 +277,13 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                 _settle(connector, name, tns)
                 reporter.done()
                 result.plan.append(np_)
-                if not exists and not selection.is_partial:
+                if not existing[name] and not selection.is_partial:
                     have = connector.count(name, tns)
                     if have != entry["count"]:
                         result.warnings.append(f"{label}: target reports {have} records after restore, "
                                                f"snapshot has {entry['count']}")
             _finish(connector, name)
-            result.collections[name] = result.collections.get(name, 0) + written
+            result.collections[name] = written
         result.seconds = time.monotonic() - started
         return result
     finally:

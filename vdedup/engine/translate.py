@@ -28,6 +28,7 @@ DOCUMENT = "_vdedup_document"
 URI = "_vdedup_uri"
 ID_NAMESPACE = uuid.UUID("6f1d2a9e-4b1c-5d7a-9e3f-0a1b2c3d4e5f")
 NS_SEPARATOR = "__"
+SPARSE_NAME = "sparse"      # the name an unnamed sparse vector gets where every sparse vector is named
 MAX_SAFE_INT = 2 ** 53
 
 
@@ -36,12 +37,14 @@ class Step:
     part: str          # metric, ids, vectors, sparse, metadata, documents, namespaces
     detail: str
     lossless: bool
+    accepted_by: str | None = None     # the option by which the user asked for this loss
 
     def to_dict(self) -> dict[str, Any]:
-        return {"part": self.part, "detail": self.detail, "lossless": self.lossless}
+        return {"part": self.part, "detail": self.detail, "lossless": self.lossless,
+                "accepted_by": self.accepted_by}
 
 
-def _id_kind(rid: Any) -> IdType:
+def id_kind(rid: Any) -> IdType:
     if isinstance(rid, int):
         return IdType.INT
     try:
@@ -50,6 +53,17 @@ def _id_kind(rid: Any) -> IdType:
     except (ValueError, AttributeError, TypeError):
         pass
     return IdType.STRING
+
+
+def accepts_id(caps: Capabilities, kind: IdType) -> bool:
+    """Whether the target holds ids of this kind as they are (a UUID is also a string)."""
+    return kind in caps.id_types or (kind == IdType.UUID and IdType.STRING in caps.id_types)
+
+
+def _accepts(caps: Capabilities, rid: Any) -> bool:
+    if isinstance(rid, int) and not caps.int_ids[0] <= rid <= caps.int_ids[1]:
+        return False
+    return accepts_id(caps, id_kind(rid))
 
 
 def encode_original_id(rid: Any) -> str:
@@ -76,8 +90,11 @@ class TranslationPlan:
     dense_dtypes: dict[str, str] = field(default_factory=dict)   # target name -> dtype to cast to
     keep_sparse: bool = True
     namespace_as_collection: bool = False
+    fold: tuple[str, str] | None = None                          # (collection, namespace) to write into
+    sparse_map: dict[str, str] = field(default_factory=dict)     # source name -> target name
     caps: Capabilities | None = None
     identity: bool = False
+    source_schema: CollectionSchema | None = None
 
     @property
     def lossless(self) -> bool:
@@ -91,6 +108,8 @@ class TranslationPlan:
 
     def target_location(self, name: str, namespace: str) -> tuple[str, str]:
         """Where a namespace of the source collection goes: (target collection, target namespace)."""
+        if self.fold is not None:
+            return (self.fold[0] if name == self.collection else name), self.fold[1]
         if self.namespace_as_collection and namespace:
             return f"{name}{NS_SEPARATOR}{namespace}", ""
         return name, namespace
@@ -104,16 +123,19 @@ class TranslationPlan:
         meta = dict(rec.metadata) if isinstance(rec.metadata, dict) else {}
         rid = rec.id
         original = decode_original_id(meta.pop(ORIGINAL_ID, None))
-        if original is not None and _id_kind(original) in caps.id_types:
+        if original is not None and _accepts(caps, original):
             rid = original                                    # back to the original id
-        elif _id_kind(rid) not in caps.id_types:
-            meta[ORIGINAL_ID] = encode_original_id(rec.id if original is None else original)
-            if IdType.UUID in caps.id_types:
-                rid = str(uuid.uuid5(ID_NAMESPACE, encode_original_id(rec.id)))
-            elif IdType.STRING in caps.id_types:
-                rid = str(rec.id)
-            else:
-                rid = int(uuid.uuid5(ID_NAMESPACE, encode_original_id(rec.id)).int >> 65)
+        else:
+            keep = rec.id if original is None else original
+            if original is not None or not _accepts(caps, rid):
+                meta[ORIGINAL_ID] = encode_original_id(keep)
+            if not _accepts(caps, rid):
+                if IdType.UUID in caps.id_types:
+                    rid = str(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)))
+                elif IdType.STRING in caps.id_types:
+                    rid = str(rec.id)
+                else:
+                    rid = int(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)).int >> 65)
         doc, uri = rec.document, rec.uri
         if DOCUMENT in meta and caps.documents:
             doc = meta.pop(DOCUMENT)
@@ -131,7 +153,7 @@ class TranslationPlan:
                 tname = self.vector_map[name]
                 want = self.dense_dtypes.get(tname)
                 vectors[tname] = _cast(arr, want) if want else arr
-        sparse = dict(rec.sparse) if self.keep_sparse else {}
+        sparse = {self.sparse_map[n]: sv for n, sv in rec.sparse.items() if n in self.sparse_map}
         return Record(rid, vectors, sparse, _meta(meta, caps) or None, doc, uri)
 
 
@@ -181,112 +203,191 @@ def _meta(meta: dict[str, Any], caps: Capabilities) -> dict[str, Any]:
 # ---- planning -----------------------------------------------------------------------------
 
 def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | None = None,
-               vector: str | None = None, drop_sparse: bool = False) -> TranslationPlan:
-    """The plan for writing a collection backed up from `schema.provider` into `target_provider`."""
-    if canonical_provider(schema.provider) == canonical_provider(target_provider) and metric is None and vector is None and not drop_sparse:
-        return TranslationPlan(schema.provider, target_provider, schema.name, schema, identity=True)
-    caps = capabilities(target_provider)
-    plan = TranslationPlan(schema.provider, target_provider, schema.name, schema, caps=caps)
-    steps, errors = plan.steps, plan.errors
+               vector: str | None = None, drop_sparse: bool = False, allow_lossy: bool = False,
+               fold_namespaces: bool = False) -> TranslationPlan:
+    """The plan for writing a collection backed up from `schema.provider` into `target_provider`.
 
-    # dense vectors
+    A lossy step the user did not ask for by an option (--vector, --drop-sparse, --metric)
+    makes the plan refused unless `allow_lossy`."""
+    if canonical_provider(schema.provider) == canonical_provider(target_provider) and metric is None \
+            and vector is None and not drop_sparse:
+        return TranslationPlan(schema.provider, target_provider, schema.name, schema, identity=True,
+                               source_schema=schema)
+    caps = capabilities(target_provider)
+    plan = TranslationPlan(schema.provider, target_provider, schema.name, schema, caps=caps,
+                           source_schema=schema)
+    new_vectors = _plan_dense(plan, schema, caps, metric, vector)
+    sparse = _plan_sparse(plan, schema, caps, drop_sparse)
+    if target_provider == "pinecone" and sparse and any(v.metric != Metric.DOT for v in new_vectors):
+        plan.errors.append("Pinecone keeps sparse values only in dotproduct indexes: give --metric dot "
+                           "(or --drop-sparse)")
+    _plan_ids(plan, schema, caps)
+    fields = _plan_metadata(plan, schema, caps)
+    name, namespaces = _plan_namespaces(plan, schema, caps, fold_namespaces)
+    plan.target_schema = CollectionSchema(
+        provider=target_provider, name=name,
+        id_type=schema.id_type if accepts_id(caps, schema.id_type)
+        else sorted(caps.id_types, key=lambda t: t.value)[0],
+        vectors=tuple(new_vectors), sparse=tuple(sparse), metadata_fields=tuple(fields),
+        namespaces=tuple(namespaces), has_documents=schema.has_documents and caps.documents,
+        has_uris=schema.has_uris and caps.uris, options={},
+        extras={"translated_from": {"provider": schema.provider, "collection": schema.name}})
+    unasked = [s for s in plan.steps if not s.lossless and s.accepted_by is None]
+    if unasked and not allow_lossy:
+        plan.errors.append(f"{len(unasked)} step(s) of the translation lose information "
+                           f"({'; '.join(s.detail for s in unasked)}): pass --allow-lossy to accept")
+    elif unasked:
+        for s in unasked:
+            s.accepted_by = "--allow-lossy"
+    return plan
+
+
+def _plan_dense(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilities,
+                metric: Metric | None, vector: str | None) -> list[VectorField]:
+    steps, errors, target = plan.steps, plan.errors, caps.provider
     dense = list(schema.vectors)
-    if caps.max_dense is not None and len(dense) > caps.max_dense:
-        if vector is None:
-            errors.append(f"{target_provider} holds {caps.max_dense} vector per record; the collection has "
-                          f"{len(dense)} ({', '.join(v.name or '(default)' for v in dense)}): choose one with --vector")
-        else:
-            chosen = [v for v in dense if v.name == vector]
-            if not chosen:
-                errors.append(f"--vector {vector!r}: no such vector in {schema.name!r}")
-            dropped = [v.name or "(default)" for v in dense if v.name != vector]
-            steps.append(Step("vectors", f"vectors {', '.join(dropped)} are dropped (--vector {vector})", False))
-            dense = chosen
-    new_vectors = []
+    if vector is not None:
+        chosen = [v for v in dense if v.name == vector]
+        if not chosen:
+            errors.append(f"--vector {vector!r}: no such vector in {schema.name!r}")
+        dropped = [v.name or "(default)" for v in dense if v.name != vector]
+        if dropped:
+            steps.append(Step("vectors", f"vectors {', '.join(dropped)} are dropped", False, "--vector"))
+        dense = chosen
+    elif caps.max_dense is not None and len(dense) > caps.max_dense:
+        errors.append(f"{target} holds {caps.max_dense} vector per record; the collection has "
+                      f"{len(dense)} ({', '.join(v.name or '(default)' for v in dense)}): choose one with --vector")
+    out = []
     for v in dense:
+        label = v.name or "(default)"
         tname = v.name if caps.named_vectors else ""
         if tname != v.name:
-            steps.append(Step("vectors", f"vector {v.name!r} becomes the index's single vector", True))
+            steps.append(Step("vectors", f"vector {v.name!r} becomes the unnamed vector (its name is not kept)",
+                              False, "--vector" if vector is not None else None))
         if v.multivector and not caps.multivector:
-            errors.append(f"vector {v.name or '(default)'!r} is a multivector, which {target_provider} cannot hold")
+            errors.append(f"vector {label!r} is a multivector, which {target} cannot hold")
         dtype = v.dtype
         if dtype not in caps.dtypes:
             if dtype in ("float16", "bfloat16", "int8", "uint8") and "float32" in caps.dtypes:
-                steps.append(Step("vectors", f"vector {v.name or '(default)'!r}: {dtype} stored as float32 "
-                                  "(exact widening)", True))
+                steps.append(Step("vectors", f"vector {label!r}: {dtype} stored as float32 (exact widening; "
+                                  f"read back as float32)", False))
                 plan.dense_dtypes[tname] = "float32"
                 dtype = "float32"
             else:
-                errors.append(f"vector {v.name or '(default)'!r}: {dtype} values have no exact type in {target_provider}")
+                errors.append(f"vector {label!r}: {dtype} values have no exact type in {target}")
         m = v.metric
         if metric is not None and metric != m:
-            steps.append(Step("metric", f"{v.name or '(default)'}: {m.value} replaced by {metric.value} (--metric)",
-                              m == Metric.UNKNOWN))
+            steps.append(Step("metric", f"{label}: {m.value} replaced by {metric.value}",
+                              m == Metric.UNKNOWN, "--metric"))
             m = metric
         elif m == Metric.UNKNOWN:
-            errors.append(f"vector {v.name or '(default)'!r} has no known metric in the backup: give --metric")
+            errors.append(f"vector {label!r} has no known metric in the backup: give --metric")
         elif m not in caps.metrics:
-            errors.append(f"{target_provider} has no {m.value} metric (vector {v.name or '(default)'!r}): "
+            errors.append(f"{target} has no {m.value} metric (vector {label!r}): "
                           f"give --metric ({', '.join(sorted(x.value for x in caps.metrics))})")
         else:
-            steps.append(Step("metric", f"{v.name or '(default)'}: {m.value} -> {caps.metric_name(m)}", True))
+            steps.append(Step("metric", f"{label}: {m.value} -> {caps.metric_name(m)}", True))
+        if m == Metric.COSINE and not caps.exact_cosine:
+            steps.append(Step("vectors", f"vector {label!r}: {target} normalises the vectors of a cosine index "
+                              "(values may change in the last bits)", False))
         plan.vector_map[v.name] = tname
-        new_vectors.append(VectorField(tname, v.dim, m, dtype, v.multivector, {}))
+        out.append(VectorField(tname, v.dim, m, dtype, v.multivector, {}))
+    return out
 
-    # sparse vectors
+
+def _plan_sparse(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilities,
+                 drop_sparse: bool) -> list[SparseField]:
+    steps, errors, target = plan.steps, plan.errors, caps.provider
     sparse = list(schema.sparse)
-    if sparse and not caps.sparse:
-        if drop_sparse:
-            steps.append(Step("sparse", f"sparse vectors {', '.join(s.name or '(default)' for s in sparse)} "
-                              "are dropped (--drop-sparse)", False))
-            plan.keep_sparse = False
-            sparse = []
-        else:
-            errors.append(f"{target_provider} cannot hold sparse vectors: "
-                          f"{', '.join(s.name or '(default)' for s in sparse)} would be lost (--drop-sparse accepts it)")
-    elif sparse:
-        steps.append(Step("sparse", "sparse vectors kept with their indices and values", True))
+    names = ", ".join(s.name or "(default)" for s in sparse)
+    if not sparse:
+        return []
+    if drop_sparse:
+        steps.append(Step("sparse", f"sparse vectors {names} are dropped", False, "--drop-sparse"))
+        plan.keep_sparse = False
+        return []
+    if not caps.sparse:
+        errors.append(f"{target} cannot hold sparse vectors: {names} would be lost (--drop-sparse accepts it)")
+        return []
+    if caps.max_sparse is not None and len(sparse) > caps.max_sparse:
+        errors.append(f"{target} holds {caps.max_sparse} sparse vector per record; the collection has "
+                      f"{len(sparse)} ({names}) (--drop-sparse drops them)")
+        return []
+    out = []
+    for s in sparse:
+        tname = s.name if caps.named_sparse else ""
+        if tname == "" and not caps.unnamed_sparse:
+            tname = SPARSE_NAME
+        if s.name == "" and tname:
+            steps.append(Step("sparse", f"the unnamed sparse vector is named {tname!r} "
+                              "(unnamed again in a provider with one unnamed sparse vector)", True))
+        elif tname != s.name:
+            steps.append(Step("sparse", f"sparse vector {s.name!r} becomes the unnamed sparse vector"
+                              + (" (named again on the way back)" if s.name == SPARSE_NAME else
+                                 " (its name is not kept)"), s.name == SPARSE_NAME))
+        m = s.metric
+        if m not in caps.sparse_metrics:
+            m = Metric.DOT
+            steps.append(Step("sparse", f"sparse vector {s.name or '(default)'!r}: {target} has no "
+                              f"{s.metric.value} metric for sparse vectors; dot product is used", False))
+        if s.modifier and not caps.sparse_modifiers:
+            steps.append(Step("sparse", f"sparse vector {s.name or '(default)'!r}: modifier {s.modifier!r} "
+                              f"has no equivalent in {target}", False))
+        plan.sparse_map[s.name] = tname
+        out.append(SparseField(tname, m, s.modifier if caps.sparse_modifiers else None, {}))
+    steps.append(Step("sparse", "sparse vectors kept with their indices and values", True))
+    return out
 
-    # ids
-    if schema.id_type not in caps.id_types:
-        if IdType.UUID in caps.id_types:
-            how = "UUIDv5 of the original id"
-        elif IdType.STRING in caps.id_types:
-            how = "the original id as decimal text"
-        else:
-            how = "an integer derived from the original id"
-        steps.append(Step("ids", f"{schema.id_type.value} ids are not accepted by {target_provider}: ids become "
-                          f"{how}, the original kept in metadata field {ORIGINAL_ID!r}", True))
 
-    # documents and uris
+def _plan_ids(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilities) -> None:
+    if schema.id_type == IdType.INT and IdType.INT in caps.id_types and caps.int_ids[0] >= 0:
+        plan.steps.append(Step("ids", f"integer ids outside {caps.provider}'s range ({caps.int_ids[0]} to "
+                               f"{caps.int_ids[1]}), if any, become UUIDv5 of the original id, the original "
+                               f"kept in metadata field {ORIGINAL_ID!r}", True))
+    if accepts_id(caps, schema.id_type):
+        return
+    if IdType.UUID in caps.id_types:
+        how = "UUIDv5 of the original id"
+    elif IdType.STRING in caps.id_types:
+        how = "the original id as decimal text"
+    else:
+        how = "an integer derived from the original id"
+    plan.steps.append(Step("ids", f"{schema.id_type.value} ids are not accepted by {caps.provider}: ids become "
+                           f"{how}, the original kept in metadata field {ORIGINAL_ID!r}", True))
+
+
+def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilities) -> list[MetadataField]:
+    steps, target = plan.steps, caps.provider
     if schema.has_documents and not caps.documents:
         steps.append(Step("documents", f"documents are kept in metadata field {DOCUMENT!r}", True))
     if schema.has_uris and not caps.uris:
         steps.append(Step("documents", f"uris are kept in metadata field {URI!r}", True))
-
-    # metadata types
     fields = []
     for f in schema.metadata_fields:
         types = set(f.type.replace("mixed:", "").split(",")) if f.type.startswith("mixed:") else {f.type}
+        if "json" in types:                  # a JSON column (pgvector, Milvus): objects, lists, scalars
+            types = (types - {"json"}) | {"dict"}
         for t in sorted(types - {"unknown"}):
             if t == "null" or f.nullable:
                 if not caps.null_metadata:
-                    steps.append(Step("metadata", f"{f.name}: null values are dropped ({target_provider} has no null)", False))
+                    steps.append(Step("metadata", f"{f.name}: null values are dropped ({target} has no null)", False))
             if t == "int" and "int" not in caps.metadata_types:
                 steps.append(Step("metadata", f"{f.name}: integers stored as numbers (float64; exact up to 2^53, "
                                   "read back as float)", False))
             elif t == "dict" and not caps.nested_metadata:
                 steps.append(Step("metadata", f"{f.name}: nested objects stored as JSON text", False))
-            elif t == "list" and target_provider == "pinecone":
+            elif t == "list" and target == "pinecone":
                 steps.append(Step("metadata", f"{f.name}: list items stored as strings", False))
             elif t not in caps.metadata_types and t not in ("null", "int", "dict", "list", "unknown"):
                 steps.append(Step("metadata", f"{f.name}: {t} values stored as text", False))
+            if t in ("float", "list") and not caps.exact_floats:
+                steps.append(Step("metadata", f"{f.name}: {target} may return float values one ulp off", False))
         fields.append(MetadataField(f.name, f.type, f.indexed, f.nullable))
-
     # fields the translation itself adds to the metadata (so schema-ful targets declare them)
     declared = {f.name for f in fields}
     added = []
-    if schema.id_type not in caps.id_types or any(f.name == ORIGINAL_ID for f in schema.metadata_fields):
+    if not accepts_id(caps, schema.id_type) or ORIGINAL_ID in declared or \
+            (schema.id_type == IdType.INT and caps.int_ids[0] >= 0):
         added.append(ORIGINAL_ID)
     if schema.has_documents and not caps.documents:
         added.append(DOCUMENT)
@@ -295,26 +396,30 @@ def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | 
     fields += [MetadataField(n, "str", None, True) for n in added if n not in declared]
     if caps.documents or caps.uris:      # moved back out of the metadata: no longer fields
         fields = [f for f in fields if not ((f.name == DOCUMENT and caps.documents) or (f.name == URI and caps.uris))]
+    return fields
 
-    # namespaces
+
+def _plan_namespaces(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilities,
+                     fold: bool) -> tuple[str, list[str]]:
+    """The target collection's name and namespaces."""
     namespaces = list(schema.namespaces)
-    if any(ns for ns in namespaces) and caps.namespace_kind is None:
+    has_ns = any(ns for ns in namespaces)
+    if has_ns and caps.namespace_kind is None:
         plan.namespace_as_collection = True
-        steps.append(Step("namespaces", f"{target_provider} has no namespaces: each namespace N becomes "
-                          f"collection '{schema.name}{NS_SEPARATOR}N'", True))
-        namespaces = [""]
-    elif any(ns for ns in namespaces):
-        steps.append(Step("namespaces", f"namespaces become {caps.namespace_kind}s of the same names", True))
-
-    sparse_fields = [SparseField(s.name, s.metric, s.modifier, {}) for s in sparse] if plan.keep_sparse else []
-    plan.target_schema = CollectionSchema(
-        provider=target_provider, name=schema.name,
-        id_type=schema.id_type if schema.id_type in caps.id_types else sorted(caps.id_types, key=lambda t: t.value)[0],
-        vectors=tuple(new_vectors), sparse=tuple(sparse_fields), metadata_fields=tuple(fields),
-        namespaces=tuple(namespaces), has_documents=schema.has_documents and caps.documents,
-        has_uris=schema.has_uris and caps.uris, options={},
-        extras={"translated_from": {"provider": schema.provider, "collection": schema.name}})
-    return plan
+        plan.steps.append(Step("namespaces", f"{caps.provider} has no namespaces: each namespace N becomes "
+                               f"collection '{schema.name}{NS_SEPARATOR}N' (a restore back with "
+                               "--fold-namespaces makes them namespaces again)", True))
+        return schema.name, [""]
+    if has_ns:
+        plan.steps.append(Step("namespaces", f"namespaces become {caps.namespace_kind}s of the same names", True))
+    elif fold and caps.namespace_kind is not None and NS_SEPARATOR in schema.name:
+        base, ns = schema.name.split(NS_SEPARATOR, 1)
+        if base and ns:
+            plan.fold = (base, ns)
+            plan.steps.append(Step("namespaces", f"collection {schema.name!r} becomes {caps.namespace_kind} "
+                                   f"{ns!r} of {base!r} (--fold-namespaces)", True))
+            return base, [ns]
+    return schema.name, namespaces
 
 
 def check_plan(plan: TranslationPlan) -> None:
