@@ -21,6 +21,11 @@ Why the code looks the way it does (psycopg 3.3, PostgreSQL 18, pgvector 0.8.6):
 - Writes use COPY (text format). Vectors are written as text: a float32 or float16 value
   printed as the shortest repr of the equal float64 parses back (strtof) to the same value.
 - Vector indexes are built after the data is loaded (`finish`, also run by `close`).
+- A schema from another provider becomes a "neutral" table (`id`, one column per vector,
+  `metadata json`, `document`, `uri`) whose JSON table COMMENT (the marker) says which column
+  holds which vector: describe()/scan() read such a table back in the neutral form, and its
+  schema restored here again makes the same layout. `json`, not `jsonb`: it keeps the text
+  json.dumps wrote, so floats, ints and key order come back exactly (docs/providers/pgvector.md).
 """
 from __future__ import annotations
 
@@ -61,6 +66,13 @@ VECTOR_AMS = ("hnsw", "ivfflat")
 
 NEUTRAL_ID, NEUTRAL_META, NEUTRAL_DOC, NEUTRAL_URI = "id", "metadata", "document", "uri"
 NEUTRAL_VECTOR = "embedding"       # column for a provider's unnamed vector ("")
+NEUTRAL_SPARSE = "sparse"          # column for a provider's unnamed sparse vector ("")
+NEUTRAL_LAYOUT = "neutral"         # the marker's layout name (the table COMMENT, JSON)
+MARKER_VERSION = 1
+OWN_PROVIDERS = ("pgvector", "postgresql", "postgres")
+DTYPE_KIND = {"float32": "vector", "float16": "halfvec", "binary": "bit"}
+INDEX_MAX_DIM = {"vector": 2000, "halfvec": 4000, "bit": 64000}   # pgvector's HNSW limits
+NAME_BYTES = 63                    # PostgreSQL truncates longer identifiers
 SPARSE_MAX_DIM = 1_000_000_000     # pgvector's limit, for a sparse field of unknown dimension
 
 # Types whose psycopg values the repository stores exactly; any other is read as its text form
@@ -189,6 +201,8 @@ class PgvectorConnector:
 
     def describe(self, collection: str) -> CollectionSchema:
         layout = self._layout(collection, refresh=True)
+        if layout["neutral"]:
+            return _neutral_schema(collection, layout, self.provider)
         if not layout["pk"]:
             raise SourceError(f"table {collection} has no primary key: vdedup needs one to "
                               "identify records", hint="add a primary key to the table")
@@ -259,17 +273,21 @@ class PgvectorConnector:
         pk = layout["pk"]
         cols = [c for c in layout["columns"] if c["name"] not in pk and not c["generated"]]
         exprs: list[str] = []
-        if layout["id_encoding"] == "int":
-            exprs.append(_qi(pk[0]))
+        marker = layout["neutral"]
+        if marker:
+            exprs, make = _neutral_select(marker, layout)
         else:
-            exprs += [f"{_qi(p)}::text" for p in pk]
-        for c in cols:
-            if c["vector"]:
-                exprs.append(f"{SEND[c['vector']]}({_qi(c['name'])})")
-            elif c["binary"]:
-                exprs.append(_qi(c["name"]))
-            else:                  # a type psycopg cannot load in binary: keep its text form
-                exprs.append(f"{_qi(c['name'])}::text")
+            if layout["id_encoding"] == "int":
+                exprs.append(_qi(pk[0]))
+            else:
+                exprs += [f"{_qi(p)}::text" for p in pk]
+            for c in cols:
+                if c["vector"]:
+                    exprs.append(f"{SEND[c['vector']]}({_qi(c['name'])})")
+                elif c["binary"]:
+                    exprs.append(_qi(c["name"]))
+                else:                  # a type psycopg cannot load in binary: keep its text form
+                    exprs.append(f"{_qi(c['name'])}::text")
         sql = f"SELECT {', '.join(exprs)} FROM {_qualified(collection)}"
         npk = len(pk)
         conn = self._live()
@@ -283,7 +301,10 @@ class PgvectorConnector:
                         rows = cur.fetchmany(batch_size)
                         if not rows:
                             break
-                        yield self._batch(rows, npk, layout["id_encoding"], cols)
+                        if marker:
+                            yield RecordBatch.from_records([make(row) for row in rows])
+                        else:
+                            yield self._batch(rows, npk, layout["id_encoding"], cols)
 
     def _batch(self, rows: list[tuple], npk: int, encoding: str,
                cols: list[dict[str, Any]]) -> RecordBatch:
@@ -314,7 +335,10 @@ class PgvectorConnector:
         if self.exists(name):
             raise SourceError(f"table {name} already exists at {self._where}")
         self._ensure_extension()
-        if schema.provider == self.provider and schema.extras.get("columns"):
+        own = schema.provider in OWN_PROVIDERS
+        if own and _is_marker(schema.extras.get(NEUTRAL_LAYOUT)):
+            ddl, indexes = _neutral_ddl(schema, s, t)     # a neutral table read back: again one
+        elif own and schema.extras.get("columns"):
             ddl, indexes = _pg_ddl(schema, s, t)
         else:
             ddl, indexes = _neutral_ddl(schema, s, t)
@@ -490,6 +514,8 @@ class PgvectorConnector:
             partkey = conn.execute("SELECT pg_get_partkeydef(%s)", (oid,)).fetchone()[0]
             ver = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"
                                ).fetchone()
+            comment = conn.execute("SELECT obj_description(%s::oid, 'pg_class')",
+                                   (oid,)).fetchone()[0]
         columns = []
         for name, typ, typname, typmod, notnull, default, ident, gen, cat, elem, oid_ in cols:
             vector = typname if typname in VECTOR_TYPES else None
@@ -528,6 +554,7 @@ class PgvectorConnector:
                   "indexes": indexes, "partitions": parts, "partition_by": partkey,
                   "id_encoding": encoding,
                   "extension_version": ver[0] if ver else None}
+        layout["neutral"] = _read_marker(comment, layout)
         self._layouts[collection] = layout
         return layout
 
@@ -655,8 +682,37 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"cannot store a {type(v).__name__} in JSON")
 
 
+def _int_text(text: str) -> bool:
+    """Whether `text` is an integer's canonical decimal form (as str(int) prints it)."""
+    return bool(re.fullmatch(r"-?[1-9][0-9]*|0", text))
+
+
+def _neutral_id(marker: dict[str, Any], table: str, rid: RecordId) -> str:
+    """The text key of a record in a neutral table with a text `id`. A uuid (or unknown) id
+    type may mix ints and strings (Qdrant does): ints are kept as their decimal text and read
+    back as ints, so a string id in that form would be ambiguous and is refused."""
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
+        raise UsageError(f"a record id for table {table} is neither a string nor an integer")
+    mixed = marker["id_type"] in (IdType.UUID.value, IdType.UNKNOWN.value)
+    if isinstance(rid, int):
+        if not mixed:
+            raise UsageError(f"table {table} holds string ids: an integer id cannot be stored "
+                             "without losing its type")
+        return str(rid)
+    if mixed and _int_text(rid):
+        raise UsageError(f"table {table} keeps integer ids as decimal text: a string id in "
+                         "that form would come back as an integer")
+    return rid
+
+
 def _pk_values(layout: dict[str, Any], rid: RecordId) -> list[Any]:
     pk = layout["pk"]
+    marker = layout.get("neutral")
+    if marker and marker["id_type"] != IdType.INT.value:
+        return [_neutral_id(marker, layout["table"], rid)]
+    if marker and (isinstance(rid, bool) or not isinstance(rid, int)):
+        raise UsageError(f"table {layout['table']} holds integer ids: a string id cannot be "
+                         "stored without losing its type")
     if layout["id_encoding"] == "json" or (len(pk) > 1 and isinstance(rid, str)):
         try:
             vals = json.loads(rid) if isinstance(rid, str) else None
@@ -668,10 +724,15 @@ def _pk_values(layout: dict[str, Any], rid: RecordId) -> list[Any]:
         return [v if v is None or isinstance(v, str) else json.dumps(v) for v in vals]
     if layout["id_encoding"] == "int":
         try:
-            return [int(rid)]
+            value = int(rid)
         except (TypeError, ValueError):
             raise UsageError(f"table {layout['table']} has an integer primary key: "
                              "its record ids must be integers") from None
+        bits = {"int2": 16, "int4": 32, "int8": 64}[layout["by_name"][pk[0]]["typname"]]
+        if not -2 ** (bits - 1) <= value < 2 ** (bits - 1):
+            raise UsageError(f"table {layout['table']} has a {bits}-bit integer primary key: "
+                             f"a record id is out of its range")
+        return [value]
     return [rid if isinstance(rid, str) else str(rid)]
 
 
@@ -683,25 +744,35 @@ def _rows(layout: dict[str, Any], batch: RecordBatch, collection: str, binary: b
 
     pk = layout["pk"]
     by_name = layout["by_name"]
+    marker = layout.get("neutral")
     writable = {c["name"] for c in layout["columns"]
                 if c["name"] not in pk and not c["generated"]}
     recs = list(batch.records())
     keys = {k for r in recs if r.metadata for k in r.metadata}
     unknown = sorted(keys - writable)
-    neutral = bool(unknown) or (NEUTRAL_META in by_name and not keys)
+    neutral = bool(marker) or bool(unknown) or (NEUTRAL_META in by_name and not keys)
     if unknown and by_name.get(NEUTRAL_META, {}).get("typname") not in ("json", "jsonb"):
         raise UsageError(f"table {collection} has no column {unknown[0]!r} for that metadata "
                          "field")
     vec_cols = {c["name"]: c for c in layout["columns"] if c["vector"]}
-    vec_names = sorted({n for r in recs for n in list(r.vectors) + list(r.sparse)})
-    targets = {}
-    for n in vec_names:
-        col = n if n in vec_cols else (NEUTRAL_VECTOR if n == "" and NEUTRAL_VECTOR in vec_cols
-                                       else None)
-        if col is None:
-            raise UsageError(f"table {collection} has no vector column for vector {n!r}")
-        targets[n] = col
-    names = list(pk) + [targets[n] for n in vec_names]
+    # (dense or sparse, vector name, column): a dense and a sparse vector may share a name
+    if marker:
+        dense_map = {v["name"]: v["column"] for v in marker["vectors"]}
+        sparse_map = {v["name"]: v["column"] for v in marker["sparse"]}
+    else:
+        dense_map = {n: n for n in vec_cols if vec_cols[n]["vector"] != "sparsevec"}
+        sparse_map = {n: n for n in vec_cols if vec_cols[n]["vector"] == "sparsevec"}
+        if NEUTRAL_VECTOR in dense_map:
+            dense_map.setdefault("", NEUTRAL_VECTOR)
+    targets: list[tuple[bool, str, str]] = []
+    for sparse, names, cmap in ((False, {k for r in recs for k in r.vectors}, dense_map),
+                                (True, {k for r in recs for k in r.sparse}, sparse_map)):
+        for n in sorted(names):
+            if n not in cmap:
+                what = "sparse vector" if sparse else "vector"
+                raise UsageError(f"table {collection} has no {what} column for {what} {n!r}")
+            targets.append((sparse, n, cmap[n]))
+    names = list(pk) + [col for _, _, col in targets]
     meta_cols = [NEUTRAL_META] if neutral else sorted(keys)
     names += meta_cols
     has_doc = NEUTRAL_DOC in writable and any(r.document is not None for r in recs)
@@ -714,12 +785,16 @@ def _rows(layout: dict[str, Any], batch: RecordBatch, collection: str, binary: b
     jsonish = {c["name"]: (Jsonb if c["typname"] == "jsonb" else Json)
                for c in layout["columns"] if c["typname"] in ("json", "jsonb")}
     dumps = lambda obj: json.dumps(obj, default=_json_default)  # noqa: E731
+    verbatim = lambda text: text  # noqa: E731
     rows = []
     for r in recs:
         row: list[Any] = _pk_values(layout, r.id)
-        for n in vec_names:
-            col = vec_cols[targets[n]]
-            if n in r.sparse:
+        for sparse, n, colname in targets:
+            col = vec_cols[colname]
+            if sparse:
+                if n not in r.sparse:
+                    row.append(None)
+                    continue
                 sv = _sorted_sparse(r.sparse[n])
                 dim = col["dim"] or SPARSE_MAX_DIM
                 row.append(_sparse_bin(sv, dim) if binary else _sparse_text(sv, dim))
@@ -740,7 +815,11 @@ def _rows(layout: dict[str, Any], batch: RecordBatch, collection: str, binary: b
             else:
                 row.append(None)
         meta = r.metadata or {}
-        if neutral:
+        if marker:
+            # exact JSON text in a `json` column: None stays NULL, {} stays {}
+            row.append(None if r.metadata is None
+                       else Json(_exact_json(r.metadata, collection), verbatim))
+        elif neutral:
             row.append(jsonish[NEUTRAL_META](meta, dumps) if meta else None)
         else:
             for k in meta_cols:
@@ -810,31 +889,248 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _neutral_ddl(schema: CollectionSchema, s: str, t: str) -> tuple[list[str], list[str]]:
+def _neutral_ddl(schema: CollectionSchema, s: str, t: str) -> tuple[list[Any], list[str]]:
+    """A table holding everything a schema from another provider declares, marked as such
+    by a JSON table COMMENT (see _marker), so describe() and scan() read it back neutrally."""
+    from psycopg import sql
+
+    extra_ns = [ns for ns in schema.namespaces if ns]
+    if extra_ns:
+        raise UsageError(f"PostgreSQL tables have no namespaces (the schema has {extra_ns[0]!r}): "
+                         "map each namespace to its own table")
+    dense_cols, sparse_cols = _neutral_columns(schema)
     id_sql = "bigint" if schema.id_type == IdType.INT else "text"
     defs = [f"{_qi(NEUTRAL_ID)} {id_sql} PRIMARY KEY"]
     indexes = []
     table = f"{_qi(s)}.{_qi(t)}"
     for v in schema.vectors:
+        label = v.name or "(default)"
         if v.multivector:
-            raise UsageError(f"pgvector cannot store multivector {v.name!r}")
-        kind = {"float32": "vector", "float16": "halfvec", "binary": "bit"}.get(v.dtype)
+            raise UsageError(f"pgvector cannot store multivector {label!r}")
+        kind = DTYPE_KIND.get(v.dtype)
         if kind is None:
-            raise UsageError(f"pgvector has no type for {v.dtype} vectors ({v.name!r})")
-        col = v.name or NEUTRAL_VECTOR
+            raise UsageError(f"pgvector has no type for {v.dtype} vectors ({label!r})")
+        if kind == "bit" and not v.dim:
+            raise UsageError(f"binary vector {label!r} has no known dimension: pgvector's "
+                             "bit(n) needs one")
+        col = dense_cols[v.name]
         defs.append(f"{_qi(col)} {kind}" + (f"({v.dim})" if v.dim else ""))
         if kind == "bit":
-            ops = {Metric.HAMMING: "bit_hamming_ops", Metric.JACCARD: "bit_jaccard_ops"}.get(v.metric)
+            ops = {Metric.HAMMING: "bit_hamming_ops",
+                   Metric.JACCARD: "bit_jaccard_ops"}.get(v.metric)
         else:
             ops = f"{kind}_{METRIC_OPS[v.metric]}" if v.metric in METRIC_OPS else None
-        if ops and v.dim:
+        # beyond HNSW's dimension limit the table has no index; the metric stays in the marker
+        if ops and v.dim and v.dim <= INDEX_MAX_DIM[kind]:
             indexes.append(f"CREATE INDEX ON {table} USING hnsw ({_qi(col)} {ops})")
     for sp in schema.sparse:
-        dim = sp.index.get("dim") if isinstance(sp.index, dict) else None
-        defs.append(f"{_qi(sp.name)} sparsevec" + (f"({dim})" if dim else ""))
-    defs.append(f"{_qi(NEUTRAL_META)} jsonb")
+        dim = _sparse_dim(sp)
+        defs.append(f"{_qi(sparse_cols[sp.name])} sparsevec" + (f"({dim})" if dim else ""))
+    defs.append(f"{_qi(NEUTRAL_META)} json")
     if schema.has_documents:
         defs.append(f"{_qi(NEUTRAL_DOC)} text")
     if schema.has_uris:
         defs.append(f"{_qi(NEUTRAL_URI)} text")
-    return [f"CREATE TABLE {table} ({', '.join(defs)})"], indexes
+    marker = json.dumps(_marker(schema, dense_cols, sparse_cols), default=str,
+                        separators=(",", ":"))
+    comment = sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(s, t),
+                                                         sql.Literal(marker))
+    return [f"CREATE TABLE {table} ({', '.join(defs)})", comment], indexes
+
+
+def _sparse_dim(sp: SparseField) -> int | None:
+    dim = sp.index.get("dim") if isinstance(sp.index, dict) else None
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+
+
+def _ident(text: str, reserve: int = 0) -> str:
+    """`text` cut to what PostgreSQL keeps of an identifier (63 bytes), on a character boundary."""
+    raw = text.replace("\x00", "_").encode()
+    limit = NAME_BYTES - reserve
+    return text.replace("\x00", "_") if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
+
+
+def _neutral_columns(schema: CollectionSchema) -> tuple[dict[str, str], dict[str, str]]:
+    """Column names for the dense and sparse vectors of a neutral table: the vector's own name
+    when PostgreSQL can keep it and no other column has it, else a derived one (the marker maps
+    columns back to vector names). Deterministic, so a neutral table read back and restored
+    again gets the same columns."""
+    used = {NEUTRAL_ID, NEUTRAL_META, NEUTRAL_DOC, NEUTRAL_URI}
+
+    def pick(name: str, default: str) -> str:
+        base = _ident(name) if name else default
+        col, k = base, 1
+        while col in used:
+            k += 1
+            col = _ident(base, len(f"_{k}")) + f"_{k}"
+        used.add(col)
+        return col
+
+    dense = {v.name: pick(v.name, NEUTRAL_VECTOR) for v in schema.vectors}
+    sparse = {sp.name: pick(sp.name, NEUTRAL_SPARSE) for sp in schema.sparse}
+    return dense, sparse
+
+
+def _marker(schema: CollectionSchema, dense_cols: dict[str, str],
+            sparse_cols: dict[str, str]) -> dict[str, Any]:
+    """What a neutral table's COMMENT says: the neutral schema, and which column holds what."""
+    marker: dict[str, Any] = {
+        "vdedup": MARKER_VERSION, "layout": NEUTRAL_LAYOUT, "id_type": schema.id_type.value,
+        "vectors": [{"name": v.name, "column": dense_cols[v.name], "dim": v.dim,
+                     "metric": v.metric.value, "dtype": v.dtype} for v in schema.vectors],
+        "sparse": [{"name": sp.name, "column": sparse_cols[sp.name], "dim": _sparse_dim(sp),
+                    "metric": sp.metric.value, "modifier": sp.modifier} for sp in schema.sparse],
+        "metadata_fields": [{"name": f.name, "type": f.type, "indexed": f.indexed,
+                             "nullable": f.nullable} for f in schema.metadata_fields],
+        "documents": schema.has_documents, "uris": schema.has_uris,
+    }
+    if schema.options:
+        marker["options"] = schema.options
+    origin = schema.extras.get("translated_from")
+    if origin is None and isinstance(schema.extras.get(NEUTRAL_LAYOUT), dict):
+        origin = schema.extras[NEUTRAL_LAYOUT].get("translated_from")
+    if origin is None and schema.provider not in OWN_PROVIDERS:
+        origin = {"provider": schema.provider, "collection": schema.name}
+    if origin is not None:
+        marker["translated_from"] = origin
+    return marker
+
+
+def _is_marker(m: Any) -> bool:
+    return isinstance(m, dict) and m.get("vdedup") == MARKER_VERSION \
+        and m.get("layout") == NEUTRAL_LAYOUT
+
+
+def _read_marker(comment: str | None, layout: dict[str, Any]) -> dict[str, Any] | None:
+    """The table's neutral marker when the table still has exactly the marker's layout; None
+    (read as a plain table, every column as it is) when there is none or the table changed."""
+    if not comment or not comment.lstrip().startswith("{"):
+        return None
+    try:
+        m = json.loads(comment)
+    except ValueError:
+        return None
+    if not _is_marker(m):
+        return None
+    by = layout["by_name"]
+    try:
+        want = {NEUTRAL_ID: "int8" if m["id_type"] == IdType.INT.value else "text",
+                NEUTRAL_META: "json"}
+        IdType(m["id_type"])
+        for v in m["vectors"]:
+            VectorField(v["name"], v["dim"], Metric(v["metric"]), v["dtype"])
+            want[v["column"]] = DTYPE_KIND[v["dtype"]]
+        for sp in m["sparse"]:
+            SparseField(sp["name"], Metric(sp["metric"]), sp["modifier"])
+            want[sp["column"]] = "sparsevec"
+        for f in m["metadata_fields"]:
+            MetadataField(**f)
+        if m["documents"]:
+            want[NEUTRAL_DOC] = "text"
+        if m["uris"]:
+            want[NEUTRAL_URI] = "text"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if layout["pk"] != [NEUTRAL_ID] or set(by) != set(want) or len(want) != (
+            2 + len(m["vectors"]) + len(m["sparse"]) + bool(m["documents"]) + bool(m["uris"])):
+        return None
+    if any(by[c]["typname"] != typ or by[c]["generated"] for c, typ in want.items()):
+        return None
+    return m
+
+
+def _column_index(layout: dict[str, Any], col: dict[str, Any]) -> dict[str, Any]:
+    info: dict[str, Any] = {"column": col["name"], "type": col["type"]}
+    idx = [i for i in layout["indexes"] if i["vector_column"] == col["name"]]
+    if idx:
+        info.update({"kind": idx[0]["am"], "opclass": idx[0]["opclasses"][0], **idx[0]["options"]})
+    return info
+
+
+def _neutral_schema(collection: str, layout: dict[str, Any], provider: str) -> CollectionSchema:
+    """The schema a neutral table was created from (the marker is authoritative for metrics:
+    an index may be missing, e.g. not built yet or beyond HNSW's dimension limit)."""
+    m = layout["neutral"]
+    by = layout["by_name"]
+    vectors = [VectorField(v["name"], v["dim"], Metric(v["metric"]), v["dtype"],
+                           index=_column_index(layout, by[v["column"]])) for v in m["vectors"]]
+    sparse = [SparseField(sp["name"], Metric(sp["metric"]), sp["modifier"],
+                          index={**_column_index(layout, by[sp["column"]]), "dim": sp["dim"]})
+              for sp in m["sparse"]]
+    fields = [MetadataField(**f) for f in m["metadata_fields"]]
+    extras = {NEUTRAL_LAYOUT: m, "schema": layout["schema"], "table": layout["table"],
+              "extension_version": layout["extension_version"]}
+    return CollectionSchema(provider=provider, name=collection, id_type=IdType(m["id_type"]),
+                            vectors=tuple(vectors), sparse=tuple(sparse),
+                            metadata_fields=tuple(fields), namespaces=("",),
+                            has_documents=bool(m["documents"]), has_uris=bool(m["uris"]),
+                            options=dict(m.get("options") or {}), extras=extras)
+
+
+def _neutral_select(marker: dict[str, Any], layout: dict[str, Any]) -> tuple[list[str], Any]:
+    """SELECT expressions for a neutral table and the function turning a row into a Record."""
+    by = layout["by_name"]
+    dense = [(v["name"], by[v["column"]]["vector"], v["column"]) for v in marker["vectors"]]
+    sparse = [(sp["name"], sp["column"]) for sp in marker["sparse"]]
+    exprs = [_qi(NEUTRAL_ID)]
+    exprs += [f"{SEND[kind]}({_qi(col)})" for _, kind, col in dense]
+    exprs += [f"sparsevec_send({_qi(col)})" for _, col in sparse]
+    exprs.append(f"{_qi(NEUTRAL_META)}::text")      # parsed here: exact, and no global loads
+    has_doc, has_uri = bool(marker["documents"]), bool(marker["uris"])
+    exprs += ([_qi(NEUTRAL_DOC)] if has_doc else []) + ([_qi(NEUTRAL_URI)] if has_uri else [])
+    nd, ns = len(dense), len(sparse)
+    mixed = marker["id_type"] in (IdType.UUID.value, IdType.UNKNOWN.value)
+
+    def make(row: tuple) -> Record:
+        rid = row[0]
+        rec = Record(int(rid) if mixed and _int_text(rid) else rid)
+        for (name, kind, _), raw in zip(dense, row[1:1 + nd]):
+            if raw is not None:
+                rec.vectors[name] = _parse_dense(kind, raw)
+        for (name, _), raw in zip(sparse, row[1 + nd:1 + nd + ns]):
+            if raw is not None:
+                rec.sparse[name] = _parse_sparse(raw)
+        k = 1 + nd + ns
+        text = row[k]
+        if text is not None:
+            meta = json.loads(text)
+            if not isinstance(meta, dict):
+                raise SourceError("a row's metadata in a vdedup neutral table is not a JSON "
+                                  "object")
+            rec.metadata = meta
+        k += 1
+        if has_doc:
+            rec.document = row[k]
+            k += 1
+        if has_uri:
+            rec.uri = row[k]
+        return rec
+
+    return exprs, make
+
+
+class _NotJson(TypeError):
+    pass
+
+
+def _refuse_json(v: Any) -> Any:
+    raise _NotJson(type(v).__name__)
+
+
+def _exact_json(meta: dict[str, Any], collection: str) -> str:
+    """Metadata as JSON text that json.loads turns back into equal values of the same types
+    (floats keep a '.' or exponent, so they never come back as ints); anything else refused."""
+    if not isinstance(meta, dict):
+        raise UsageError(f"record metadata for table {collection} must be a mapping")
+    try:
+        return json.dumps(meta, allow_nan=False, default=_refuse_json)
+    except _NotJson as e:
+        raise UsageError(f"metadata for table {collection} holds a {e.args[0]} value: a table "
+                         "from another provider keeps JSON values only (str, int, float, bool, "
+                         "None, list, dict)") from None
+    except TypeError:
+        raise UsageError(f"metadata for table {collection} has a key that is not a string"
+                         ) from None
+    except ValueError:
+        raise UsageError(f"metadata for table {collection} holds a NaN or infinite float, which "
+                         "JSON cannot hold") from None
