@@ -42,8 +42,7 @@ class Capabilities:
 
 
 SCALARS = frozenset({"str", "int", "float", "bool"})
-ALL_TYPES = frozenset({"str", "int", "float", "bool", "null", "list", "dict", "datetime", "date",
-                       "time", "timedelta", "decimal", "uuid", "bytes"})
+JSON_TYPES = frozenset({"str", "int", "float", "bool", "null", "list", "dict"})
 
 CAPABILITIES: dict[str, Capabilities] = {
     "chroma": Capabilities("chroma", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN}), frozenset({IdType.STRING}),
@@ -56,19 +55,19 @@ CAPABILITIES: dict[str, Capabilities] = {
     "qdrant": Capabilities("qdrant", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.MANHATTAN}),
                            frozenset({IdType.INT, IdType.UUID}), None, True, True, True,
                            frozenset({"float32", "float16", "uint8"}),
-                           frozenset({"str", "int", "float", "bool", "null", "list", "dict"}), True, True,
+                           JSON_TYPES, True, True,
                            None, False, False, sparse_modifiers=True, exact_cosine=False,
                            unnamed_sparse=False, int_ids=(0, 2 ** 64 - 1)),
     "milvus": Capabilities("milvus", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.HAMMING, M.JACCARD}),
                            frozenset({IdType.INT, IdType.STRING}), None, True, False, True,
                            frozenset({"float32", "float16", "bfloat16", "binary", "int8"}),
-                           frozenset({"str", "int", "float", "bool", "null", "list", "dict"}), True, True,
+                           JSON_TYPES, True, True,
                            "partition", False, False),
     "postgresql": Capabilities("postgresql", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.MANHATTAN, M.HAMMING,
                                                         M.JACCARD}),
                                frozenset({IdType.INT, IdType.STRING, IdType.UUID}), None, True, False, True,
-                               frozenset({"float32", "float16", "binary"}), ALL_TYPES, True, True, None,
-                               False, False,
+                               frozenset({"float32", "float16", "binary"}), JSON_TYPES, True, True, None,
+                               True, True,
                                sparse_metrics=frozenset({M.DOT, M.COSINE, M.EUCLIDEAN, M.MANHATTAN})),
     "weaviate": Capabilities("weaviate", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.MANHATTAN, M.HAMMING}),
                              frozenset({IdType.UUID}), None, True, True, False, frozenset({"float32"}),

@@ -229,8 +229,9 @@ def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | 
         id_type=schema.id_type if accepts_id(caps, schema.id_type)
         else sorted(caps.id_types, key=lambda t: t.value)[0],
         vectors=tuple(new_vectors), sparse=tuple(sparse), metadata_fields=tuple(fields),
-        namespaces=tuple(namespaces), has_documents=schema.has_documents and caps.documents,
-        has_uris=schema.has_uris and caps.uris, options={},
+        namespaces=tuple(namespaces),
+        has_documents=caps.documents and (schema.has_documents or _declares(schema, DOCUMENT)),
+        has_uris=caps.uris and (schema.has_uris or _declares(schema, URI)), options={},
         extras={"translated_from": {"provider": schema.provider, "collection": schema.name}})
     unasked = [s for s in plan.steps if not s.lossless and s.accepted_by is None]
     if unasked and not allow_lossy:
@@ -240,6 +241,10 @@ def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | 
         for s in unasked:
             s.accepted_by = "--allow-lossy"
     return plan
+
+
+def _declares(schema: CollectionSchema, name: str) -> bool:
+    return any(f.name == name for f in schema.metadata_fields)
 
 
 def _plan_dense(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilities,
@@ -364,6 +369,8 @@ def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabi
         steps.append(Step("documents", f"uris are kept in metadata field {URI!r}", True))
     fields = []
     for f in schema.metadata_fields:
+        if (f.name == DOCUMENT and caps.documents) or (f.name == URI and caps.uris):
+            continue                         # moved back out of the metadata: no longer a field
         types = set(f.type.replace("mixed:", "").split(",")) if f.type.startswith("mixed:") else {f.type}
         if "json" in types:                  # a JSON column (pgvector, Milvus): objects, lists, scalars
             types = (types - {"json"}) | {"dict"}
@@ -394,8 +401,6 @@ def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabi
     if schema.has_uris and not caps.uris:
         added.append(URI)
     fields += [MetadataField(n, "str", None, True) for n in added if n not in declared]
-    if caps.documents or caps.uris:      # moved back out of the metadata: no longer fields
-        fields = [f for f in fields if not ((f.name == DOCUMENT and caps.documents) or (f.name == URI and caps.uris))]
     return fields
 
 
