@@ -11,6 +11,7 @@ the endpoints the connector and the client call:
     GET  /v1/schema                        POST /v1/schema
     GET  /v1/schema/{class}                DELETE /v1/schema/{class}
     GET  /v1/schema/{class}/tenants        POST /v1/schema/{class}/tenants
+    POST /v1/schema/{class}/properties     (add a property)
     GET  /v1/objects?class=&after=&limit=&include=vector&tenant=
     POST /v1/objects                       GET|HEAD|PUT|PATCH|DELETE /v1/objects/{class}/{id}
     POST /v1/batch/objects
@@ -20,7 +21,10 @@ Behaviour kept from the real server: API keys as `Authorization: Bearer KEY` (a 
 wrong key is a 401 with go-openapi's `{"code": 401, "message": ...}` body; the well-known
 endpoints need none), `{"error": [{"message": ...}]}` bodies, a bodiless 404 for an unknown
 class in object listing, the UUID-ordered `after` cursor, tenants required on multi-tenant
-classes, schema defaults filled in on create, vectors kept as float32, dates re-formatted as
+classes, schema defaults filled in on create, property names with their first letter
+lower-cased (as the server does), null property values not stored (weaviate/weaviate#2207,
+nested ones too since #6055), `int` values beyond 2^53 rounded through float64 (#1563,
+#11735), vectors kept as float32, dates re-formatted as
 RFC 3339, and a `number` property whose value is whole coming back without a fraction
 (Go encodes float64 3.0 as `3`). Its gRPC API is not emulated: the client's gRPC channel is
 never used by the connector.
@@ -51,7 +55,8 @@ import numpy as np
 
 VERSION = "1.33.0"
 CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
-PROP_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+PROP_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,230}$")     # GraphQL names, at most 231
+VECTOR_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,229}$")   # target vectors: at most 230
 PRIMITIVES = {"text", "int", "number", "boolean", "date", "uuid", "blob", "geoCoordinates",
               "phoneNumber", "object", "text[]", "int[]", "number[]", "boolean[]", "date[]",
               "uuid[]", "object[]", "string", "string[]"}
@@ -127,6 +132,7 @@ class Store:
         seen = set()
         for p in props:
             self._check_property(p, name)
+            p["name"] = _lower_first(p["name"])
             if p["name"].lower() in seen:
                 raise ApiError(422, f"class \"{name}\": conflict for property \"{p['name']}\": "
                                     "already in use or provided multiple times")
@@ -156,7 +162,7 @@ class Store:
             if not isinstance(vc, dict):
                 raise ApiError(422, "vectorConfig must be an object")
             for vname, conf in vc.items():
-                if not PROP_RE.match(vname):
+                if not VECTOR_RE.match(vname):
                     raise ApiError(422, f"invalid target vector name {vname!r}")
                 conf = dict(conf or {})
                 conf.setdefault("vectorizer", {"none": {}})
@@ -179,8 +185,12 @@ class Store:
         return copy.deepcopy(cls)
 
     def _check_property(self, p: Any, cls: str) -> None:
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not PROP_RE.match(p["name"]):
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
             raise ApiError(422, f"class \"{cls}\": invalid property name")
+        if not PROP_RE.match(p["name"]):
+            raise ApiError(422, f"'{p['name']}' is not a valid property name. Property names in "
+                                "Weaviate are restricted to valid GraphQL names, which must be "
+                                "\u201c/[_A-Za-z][_0-9A-Za-z]{0,230}/\u201d.")
         types = p.get("dataType")
         if not isinstance(types, list) or not types:
             raise ApiError(422, f"property '{p['name']}': invalid dataType: dataType must not be empty")
@@ -190,6 +200,23 @@ class Store:
             if target not in self.classes and target != cls:
                 raise ApiError(422, f"property '{p['name']}': invalid dataType: "
                                     f"reference property to nonexistent class")
+
+    def add_property(self, name: str, body: Any) -> dict[str, Any]:
+        """POST /v1/schema/{className}/properties: the Property, with defaults, as stored."""
+        cls = self.classes.get(name)
+        if cls is None:
+            raise ApiError(422, f"add property to class {name!r}: class not found")
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid property")
+        prop = copy.deepcopy(body)
+        self._check_property(prop, cls["class"])
+        prop["name"] = _lower_first(prop["name"])
+        if any(p["name"].lower() == prop["name"].lower() for p in cls["properties"]):
+            raise ApiError(422, f"class \"{cls['class']}\": conflict for property "
+                                f"\"{prop['name']}\": already in use or provided multiple times")
+        prop = self._property_defaults(prop)
+        cls["properties"].append(prop)
+        return copy.deepcopy(prop)
 
     def _property_defaults(self, p: dict[str, Any]) -> dict[str, Any]:
         p = dict(p)
@@ -430,6 +457,11 @@ class Store:
         return len(self.objects[self.shard(cls, tenant)])
 
 
+def _lower_first(name: str) -> str:
+    """The server lower-cases the first letter of a property name (GraphQL convention)."""
+    return name[:1].lower() + name[1:]
+
+
 def _links(props: dict[str, Any], cls: dict[str, Any] | None) -> dict[str, Any]:
     """Reference values come back with an `href` beside each `beacon`, as the server adds."""
     refs = {p["name"] for p in (cls or {}).get("properties", []) if p["dataType"][0] not in PRIMITIVES}
@@ -494,7 +526,12 @@ def _value(p: dict[str, Any], v: Any, name: str) -> Any:
     if t == "int":
         if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
             raise bad
-        return int(v)
+        if not -2 ** 63 <= int(v) < 2 ** 63:
+            raise ApiError(422, f"invalid object: invalid integer property '{name}' on class: "
+                                "the JSON number could not be converted to an int")
+        # Integers pass through float64 on the way (weaviate/weaviate#1563, #11735):
+        # beyond 2^53 they come back rounded.
+        return int(float(v))
     if t == "number":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad
@@ -701,6 +738,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, st.list_tenants(seg[1])
             if len(seg) == 3 and seg[2] == "tenants" and method == "POST":
                 return 200, st.add_tenants(seg[1], data)
+            if len(seg) == 3 and seg[2] == "properties" and method == "POST":
+                return 200, st.add_property(seg[1], data)
         if seg == ["objects"] and method == "GET":
             return 200, st.list_objects(q)
         if seg == ["objects"] and method == "POST":
