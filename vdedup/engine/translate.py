@@ -400,7 +400,7 @@ def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabi
         added.append(DOCUMENT)
     if schema.has_uris and not caps.uris:
         added.append(URI)
-    fields += [MetadataField(n, "str", None, True) for n in added if n not in declared]
+    fields += [MetadataField(n, "str", None, None) for n in added if n not in declared]
     return fields
 
 
@@ -416,7 +416,9 @@ def _plan_namespaces(plan: TranslationPlan, schema: CollectionSchema, caps: Capa
                                "--fold-namespaces makes them namespaces again)", True))
         return schema.name, [""]
     if has_ns:
-        plan.steps.append(Step("namespaces", f"namespaces become {caps.namespace_kind}s of the same names", True))
+        plan.steps.append(Step("namespaces", f"namespaces become {caps.namespace_kind}s of the same names "
+                               f"(the default namespace and names {caps.provider} refuses are mapped by its "
+                               "connector and read back as they were)", True))
     elif fold and caps.namespace_kind is not None and NS_SEPARATOR in schema.name:
         base, ns = schema.name.split(NS_SEPARATOR, 1)
         if base and ns:
