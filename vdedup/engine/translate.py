@@ -88,7 +88,6 @@ class TranslationPlan:
     errors: list[str] = field(default_factory=list)
     vector_map: dict[str, str] = field(default_factory=dict)     # source name -> target name
     dense_dtypes: dict[str, str] = field(default_factory=dict)   # target name -> dtype to cast to
-    keep_sparse: bool = True
     namespace_as_collection: bool = False
     fold: tuple[str, str] | None = None                          # (collection, namespace) to write into
     sparse_map: dict[str, str] = field(default_factory=dict)     # source name -> target name
@@ -309,7 +308,6 @@ def _plan_sparse(plan: TranslationPlan, schema: CollectionSchema, caps: Capabili
         return []
     if drop_sparse:
         steps.append(Step("sparse", f"sparse vectors {names} are dropped", False, "--drop-sparse"))
-        plan.keep_sparse = False
         return []
     if not caps.sparse:
         errors.append(f"{target} cannot hold sparse vectors: {names} would be lost (--drop-sparse accepts it)")
