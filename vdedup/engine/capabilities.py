@@ -62,7 +62,7 @@ CAPABILITIES: dict[str, Capabilities] = {
                            frozenset({IdType.INT, IdType.STRING}), None, True, False, True,
                            frozenset({"float32", "float16", "bfloat16", "binary", "int8"}),
                            JSON_TYPES, True, True,
-                           "partition", False, False),
+                           "partition", True, True),
     "postgresql": Capabilities("postgresql", frozenset({M.COSINE, M.DOT, M.EUCLIDEAN, M.MANHATTAN, M.HAMMING,
                                                         M.JACCARD}),
                                frozenset({IdType.INT, IdType.STRING, IdType.UUID}), None, True, False, True,
