@@ -28,17 +28,18 @@ server alike. A metadata key set to None, or to NaN, is dropped.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import warnings
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
 from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from .url import SECRET_KEYS, SourceURL
+from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
+                     refuse_unknown_params, translated_errors)
+from .url import SourceURL
 
 SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
 METRIC_TO_SPACE = {metric: space for space, metric in SPACE_TO_METRIC.items()}
@@ -76,15 +77,9 @@ class ChromaConnector:
 
     @classmethod
     def from_url(cls, u: SourceURL) -> "ChromaConnector":
-        if u.username or u.password:
-            raise UsageError(f"credentials do not belong in a Chroma URL: set {TOKEN_ENV} instead")
-        secret = sorted(k for k in u.query if k.lower() in SECRET_KEYS)
-        if secret:
-            raise UsageError(f"secret {secret[0]!r} in a Chroma URL: set {TOKEN_ENV} instead")
-        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
-        if unknown:
-            raise UsageError(f"unknown Chroma URL parameter {unknown[0]!r} "
-                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        refuse_credentials(u, "Chroma", f"set {TOKEN_ENV} instead")
+        refuse_secret_params(u, "Chroma", f"set {TOKEN_ENV} instead")
+        refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
         tenancy = {k: u.query[k] for k in ("tenant", "database") if u.query.get(k)}
         if not u.host:
             return cls._persistent(u.path, tenancy)
@@ -320,16 +315,10 @@ class ChromaConnector:
                 self._max_batch = int(self._live().get_max_batch_size())
         return max(1, min(self._max_batch, MAX_IDS_PER_CALL))
 
-    @contextlib.contextmanager
     def _errors(self, action: str, collection: str | None = None,
-                data: bool = False) -> Iterator[None]:
+                data: bool = False) -> ContextManager[None]:
         """Turn any SDK exception into a one-line SourceError / CollectionNotFound."""
-        try:
-            yield
-        except VdedupError:
-            raise
-        except Exception as e:
-            raise self._translate(e, action, collection, data) from e
+        return translated_errors(lambda e: self._translate(e, action, collection, data))
 
     def _translate(self, e: Exception, action: str, collection: str | None,
                    data: bool) -> VdedupError:
@@ -353,14 +342,7 @@ class ChromaConnector:
 
 def _detail(e: BaseException, data: bool = False) -> str:
     """The first line of an SDK message, without echoed values when records were involved."""
-    text = (str(e).strip().splitlines() or [""])[0].strip() or type(e).__name__
-    if data:
-        cut = DATA_ECHO_RE.sub("", text)
-        if cut != text:
-            text = cut.rstrip(" :,") + " (values withheld)"
-    if len(text) > 240:
-        text = text[:237] + "..."
-    return f"{type(e).__name__}: {text}"
+    return error_detail(e, DATA_ECHO_RE if data else None)
 
 
 def _is_unreachable(e: BaseException) -> bool:
@@ -400,16 +382,12 @@ def _configuration(col: Any) -> dict[str, Any]:
 
 def _json_safe(value: Any) -> Any:
     """A JSON-serialisable copy; SDK objects (embedding functions) become their type name."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+    return json_safe(value, _scalar_or_type_name)
+
+
+def _scalar_or_type_name(value: Any) -> Any:
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return value.item()
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 

@@ -26,6 +26,7 @@ Why the code looks the way it does (psycopg 3.3, PostgreSQL 18, pgvector 0.8.6):
   holds which vector: describe()/scan() read such a table back in the neutral form, and its
   schema restored here again makes the same layout. `json`, not `jsonb`: it keeps the text
   json.dumps wrote, so floats, ints and key order come back exactly (docs/providers/pgvector.md).
+  The layout (DDL, marker, schema, id and JSON rules) is in pgvector_layout.py.
 """
 from __future__ import annotations
 
@@ -37,14 +38,19 @@ import re
 import struct
 import sys
 import uuid
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
 from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, SparseField, SparseVector, VectorField)
-from .url import SECRET_KEYS, SourceURL
+from .common import refuse_secret_params, refuse_unknown_params, translated_errors
+from .pgvector_layout import (NEUTRAL_DOC, NEUTRAL_ID, NEUTRAL_LAYOUT, NEUTRAL_META,
+                              NEUTRAL_URI, NEUTRAL_VECTOR, OWN_PROVIDERS, exact_json, int_text,
+                              is_marker, neutral_ddl, neutral_id, neutral_schema, read_marker)
+from .pgvector_layout import quote_ident as _qi
+from .url import SourceURL
 
 DEFAULT_PORT = 5432
 URL_QUERY_KEYS = {"table", "sslmode"}
@@ -60,19 +66,7 @@ for _prefix in ("vector", "halfvec", "sparsevec"):
                            f"{_prefix}_cosine_ops": Metric.COSINE,
                            f"{_prefix}_l1_ops": Metric.MANHATTAN})
 OPCLASS_METRIC.update({"bit_hamming_ops": Metric.HAMMING, "bit_jaccard_ops": Metric.JACCARD})
-METRIC_OPS = {Metric.EUCLIDEAN: "l2_ops", Metric.DOT: "ip_ops", Metric.COSINE: "cosine_ops",
-              Metric.MANHATTAN: "l1_ops"}
 VECTOR_AMS = ("hnsw", "ivfflat")
-
-NEUTRAL_ID, NEUTRAL_META, NEUTRAL_DOC, NEUTRAL_URI = "id", "metadata", "document", "uri"
-NEUTRAL_VECTOR = "embedding"       # column for a provider's unnamed vector ("")
-NEUTRAL_SPARSE = "sparse"          # column for a provider's unnamed sparse vector ("")
-NEUTRAL_LAYOUT = "neutral"         # the marker's layout name (the table COMMENT, JSON)
-MARKER_VERSION = 1
-OWN_PROVIDERS = ("pgvector", "postgresql", "postgres")
-DTYPE_KIND = {"float32": "vector", "float16": "halfvec", "binary": "bit"}
-INDEX_MAX_DIM = {"vector": 2000, "halfvec": 4000, "bit": 64000}   # pgvector's HNSW limits
-NAME_BYTES = 63                    # PostgreSQL truncates longer identifiers
 SPARSE_MAX_DIM = 1_000_000_000     # pgvector's limit, for a sparse field of unknown dimension
 
 # Types whose psycopg values the repository stores exactly; any other is read as its text form
@@ -87,9 +81,6 @@ META_TYPES = {"int2": "int", "int4": "int", "int8": "int", "float4": "float", "f
               "date": "date", "time": "time", "interval": "timedelta", "uuid": "uuid",
               "json": "json", "jsonb": "json"}
 
-
-def _qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _split(collection: str) -> tuple[str, str]:
@@ -126,14 +117,8 @@ class PgvectorConnector:
         if u.password:
             raise UsageError("a password does not belong in a PostgreSQL URL: "
                              "set PGPASSWORD or use ~/.pgpass")
-        secret = sorted(k for k in u.query if k.lower() in SECRET_KEYS)
-        if secret:
-            raise UsageError(f"secret {secret[0]!r} in a PostgreSQL URL: "
-                             "set PGPASSWORD or use ~/.pgpass")
-        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
-        if unknown:
-            raise UsageError(f"unknown PostgreSQL URL parameter {unknown[0]!r} "
-                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        refuse_secret_params(u, "PostgreSQL", "set PGPASSWORD or use ~/.pgpass")
+        refuse_unknown_params(u, "PostgreSQL", URL_QUERY_KEYS)
         db = u.path.strip("/")
         if not db or "/" in db:
             raise UsageError("a PostgreSQL URL names one database: postgresql://USER@HOST:PORT/DB")
@@ -202,7 +187,7 @@ class PgvectorConnector:
     def describe(self, collection: str) -> CollectionSchema:
         layout = self._layout(collection, refresh=True)
         if layout["neutral"]:
-            return _neutral_schema(collection, layout, self.provider)
+            return neutral_schema(collection, layout, self.provider)
         if not layout["pk"]:
             raise SourceError(f"table {collection} has no primary key: vdedup needs one to "
                               "identify records", hint="add a primary key to the table")
@@ -336,12 +321,12 @@ class PgvectorConnector:
             raise SourceError(f"table {name} already exists at {self._where}")
         self._ensure_extension()
         own = schema.provider in OWN_PROVIDERS
-        if own and _is_marker(schema.extras.get(NEUTRAL_LAYOUT)):
-            ddl, indexes = _neutral_ddl(schema, s, t)     # a neutral table read back: again one
+        if own and is_marker(schema.extras.get(NEUTRAL_LAYOUT)):
+            ddl, indexes = neutral_ddl(schema, s, t)     # a neutral table read back: again one
         elif own and schema.extras.get("columns"):
             ddl, indexes = _pg_ddl(schema, s, t)
         else:
-            ddl, indexes = _neutral_ddl(schema, s, t)
+            ddl, indexes = neutral_ddl(schema, s, t)
         with self._errors("create table", name):
             with self._live().transaction():
                 self._live().execute(f"CREATE SCHEMA IF NOT EXISTS {_qi(s)}")
@@ -554,31 +539,29 @@ class PgvectorConnector:
                   "indexes": indexes, "partitions": parts, "partition_by": partkey,
                   "id_encoding": encoding,
                   "extension_version": ver[0] if ver else None}
-        layout["neutral"] = _read_marker(comment, layout)
+        layout["neutral"] = read_marker(comment, layout)
         self._layouts[collection] = layout
         return layout
 
-    @contextlib.contextmanager
     def _errors(self, action: str, collection: str | None = None,
-                data: bool = False) -> Iterator[None]:
+                data: bool = False) -> ContextManager[None]:
         """Turn any psycopg exception into a one-line SourceError / CollectionNotFound."""
-        try:
-            yield
-        except VdedupError:
-            raise
-        except Exception as e:
-            import psycopg
+        return translated_errors(lambda e: self._translate(e, action, collection, data))
 
-            target = f" {collection}" if collection else ""
-            if isinstance(e, psycopg.errors.UndefinedTable) and collection:
-                self._layouts.pop(collection, None)
-                raise CollectionNotFound(f"table {collection} not found in {self._where}") from e
-            if isinstance(e, psycopg.OperationalError) and self._conn is not None \
-                    and self._conn.closed:
-                raise SourceError(f"lost the connection to PostgreSQL at {self._where}: "
-                                  f"{_detail(e)}") from e
-            raise SourceError(f"PostgreSQL {action}{target} at {self._where} failed: "
-                              f"{_detail(e, data)}") from e
+    def _translate(self, e: Exception, action: str, collection: str | None,
+                   data: bool) -> VdedupError:
+        import psycopg
+
+        target = f" {collection}" if collection else ""
+        if isinstance(e, psycopg.errors.UndefinedTable) and collection:
+            self._layouts.pop(collection, None)
+            return CollectionNotFound(f"table {collection} not found in {self._where}")
+        if isinstance(e, psycopg.OperationalError) and self._conn is not None \
+                and self._conn.closed:
+            return SourceError(f"lost the connection to PostgreSQL at {self._where}: "
+                               f"{_detail(e)}")
+        return SourceError(f"PostgreSQL {action}{target} at {self._where} failed: "
+                           f"{_detail(e, data)}")
 
 
 # ------------------------------------------------------------------- functions
@@ -682,34 +665,11 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"cannot store a {type(v).__name__} in JSON")
 
 
-def _int_text(text: str) -> bool:
-    """Whether `text` is an integer's canonical decimal form (as str(int) prints it)."""
-    return bool(re.fullmatch(r"-?[1-9][0-9]*|0", text))
-
-
-def _neutral_id(marker: dict[str, Any], table: str, rid: RecordId) -> str:
-    """The text key of a record in a neutral table with a text `id`. A uuid (or unknown) id
-    type may mix ints and strings (Qdrant does): ints are kept as their decimal text and read
-    back as ints, so a string id in that form would be ambiguous and is refused."""
-    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
-        raise UsageError(f"a record id for table {table} is neither a string nor an integer")
-    mixed = marker["id_type"] in (IdType.UUID.value, IdType.UNKNOWN.value)
-    if isinstance(rid, int):
-        if not mixed:
-            raise UsageError(f"table {table} holds string ids: an integer id cannot be stored "
-                             "without losing its type")
-        return str(rid)
-    if mixed and _int_text(rid):
-        raise UsageError(f"table {table} keeps integer ids as decimal text: a string id in "
-                         "that form would come back as an integer")
-    return rid
-
-
 def _pk_values(layout: dict[str, Any], rid: RecordId) -> list[Any]:
     pk = layout["pk"]
     marker = layout.get("neutral")
     if marker and marker["id_type"] != IdType.INT.value:
-        return [_neutral_id(marker, layout["table"], rid)]
+        return [neutral_id(marker, layout["table"], rid)]
     if marker and (isinstance(rid, bool) or not isinstance(rid, int)):
         raise UsageError(f"table {layout['table']} holds integer ids: a string id cannot be "
                          "stored without losing its type")
@@ -818,7 +778,7 @@ def _rows(layout: dict[str, Any], batch: RecordBatch, collection: str, binary: b
         if marker:
             # exact JSON text in a `json` column: None stays NULL, {} stays {}
             row.append(None if r.metadata is None
-                       else Json(_exact_json(r.metadata, collection), verbatim))
+                       else Json(exact_json(r.metadata, collection), verbatim))
         elif neutral:
             row.append(jsonish[NEUTRAL_META](meta, dumps) if meta else None)
         else:
@@ -889,184 +849,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _neutral_ddl(schema: CollectionSchema, s: str, t: str) -> tuple[list[Any], list[str]]:
-    """A table holding everything a schema from another provider declares, marked as such
-    by a JSON table COMMENT (see _marker), so describe() and scan() read it back neutrally."""
-    from psycopg import sql
-
-    extra_ns = [ns for ns in schema.namespaces if ns]
-    if extra_ns:
-        raise UsageError(f"PostgreSQL tables have no namespaces (the schema has {extra_ns[0]!r}): "
-                         "map each namespace to its own table")
-    dense_cols, sparse_cols = _neutral_columns(schema)
-    id_sql = "bigint" if schema.id_type == IdType.INT else "text"
-    defs = [f"{_qi(NEUTRAL_ID)} {id_sql} PRIMARY KEY"]
-    indexes = []
-    table = f"{_qi(s)}.{_qi(t)}"
-    for v in schema.vectors:
-        label = v.name or "(default)"
-        if v.multivector:
-            raise UsageError(f"pgvector cannot store multivector {label!r}")
-        kind = DTYPE_KIND.get(v.dtype)
-        if kind is None:
-            raise UsageError(f"pgvector has no type for {v.dtype} vectors ({label!r})")
-        if kind == "bit" and not v.dim:
-            raise UsageError(f"binary vector {label!r} has no known dimension: pgvector's "
-                             "bit(n) needs one")
-        col = dense_cols[v.name]
-        defs.append(f"{_qi(col)} {kind}" + (f"({v.dim})" if v.dim else ""))
-        if kind == "bit":
-            ops = {Metric.HAMMING: "bit_hamming_ops",
-                   Metric.JACCARD: "bit_jaccard_ops"}.get(v.metric)
-        else:
-            ops = f"{kind}_{METRIC_OPS[v.metric]}" if v.metric in METRIC_OPS else None
-        # beyond HNSW's dimension limit the table has no index; the metric stays in the marker
-        if ops and v.dim and v.dim <= INDEX_MAX_DIM[kind]:
-            indexes.append(f"CREATE INDEX ON {table} USING hnsw ({_qi(col)} {ops})")
-    for sp in schema.sparse:
-        dim = _sparse_dim(sp)
-        defs.append(f"{_qi(sparse_cols[sp.name])} sparsevec" + (f"({dim})" if dim else ""))
-    defs.append(f"{_qi(NEUTRAL_META)} json")
-    if schema.has_documents:
-        defs.append(f"{_qi(NEUTRAL_DOC)} text")
-    if schema.has_uris:
-        defs.append(f"{_qi(NEUTRAL_URI)} text")
-    marker = json.dumps(_marker(schema, dense_cols, sparse_cols), default=str,
-                        separators=(",", ":"))
-    comment = sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(s, t),
-                                                         sql.Literal(marker))
-    return [f"CREATE TABLE {table} ({', '.join(defs)})", comment], indexes
-
-
-def _sparse_dim(sp: SparseField) -> int | None:
-    dim = sp.index.get("dim") if isinstance(sp.index, dict) else None
-    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
-
-
-def _ident(text: str, reserve: int = 0) -> str:
-    """`text` cut to what PostgreSQL keeps of an identifier (63 bytes), on a character boundary."""
-    raw = text.replace("\x00", "_").encode()
-    limit = NAME_BYTES - reserve
-    return text.replace("\x00", "_") if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
-
-
-def _neutral_columns(schema: CollectionSchema) -> tuple[dict[str, str], dict[str, str]]:
-    """Column names for the dense and sparse vectors of a neutral table: the vector's own name
-    when PostgreSQL can keep it and no other column has it, else a derived one (the marker maps
-    columns back to vector names). Deterministic, so a neutral table read back and restored
-    again gets the same columns."""
-    used = {NEUTRAL_ID, NEUTRAL_META, NEUTRAL_DOC, NEUTRAL_URI}
-
-    def pick(name: str, default: str) -> str:
-        base = _ident(name) if name else default
-        col, k = base, 1
-        while col in used:
-            k += 1
-            col = _ident(base, len(f"_{k}")) + f"_{k}"
-        used.add(col)
-        return col
-
-    dense = {v.name: pick(v.name, NEUTRAL_VECTOR) for v in schema.vectors}
-    sparse = {sp.name: pick(sp.name, NEUTRAL_SPARSE) for sp in schema.sparse}
-    return dense, sparse
-
-
-def _marker(schema: CollectionSchema, dense_cols: dict[str, str],
-            sparse_cols: dict[str, str]) -> dict[str, Any]:
-    """What a neutral table's COMMENT says: the neutral schema, and which column holds what."""
-    marker: dict[str, Any] = {
-        "vdedup": MARKER_VERSION, "layout": NEUTRAL_LAYOUT, "id_type": schema.id_type.value,
-        "vectors": [{"name": v.name, "column": dense_cols[v.name], "dim": v.dim,
-                     "metric": v.metric.value, "dtype": v.dtype} for v in schema.vectors],
-        "sparse": [{"name": sp.name, "column": sparse_cols[sp.name], "dim": _sparse_dim(sp),
-                    "metric": sp.metric.value, "modifier": sp.modifier} for sp in schema.sparse],
-        "metadata_fields": [{"name": f.name, "type": f.type, "indexed": f.indexed,
-                             "nullable": f.nullable} for f in schema.metadata_fields],
-        "documents": schema.has_documents, "uris": schema.has_uris,
-    }
-    if schema.options:
-        marker["options"] = schema.options
-    origin = schema.extras.get("translated_from")
-    if origin is None and isinstance(schema.extras.get(NEUTRAL_LAYOUT), dict):
-        origin = schema.extras[NEUTRAL_LAYOUT].get("translated_from")
-    if origin is None and schema.provider not in OWN_PROVIDERS:
-        origin = {"provider": schema.provider, "collection": schema.name}
-    if origin is not None:
-        marker["translated_from"] = origin
-    return marker
-
-
-def _is_marker(m: Any) -> bool:
-    return isinstance(m, dict) and m.get("vdedup") == MARKER_VERSION \
-        and m.get("layout") == NEUTRAL_LAYOUT
-
-
-def _read_marker(comment: str | None, layout: dict[str, Any]) -> dict[str, Any] | None:
-    """The table's neutral marker when the table still has exactly the marker's layout; None
-    (read as a plain table, every column as it is) when there is none or the table changed."""
-    if not comment or not comment.lstrip().startswith("{"):
-        return None
-    try:
-        m = json.loads(comment)
-    except ValueError:
-        return None
-    if not _is_marker(m):
-        return None
-    by = layout["by_name"]
-    try:
-        want = {NEUTRAL_ID: "int8" if m["id_type"] == IdType.INT.value else "text",
-                NEUTRAL_META: "json"}
-        IdType(m["id_type"])
-        for v in m["vectors"]:
-            VectorField(v["name"], v["dim"], Metric(v["metric"]), v["dtype"])
-            want[v["column"]] = DTYPE_KIND[v["dtype"]]
-        for sp in m["sparse"]:
-            SparseField(sp["name"], Metric(sp["metric"]), sp["modifier"])
-            want[sp["column"]] = "sparsevec"
-        for f in m["metadata_fields"]:
-            MetadataField(**f)
-        if m["documents"]:
-            want[NEUTRAL_DOC] = "text"
-        if m["uris"]:
-            want[NEUTRAL_URI] = "text"
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    if layout["pk"] != [NEUTRAL_ID] or set(by) != set(want) or len(want) != (
-            2 + len(m["vectors"]) + len(m["sparse"]) + bool(m["documents"]) + bool(m["uris"])):
-        return None
-    if any(by[c]["typname"] != typ or by[c]["generated"] for c, typ in want.items()):
-        return None
-    return m
-
-
-def _column_index(layout: dict[str, Any], col: dict[str, Any]) -> dict[str, Any]:
-    info: dict[str, Any] = {"column": col["name"], "type": col["type"]}
-    idx = [i for i in layout["indexes"] if i["vector_column"] == col["name"]]
-    if idx:
-        info.update({"kind": idx[0]["am"], "opclass": idx[0]["opclasses"][0], **idx[0]["options"]})
-    return info
-
-
-def _neutral_schema(collection: str, layout: dict[str, Any], provider: str) -> CollectionSchema:
-    """The schema a neutral table was created from (the marker is authoritative for metrics:
-    an index may be missing, e.g. not built yet or beyond HNSW's dimension limit)."""
-    m = layout["neutral"]
-    by = layout["by_name"]
-    vectors = [VectorField(v["name"], v["dim"], Metric(v["metric"]), v["dtype"],
-                           index=_column_index(layout, by[v["column"]])) for v in m["vectors"]]
-    sparse = [SparseField(sp["name"], Metric(sp["metric"]), sp["modifier"],
-                          index={**_column_index(layout, by[sp["column"]]), "dim": sp["dim"]})
-              for sp in m["sparse"]]
-    fields = [MetadataField(**f) for f in m["metadata_fields"]]
-    extras = {NEUTRAL_LAYOUT: m, "schema": layout["schema"], "table": layout["table"],
-              "extension_version": layout["extension_version"]}
-    return CollectionSchema(provider=provider, name=collection, id_type=IdType(m["id_type"]),
-                            vectors=tuple(vectors), sparse=tuple(sparse),
-                            metadata_fields=tuple(fields), namespaces=("",),
-                            has_documents=bool(m["documents"]), has_uris=bool(m["uris"]),
-                            options=dict(m.get("options") or {}), extras=extras)
-
-
 def _neutral_select(marker: dict[str, Any], layout: dict[str, Any]) -> tuple[list[str], Any]:
     """SELECT expressions for a neutral table and the function turning a row into a Record."""
     by = layout["by_name"]
@@ -1083,7 +865,7 @@ def _neutral_select(marker: dict[str, Any], layout: dict[str, Any]) -> tuple[lis
 
     def make(row: tuple) -> Record:
         rid = row[0]
-        rec = Record(int(rid) if mixed and _int_text(rid) else rid)
+        rec = Record(int(rid) if mixed and int_text(rid) else rid)
         for (name, kind, _), raw in zip(dense, row[1:1 + nd]):
             if raw is not None:
                 rec.vectors[name] = _parse_dense(kind, raw)
@@ -1107,30 +889,3 @@ def _neutral_select(marker: dict[str, Any], layout: dict[str, Any]) -> tuple[lis
         return rec
 
     return exprs, make
-
-
-class _NotJson(TypeError):
-    pass
-
-
-def _refuse_json(v: Any) -> Any:
-    raise _NotJson(type(v).__name__)
-
-
-def _exact_json(meta: dict[str, Any], collection: str) -> str:
-    """Metadata as JSON text that json.loads turns back into equal values of the same types
-    (floats keep a '.' or exponent, so they never come back as ints); anything else refused."""
-    if not isinstance(meta, dict):
-        raise UsageError(f"record metadata for table {collection} must be a mapping")
-    try:
-        return json.dumps(meta, allow_nan=False, default=_refuse_json)
-    except _NotJson as e:
-        raise UsageError(f"metadata for table {collection} holds a {e.args[0]} value: a table "
-                         "from another provider keeps JSON values only (str, int, float, bool, "
-                         "None, list, dict)") from None
-    except TypeError:
-        raise UsageError(f"metadata for table {collection} has a key that is not a string"
-                         ) from None
-    except ValueError:
-        raise UsageError(f"metadata for table {collection} holds a NaN or infinite float, which "
-                         "JSON cannot hold") from None

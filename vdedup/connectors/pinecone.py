@@ -47,7 +47,9 @@ import numpy as np
 from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ..model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
                      SparseField, SparseVector, VectorField)
-from .url import SECRET_KEYS, SourceURL
+from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
+                     refuse_unknown_params)
+from .url import SourceURL
 
 T = TypeVar("T")
 
@@ -98,15 +100,9 @@ class PineconeConnector:
 
     @classmethod
     def from_url(cls, u: SourceURL) -> "PineconeConnector":
-        if u.username or u.password:
-            raise UsageError(f"credentials do not belong in a Pinecone URL: set {KEY_ENV} instead")
-        secret = sorted(k for k in u.query if k.lower() in SECRET_KEYS)
-        if secret:
-            raise UsageError(f"secret {secret[0]!r} in a Pinecone URL: set {KEY_ENV} instead")
-        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
-        if unknown:
-            raise UsageError(f"unknown Pinecone URL parameter {unknown[0]!r} "
-                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        refuse_credentials(u, "Pinecone", f"set {KEY_ENV} instead")
+        refuse_secret_params(u, "Pinecone", f"set {KEY_ENV} instead")
+        refuse_unknown_params(u, "Pinecone", URL_QUERY_KEYS)
         if u.port is not None or u.path not in ("", "/"):
             raise UsageError("a Pinecone URL is pinecone://INDEX (an index name, no port or path); "
                              "give a data-plane host with ?host=URL")
@@ -433,10 +429,7 @@ class PineconeConnector:
 
 def _detail(e: BaseException) -> str:
     """One line of an SDK message; record values are never echoed by the calls we make."""
-    text = (str(e).strip().splitlines() or [""])[0].strip() or type(e).__name__
-    if len(text) > 240:
-        text = text[:237] + "..."
-    return f"{type(e).__name__}: {text}"
+    return error_detail(e)
 
 
 def _index_info(model: Any) -> dict[str, Any]:
@@ -472,17 +465,8 @@ def _ns_name(name: str) -> str:
 
 
 def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return _json_safe(value.to_dict())
-    return str(value)
+    """A JSON-serialisable copy; SDK models become their to_dict(), anything else its str()."""
+    return json_safe(value, lambda v: v.to_dict() if hasattr(v, "to_dict") else str(v))
 
 
 def _fields_for(schema: CollectionSchema) -> dict[str, Any]:

@@ -31,14 +31,16 @@ import os
 import re
 import uuid
 import warnings
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
 from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, SparseField, SparseVector, VectorField)
-from .url import SECRET_KEYS, SourceURL
+from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
+                     translated_errors)
+from .url import SourceURL
 
 DISTANCE_TO_METRIC = {"Cosine": Metric.COSINE, "Euclid": Metric.EUCLIDEAN, "Dot": Metric.DOT,
                       "Manhattan": Metric.MANHATTAN}
@@ -75,11 +77,8 @@ class QdrantConnector:
 
     @classmethod
     def from_url(cls, u: SourceURL) -> "QdrantConnector":
-        if u.username or u.password:
-            raise UsageError(f"credentials do not belong in a Qdrant URL: set {API_KEY_ENV} instead")
-        secret = sorted(k for k in u.query if k.lower() in SECRET_KEYS or "key" in k.lower())
-        if secret:
-            raise UsageError(f"secret {secret[0]!r} in a Qdrant URL: set {API_KEY_ENV} instead")
+        refuse_credentials(u, "Qdrant", f"set {API_KEY_ENV} instead")
+        refuse_secret_params(u, "Qdrant", f"set {API_KEY_ENV} instead", containing=("key",))
         if u.scheme == "qdrant+local":
             return cls._local(u)
         if u.scheme != "qdrant":
@@ -171,7 +170,7 @@ class QdrantConnector:
         shard_keys = None
         if params.get("sharding_method") == "custom":
             with self._errors("list shard keys", collection):
-                shard_keys = _json_safe(client.list_shard_keys(collection).model_dump(mode="json"))
+                shard_keys = json_safe(client.list_shard_keys(collection).model_dump(mode="json"))
         vectors_raw = params.get("vectors")
         named = {"": vectors_raw} if _is_vector_params(vectors_raw) else dict(vectors_raw or {})
         vectors = tuple(_vector_field(name, p) for name, p in sorted(named.items()))
@@ -192,8 +191,8 @@ class QdrantConnector:
         return CollectionSchema(
             provider=self.provider, name=collection, id_type=id_type, vectors=vectors,
             sparse=sparse, metadata_fields=fields, namespaces=("",),
-            options={"metadata": _json_safe(config.get("metadata"))},
-            extras={"config": _json_safe(config), "payload_schema": _json_safe(payload_schema),
+            options={"metadata": json_safe(config.get("metadata"))},
+            extras={"config": json_safe(config), "payload_schema": json_safe(payload_schema),
                     "aliases": aliases, "shard_keys": shard_keys},
         )
 
@@ -308,16 +307,10 @@ class QdrantConnector:
         if not self.exists(collection):
             raise CollectionNotFound(f"Qdrant collection {collection!r} not found at {self._where}")
 
-    @contextlib.contextmanager
     def _errors(self, action: str, collection: str | None = None,
-                data: bool = False) -> Iterator[None]:
+                data: bool = False) -> ContextManager[None]:
         """Turn any SDK exception into a one-line SourceError / CollectionNotFound."""
-        try:
-            yield
-        except VdedupError:
-            raise
-        except Exception as e:
-            raise self._translate(e, action, collection, data) from e
+        return translated_errors(lambda e: self._translate(e, action, collection, data))
 
     def _translate(self, e: Exception, action: str, collection: str | None,
                    data: bool) -> VdedupError:
@@ -362,14 +355,7 @@ def _no_namespace(namespace: str) -> None:
 
 def _detail(e: BaseException, data: bool = False) -> str:
     """The first line of an SDK message, without echoed values when records were involved."""
-    text = (str(e).strip().splitlines() or [""])[0].strip() or type(e).__name__
-    if data:
-        cut = DATA_ECHO_RE.sub("", text)
-        if cut != text:
-            text = cut.rstrip(" :,") + " (values withheld)"
-    if len(text) > 240:
-        text = text[:237] + "..."
-    return f"{type(e).__name__}: {text}"
+    return error_detail(e, DATA_ECHO_RE if data else None)
 
 
 def _response_error(e: Any, data: bool) -> str:
@@ -399,18 +385,6 @@ def _is_unreachable(e: BaseException) -> bool:
     return isinstance(e, (ConnectionError, TimeoutError))
 
 
-def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return str(value)
-
-
 def _is_vector_params(value: Any) -> bool:
     return isinstance(value, dict) and "size" in value and "distance" in value
 
@@ -423,7 +397,7 @@ def _vector_field(name: str, p: dict[str, Any]) -> VectorField:
         metric=DISTANCE_TO_METRIC.get(p.get("distance"), Metric.UNKNOWN),
         dtype=dtype or "float32",   # an unknown datatype is kept verbatim in index["datatype"]
         multivector=p.get("multivector_config") is not None,
-        index={k: _json_safe(p.get(k)) for k in
+        index={k: json_safe(p.get(k)) for k in
                ("datatype", "on_disk", "hnsw_config", "quantization_config", "multivector_config")},
     )
 

@@ -26,17 +26,17 @@ Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
   verbatim and written back with their beacons only (`href` is derived by the server).
 - Throttling (429) and 5xx answers and timeouts are retried a bounded number of times with
   exponential backoff, honouring `Retry-After`.
-- A schema from another provider becomes a class in the *neutral layout*, marked by JSON in
-  the class description (`{"vdedup": 1, "layout": "neutral", ...}`) so that describe() and
-  scan() give the neutral form back exactly: the namespace "" lives in the reserved tenant
-  `_default` (tenant names must match [A-Za-z0-9_-]{1,64}; other names that do not are mapped
-  too), the unnamed vector beside named ones (or as a multi-vector) is a named vector, names
-  Weaviate refuses are mapped, and dimensions are kept (the schema has none). Each property
-  records its metadata key and encoding in its own description; a key gets its property at
-  the first write that shows a value (Weaviate adds properties to a class at any time), typed
-  from it: text/int/number/boolean, text[]/int[]/number[]/boolean[] for uniform lists,
-  JSON text for objects and other lists (nested objects need every nested key declared up
-  front, and their nulls would be lost), ISO text for datetimes. What no property holds
+- A schema from another provider becomes a class in the *neutral layout* (weaviate_layout.py),
+  marked by JSON in the class description (`{"vdedup": 1, "layout": "neutral", ...}`) so that
+  describe() and scan() give the neutral form back exactly: the namespace "" lives in the
+  reserved tenant `_default` (tenant names must match [A-Za-z0-9_-]{1,64}; other names that do
+  not are mapped too), the unnamed vector beside named ones (or as a multi-vector) is a named
+  vector, names Weaviate refuses are mapped, and dimensions are kept (the schema has none).
+  Each property records its metadata key and encoding in its own description; a key gets its
+  property at the first write that shows a value (Weaviate adds properties to a class at any
+  time), typed from it: text/int/number/boolean, text[]/int[]/number[]/boolean[] for uniform
+  lists, JSON text for objects and other lists (nested objects need every nested key declared
+  up front, and their nulls would be lost), ISO text for datetimes. What no property holds
   exactly (nulls, which Weaviate does not store; empty lists; a value unlike its property's
   type; ints beyond 2^53) goes as JSON into the one text property `_vdedup`.
 """
@@ -44,10 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime as dt
-import hashlib
-import json
-import math
 import os
 import re
 import time
@@ -59,7 +55,9 @@ import numpy as np
 from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, VectorField)
-from .url import SECRET_KEYS, SourceURL
+from .common import refuse_credentials, refuse_secret_params, refuse_unknown_params
+from .url import SourceURL
+from .weaviate_layout import Layout, neutral_class
 
 KEY_ENV = "WEAVIATE_API_KEY"
 DEFAULT_PORT = 8080
@@ -83,20 +81,6 @@ PRIMITIVE_TYPES = set(TYPE_NAMES) | {t + "[]" for t in TYPE_NAMES}
 SERVER_COMPUTED = ("actualCount", "actualVirtualCount")
 QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"")
 
-# The neutral layout: how a class created from another provider's schema holds it exactly.
-MARKER = "vdedup"                # key of the JSON marker kept in the class description
-LAYOUT = "neutral"
-SIDE = "_vdedup"                 # text property: JSON of values no property of theirs holds
-DEFAULT_TENANT = "_default"      # the tenant that holds the neutral namespace ""
-DEFAULT_VECTOR = "vdedup_default"   # the unnamed vector, when the class has named ones too
-NAME_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,230}$")         # property names
-VECTOR_NAME_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,229}$")  # named vectors
-TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-RESERVED_PROPS = {"_additional", "_id", "id", SIDE.lower()}
-MAX_EXACT_INT = 2 ** 53          # JSON numbers beyond this are not exact everywhere
-SCALAR_ENC = {"str": "text", "int": "int", "float": "number", "bool": "boolean",
-              "dict": "json", "datetime": "datetime"}
-ENC_TYPE = {"json": "text", "datetime": "text"}   # encodings kept in text properties
 
 T = TypeVar("T")
 
@@ -126,15 +110,9 @@ class WeaviateConnector:
 
     @classmethod
     def from_url(cls, u: SourceURL) -> "WeaviateConnector":
-        if u.username or u.password:
-            raise UsageError(f"credentials do not belong in a Weaviate URL: set {KEY_ENV} instead")
-        secret = sorted(k for k in u.query if k.lower() in SECRET_KEYS)
-        if secret:
-            raise UsageError(f"secret {secret[0]!r} in a Weaviate URL: set {KEY_ENV} instead")
-        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
-        if unknown:
-            raise UsageError(f"unknown Weaviate URL parameter {unknown[0]!r} "
-                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        refuse_credentials(u, "Weaviate", f"set {KEY_ENV} instead")
+        refuse_secret_params(u, "Weaviate", f"set {KEY_ENV} instead")
+        refuse_unknown_params(u, "Weaviate", URL_QUERY_KEYS)
         if not u.host:
             raise UsageError("a Weaviate URL needs a host: weaviate://HOST:PORT[/Class]")
         only = u.path.strip("/") or None
@@ -212,9 +190,9 @@ class WeaviateConnector:
     def describe(self, collection: str) -> CollectionSchema:
         cls = self._class(collection, fresh=True)
         tenants = self._tenants(collection) if _multi_tenant(cls) else []
-        layout = _Layout.of(cls)
+        layout = Layout.of(cls)
         if layout is not None:
-            return layout.describe(cls, tenants)
+            return layout.describe(cls, tenants, _vector_fields(cls), _multi_tenant(cls))
         namespaces = tuple(t["name"] for t in tenants) if _multi_tenant(cls) else ("",)
         fields = []
         for p in cls.get("properties") or []:
@@ -253,7 +231,7 @@ class WeaviateConnector:
             raise UsageError("batch size must be at least 1")
         cls = self._class(collection)
         tenant = self._tenant(cls, namespace)
-        layout = _Layout.of(cls)
+        layout = Layout.of(cls)
         types = _property_types(cls)
         limit = min(batch_size, MAX_LIMIT)
         after: str | None = None
@@ -266,7 +244,8 @@ class WeaviateConnector:
             page = self._rest("scan", collection, "GET", "/objects", params=params)
             objects = page.get("objects") or []
             if objects:
-                records = [layout.record(o) if layout is not None else _record(o, types)
+                records = [layout.record(o, _record(o, {})) if layout is not None
+                           else _record(o, types)
                            for o in objects]
                 yield RecordBatch.from_records(records, namespace)
                 after = objects[-1]["id"]
@@ -296,7 +275,7 @@ class WeaviateConnector:
         cls = self._class(collection)
         tenant = self._tenant(cls, batch.namespace)
         records = list(batch.records())
-        layout = _Layout.of(cls)
+        layout = Layout.of(cls)
         if layout is not None:
             new = layout.new_properties(records)
             if new:
@@ -304,9 +283,11 @@ class WeaviateConnector:
                     self._rest("add property", collection, "POST",
                                f"/schema/{cls['class']}/properties", json=prop)
                 cls = self._class(collection, fresh=True)
-                layout = _Layout.of(cls)
+                layout = Layout.of(cls)
                 assert layout is not None
-            objects = [layout.object(rec, cls, tenant) for rec in records]
+            named = bool(cls.get("vectorConfig"))
+            objects = [_object(layout.to_write(rec, cls), cls["class"], tenant, set(), named)
+                       for rec in records]
         else:
             refs = {p["name"] for p in cls.get("properties") or [] if p["dataType"][0] not in PRIMITIVE_TYPES}
             named = bool(cls.get("vectorConfig"))
@@ -353,7 +334,7 @@ class WeaviateConnector:
 
     def _tenant(self, cls: dict[str, Any], namespace: str) -> str:
         """The tenant that holds a namespace ("" for a class without multi-tenancy)."""
-        layout = _Layout.of(cls)
+        layout = Layout.of(cls)
         if layout is not None and _multi_tenant(cls):
             namespace = layout.tenants.get(namespace, namespace)
         if _multi_tenant(cls) and not namespace:
@@ -600,355 +581,8 @@ def _class_for(schema: CollectionSchema, name: str) -> tuple[dict[str, Any], lis
             (body.get("shardingConfig") or {}).pop(computed, None)
         tenants = [t["name"] for t in schema.extras.get("tenants") or []]
         if not tenants and _multi_tenant(body):
-            layout = _Layout.of(body)
+            layout = Layout.of(body)
             mapping = layout.tenants if layout is not None else {}
             tenants = [mapping.get(n, n) for n in schema.namespaces]
         return body, [t for t in tenants if t]
-    return _neutral_class(schema, name)
-
-
-def _neutral_class(schema: CollectionSchema, name: str) -> tuple[dict[str, Any], list[str]]:
-    """A class in the neutral layout for a schema from another provider: its vectors (the
-    unnamed one too), metadata fields, namespaces as tenants ("" as a reserved tenant), and a
-    marker in the description so describe() and scan() give the neutral form back."""
-    if schema.sparse:
-        raise UsageError("Weaviate cannot store sparse vectors "
-                         f"({', '.join(repr(s.name or '(default)') for s in schema.sparse)})")
-    body: dict[str, Any] = {"class": name}
-    marker: dict[str, Any] = {MARKER: 1, "layout": LAYOUT}
-    # Vectors: one unnamed vector stays the legacy vector; with named ones (or as a
-    # multi-vector, which only named vectors can be) it becomes a named vector.
-    names = [v.name for v in schema.vectors]
-    legacy = names == [""] and not schema.vectors[0].multivector
-    vector_names: dict[str, str] = {}
-    taken: set[str] = set()
-    for v in sorted(schema.vectors, key=lambda v: (v.name == "", v.name)):
-        if legacy:
-            vector_names[v.name] = ""
-        elif v.name and VECTOR_NAME_RE.match(v.name) and v.name not in taken:
-            vector_names[v.name] = v.name
-        else:
-            vector_names[v.name] = _free_name(DEFAULT_VECTOR if v.name == "" else _derived(v.name), taken)
-        taken.add(vector_names[v.name])
-    for v in schema.vectors:
-        distance = METRIC_TO_DISTANCE.get(v.metric)
-        if distance is None:
-            raise UsageError(f"metric {v.metric.value!r} of vector {v.name or '(default)'!r} cannot "
-                             "be represented in Weaviate")
-        if v.dtype != "float32":
-            raise UsageError(f"vector {v.name or '(default)'!r}: Weaviate stores float32 only, "
-                             f"not {v.dtype}")
-        index: dict[str, Any] = {"distance": distance}
-        if v.multivector:
-            index["multivector"] = {"enabled": True}
-        wname = vector_names[v.name]
-        if wname == "":
-            body.update(vectorizer="none", vectorIndexType="hnsw", vectorIndexConfig=index)
-        else:
-            body.setdefault("vectorConfig", {})[wname] = {
-                "vectorizer": {"none": {}}, "vectorIndexType": "hnsw", "vectorIndexConfig": index}
-    renamed = {n: w for n, w in vector_names.items() if n != w}
-    if renamed:
-        marker["vectors"] = renamed
-    dims = {v.name: v.dim for v in schema.vectors if v.dim is not None}
-    if dims:
-        marker["dims"] = dims
-    # Metadata: fields of one known type get their property now; lists (of unknown items),
-    # mixed and null fields get one at the first write that shows a value.
-    marker["fields"] = [[f.name, f.type, f.indexed, f.nullable] for f in schema.metadata_fields]
-    props: list[dict[str, Any]] = []
-    taken_props: set[str] = set(RESERVED_PROPS)
-    for f in schema.metadata_fields:
-        enc = SCALAR_ENC.get(f.type)
-        if enc is not None:
-            props.append(_property(f.name, enc, taken_props, strict=True))
-    body["properties"] = props
-    # Namespaces: tenants of the same names where Weaviate allows the name; "" and other
-    # names go to reserved or derived tenant names, kept in the marker.
-    tenants: list[str] = []
-    if any(schema.namespaces):
-        body["multiTenancyConfig"] = {"enabled": True}
-        mapping: dict[str, str] = {}
-        used = {n for n in schema.namespaces if TENANT_RE.match(n)}
-        for ns in schema.namespaces:
-            if TENANT_RE.match(ns):
-                tenants.append(ns)
-                continue
-            base = DEFAULT_TENANT if ns == "" else "ns_" + hashlib.sha256(ns.encode()).hexdigest()[:16]
-            tname, k = base, 0
-            while tname in used:
-                k += 1
-                tname = f"{base}_{k}"
-            used.add(tname)
-            mapping[ns] = tname
-            tenants.append(tname)
-        if mapping:
-            marker["tenants"] = mapping
-    body["description"] = json.dumps(marker, ensure_ascii=False, sort_keys=True)
-    return body, tenants
-
-
-def _derived(name: str) -> str:
-    """A valid Weaviate name for a name that is not one (kept in a marker or description)."""
-    clean = re.sub(r"[^_0-9A-Za-z]", "_", name)[:40]
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    return f"v_{clean}_{digest}" if clean else f"v_{digest}"
-
-
-def _free_name(base: str, taken: set[str], fold: bool = False) -> str:
-    key = (lambda n: n.lower()) if fold else (lambda n: n)
-    name, k = base, 0
-    while key(name) in taken:
-        k += 1
-        name = f"{base}_{k}"
-    return name
-
-
-def _property(key: str, enc: str, taken: set[str], strict: bool) -> dict[str, Any]:
-    """A property definition for metadata key `key` stored with encoding `enc`; `taken` holds
-    the lower-cased names in use (Weaviate compares them case-insensitively)."""
-    base = key[:1].lower() + key[1:]         # the server lower-cases the first letter
-    if not NAME_RE.match(base) or base.lower() in taken:
-        base = _derived(key)
-        base = base[:1].lower() + base[1:]
-    name = _free_name(base, taken, fold=True)
-    taken.add(name.lower())
-    desc: dict[str, Any] = {"key": key, "enc": enc}
-    if not strict:
-        desc["from"] = "data"
-    return {"name": name, "dataType": [ENC_TYPE.get(enc, enc)],
-            "description": json.dumps({MARKER: desc}, ensure_ascii=False, sort_keys=True)}
-
-
-class _NoFit(Exception):
-    """A value that the property's type cannot hold exactly."""
-
-
-def _jsonable(v: Any) -> bool:
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return True
-    if isinstance(v, list):
-        return all(_jsonable(x) for x in v)
-    if isinstance(v, dict):
-        return all(isinstance(k, str) and _jsonable(x) for k, x in v.items())
-    return False
-
-
-def _fits(v: Any, t: str) -> bool:
-    if t == "text":
-        return isinstance(v, str)
-    if t == "boolean":
-        return isinstance(v, bool)
-    if t == "int":
-        return isinstance(v, int) and not isinstance(v, bool) and -MAX_EXACT_INT <= v <= MAX_EXACT_INT
-    if t == "number":
-        return isinstance(v, float) and math.isfinite(v)
-    return False
-
-
-def _encode(v: Any, enc: str) -> Any:
-    if enc == "json":
-        if isinstance(v, (dict, list)) and _jsonable(v):
-            return json.dumps(v, ensure_ascii=False)
-        raise _NoFit
-    if enc == "datetime":
-        if isinstance(v, dt.datetime):
-            return v.isoformat()
-        raise _NoFit
-    if enc.endswith("[]"):
-        if isinstance(v, list) and v and all(_fits(x, enc[:-2]) for x in v):
-            return list(v)
-        raise _NoFit
-    if _fits(v, enc):
-        return v
-    raise _NoFit
-
-
-def _send_raw(v: Any, enc: str) -> bool:
-    """Whether a value against its field's declared type goes to the server as it is (to be
-    refused there, as any write against a class's types is) rather than to the side property.
-    Numbers that are exact only elsewhere (int in a number field, beyond 2^53, NaN) do not."""
-    if enc not in ("text", "int", "number", "boolean") or v is None:
-        return False
-    if enc in ("int", "number") and isinstance(v, (int, float)) and not isinstance(v, bool):
-        return False
-    return isinstance(v, (str, bool, int, float))
-
-
-def _decode(v: Any, enc: str) -> Any:
-    if enc == "json":
-        return json.loads(v)
-    if enc == "datetime":
-        return dt.datetime.fromisoformat(v)
-    if enc == "number":
-        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-    if enc == "number[]":
-        return [float(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
-    return v
-
-
-def _infer(v: Any) -> str | None:
-    """The encoding a first value suggests for a new property (None: no property yet)."""
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "text"
-    if isinstance(v, dt.datetime):
-        return "datetime"
-    if isinstance(v, dict):
-        return "json"
-    if isinstance(v, list) and v:
-        for kind, enc in ((bool, "boolean[]"), (str, "text[]"), (float, "number[]")):
-            if all(isinstance(x, kind) for x in v):
-                return enc
-        if all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-            return "int[]"
-        return "json"
-    return None
-
-
-class _Layout:
-    """A class in the neutral layout, read from its marker and its properties' descriptions."""
-
-    def __init__(self, marker: dict[str, Any], cls: dict[str, Any]) -> None:
-        self.marker = marker
-        self.tenants: dict[str, str] = dict(marker.get("tenants") or {})
-        self.vectors: dict[str, str] = dict(marker.get("vectors") or {})
-        self.props: dict[str, tuple[str, str, bool]] = {}     # name -> (key, enc, strict)
-        self.has_side = False
-        for p in cls.get("properties") or []:
-            if p["name"] == SIDE:
-                self.has_side = True
-                continue
-            try:
-                desc = json.loads(p.get("description") or "")[MARKER]
-                key, enc, strict = desc["key"], desc["enc"], desc.get("from") != "data"
-            except (ValueError, KeyError, TypeError):     # a property added by hand
-                key, enc, strict = p["name"], p["dataType"][0], True
-            self.props[p["name"]] = (key, enc, strict)
-        self.keys = {key: name for name, (key, _, _) in self.props.items()}
-
-    @classmethod
-    def of(cls, wclass: dict[str, Any]) -> "_Layout | None":
-        try:
-            marker = json.loads(wclass.get("description") or "")
-        except ValueError:
-            return None
-        if isinstance(marker, dict) and marker.get(MARKER) == 1 and marker.get("layout") == LAYOUT:
-            return cls(marker, wclass)
-        return None
-
-    def describe(self, cls: dict[str, Any], tenants: list[dict[str, Any]]) -> CollectionSchema:
-        back_t = {t: n for n, t in self.tenants.items()}
-        back_v = {w: n for n, w in self.vectors.items()}
-        dims = self.marker.get("dims") or {}
-        vectors = []
-        for v in _vector_fields(cls):
-            name = back_v.get(v.name, v.name)
-            vectors.append(VectorField(name=name, dim=dims.get(name), metric=v.metric,
-                                       dtype=v.dtype, multivector=v.multivector, index=v.index))
-        namespaces = (tuple(sorted(back_t.get(t["name"], t["name"]) for t in tenants))
-                      if _multi_tenant(cls) else ("",))
-        fields = tuple(MetadataField(*f) for f in self.marker.get("fields") or [])
-        return CollectionSchema(
-            provider="weaviate", name=cls["class"], id_type=IdType.UUID,
-            vectors=tuple(sorted(vectors, key=lambda v: v.name)), metadata_fields=fields,
-            namespaces=namespaces, options={},
-            extras={"class": cls, "tenants": tenants, "layout": self.marker})
-
-    def new_properties(self, records: list[Record]) -> list[dict[str, Any]]:
-        """Properties to add for metadata keys that have none yet, typed by their first value."""
-        taken = set(RESERVED_PROPS) | {n.lower() for n in self.props}
-        out = []
-        seen = set(self.keys)
-        for rec in records:
-            for k, v in (rec.metadata or {}).items():
-                if k in seen:
-                    continue
-                enc = _infer(v)
-                if enc is not None:
-                    seen.add(k)
-                    out.append(_property(k, enc, taken, strict=False))
-        if not self.has_side:
-            if any(self._needs_side(rec, out) for rec in records):
-                out.append({"name": SIDE, "dataType": ["text"], "indexFilterable": False,
-                            "indexSearchable": False,
-                            "description": "vdedup: metadata values no property holds exactly (JSON)"})
-        return out
-
-    def _needs_side(self, rec: Record, new: list[dict[str, Any]]) -> bool:
-        encs = {key: (enc, strict) for key, enc, strict in self.props.values()}
-        for p in new:
-            d = json.loads(p["description"])[MARKER]
-            encs[d["key"]] = (d["enc"], False)
-        for k, v in (rec.metadata or {}).items():
-            if k not in encs:
-                return True
-            enc, strict = encs[k]
-            try:
-                _encode(v, enc)
-            except _NoFit:
-                if not (strict and _send_raw(v, enc)):
-                    return True
-        return False
-
-    def object(self, rec: Record, cls: dict[str, Any], tenant: str) -> dict[str, Any]:
-        props: dict[str, Any] = {}
-        side: dict[str, Any] = {}
-        side_dt: dict[str, str] = {}
-        for k, v in (rec.metadata or {}).items():
-            name = self.keys.get(k)
-            if name is not None:
-                _, enc, strict = self.props[name]
-                try:
-                    props[name] = _encode(v, enc)
-                    continue
-                except _NoFit:
-                    if strict and _send_raw(v, enc):
-                        props[name] = v          # against its declared type: the server refuses it
-                        continue
-            if isinstance(v, dt.datetime):
-                side_dt[k] = v.isoformat()
-            elif _jsonable(v):
-                side[k] = v
-            else:
-                raise UsageError(f"metadata field {k!r}: a {type(v).__name__} value cannot be "
-                                 "stored exactly in Weaviate")
-        if side or side_dt:
-            if not any(p["name"] == SIDE for p in cls.get("properties") or []):
-                raise SourceError(f"Weaviate class {cls['class']!r} lacks property {SIDE!r}")
-            extra: dict[str, Any] = {"v": side} if side else {}
-            if side_dt:
-                extra["dt"] = side_dt
-            props[SIDE] = json.dumps(extra, ensure_ascii=False)
-        if rec.document is not None or rec.uri is not None:
-            raise UsageError("Weaviate has no document or uri field: keep them in metadata first")
-        named = bool(cls.get("vectorConfig"))
-        renamed = {self.vectors.get(n, n): v for n, v in rec.vectors.items()}
-        return _object(Record(rec.id, renamed, rec.sparse, props), cls["class"], tenant, set(), named)
-
-    def record(self, obj: dict[str, Any]) -> Record:
-        raw = _record(obj, {})
-        back_v = {w: n for n, w in self.vectors.items()}
-        vectors = {back_v.get(n, n): v for n, v in raw.vectors.items()}
-        meta: dict[str, Any] = {}
-        for name, v in (raw.metadata or {}).items():
-            if name == SIDE:
-                try:
-                    extra = json.loads(v)
-                    meta.update(extra.get("v") or {})
-                    meta.update({k: dt.datetime.fromisoformat(x) for k, x in (extra.get("dt") or {}).items()})
-                except (ValueError, TypeError, AttributeError):
-                    raise SourceError(f"Weaviate object {raw.id} of class {obj.get('class')!r}: "
-                                      f"property {SIDE!r} is not what vdedup wrote") from None
-                continue
-            key, enc, _ = self.props.get(name, (name, "", True))
-            try:
-                meta[key] = _decode(v, enc)
-            except (ValueError, TypeError):
-                meta[key] = v              # written by someone else: kept as the server gives it
-        return Record(id=raw.id, vectors=vectors, metadata=meta or None)
+    return neutral_class(schema, name, METRIC_TO_DISTANCE)
