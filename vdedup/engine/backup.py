@@ -62,6 +62,10 @@ def _type_name(v: Any) -> str:
     return type(v).__name__
 
 
+_TYPE_NAMES = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "list",
+               tuple: "list", dict: "dict"}
+
+
 class _Observed:
     """What the data shows of a schema the provider did not fully declare."""
 
@@ -72,11 +76,13 @@ class _Observed:
 
     def see(self, rec) -> None:
         if isinstance(rec.metadata, dict):
+            ft, names = self.field_types, _TYPE_NAMES
             for k, v in rec.metadata.items():
-                self.field_types[k].add(_type_name(v))
+                ft[k].add(names.get(type(v)) or _type_name(v))
+        dims = self.dims
         for name, vec in rec.vectors.items():
-            if vec.ndim == 1:
-                self.dims.setdefault(name, int(vec.shape[0]))
+            if name not in dims and vec.ndim == 1:
+                dims[name] = int(vec.shape[0])
         self.documents |= rec.document is not None
         self.uris |= rec.uri is not None
 

@@ -15,7 +15,7 @@ All manifest blobs are TREE blobs: content-addressed, compressed, encrypted in p
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from blake3 import blake3
@@ -53,10 +53,15 @@ class Row:
     uri: str | None = None
     op: int = OP_FULL
     flags: int = ALL_FIELDS
+    _key: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> bytes:
-        return record_key(self.id)
+        """The record key, computed once per row (rows' ids are never reassigned)."""
+        k = self._key
+        if k is None:
+            k = self._key = record_key(self.id)
+        return k
 
 
 def _col(obj: Any) -> bytes:
@@ -174,12 +179,19 @@ def _apply_meta_patch(old: dict, patch: dict) -> dict:
 
 def diff(old: Row, new: Row) -> Row | None:
     """The delta row turning `old` into `new`, or None when they are equal."""
+    same = values.same
+    vref_changed = old.vref != new.vref
+    meta_changed = not same(old.meta, new.meta)
+    doc_changed = not same(old.doc, new.doc)
+    uri_changed = not same(old.uri, new.uri)
+    if not (vref_changed or meta_changed or doc_changed or uri_changed):
+        return None                  # the common case: no delta row is built
     flags = 0
     row = Row(new.id, op=OP_PATCH)
-    if old.vref != new.vref:
+    if vref_changed:
         flags |= F_VREF
         row.vref = new.vref
-    if not values.same(old.meta, new.meta):
+    if meta_changed:
         patch = _meta_patch(old.meta, new.meta)
         if patch is not None:
             flags |= F_META_PATCH
@@ -187,14 +199,12 @@ def diff(old: Row, new: Row) -> Row | None:
         else:
             flags |= F_META
             row.meta = new.meta
-    if not values.same(old.doc, new.doc):
+    if doc_changed:
         flags |= F_DOC
         row.doc = new.doc
-    if not values.same(old.uri, new.uri):
+    if uri_changed:
         flags |= F_URI
         row.uri = new.uri
-    if not flags:
-        return None
     row.flags = flags
     return row
 

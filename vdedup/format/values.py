@@ -176,8 +176,13 @@ def _dec_len(buf, pos):
 
 
 def _dec_str(buf, pos):
-    n, pos = _dec_len(buf, pos)
-    return buf[pos:pos + n].decode("utf-8", "surrogatepass"), pos + n
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        n, pos = _read_varint(buf, pos)
+    end = pos + n
+    return buf[pos:end].decode("utf-8", "surrogatepass"), end
 
 
 def _dec_raw(buf, pos):
@@ -188,22 +193,22 @@ def _dec_raw(buf, pos):
 def _dec_list(buf, pos):
     n, pos = _dec_len(buf, pos)
     items = []
+    append, decoders = items.append, _DECODERS
     for _ in range(n):
-        tag = buf[pos]
-        x, pos = _DECODERS[tag](buf, pos + 1)
-        items.append(x)
+        x, pos = decoders[buf[pos]](buf, pos + 1)
+        append(x)
     return items, pos
 
 
 def _dec_dict(buf, pos):
     n, pos = _dec_len(buf, pos)
     d = {}
+    decoders, dec_str = _DECODERS, _dec_str
     for _ in range(n):
         if buf[pos] != STR:
             raise ValueError("metadata key is not a string")
-        k, pos = _dec_str(buf, pos + 1)
-        tag = buf[pos]
-        d[k], pos = _DECODERS[tag](buf, pos + 1)
+        k, pos = dec_str(buf, pos + 1)
+        d[k], pos = decoders[buf[pos]](buf, pos + 1)
     return d, pos
 
 
@@ -263,14 +268,75 @@ def loads(b: bytes) -> Any:
 
 
 def canonical(v: Any) -> Any:
-    """The value with every dict's keys sorted (providers do not keep key order stable)."""
+    """The value with every dict's keys sorted (providers do not keep key order stable).
+    A dict or list that is already canonical is returned as it is (not copied)."""
     if isinstance(v, dict):
-        return {k: canonical(v[k]) for k in sorted(v, key=str)}
+        keys = list(v)
+        plain = keys == sorted(keys, key=str)
+        if plain:
+            for x in v.values():
+                if isinstance(x, (dict, list)) and canonical(x) is not x:
+                    plain = False
+                    break
+        return v if plain else {k: canonical(v[k]) for k in sorted(keys, key=str)}
     if isinstance(v, list):
-        return [canonical(x) for x in v]
+        for i, x in enumerate(v):
+            if isinstance(x, (dict, list)) and canonical(x) is not x:
+                return v[:i] + [canonical(y) for y in v[i:]]
+        return v
     return v
 
 
+_UNSURE = object()
+
+
+def _same_fast(a: Any, b: Any) -> Any:
+    """True/False when the answer is certain for plain built-in types, else _UNSURE.
+
+    Mirrors `dumps(a) == dumps(b)` without encoding: exact types only (a subclass, numpy
+    scalar, date, Decimal... falls back to encoding), floats by their bit pattern, dict
+    keys in order (the encoding keeps the order it is given)."""
+    t = type(a)
+    if t is not type(b):
+        if t in _PLAIN and type(b) in _PLAIN and not (t in _SEQ and type(b) in _SEQ):
+            return False          # different tags: different encodings
+        return _UNSURE
+    if t is str or t is int or t is bytes or t is bool or a is None:
+        return a == b
+    if t is float:
+        return _D.pack(a) == _D.pack(b)
+    if t is dict:
+        if len(a) != len(b):
+            return False
+        for (ka, va), (kb, vb) in zip(a.items(), b.items()):
+            if type(ka) is not str or type(kb) is not str:
+                return _UNSURE
+            if ka != kb:
+                return False
+            r = _same_fast(va, vb)
+            if r is not True:
+                return r
+        return True
+    if t is list or t is tuple:
+        if len(a) != len(b):
+            return False
+        for va, vb in zip(a, b):
+            r = _same_fast(va, vb)
+            if r is not True:
+                return r
+        return True
+    return _UNSURE
+
+
+_SEQ = (list, tuple)
+_PLAIN = {str, int, float, bytes, bool, type(None), dict, list, tuple}
+
+
 def same(a: Any, b: Any) -> bool:
-    """Exact equality including types (1 != 1.0, True != 1, NaN payloads compared bitwise)."""
-    return dumps(a) == dumps(b)
+    """Exact equality including types (1 != 1.0, True != 1, NaN payloads compared bitwise):
+    the same answer as comparing the two encodings, computed without encoding where the
+    values are plain built-ins."""
+    r = _same_fast(a, b)
+    if r is _UNSURE:
+        return dumps(a) == dumps(b)
+    return r
