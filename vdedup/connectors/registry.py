@@ -27,8 +27,9 @@ REGISTRY: dict[str, Registration] = {
     "qdrant": Registration("vdedup.connectors.qdrant:QdrantConnector", "qdrant", "qdrant_client"),
     "pinecone": Registration("vdedup.connectors.pinecone:PineconeConnector", "pinecone", "pinecone"),
     "weaviate": Registration("vdedup.connectors.weaviate:WeaviateConnector", "weaviate", "weaviate"),
+    "files": Registration("vdedup.connectors.files:FilesConnector", "files", "numpy"),   # numpy: core
 }
-ALIASES = {"postgres": "postgresql", "pgvector": "postgresql"}
+ALIASES = {"postgres": "postgresql", "pgvector": "postgresql", "npy": "files"}
 
 
 def register(scheme: str, target: str, extra: str, sdk: str) -> None:

@@ -1,0 +1,214 @@
+"""The read-only files connector (vectors.npy + records.jsonl) against real files: scan
+returns every record bit for bit, a backup from the export restores into Chroma exactly,
+nightly re-exports store only what changed, and bad exports and writes are refused."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vdedup.connectors.registry import open_connector
+from vdedup.errors import CollectionNotFound, SourceError, UsageError
+from vdedup.model import Metric, RecordBatch
+from vdtest import read_all, typed, vdedup
+
+DIM = 24
+
+
+def records(n: int, seed: int = 0, start: int = 0, floats: bool = True):
+    rng = np.random.default_rng(seed)
+    ids = [f"doc-{i:06d}#chunk-{i % 4}" for i in range(start, start + n)]
+    vecs = rng.standard_normal((n, DIM)).astype(np.float32)
+    vecs[0, 0] = -0.0                       # signed zero must survive
+    metas = [None if i % 9 == 0 else
+             {"source": f"s{i % 5}", "page": i, "score": i / 3.0, "ok": i % 2 == 0, "tags": [f"t{i % 3}", "x"],
+              "updated_at": f"2026-01-{1 + i % 28:02d}"} for i in range(start, start + n)]
+    if not floats:      # Chroma may return a float metadata value one ulp off (docs/providers/chroma.md)
+        metas = [m and {k: v for k, v in m.items() if k != "score"} for m in metas]
+    return ids, vecs, metas
+
+
+def write_export(d: Path, ids, vecs, metas, extra=None) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    np.save(d / "vectors.npy", vecs)
+    with open(d / "records.jsonl", "w") as f:
+        for k, (rid, m) in enumerate(zip(ids, metas)):
+            obj = {"id": rid, "metadata": m}
+            if extra:
+                obj.update(extra(k))
+            f.write(json.dumps(obj, sort_keys=True) + "\n")
+    return d
+
+
+def scan_all(conn, name, batch_size=1000):
+    out, sizes = {}, []
+    for b in conn.scan(name, "", batch_size):
+        assert isinstance(b, RecordBatch) and b.namespace == ""
+        sizes.append(len(b))
+        for r in b.records():
+            out[r.id] = (r.vectors[""], r.metadata, r.document, r.uri)
+    return out, sizes
+
+
+def test_scan_returns_every_record_exactly_in_bounded_batches(tmp_path):
+    ids, vecs, metas = records(2500)
+    d = write_export(tmp_path / "export", ids, vecs, metas,
+                     extra=lambda k: {"document": f"text {k} ü"} if k % 4 == 0 else {"uri": f"s3://b/{k}"})
+    conn = open_connector(f"files://{d}?collection=docs&metric=euclidean")
+    assert conn.list_collections() == ["docs"] and conn.exists("docs") and not conn.exists("other")
+    schema = conn.describe("docs")
+    assert schema.id_type.value == "str"
+    assert schema.provider == "files" and schema.namespaces == ("",)
+    assert schema.vectors[0].dim == DIM and schema.vectors[0].metric == Metric.EUCLIDEAN
+    assert schema.vectors[0].dtype == "float32"
+    assert conn.count("docs") == 2500
+    got, sizes = scan_all(conn, "docs", 1000)
+    assert sizes == [1000, 1000, 500]
+    assert list(got) == ids
+    for k, rid in enumerate(ids):
+        vec, meta, doc, uri = got[rid]
+        assert vec.dtype == np.float32 and vec.tobytes() == vecs[k].tobytes()
+        assert typed(meta) == typed(metas[k])
+        assert doc == (f"text {k} ü" if k % 4 == 0 else None)
+        assert uri == (None if k % 4 == 0 else f"s3://b/{k}")
+
+
+def test_default_collection_name_and_unknown_metric(tmp_path):
+    ids, vecs, metas = records(10)
+    d = write_export(tmp_path / "nightly-export", ids, vecs.astype(np.float16), metas)
+    conn = open_connector(f"npy://{d}")
+    schema = conn.describe("nightly-export")
+    assert schema.vectors[0].metric == Metric.UNKNOWN and schema.vectors[0].dtype == "float16"
+    got, _ = scan_all(conn, "nightly-export")
+    assert got[ids[3]][0].dtype == np.float16
+    assert got[ids[3]][0].tobytes() == vecs.astype(np.float16)[3].tobytes()
+    with pytest.raises(CollectionNotFound):
+        conn.describe("docs")
+
+
+def test_vectors_are_memory_mapped_not_loaded(tmp_path, monkeypatch):
+    ids, vecs, metas = records(50)
+    d = write_export(tmp_path / "e", ids, vecs, metas)
+    calls = []
+    real = np.load
+
+    def spy(*a, **kw):
+        calls.append(kw.get("mmap_mode"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(np, "load", spy)
+    conn = open_connector(f"files://{d}")
+    scan_all(conn, "e")
+    assert calls and all(m == "r" for m in calls)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["{\"id\": \"a\"}"], "lines but"),                              # fewer lines than rows
+    (["{\"id\": \"a\"}", "{\"id\": \"b\"}", "{\"id\": \"c\"}"], "more lines"),
+    (["{\"id\": \"a\"}", "not json secret-value"], "line 2: not valid JSON"),
+    (["{\"id\": \"a\"}", "{\"id\": true}"], "line 2: the id"),
+    (["{\"id\": \"a\"}", "{\"id\": 2}"], "line 2: ids mix"),
+    (["{\"id\": \"a\"}", "{\"id\": \"b\", \"embedding\": [1]}"], "unknown key 'embedding'"),
+    (["{\"id\": \"a\"}", "{\"id\": \"b\", \"metadata\": [1]}"], "metadata must be an object"),
+    (["{\"id\": \"a\"}", "{\"id\": \"b\", \"metadata\": {\"x\": NaN}}"], "line 2: not valid JSON"),
+])
+def test_bad_exports_are_source_errors_without_record_data(tmp_path, lines, message):
+    d = tmp_path / "bad"
+    d.mkdir()
+    np.save(d / "vectors.npy", np.zeros((2, 4), np.float32))
+    (d / "records.jsonl").write_text("\n".join(lines) + "\n")
+    conn = open_connector(f"files://{d}")
+    with pytest.raises(SourceError) as e:
+        scan_all(conn, "bad")
+    assert message in str(e.value) and "secret-value" not in str(e.value)
+
+
+def test_missing_files_and_bad_arrays(tmp_path):
+    d = tmp_path / "x"
+    d.mkdir()
+    with pytest.raises(SourceError, match="vectors.npy is missing"):
+        open_connector(f"files://{d}").list_collections()
+    np.save(d / "vectors.npy", np.zeros(4, np.float32))
+    (d / "records.jsonl").write_text("")
+    with pytest.raises(SourceError, match="must be 2-D"):
+        open_connector(f"files://{d}").describe("x")
+    with pytest.raises(SourceError, match="does not exist"):
+        open_connector(f"files://{tmp_path}/nope").list_collections()
+
+
+@pytest.mark.parametrize("url, message", [
+    ("files://relative/dir", "local directory"),
+    ("files:///abs?metric=hamming", "unknown metric"),
+    ("files:///abs?token=x", "unknown files URL parameter"),
+    ("files://user:pw@/abs", "no credentials"),
+])
+def test_bad_urls_are_usage_errors(url, message):
+    with pytest.raises(UsageError, match=message):
+        open_connector(url)
+
+
+def test_writes_are_refused(tmp_path):
+    ids, vecs, metas = records(5)
+    d = write_export(tmp_path / "e", ids, vecs, metas)
+    conn = open_connector(f"files://{d}")
+    schema = conn.describe("e")
+    for call in (lambda: conn.create_collection(schema, "new"),
+                 lambda: conn.write("e", RecordBatch(ids=["a"], dense={"": np.zeros((1, DIM), np.float32)})),
+                 lambda: conn.delete("e", ["a"])):
+        with pytest.raises(UsageError, match="read-only"):
+            call()
+
+
+def test_restore_target_files_is_a_one_line_usage_error(tmp_path, repo_path):
+    ids, vecs, metas = records(20)
+    d = write_export(tmp_path / "e", ids, vecs, metas)
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"files://{d}?metric=euclidean") == 0
+    p = subprocess.run([sys.executable, "-m", "vdedup_cli.main", "--repo", str(repo_path), "restore", "latest",
+                        "--target", f"files://{tmp_path}/out"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert "read-only" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_backup_from_export_restores_into_chroma_exactly_and_nightly_stores_only_changes(
+        tmp_path, repo_path, capsys):
+    ids, vecs, metas = records(3000, floats=False)
+    d = write_export(tmp_path / "export", ids, vecs, metas)
+    url = f"files://{d}?collection=docs&metric=euclidean"
+    assert vdedup("--repo", repo_path, "init") == 0
+    capsys.readouterr()
+    assert vdedup("--repo", repo_path, "backup", url, "--json") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["records"] == 3000 and first["added"] == 3000
+
+    # nightly re-export: 30 vectors updated, 10 metadata edits, 15 deleted, 30 added
+    rng = np.random.default_rng(3)
+    vecs2 = vecs.copy()
+    vecs2[:30] = rng.standard_normal((30, DIM)).astype(np.float32)
+    metas2 = [dict(m) if m else m for m in metas]
+    for k in range(100, 110):
+        metas2[k] = {**(metas2[k] or {}), "updated_at": "2026-11-25"}
+    keep = [k for k in range(3000) if not 200 <= k < 215]
+    nids, nvecs, nmetas = records(30, seed=7, start=10_000, floats=False)
+    ids3 = [ids[k] for k in keep] + nids
+    vecs3 = np.concatenate([vecs2[keep], nvecs])
+    metas3 = [metas2[k] for k in keep] + nmetas
+    write_export(d, ids3, vecs3, metas3)
+    assert vdedup("--repo", repo_path, "backup", url, "--json") == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (second["added"], second["deleted"], second["changed"]) == (30, 15, 40)
+
+    out = tmp_path / "restored"
+    # --allow-lossy: the plan warns that Chroma may change floats inside lists (tags hold none)
+    assert vdedup("--repo", repo_path, "restore", "latest", "--target", f"chroma://{out}", "--allow-lossy") == 0
+    got = read_all(out, "docs")
+    assert sorted(got) == sorted(ids3)
+    for k, rid in enumerate(ids3):
+        vec, meta, doc, uri = got[rid]
+        assert vec == vecs3[k].tobytes(), f"vector of {rid} differs"
+        assert typed(meta) == typed(metas3[k]), f"metadata of {rid} differs"
+        assert doc is None and uri is None

@@ -1,0 +1,253 @@
+"""File-export connector, read-only (connector layer; depends only on model and errors).
+
+    files:///abs/path/to/export-dir[?collection=NAME&metric=cosine|euclidean|dot]
+    npy:///abs/path/to/export-dir[?...]               (alias)
+
+Reads the export a user makes of a vector database into a directory (what restic or borg
+would back up):
+
+- `vectors.npy`: a 2-D NumPy array, one row per record (float32 usually; float16, float64,
+  int8 and uint8 are read as stored);
+- `records.jsonl`: one JSON object per line, in the same order as the rows:
+  `{"id": str|int, "metadata": {...}|null}`, optionally `"document"` and `"uri"` (str|null).
+
+The directory is one collection, named by `?collection=` or else by the directory's name.
+A plain export does not say what distance its vectors are for, so the metric is unknown
+unless `?metric=` states it (needed to restore into a database that requires one).
+
+Why the code looks the way it does:
+- `vectors.npy` is opened with `np.load(mmap_mode="r")`: the file is never read whole; each
+  batch copies its rows out of the map, so memory stays bounded by the batch.
+- JSON keeps str, int, float, bool, null, lists and objects; those are exactly the types the
+  records come back with (1 stays int, 1.0 stays float). NaN/Infinity literals are refused.
+- The id type (str or int) is the first line's; scan refuses an export that mixes them.
+- The number of lines must equal the number of rows; a mismatch, a bad line or an unknown
+  key is a SourceError naming the line number, never its content.
+- Writing is refused with a UsageError: an export is the output of another tool, and
+  rewriting it in place would not be a restore. Restore into a database instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import CollectionNotFound, SourceError, UsageError
+from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from .url import SourceURL
+
+VECTORS_FILE = "vectors.npy"
+RECORDS_FILE = "records.jsonl"
+URL_QUERY_KEYS = {"collection", "metric"}
+METRICS = {"cosine": Metric.COSINE, "euclidean": Metric.EUCLIDEAN, "l2": Metric.EUCLIDEAN,
+           "dot": Metric.DOT, "ip": Metric.DOT}
+DTYPES = {"float32": "float32", "float16": "float16", "float64": "float64", "int8": "int8", "uint8": "uint8"}
+LINE_KEYS = {"id", "metadata", "document", "uri"}
+READ_ONLY = ("the files connector is read-only: restore into a database (e.g. chroma:///dir) "
+             "and export from there")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class FilesConnector:
+    """One export directory: vectors.npy + records.jsonl, as one collection."""
+
+    provider = "files"
+
+    def __init__(self, path: str, collection: str, metric: Metric) -> None:
+        self._path = path
+        self._name = collection
+        self._metric = metric
+
+    @classmethod
+    def from_url(cls, u: SourceURL) -> "FilesConnector":
+        if u.username or u.password:
+            raise UsageError("a files URL takes no credentials")
+        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
+        if unknown:
+            raise UsageError(f"unknown files URL parameter {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        if u.host:
+            raise UsageError("a files URL names a local directory: files:///abs/path/to/dir")
+        path = u.path
+        if not path or not os.path.isabs(path):
+            raise UsageError("a files URL needs an absolute path: files:///abs/path/to/dir")
+        path = os.path.normpath(path)
+        metric_text = u.query.get("metric", "").lower()
+        if metric_text and metric_text not in METRICS:
+            raise UsageError(f"unknown metric {metric_text!r} (known: {', '.join(sorted(METRICS))})")
+        metric = METRICS.get(metric_text, Metric.UNKNOWN)
+        name = u.query.get("collection") or os.path.basename(path)
+        if not name:
+            raise UsageError("cannot name the collection: add ?collection=NAME")
+        return cls(path, name, metric)
+
+    # ----------------------------------------------------------------- reading
+
+    def _files(self) -> tuple[str, str]:
+        if not os.path.isdir(self._path):
+            raise SourceError(f"export directory {self._path} does not exist")
+        vec, rec = os.path.join(self._path, VECTORS_FILE), os.path.join(self._path, RECORDS_FILE)
+        for f in (vec, rec):
+            if not os.path.isfile(f):
+                raise SourceError(f"{f} is missing: an export needs {VECTORS_FILE} and {RECORDS_FILE}")
+        return vec, rec
+
+    def _check(self, collection: str) -> None:
+        if collection != self._name:
+            raise CollectionNotFound(f"collection {collection!r} not found at files://{self._path} "
+                                     f"(it holds {self._name!r})")
+
+    def _vectors(self) -> np.ndarray:
+        vec, _ = self._files()
+        try:
+            arr = np.load(vec, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise SourceError(f"{vec} is not a readable .npy array ({type(e).__name__})") from e
+        if arr.ndim != 2:
+            raise SourceError(f"{vec} must be 2-D (records x dim), it has {arr.ndim} dimension(s)")
+        if arr.dtype.name not in DTYPES:
+            raise SourceError(f"{vec} has dtype {arr.dtype.name}; supported: {', '.join(DTYPES)}")
+        return arr
+
+    def list_collections(self) -> list[str]:
+        self._files()
+        return [self._name]
+
+    def exists(self, collection: str) -> bool:
+        if collection != self._name:
+            return False
+        try:
+            self._files()
+        except SourceError:
+            return False
+        return True
+
+    def describe(self, collection: str) -> CollectionSchema:
+        self._check(collection)
+        arr = self._vectors()
+        vector = VectorField(name="", dim=int(arr.shape[1]), metric=self._metric, dtype=DTYPES[arr.dtype.name])
+        return CollectionSchema(
+            provider=self.provider, name=collection, id_type=self._id_type(), vectors=(vector,),
+            namespaces=("",), has_documents=False, has_uris=False,
+            extras={"vectors_file": VECTORS_FILE, "records_file": RECORDS_FILE,
+                    "vectors_dtype": arr.dtype.str},
+        )
+
+    def _id_type(self) -> IdType:
+        """The type of the first line's id; scan refuses an export whose ids are mixed."""
+        _, rec = self._files()
+        try:
+            with open(rec, "r", encoding="utf-8") as f:
+                line = f.readline()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SourceError(f"cannot read {rec} ({type(e).__name__})") from e
+        if not line.strip():
+            return IdType.UNKNOWN
+        rid = _parse_line(line, rec, 1)[0]
+        return IdType.STRING if isinstance(rid, str) else IdType.INT
+
+    def count(self, collection: str, namespace: str = "") -> int:
+        self._check(collection)
+        _no_namespace(namespace)
+        return int(self._vectors().shape[0])
+
+    def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
+        self._check(collection)
+        _no_namespace(namespace)
+        if batch_size < 1:
+            raise UsageError("batch size must be at least 1")
+        arr = self._vectors()
+        _, rec = self._files()
+        native = arr.dtype.newbyteorder("=")
+        rows = int(arr.shape[0])
+        pos = 0
+        id_type: type | None = None
+        ids: list[RecordId] = []
+        metas: list[Any] = []
+        docs: list[Any] = []
+        uris: list[Any] = []
+
+        def batch() -> RecordBatch:
+            a = pos - len(ids)
+            dense = np.array(arr[a:pos], dtype=native, copy=True)    # copy out of the map
+            out = RecordBatch(ids=list(ids), dense={"": dense}, metadata=list(metas),
+                              documents=list(docs) if any(d is not None for d in docs) else None,
+                              uris=list(uris) if any(u is not None for u in uris) else None)
+            ids.clear(), metas.clear(), docs.clear(), uris.clear()
+            return out
+
+        try:
+            with open(rec, "r", encoding="utf-8") as f:
+                for lineno, line in enumerate(f, start=1):
+                    if not line.strip():
+                        raise SourceError(f"{rec} line {lineno}: empty line")
+                    if pos >= rows:
+                        raise SourceError(f"{rec} has more lines than {VECTORS_FILE} has rows ({rows})")
+                    rid, meta, doc, uri = _parse_line(line, rec, lineno)
+                    if id_type is None:
+                        id_type = type(rid)
+                    elif type(rid) is not id_type:
+                        raise SourceError(f"{rec} line {lineno}: ids mix strings and integers")
+                    ids.append(rid)
+                    metas.append(meta)
+                    docs.append(doc)
+                    uris.append(uri)
+                    pos += 1
+                    if len(ids) >= batch_size:
+                        yield batch()
+        except OSError as e:
+            raise SourceError(f"cannot read {rec} ({type(e).__name__})") from e
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{rec} is not UTF-8 text") from e
+        if pos != rows:
+            raise SourceError(f"{rec} has {pos} lines but {VECTORS_FILE} has {rows} rows")
+        if ids:
+            yield batch()
+
+    # ----------------------------------------------------------------- writing: refused
+
+    def create_collection(self, schema: CollectionSchema, name: str) -> None:
+        raise UsageError(READ_ONLY)
+
+    def write(self, collection: str, batch: RecordBatch) -> None:
+        raise UsageError(READ_ONLY)
+
+    def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
+        raise UsageError(READ_ONLY)
+
+    def close(self) -> None:
+        pass
+
+
+def _no_namespace(namespace: str) -> None:
+    if namespace:
+        raise UsageError("a files export has no namespaces")
+
+
+def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:
+    try:
+        obj = json.loads(line, parse_constant=_no_constants)
+    except ValueError:
+        raise SourceError(f"{path} line {lineno}: not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise SourceError(f"{path} line {lineno}: not a JSON object")
+    extra = sorted(set(obj) - LINE_KEYS)
+    if extra:
+        raise SourceError(f"{path} line {lineno}: unknown key {extra[0]!r} "
+                          f"(known: {', '.join(sorted(LINE_KEYS))})")
+    rid = obj.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise SourceError(f"{path} line {lineno}: the id must be a string or an integer")
+    meta = obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise SourceError(f"{path} line {lineno}: metadata must be an object or null")
+    doc, uri = obj.get("document"), obj.get("uri")
+    for key, v in (("document", doc), ("uri", uri)):
+        if v is not None and not isinstance(v, str):
+            raise SourceError(f"{path} line {lineno}: {key} must be a string or null")
+    return rid, meta, doc, uri
