@@ -1,6 +1,6 @@
-"""The read-only files connector (vectors.npy + records.jsonl) against real files: scan
-returns every record bit for bit, a backup from the export restores into Chroma exactly,
-nightly re-exports store only what changed, and bad exports and writes are refused."""
+"""The files connector (vectors.npy + records.jsonl) against real files: scan returns every
+record bit for bit, a backup from the export restores into Chroma and into a new export
+exactly, nightly re-exports store only what changed, and bad exports and writes are refused."""
 from __future__ import annotations
 
 import json
@@ -151,27 +151,62 @@ def test_bad_urls_are_usage_errors(url, message):
         open_connector(url)
 
 
-def test_writes_are_refused(tmp_path):
-    ids, vecs, metas = records(5)
-    d = write_export(tmp_path / "e", ids, vecs, metas)
-    conn = open_connector(f"files://{d}")
-    schema = conn.describe("e")
-    for call in (lambda: conn.create_collection(schema, "new"),
-                 lambda: conn.write("e", RecordBatch(ids=["a"], dense={"": np.zeros((1, DIM), np.float32)})),
-                 lambda: conn.delete("e", ["a"])):
-        with pytest.raises(UsageError, match="read-only"):
-            call()
+def _lines(d: Path) -> dict:
+    out = {}
+    vecs = np.load(d / "vectors.npy")
+    with open(d / "records.jsonl") as f:
+        for k, line in enumerate(f):
+            obj = json.loads(line)
+            out[obj["id"]] = (vecs[k].tobytes(), typed(obj["metadata"]), obj.get("document"), obj.get("uri"))
+    return out
 
 
-def test_restore_target_files_is_a_one_line_usage_error(tmp_path, repo_path):
-    ids, vecs, metas = records(20)
+def test_a_files_snapshot_restores_into_a_new_export_exactly(tmp_path, repo_path, capsys):
+    ids, vecs, metas = records(2500)
     d = write_export(tmp_path / "e", ids, vecs, metas)
     assert vdedup("--repo", repo_path, "init") == 0
     assert vdedup("--repo", repo_path, "backup", f"files://{d}?metric=euclidean") == 0
+    capsys.readouterr()
+    assert vdedup("--repo", repo_path, "restore", "latest", "--target", f"files://{tmp_path}/out", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["collections"] == {"e": 2500}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["records.jsonl", "vectors.npy"]
+    assert _lines(tmp_path / "out") == _lines(d)            # every record, vector bytes, metadata types
+    # the restored export is itself a source
+    conn = open_connector(f"files://{tmp_path}/out?collection=e&metric=euclidean")
+    assert conn.count("e") == 2500 and conn.describe("e").vectors[0].dim == DIM
+    # an existing export is never overwritten, nor changed in place
+    assert vdedup("--repo", repo_path, "restore", "latest", "--target", f"files://{tmp_path}/out") == 16
+    assert _lines(tmp_path / "out") == _lines(d)
+    with pytest.raises(UsageError, match="new directory"):
+        conn.delete("e", [ids[0]])
+
+
+def test_only_files_snapshots_restore_into_files(tmp_path):
+    from vdedup.model import CollectionSchema, VectorField
+    conn = open_connector(f"files://{tmp_path}/x")
+    with pytest.raises(UsageError, match="restore into a database"):
+        conn.create_collection(CollectionSchema(provider="chroma", name="x", vectors=(VectorField("", 4),)), "x")
+    two = CollectionSchema(provider="files", name="x", vectors=(VectorField("", 4), VectorField("b", 4)))
+    with pytest.raises(UsageError, match="one dense vector"):
+        conn.create_collection(two, "x")
+    conn.create_collection(CollectionSchema(provider="files", name="x", vectors=(VectorField("", 4),)), "x")
+    with pytest.raises(UsageError, match="4-d vector"):
+        conn.write("x", RecordBatch(ids=["a"], dense={"": np.zeros((1, 5), np.float32)}))
+    conn.close()                                        # unfinished: no complete export appears
+    assert not (tmp_path / "x" / "vectors.npy").exists()
+
+
+def test_restore_of_another_provider_into_files_is_a_one_line_usage_error(tmp_path, repo_path):
+    from vdtest import add_records, chroma_collection, make_records
+    _, col = chroma_collection(tmp_path / "src", "docs", "l2")
+    rids, emb, ms, docs, uris = make_records(10, dim=8)
+    add_records(col, rids, emb, ms, docs, uris)
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"chroma://{tmp_path / 'src'}") == 0
     p = subprocess.run([sys.executable, "-m", "vdedup_cli.main", "--repo", str(repo_path), "restore", "latest",
                         "--target", f"files://{tmp_path}/out"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr
-    assert "read-only" in p.stderr and "Traceback" not in p.stderr
+    assert "files" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_backup_from_export_restores_into_chroma_exactly_and_nightly_stores_only_changes(

@@ -1,4 +1,4 @@
-"""File-export connector, read-only (connector layer; depends only on model and errors).
+"""File-export connector: reads an export, and writes one when a files snapshot is restored (connector layer).
 
     files:///abs/path/to/export-dir[?collection=NAME&metric=cosine|euclidean|dot]
     npy:///abs/path/to/export-dir[?...]               (alias)
@@ -23,18 +23,23 @@ Why the code looks the way it does:
 - The id type (str or int) is the first line's; scan refuses an export that mixes them.
 - The number of lines must equal the number of rows; a mismatch, a bad line or an unknown
   key is a SourceError naming the line number, never its content.
-- Writing is refused with a UsageError: an export is the output of another tool, and
-  rewriting it in place would not be a restore. Restore into a database instead.
+- Restoring a snapshot of a files source writes a new export (records in the snapshot's
+  storage order, not the original line order): into `*.partial` files first, with a fixed
+  128-byte .npy header filled in and both files renamed by `finish`, so an interrupted restore
+  never leaves something that reads as a complete export. An existing export is never
+  overwritten, and deleting from one (in-place restore) is refused: an export is the output of
+  another tool. Other providers' snapshots are restored into a database, not into files.
 """
 from __future__ import annotations
 
 import json
 import os
+import struct
 from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError
+from ..errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
 from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
 from .url import SourceURL
 
@@ -45,8 +50,9 @@ METRICS = {"cosine": Metric.COSINE, "euclidean": Metric.EUCLIDEAN, "l2": Metric.
            "dot": Metric.DOT, "ip": Metric.DOT}
 DTYPES = {"float32": "float32", "float16": "float16", "float64": "float64", "int8": "int8", "uint8": "uint8"}
 LINE_KEYS = {"id", "metadata", "document", "uri"}
-READ_ONLY = ("the files connector is read-only: restore into a database (e.g. chroma:///dir) "
-             "and export from there")
+PARTIAL = ".partial"
+HEADER_BYTES = 128               # a fixed-size .npy (v1.0) header, written last
+NO_DELETE = "an export is not changed in place: restore into a new directory (files:///new/dir)"
 
 
 def _no_constants(name: str) -> Any:
@@ -62,6 +68,7 @@ class FilesConnector:
         self._path = path
         self._name = collection
         self._metric = metric
+        self._writing: dict[str, Any] | None = None     # the export being written by a restore
 
     @classmethod
     def from_url(cls, u: SourceURL) -> "FilesConnector":
@@ -154,6 +161,8 @@ class FilesConnector:
     def count(self, collection: str, namespace: str = "") -> int:
         self._check(collection)
         _no_namespace(namespace)
+        if self._writing is not None:
+            return int(self._writing["rows"])
         return int(self._vectors().shape[0])
 
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
@@ -209,19 +218,87 @@ class FilesConnector:
         if ids:
             yield batch()
 
-    # ----------------------------------------------------------------- writing: refused
+    # ----------------------------------------------------------------- writing (restore)
 
     def create_collection(self, schema: CollectionSchema, name: str) -> None:
-        raise UsageError(READ_ONLY)
+        if schema.provider != self.provider:
+            raise UsageError(f"a files export takes snapshots of a files source, not of {schema.provider}: "
+                             "restore into a database instead")
+        if len(schema.vectors) != 1 or schema.vectors[0].multivector or schema.vectors[0].dim is None \
+                or schema.sparse:
+            raise UsageError("a files export holds exactly one dense vector of known dimension per record")
+        for f in (VECTORS_FILE, RECORDS_FILE):
+            if os.path.exists(os.path.join(self._path, f)):
+                raise TargetNotEmpty(f"{self._path} already holds an export: restore into a new directory")
+        v = schema.vectors[0]
+        dtype = np.dtype(DTYPES.get(v.dtype, "") or "float32").newbyteorder("<")
+        try:
+            os.makedirs(self._path, exist_ok=True)
+            vec = open(os.path.join(self._path, VECTORS_FILE + PARTIAL), "wb")
+            rec = open(os.path.join(self._path, RECORDS_FILE + PARTIAL), "w", encoding="utf-8")
+            vec.write(b"\0" * HEADER_BYTES)
+        except OSError as e:
+            raise SourceError(f"cannot write an export in {self._path} ({type(e).__name__})") from e
+        self._name = name
+        self._writing = {"vec": vec, "rec": rec, "dtype": dtype, "dim": int(v.dim), "rows": 0}
 
     def write(self, collection: str, batch: RecordBatch) -> None:
-        raise UsageError(READ_ONLY)
+        w = self._writing
+        if w is None or collection != self._name:
+            raise UsageError("an existing export is not written to: restore into a new directory")
+        _no_namespace(batch.namespace)
+        lines, rows = [], []
+        for r in batch.records():
+            vec = r.vectors.get("")
+            if vec is None or len(r.vectors) != 1 or r.sparse or vec.shape != (w["dim"],):
+                raise UsageError(f"record {len(lines) + w['rows'] + 1} of the batch is not one "
+                                 f"{w['dim']}-d vector: a files export cannot hold it")
+            rows.append(np.asarray(vec, dtype=w["dtype"]))
+            line: dict[str, Any] = {"id": r.id, "metadata": r.metadata}
+            if r.document is not None:
+                line["document"] = r.document
+            if r.uri is not None:
+                line["uri"] = r.uri
+            try:
+                lines.append(json.dumps(line, sort_keys=True, separators=(",", ":"), allow_nan=False))
+            except (TypeError, ValueError) as e:
+                raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
+        try:
+            if rows:
+                w["vec"].write(np.stack(rows).tobytes())
+            w["rec"].write("".join(x + "\n" for x in lines))
+        except OSError as e:
+            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["rows"] += len(rows)
+
+    def finish(self, collection: str) -> None:
+        """Complete the export: the .npy header, then both files under their final names."""
+        w, self._writing = self._writing, None
+        if w is None:
+            return
+        header = "{'descr': %r, 'fortran_order': False, 'shape': (%d, %d), }" % (
+            np.lib.format.dtype_to_descr(w["dtype"]), w["rows"], w["dim"])
+        body = header.ljust(HEADER_BYTES - 10 - 1) + "\n"
+        try:
+            w["vec"].seek(0)
+            w["vec"].write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1"))
+            for f in ("vec", "rec"):
+                w[f].flush()
+                os.fsync(w[f].fileno())
+                w[f].close()
+            for f in (RECORDS_FILE, VECTORS_FILE):
+                os.replace(os.path.join(self._path, f + PARTIAL), os.path.join(self._path, f))
+        except OSError as e:
+            raise SourceError(f"cannot complete the export in {self._path} ({type(e).__name__})") from e
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
-        raise UsageError(READ_ONLY)
+        raise UsageError(NO_DELETE)
 
     def close(self) -> None:
-        pass
+        if self._writing is not None:          # an unfinished restore: leave only .partial files
+            for f in ("vec", "rec"):
+                self._writing[f].close()
+            self._writing = None
 
 
 def _no_namespace(namespace: str) -> None:
