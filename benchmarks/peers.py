@@ -678,6 +678,10 @@ def aggregate(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, Any]:
 # What dominates where a wall-time target is missed, from pyinstrument profiles of the vdedup CLI
 # (benchmarks/results/profile.md has the commands and the numbers). Static text: re-profile after
 # changing the engine.
+FILES_RESTORE_NOTE = ("profile (50k x 384): ~0.6 s CLI start-up; of the rest ~35% loading and verifying every "
+                      "vector blob (index lookup, block decode, keyed hash), ~27% decoding the manifest's metadata "
+                      "column (pure-Python value decoder), ~13% payload decoding, ~10% the re-sort by pack "
+                      "position; restic streams whole file chunks in Go")
 PROFILE_NOTES = {
     ("chroma", "nightly"): "profile: ~2.5 s of every command is importing chromadb and starting its client, "
                            "~1 s reading all records through Collection.get; the rest is per-record work "
@@ -692,9 +696,18 @@ PROFILE_NOTES = {
                           "zstd + encryption of every vector and the row spool; restic chunks files in Go",
     ("chroma", "restore_latest"): "profile: ~71% in Chroma's Collection.upsert (its Rust bindings: index "
                                   "build), ~10% reading + decoding the repository, ~7% chromadb import",
-    ("files", "restore_latest"): "profile: ~71% in Chroma's Collection.upsert (its Rust bindings: index "
-                                 "build), ~10% reading + decoding the repository, ~7% chromadb import",
+    ("files", "restore_latest"): FILES_RESTORE_NOTE,
 }
+
+
+def _is_default(p: dict[str, Any]) -> bool:
+    return (p.get("n"), p.get("nights"), p.get("runs"), p.get("dim")) == (20000, 2, 3, 384) and not p.get("pg")
+
+
+def _options_text(p: dict[str, Any]) -> str:
+    scaling = ",".join(str(n) for n in p.get("scaling") or []) or "none"
+    return (f"--n {p.get('n')} --nights {p.get('nights')} --runs {p.get('runs')} --dim {p.get('dim')} "
+            f"--scaling {scaling}" + (" --pg" if p.get("pg") else ""))
 
 
 def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -794,14 +807,16 @@ def markdown(res: dict[str, Any]) -> str:
         "Chroma directory; restic, borg and vdedup (files) back up the same naive export (vectors.npy + "
         f"records.jsonl{' + records.parquet' if res.get('export', {}).get('parquet') else ''}, "
         f"{fmt_bytes(res.get('export', {}).get('bytes'))} at the start; vdedup reads vectors.npy + records.jsonl "
-        "through its read-only files:// connector and ignores the Parquet copy)"
+        "through its files:// connector and ignores the Parquet copy)"
         + ("; vdedup-pg and pg_dump back up a pgvector table synced with the same changes." if p.get("pg") else "."),
         "",
-        "The machine was shared: " + str(p.get("shared_note") or "other developers' test suites may have run at "
+        "Machine: " + str(p.get("shared_note") or "shared: other developers' test suites may have run at "
         "the same time on its CPUs, so wall times are noisier than CPU times; the (min-max) spread shows how "
         "much."),
         "",
-        ("This is the default run (meant to take about 15 minutes on 2 cores" + _took(res) + "). The full sweep "
+        (("This is the default run (meant to take about 15 minutes on 2 cores" if _is_default(p) else
+          f"Options: {_options_text(p)} (the default run is 20,000 records, 2 nights, about 15 minutes on "
+          "2 cores") + _took(res) + "). The full sweep "
          "(N 50,000..1,000,000, dims 384/768/1536, 7 nights) is opt-in with --full; figures at 1M come only "
          "from --full." if not p.get("full") else "Full sweep (--full)" + _took(res) + "."),
         "",
@@ -846,10 +861,12 @@ def markdown(res: dict[str, Any]) -> str:
     lines += ["", "Bytes added: growth of the repository directory (file sizes summed). Minimum: zstd level 3 of "
               "the float32 vectors, ids and JSON metadata of the records written (initial: all records; nightly: "
               "updated + added; metadata-only: ids + metadata of the touched records). Ratio = bytes added / "
-              "minimum. CPU s and peak RSS are the tool process's own (os.wait4). Restores: vdedup restores "
-              "into a new Chroma directory; restic and borg restore the export files only. 'restored ok': the "
-              "restored data re-exported (vdedup) or the restored files (restic, borg) are byte-identical "
-              "to the export taken when that snapshot was made; for vdedup-pg and pg_dump (restored into a new "
+              "minimum. CPU s and peak RSS are the tool process's own (os.wait4). Restores: vdedup (chroma) "
+              "restores into a new Chroma directory (a database, index built); vdedup (files) writes a new "
+              "export, as restic and borg restore the export files. 'restored ok': the restored Chroma data "
+              "re-exported (vdedup (chroma)) or the restored files (restic, borg) are byte-identical to the "
+              "export taken when that snapshot was made, and the export vdedup (files) wrote holds the same "
+              "records (ids, vector bytes, metadata; compared in id order); for vdedup-pg and pg_dump (restored into a new "
               "database) the row count and an md5 over every row's text form equal the table's at that time."]
     if res.get("error"):
         lines += ["", f"ERROR: {res['error']}"]
