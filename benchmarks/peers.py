@@ -759,7 +759,8 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
         add("vdedup", name,
             f"not measured in this run (largest: {pts[-1][0]:,} x {p['dim']}, {pts[-1][1]:.0f} MB)" if pts
             else "not measured in this run", None, "1M figures come only from --full (scaling 50k..1M, dims "
-            "384/768/1536)")
+            "384/768/1536); measured apart from the files source: 551 MB at 1M x 768, does not hold "
+            "(benchmarks/results/rss-1m.md)")
     if len(pts) >= 2:
         (n0, r0), (n1, r1) = pts[0], pts[-1]
         add("vdedup", "peak RSS grows sub-linearly with N", f"x{n1 / n0:.1f} records -> x{r1 / r0:.2f} RSS",
