@@ -30,6 +30,7 @@ from vdedup.engine.translate import DOCUMENT, URI, build_plan, check_plan  # noq
 from vdedup.errors import UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, IdType, MetadataField, Metric, Record,  # noqa: E402
                           RecordBatch, SparseField, SparseVector, VectorField)
+from foreign_check import assert_same_records, neutral  # noqa: E402
 
 PROVIDER = "milvus"
 N = 30
@@ -82,43 +83,6 @@ def layout(raw, db: str, name: str) -> tuple:
 
 
 # ------------------------------------------------------------------ comparison
-
-
-def typed(v: Any) -> Any:
-    """A value with its types and dict key order visible all the way down."""
-    if isinstance(v, dict):
-        return ("dict", [(k, typed(x)) for k, x in v.items()])
-    if isinstance(v, (list, tuple)):
-        return (type(v).__name__, [typed(x) for x in v])
-    if isinstance(v, float):
-        return ("float", v.hex())          # -0.0 != 0.0, bit for bit
-    return (type(v).__name__, v)
-
-
-def record_key(r: Record) -> tuple:
-    return (
-        typed(r.id),
-        sorted((n, str(a.dtype), a.shape, a.tobytes()) for n, a in r.vectors.items()),
-        sorted((n, s.indices.tobytes(), s.values.tobytes()) for n, s in r.sparse.items()),
-        typed(r.metadata), typed(r.document), typed(r.uri),
-    )
-
-
-def assert_same_records(got: list[Record], want: list[Record]) -> None:
-    g = {typed(r.id): record_key(r) for r in got}
-    w = {typed(r.id): record_key(r) for r in want}
-    assert len(g) == len(got) and len(w) == len(want), "duplicate ids"
-    assert sorted(g) == sorted(w), "ids (or their types) differ"
-    for k in w:
-        assert g[k] == w[k], f"record {k} differs"
-
-
-def neutral(schema: CollectionSchema) -> tuple:
-    return (schema.id_type,
-            [(v.name, v.dim, v.metric, v.dtype, v.multivector) for v in schema.vectors],
-            [(s.name, s.metric, s.modifier) for s in schema.sparse],
-            list(schema.metadata_fields), schema.namespaces, schema.has_documents,
-            schema.has_uris)
 
 
 def read_back(con, name: str, namespaces: tuple[str, ...] | None = None
