@@ -329,12 +329,18 @@ class Vdedup(Tool):
         return self.measure([self.exe, "backup", f"chroma://{chroma}", "--json"], f"backup{self.backups}",
                             env=self.env)
 
+    def snapshot(self, which: str) -> str:
+        """'latest', or the id of the first snapshot."""
+        if which != "first":
+            return "latest"
+        return self.r.run([self.exe, "snapshots", "--json"], f"{self.name}-snapshots", env=self.env)["json"][0]["id"]
+
+    def target_url(self, target: Path) -> str:
+        return f"chroma://{target}"
+
     def restore(self, which: str, target: Path) -> dict[str, Any]:
-        snap = "latest"
-        if which == "first":
-            snaps = self.r.run([self.exe, "snapshots", "--json"], "vdedup-snapshots", env=self.env)["json"]
-            snap = snaps[0]["id"]
-        return self.measure([self.exe, "restore", snap, "--target", f"chroma://{target}", "--json"],
+        snap = self.snapshot(which)
+        return self.measure([self.exe, "restore", snap, "--target", self.target_url(target), "--json"],
                             f"restore-{which}", env=self.env)
 
 
@@ -349,13 +355,8 @@ class VdedupFiles(Vdedup):
         url = f"files://{export_dir}?collection={EXPORT_COLLECTION}&metric={EXPORT_METRIC}"
         return self.measure([self.exe, "backup", url, "--json"], f"backup{self.backups}", env=self.env)
 
-    def restore(self, which: str, target: Path) -> dict[str, Any]:
-        snap = "latest"
-        if which == "first":
-            snaps = self.r.run([self.exe, "snapshots", "--json"], "vdedup-files-snapshots", env=self.env)["json"]
-            snap = snaps[0]["id"]
-        return self.measure([self.exe, "restore", snap, "--target", f"files://{target}", "--json"],
-                            f"restore-{which}", env=self.env)
+    def target_url(self, target: Path) -> str:
+        return f"files://{target}"
 
 
 class Restic(Tool):
@@ -429,15 +430,9 @@ class VdedupPg(Vdedup):
         return self.measure([self.exe, "backup", f"{self.base}/{self.db}?table={PG_TABLE}", "--json"],
                             f"backup{self.backups}", env=self.env)
 
-    def restore(self, which: str, target: Path) -> dict[str, Any]:
-        snap = "latest"
-        if which == "first":
-            snaps = self.r.run([self.exe, "snapshots", "--json"], "vdedup-pg-snapshots", env=self.env)["json"]
-            snap = snaps[0]["id"]
-        db = target.name
-        pg_create_db(db)
-        return self.measure([self.exe, "restore", snap, "--target", f"{self.base}/{db}", "--json"],
-                            f"restore-{which}", env=self.env)
+    def target_url(self, target: Path) -> str:
+        pg_create_db(target.name)
+        return f"{self.base}/{target.name}"
 
 
 class PgDump(Tool):
