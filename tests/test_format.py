@@ -109,12 +109,75 @@ def test_diff_apply_random_property():
         old = mf.Row("r", bytes([rnd.randint(0, 2)]) * 32, meta(), rnd.choice([None, "d1", "d2"]), rnd.choice([None, "u"]))
         new = mf.Row("r", bytes([rnd.randint(0, 2)]) * 32, meta(), rnd.choice([None, "d1", "d2"]), rnd.choice([None, "u"]))
         d = mf.diff(old, new)
+        want = [new.vref, values.canonical(new.meta), new.doc, new.uri]
         if d is None:
-            assert values.same([old.vref, old.meta, old.doc, old.uri], [new.vref, new.meta, new.doc, new.uri])
+            assert values.same([old.vref, values.canonical(old.meta), old.doc, old.uri], want)
             continue
         d = mf.decode_delta(mf.encode_delta([d]))[0]
         got = mf.apply(old, d)
-        assert values.same([got.vref, got.meta, got.doc, got.uri], [new.vref, new.meta, new.doc, new.uri])
+        assert values.same([got.vref, got.meta, got.doc, got.uri], want)
+
+
+def _meta_pool(rnd):
+
+    scalars = [None, 0, 1, -1, 1.0, -0.0, 0.0, 2.5, float("nan"), float("inf"), True, False, "", "x",
+               "\u00e9\n\"", "\ud800", 2 ** 70, -(2 ** 64), b"\x00b", np.float32(1.5), np.int64(3),
+               np.float64(0.1), (1, 2), dt.date(2020, 1, 2)]
+
+    def value(depth=0):
+        r = rnd.random()
+        if depth < 3 and r < 0.2:
+            return [value(depth + 1) for _ in range(rnd.randint(0, 3))]
+        if depth < 3 and r < 0.4:
+            keys = rnd.sample(["a", "b", "\u00e9", "z", "_"], rnd.randint(0, 4))
+            return {k: value(depth + 1) for k in keys}
+        return rnd.choice(scalars)
+    return value
+
+
+def test_meta_bytes_are_exact_and_canonical():
+    """Format 2 stores metadata as JSON where that is exact, else typed: the bytes must
+    decode to the canonical value with every type, and compare like the typed encoding."""
+    rnd = random.Random(11)
+    value = _meta_pool(rnd)
+    seen = []
+    for _ in range(3000):
+        v = value()
+        raw = values.meta_bytes(v)
+        back = values.meta_value(raw)
+        assert values.dumps(back) == values.dumps(v, canonical=True), (v, raw)
+        seen.append((raw, values.dumps(v, canonical=True)))
+    json_rows = sum(1 for raw, _ in seen if raw[0] >= 0x20)
+    assert 0 < json_rows < len(seen)            # both forms were exercised
+    for (ra, ta), (rb, tb) in zip(seen, seen[1:] + seen[:1]):
+        assert (ra == rb) == (ta == tb)
+    with pytest.raises(TypeError):
+        values.meta_bytes({1: "int key"})
+    assert values.meta_bytes({"b": 1, "a": 2}) == values.meta_bytes({"a": 2, "b": 1}) == b'{"a":2,"b":1}'
+
+
+def _encode_segment_v1(rows):
+
+    return b"".join([struct.pack(">BI", mf.SEGMENT, len(rows)), mf._col([r.id for r in rows]),
+                     b"".join(r.vref for r in rows), mf._col([r.meta for r in rows]),
+                     mf._col([r.doc for r in rows]), mf._col([r.uri for r in rows])])
+
+
+def test_format_1_segments_still_decode():
+    rows = [_row(i, {"k": [i, 1.5], "z": None}) for i in range(20)] + [mf.Row(7, b"\x02" * 32, None, None, "u")]
+    back = mf.decode_segment(_encode_segment_v1(rows))
+    assert [(r.id, r.vref, r.mraw, r.doc, r.uri) for r in back] == [(r.id, r.vref, r.mraw, r.doc, r.uri) for r in rows]
+    assert mf.encode_segment(back) == mf.encode_segment(rows)
+
+
+def test_segment_columns_fall_back_to_typed_values():
+    rows = [mf.Row(2 ** 63 + 5, b"\x03" * 32, {"t": b"raw"}, "doc\ud800", None),
+            mf.Row(-4, b"\x04" * 32, {"f": float("nan")}, None, "u")]
+    back = mf.decode_segment(mf.encode_segment(rows))
+    assert [r.id for r in back] == [2 ** 63 + 5, -4] and back[0].doc == "doc\ud800"
+    assert back[0].meta == {"t": b"raw"} and back[1].meta["f"] != back[1].meta["f"]
+    with pytest.raises(ValueError):
+        mf.decode_segment(mf.encode_segment(rows)[:-3])
 
 
 def test_record_keys_sort_and_bound():

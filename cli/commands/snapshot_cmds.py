@@ -58,7 +58,8 @@ def ls(
         d = _snapshot_json(s)
         d["collections"] = [{"name": c["name"], "count": c["count"], "schema": c["schema"],
                              "namespaces": [{"name": n["name"], "count": n["count"],
-                                             "logical_bytes": n["logical_bytes"]} for n in c["namespaces"]]}
+                                             "logical_bytes": n["logical_bytes"],
+                                             "ordered": n.get("ordered", True)} for n in c["namespaces"]]}
                             for c in s.collections]
         d["summary"] = s.summary
         print_json(d)

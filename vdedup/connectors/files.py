@@ -61,6 +61,29 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once   # built once, not per line
+def _line_encoder():
+    """json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False), with the C
+    encoder built once instead of for every line."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:
+        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+    def no_default(v: Any) -> Any:
+        raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+    enc = c_make(None, no_default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
+    return lambda obj: "".join(enc(obj, 0))
+
+
+_ENCODE = _line_encoder()
+
+
+def _plain_dense(batch: RecordBatch, dim: int) -> bool:
+    arr = batch.dense.get("")
+    return (arr is not None and len(batch.dense) == 1 and not batch.multi and not batch.sparse
+            and not batch.dense_present and arr.ndim == 2 and arr.shape == (len(batch.ids), dim))
+
+
 class FilesConnector:
     """One export directory: vectors.npy + records.jsonl, as one collection."""
 
@@ -255,6 +278,9 @@ class FilesConnector:
         if w is None or collection != self._name:
             raise UsageError("an existing export is not written to: restore into a new directory")
         _no_namespace(batch.namespace)
+        if _plain_dense(batch, w["dim"]):
+            self._write_plain(batch)
+            return
         lines, rows = [], []
         for r in batch.records():
             vec = r.vectors.get("")
@@ -268,7 +294,7 @@ class FilesConnector:
             if r.uri is not None:
                 line["uri"] = r.uri
             try:
-                lines.append(json.dumps(line, sort_keys=True, separators=(",", ":"), allow_nan=False))
+                lines.append(_ENCODE(line))
             except (TypeError, ValueError) as e:
                 raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
         try:
@@ -278,6 +304,30 @@ class FilesConnector:
         except OSError as e:
             raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
         w["rows"] += len(rows)
+
+    def _write_plain(self, batch: RecordBatch) -> None:
+        """A batch of one dense vector per record: the matrix is written at once."""
+        w = self._writing
+        n = len(batch.ids)
+        metas = batch.metadata or [None] * n
+        docs, uris = batch.documents, batch.uris
+        lines = []
+        try:
+            for i, (rid, meta) in enumerate(zip(batch.ids, metas)):
+                line: dict[str, Any] = {"id": rid, "metadata": meta}
+                if docs is not None and docs[i] is not None:
+                    line["document"] = docs[i]
+                if uris is not None and uris[i] is not None:
+                    line["uri"] = uris[i]
+                lines.append(_ENCODE(line))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
+        try:
+            w["vec"].write(memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B"))
+            w["rec"].write("".join(x + "\n" for x in lines))
+        except OSError as e:
+            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["rows"] += n
 
     def finish(self, collection: str) -> None:
         """Complete the export: the .npy header, then both files under their final names."""
@@ -316,23 +366,27 @@ def _no_namespace(namespace: str) -> None:
 
 def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:
     try:
-        obj = json.loads(line, parse_constant=_no_constants)
+        start = 0 if line[:1] == "{" else len(line) - len(line.lstrip())
+        obj, end = _SCAN(line, start)             # the C scanner json.loads uses, without its wrapper
+    except StopIteration:
+        obj, end = None, -1
     except ValueError:
+        end = -1
+    if end < 0 or (end != len(line) and line[end:].strip()):
         raise SourceError(f"{path} line {lineno}: not valid JSON") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise SourceError(f"{path} line {lineno}: not a JSON object")
-    extra = sorted(set(obj) - LINE_KEYS)
-    if extra:
+    if not obj.keys() <= LINE_KEYS:
+        extra = sorted(set(obj) - LINE_KEYS)
         raise SourceError(f"{path} line {lineno}: unknown key {extra[0]!r} "
                           f"(known: {', '.join(sorted(LINE_KEYS))})")
-    rid = obj.get("id")
-    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+    get = obj.get
+    rid, meta, doc, uri = get("id"), get("metadata"), get("document"), get("uri")
+    if type(rid) is not str and type(rid) is not int:
         raise SourceError(f"{path} line {lineno}: the id must be a string or an integer")
-    meta = obj.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
+    if meta is not None and type(meta) is not dict:
         raise SourceError(f"{path} line {lineno}: metadata must be an object or null")
-    doc, uri = obj.get("document"), obj.get("uri")
     for key, v in (("document", doc), ("uri", uri)):
-        if v is not None and not isinstance(v, str):
+        if v is not None and type(v) is not str:
             raise SourceError(f"{path} line {lineno}: {key} must be a string or null")
     return rid, meta, doc, uri

@@ -12,18 +12,20 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
+
+from blake3 import blake3
 
 from ..connectors.base import Connector
 from ..errors import SourceError
 from ..format import manifest as mf
 from ..format.objects import BlobType
-from ..format.values import canonical
-from ..format.vectors import encode_payload
-from ..model import CollectionSchema, MetadataField, VectorField
+from ..format.values import meta_bytes
+from ..format.vectors import dense_batch_rows, encode_payload
+from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
 from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
-from ..repository.manifest import TempRows, write_namespace
+from ..repository.manifest import TempRows, Unsorted, sorted_rows, write_namespace
 from ..repository.packer import Packer
 from .events import Reporter
 
@@ -44,22 +46,15 @@ class BackupResult:
                 "collections": {c["name"]: c["count"] for c in self.snapshot.collections}}
 
 
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "str"
-    if isinstance(v, (list, tuple)):
-        return "list"
-    if isinstance(v, dict):
-        return "dict"
-    return type(v).__name__
+def _type_name(t: type) -> str:
+    name = _TYPE_NAMES.get(t)
+    if name is not None:
+        return name
+    for base, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), ((list, tuple), "list"),
+                       (dict, "dict")):
+        if issubclass(t, base):
+            return name
+    return t.__name__
 
 
 _TYPE_NAMES = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "list",
@@ -70,21 +65,37 @@ class _Observed:
     """What the data shows of a schema the provider did not fully declare."""
 
     def __init__(self) -> None:
-        self.field_types: dict[str, set[str]] = defaultdict(set)
+        self.pairs: set[tuple[str, type]] = set()     # (metadata key, value type) seen
         self.dims: dict[str, int] = {}
         self.documents = self.uris = False
 
-    def see(self, rec) -> None:
-        if isinstance(rec.metadata, dict):
-            ft, names = self.field_types, _TYPE_NAMES
-            for k, v in rec.metadata.items():
-                ft[k].add(names.get(type(v)) or _type_name(v))
+    @property
+    def field_types(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for k, t in self.pairs:
+            out[k].add(_type_name(t))
+        return out
+
+    def copy(self) -> "_Observed":
+        other = _Observed()
+        other.pairs, other.dims = set(self.pairs), dict(self.dims)
+        other.documents, other.uris = self.documents, self.uris
+        return other
+
+    def see_batch(self, batch: RecordBatch) -> None:
+        pairs = self.pairs
+        for m in batch.metadata or ():
+            if type(m) is dict:
+                pairs.update(zip(m, map(type, m.values())))
+            elif isinstance(m, dict):
+                pairs.update((k, type(v)) for k, v in m.items())
         dims = self.dims
-        for name, vec in rec.vectors.items():
-            if name not in dims and vec.ndim == 1:
-                dims[name] = int(vec.shape[0])
-        self.documents |= rec.document is not None
-        self.uris |= rec.uri is not None
+        for name, arr in batch.dense.items():
+            mask = batch.dense_present.get(name)
+            if name not in dims and arr.ndim == 2 and arr.shape[0] and (mask is None or mask.any()):
+                dims[name] = int(arr.shape[1])
+        self.documents |= batch.documents is not None and any(d is not None for d in batch.documents)
+        self.uris |= batch.uris is not None and any(u is not None for u in batch.uris)
 
     def complete(self, schema: CollectionSchema) -> CollectionSchema:
         d = schema.to_dict()
@@ -95,12 +106,13 @@ class _Observed:
             vectors.append(v)
         declared = {m.name for m in schema.metadata_fields}
         fields = list(schema.metadata_fields)
-        for name in sorted(self.field_types):
+        field_types = self.field_types
+        for name in sorted(field_types):
             if name in declared:
                 continue
-            types = self.field_types[name] - {"null"}
+            types = field_types[name] - {"null"}
             t = next(iter(types)) if len(types) == 1 else ("mixed:" + ",".join(sorted(types)) if types else "null")
-            fields.append(MetadataField(name=name, type=t, nullable=True if "null" in self.field_types[name] else None))
+            fields.append(MetadataField(name=name, type=t, nullable=True if "null" in field_types[name] else None))
         d["has_documents"] = schema.has_documents or self.documents
         d["has_uris"] = schema.has_uris or self.uris
         d["vectors"] = [v.__dict__ for v in vectors]
@@ -133,22 +145,9 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                 if prev_coll:
                     prev_ns = next((n for n in prev_coll["namespaces"] if n["name"] == ns), None)
                 label = schema.name + (f"/{ns}" if ns else "")
-                reporter.phase(f"backup {label}", connector.count(schema.name, ns))
-                before = packer.blobs_written
-                with TempRows(cache_root() + "/tmp") as tmp:
-                    logical = 0
-                    for batch in connector.scan(schema.name, ns, batch_size):
-                        rows = []
-                        for rec in batch.records():
-                            observed.see(rec)
-                            payload = encode_payload(rec.vectors, rec.sparse)
-                            vref, _ = packer.add(BlobType.VECTORS, payload)
-                            logical += len(payload)
-                            rows.append(mf.Row(rec.id, vref, canonical(rec.metadata), rec.document, rec.uri))
-                        logical += tmp.put_many(rows)
-                        reporter.advance(len(rows))
-                    totals["vector_blobs_new"] += packer.blobs_written - before
-                    entry, st = write_namespace(repo, packer, ns, tmp, prev_ns, logical)
+                entry, st, new_blobs, observed = _backup_namespace(
+                    repo, packer, connector, schema.name, ns, prev_ns, observed, reporter, batch_size, label)
+                totals["vector_blobs_new"] += new_blobs
                 reporter.done()
                 entries.append(entry)
                 for k, v in st.items():
@@ -169,6 +168,92 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         raise
     finally:
         lock.release()
+
+
+def _backup_namespace(repo: Repository, packer: Packer, connector: Connector, collection: str, ns: str,
+                      prev: dict[str, Any] | None, observed: "_Observed", reporter: Reporter, batch_size: int,
+                      label: str) -> tuple[dict[str, Any], dict[str, int], int, "_Observed"]:
+    """Back up one namespace: (entry, stats, vector blobs stored, what was observed).
+
+    Sources usually read in id order: the rows are then streamed straight into the merge
+    with the previous state (or into the new base), and only the delta is spooled. At the
+    first row out of order the pass stops before anything but vector blobs (kept: they are
+    content-addressed) has been stored, and the namespace is read again into a sorted spool;
+    the entry then says `"ordered": false` and later backups of it spool from the start."""
+    total = connector.count(collection, ns)
+    reporter.phase(f"backup {label}", total)
+    new_blobs = 0
+    if prev is None or prev.get("ordered", True):
+        saved = observed.copy()
+        acc = [0, 0]
+        with TempRows(cache_root() + "/tmp") as tmp:
+            scan = _scan_rows(repo, connector, collection, ns, batch_size, packer, observed, reporter, acc)
+            try:
+                rows = sorted_rows(r for batch_rows in scan for r in batch_rows)
+                entry, st = write_namespace(repo, packer, ns, tmp, prev, 0, rows)
+                entry["logical_bytes"] = acc[0]
+                return entry, st, acc[1], observed
+            except Unsorted:
+                scan.close()                     # ends the connector's scan (cursor, files)
+        observed = saved
+        new_blobs = acc[1]                       # stored by the interrupted pass: not new again
+        reporter.phase(f"backup {label} (reading again: not in id order)", total)
+    acc = [0, 0]
+    with TempRows(cache_root() + "/tmp") as tmp:
+        for batch_rows in _scan_rows(repo, connector, collection, ns, batch_size, packer, observed, reporter, acc):
+            tmp.put_many(batch_rows)
+        entry, st = write_namespace(repo, packer, ns, tmp, prev, acc[0])
+    entry["ordered"] = False
+    return entry, st, new_blobs + acc[1], observed
+
+
+def _row_size(row: mf.Row) -> int:
+    """A row's share of logical_bytes: id, vector content id, metadata, document, uri."""
+    rid = row.id
+    return (len(rid) if type(rid) is str else 8) + 32 + len(row.mraw) + \
+        (len(row.doc) if row.doc else 0) + (len(row.uri) if row.uri else 0)
+
+
+def _scan_rows(repo: Repository, connector: Connector, collection: str, ns: str, batch_size: int,
+               packer: Packer, observed: _Observed, reporter: Reporter, acc: list[int]) -> Iterator[list[mf.Row]]:
+    """Read the source batch by batch: store new vector payloads, yield each batch's rows
+    (acc[0] accumulates their logical bytes, acc[1] the vector blobs stored)."""
+    Row, full, fields = mf.Row, mf.OP_FULL, mf.ALL_FIELDS
+    for batch in connector.scan(collection, ns, batch_size):
+        observed.see_batch(batch)
+        before = packer.blobs_written
+        vrefs, size = _store_vectors(repo, packer, batch)
+        acc[1] += packer.blobs_written - before
+        n = len(batch.ids)
+        metas = batch.metadata or [None] * n
+        docs = batch.documents or [None] * n
+        uris = batch.uris or [None] * n
+        rows = [Row(rid, vref, None, doc, uri, full, fields, meta_bytes(meta))
+                for rid, vref, meta, doc, uri in zip(batch.ids, vrefs, metas, docs, uris)]
+        acc[0] += size + sum(map(_row_size, rows))
+        reporter.advance(len(rows))
+        yield rows
+
+
+def _store_vectors(repo: Repository, packer: Packer, batch: RecordBatch) -> tuple[list[bytes], int]:
+    """Store the batch's vector payloads (those not yet in the repository); returns every
+    record's vector content id and the payloads' total size. A batch of plain dense vectors
+    is encoded at once, and a payload is copied out only when it is new."""
+    plain = not batch.multi and not batch.sparse and all(m.all() for m in batch.dense_present.values())
+    built = dense_batch_rows(batch.dense, bytes([int(BlobType.VECTORS)])) if plain else None
+    if built is None:
+        vrefs, size = [], 0
+        for rec in batch.records():
+            payload = encode_payload(rec.vectors, rec.sparse)
+            vrefs.append(packer.add(BlobType.VECTORS, payload)[0])
+            size += len(payload)
+        return vrefs, size
+    buf, width = built
+    key = repo.master.id_key
+    mv = memoryview(buf)
+    vrefs = [blake3(mv[i:i + width], key=key).digest() for i in range(0, len(buf), width)]
+    packer.add_many(BlobType.VECTORS, vrefs, lambda i: buf[i * width + 1:(i + 1) * width])
+    return vrefs, len(vrefs) * (width - 1)
 
 
 def _save_progress(packer: Packer) -> None:

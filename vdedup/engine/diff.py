@@ -67,7 +67,7 @@ def _kinds(a: mf.Row, b: mf.Row) -> list[str]:
     out = []
     if a.vref != b.vref:
         out.append("vector")
-    if not values.same(a.meta, b.meta):
+    if a.mraw != b.mraw:
         out.append("metadata")
     if not values.same(a.doc, b.doc):
         out.append("document")

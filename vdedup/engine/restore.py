@@ -13,7 +13,6 @@ manifest blob against its own, so nothing unverified reaches the target.
 """
 from __future__ import annotations
 
-import struct
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
@@ -22,7 +21,8 @@ from ..connectors.base import Connector
 from ..errors import IntegrityError, NotInSnapshot, TargetNotEmpty, UsageError
 from ..format import manifest as mf
 from ..format.objects import BlobType
-from ..format.vectors import decode_payload
+from ..format.values import meta_value, meta_values_json
+from ..format.vectors import decode_dense_batch, decode_payload
 from ..model import CollectionSchema, Metric, Record, RecordBatch
 from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
@@ -125,24 +125,101 @@ def select_namespaces(coll: dict[str, Any], names: list[str] | None) -> list[dic
 def iter_records(repo: Repository, entry: dict[str, Any],
                  rows: Iterable[mf.Row] | None = None) -> Iterator[Record]:
     """Records of a namespace entry (or of the given rows of it), in storage order, verified."""
+    for batch in iter_batches(repo, entry, rows):
+        yield from batch.records()
+
+
+def _spool_by_location(repo: Repository, rows: Iterable[mf.Row], tmp: TempRows) -> int:
+    """Spool rows keyed by where their vector blob lives; returns how many."""
+    seq = 0
+    chunk: list[mf.Row] = []
+
+    def put(txn) -> None:
+        nonlocal seq
+        for row, raw in zip(chunk, repo.index.get_many([r.vref for r in chunk])):
+            if raw is None:
+                raise IntegrityError(f"vector blob {row.vref.hex()[:16]} is not in the index")
+            # pack id | block | ordinal (BlobLocation.to_bytes: pack[32] block offset length ordinal ...)
+            key = raw[:36] + raw[48:52] + seq.to_bytes(8, "big")
+            txn.put(key, spool_dumps((row.id, row.vref, row.mraw, row.doc, row.uri, raw)), db=tmp.rows)
+            seq += 1
+        chunk.clear()
+
+    chunks = 0
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= 1000:
+            with tmp.env.begin(write=True) as txn:
+                put(txn)
+            chunks += 1
+            if chunks % 64 == 0:             # bound what the maps add to resident memory
+                tmp.release_pages()
+                repo.index.release_pages()
+    with tmp.env.begin(write=True) as txn:
+        put(txn)
+    return seq
+
+
+def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[mf.Row] | None = None,
+                 batch_size: int = BATCH_SIZE, namespace: str = "") -> Iterator[RecordBatch]:
+    """The records of a namespace entry (or of the given rows of it) as batches, in storage
+    order (each block is fetched, decrypted and decompressed once), every vector payload
+    verified against its content id."""
     with TempRows(cache_root() + "/tmp") as tmp:
-        seq = 0
-        with tmp.env.begin(write=True) as txn:
-            for row in (iter_state(repo, entry) if rows is None else rows):
-                loc = repo.index.get(row.vref)
-                if loc is None:
-                    raise IntegrityError(f"vector blob {row.vref.hex()[:16]} is not in the index")
-                key = loc.pack + struct.pack(">IIQ", loc.block, loc.ordinal, seq)
-                txn.put(key, spool_dumps((row.id, row.vref, row.meta, row.doc, row.uri)), db=tmp.rows)
-                seq += 1
+        seq = _spool_by_location(repo, iter_state(repo, entry) if rows is None else rows, tmp)
         if rows is None and seq != entry["count"]:
             raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {seq} records, "
                                  f"snapshot says {entry['count']}")
-        with tmp.env.begin(db=tmp.rows) as txn:
-            for _, v in txn.cursor():
-                rid, vref, meta, doc, uri = spool_loads(v)
-                vectors, sparse = decode_payload(repo.load_blob(vref, BlobType.VECTORS))
-                yield Record(rid, vectors, sparse, meta, doc, uri)
+        buf: list[tuple] = []
+        for _, v in tmp.items_released():
+            buf.append(spool_loads(v))
+            if len(buf) >= batch_size:
+                yield _batch(repo, buf, namespace)
+                buf = []
+        if buf:
+            yield _batch(repo, buf, namespace)
+
+
+def _batch(repo: Repository, spooled: list[tuple], namespace: str) -> RecordBatch:
+    ids, payloads, metas, docs, uris = [], [], [], [], []
+    blob_at, vectors_type = repo.blob_at_raw, BlobType.VECTORS
+    for rid, vref, mraw, doc, uri, loc in spooled:
+        ids.append(rid)
+        payloads.append(blob_at(vref, vectors_type, loc))
+        metas.append(mraw)
+        docs.append(doc)
+        uris.append(uri)
+    metadata = _meta_values(metas)
+    documents = docs if any(d is not None for d in docs) else None
+    uri_col = uris if any(u is not None for u in uris) else None
+    dense = decode_dense_batch(payloads)
+    if dense is not None:
+        return RecordBatch(ids=ids, dense=dense, metadata=metadata, documents=documents, uris=uri_col,
+                           namespace=namespace)
+    records = []
+    for rid, payload, meta, doc, uri in zip(ids, payloads, metadata, docs, uris):
+        vectors, sparse = decode_payload(payload)
+        records.append(Record(rid, vectors, sparse, meta, doc, uri))
+    return RecordBatch.from_records(records, namespace)
+
+
+def _meta_values(raws: list[bytes]) -> list[Any]:
+    """Decode many metadata values: one JSON parse when all are JSON text."""
+    if raws and all(r[0] >= 0x20 for r in raws):
+        out = meta_values_json(raws)
+        if len(out) == len(raws):
+            return out
+    return [meta_value(r) for r in raws]
+
+
+def _write_batches(connector: Connector, name: str, batches: Iterator[RecordBatch],
+                   reporter: Reporter) -> int:
+    written = 0
+    for batch in batches:
+        connector.write(name, batch)
+        reporter.advance(len(batch))
+        written += len(batch)
+    return written
 
 
 def _write_all(connector: Connector, name: str, namespace: str, records: Iterator[Record],
@@ -265,15 +342,17 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                 label = name + (f"/{tns}" if tns else "")
                 np_ = NamespacePlan(coll["name"], name, tns)
                 reporter.phase(f"restore {label}", None if selection.is_partial else entry["count"])
+                rows = None
                 if selection.is_partial:
                     rows = _counting((r for r in iter_state(repo, entry) if selection.matches(r)), np_)
-                    records = iter_records(repo, entry, rows)
                 else:
                     np_.write = entry["count"]
-                    records = iter_records(repo, entry)
-                if not tplan.identity:
-                    records = (tplan.transform(r) for r in records)
-                written += _write_all(connector, name, tns, records, reporter, batch_size)
+                batches = iter_batches(repo, entry, rows, batch_size, tns)
+                if tplan.identity:
+                    written += _write_batches(connector, name, batches, reporter)
+                else:
+                    records = (tplan.transform(r) for b in batches for r in b.records())
+                    written += _write_all(connector, name, tns, records, reporter, batch_size)
                 _settle(connector, name, tns)
                 reporter.done()
                 result.plan.append(np_)
@@ -367,8 +446,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                 rows = _in_place_diff(iter_state(repo, cur_entry) if cur_entry else None,
                                       iter_state(repo, entry), selection, np_, deletions)
                 reporter.phase(f"restore {label} in place", None)
-                written += _write_all(connector, name, entry["name"], iter_records(repo, entry, rows),
-                                      reporter, batch_size)
+                written += _write_batches(connector, name,
+                                          iter_batches(repo, entry, rows, batch_size, entry["name"]), reporter)
                 for i in range(0, len(deletions), batch_size):
                     connector.delete(name, deletions[i:i + batch_size], entry["name"])
                 _settle(connector, name, entry["name"])

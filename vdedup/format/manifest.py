@@ -15,14 +15,14 @@ All manifest blobs are TREE blobs: content-addressed, compressed, encrypted in p
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from blake3 import blake3
 
 from . import values
 
-SEGMENT, DELTA, SEGMENT_LIST = 1, 2, 3
+SEGMENT, DELTA, SEGMENT_LIST, SEGMENT2, DELTA2 = 1, 2, 3, 4, 5
 OP_FULL, OP_PATCH, OP_DELETE = 0, 1, 2
 F_VREF, F_META, F_META_PATCH, F_DOC, F_URI = 1, 2, 4, 8, 16
 ALL_FIELDS = F_VREF | F_META | F_DOC | F_URI
@@ -31,6 +31,9 @@ MAX_KEY = 255
 
 def record_key(rid: Any) -> bytes:
     """Sort key of a record id: b"i"+biased big-endian int, or b"s"+UTF-8 (hashed tail if long)."""
+    if type(rid) is str:                                  # the common case first
+        raw = b"s" + rid.encode("utf-8", "surrogatepass")
+        return raw if len(raw) <= MAX_KEY else raw[:MAX_KEY - 32] + blake3(raw).digest()
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
         raise TypeError(f"record ids must be str or int, got {type(rid).__name__}")
     if isinstance(rid, int):
@@ -43,17 +46,43 @@ def record_key(rid: Any) -> bytes:
     return raw
 
 
-@dataclass(slots=True)
+_UNSET = object()
+
+
 class Row:
-    """One record's entry; in a delta, `op`/`flags` say which fields the row carries."""
-    id: Any
-    vref: bytes | None = None
-    meta: Any = None
-    doc: str | None = None
-    uri: str | None = None
-    op: int = OP_FULL
-    flags: int = ALL_FIELDS
-    _key: bytes | None = field(default=None, repr=False, compare=False)
+    """One record's entry; in a delta, `op`/`flags` say which fields the row carries.
+
+    The metadata is held as a value (`meta`), as its canonical bytes (`mraw`, see
+    values.meta_bytes), or both: rows read from a manifest or built by a backup carry only the
+    bytes, compared as bytes, and decode them when `meta` is first read."""
+    __slots__ = ("id", "vref", "_meta", "_mraw", "doc", "uri", "op", "flags", "_key")
+
+    def __init__(self, id: Any, vref: bytes | None = None, meta: Any = None, doc: str | None = None,
+                 uri: str | None = None, op: int = OP_FULL, flags: int = ALL_FIELDS,
+                 mraw: bytes | None = None):
+        self.id, self.vref, self.doc, self.uri, self.op, self.flags = id, vref, doc, uri, op, flags
+        self._meta = _UNSET if mraw is not None else meta
+        self._mraw = mraw
+        self._key: bytes | None = None
+
+    @property
+    def meta(self) -> Any:
+        m = self._meta
+        if m is _UNSET:
+            m = self._meta = values.meta_value(self._mraw)  # type: ignore[arg-type]
+        return m
+
+    @meta.setter
+    def meta(self, value: Any) -> None:
+        self._meta, self._mraw = value, None
+
+    @property
+    def mraw(self) -> bytes:
+        """The metadata's canonical bytes (computed once)."""
+        r = self._mraw
+        if r is None:
+            r = self._mraw = values.meta_bytes(self._meta)
+        return r
 
     @property
     def key(self) -> bytes:
@@ -63,8 +92,19 @@ class Row:
             k = self._key = record_key(self.id)
         return k
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Row):
+            return NotImplemented
+        return (self.id, self.vref, self.doc, self.uri, self.op, self.flags) == \
+            (other.id, other.vref, other.doc, other.uri, other.op, other.flags) and \
+            (self.op == OP_DELETE or self.mraw == other.mraw)
+
+    def __repr__(self) -> str:
+        return f"Row(id={self.id!r}, op={self.op}, flags={self.flags})"
+
 
 def _col(obj: Any) -> bytes:
+    """Format-1 column (read only): u32 length | typed value of the list."""
     raw = values.dumps(obj)
     return struct.pack(">I", len(raw)) + raw
 
@@ -75,22 +115,73 @@ def _read_col(data: memoryview, pos: int) -> tuple[Any, int]:
     return values.loads(bytes(data[pos:pos + n])), pos + n
 
 
+def _col2(items: list) -> bytes:
+    """Format-2 column of ids, documents or URIs: u32 length | JSON list or typed list."""
+    raw = values.dumps_column(items)
+    return struct.pack(">I", len(raw)) + raw
+
+
+def _read_col2(data: memoryview, pos: int, n: int) -> tuple[list, int]:
+    (size,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    out = values.loads_column(bytes(data[pos:pos + size]))
+    if len(out) != n:
+        raise ValueError("manifest column length does not match its row count")
+    return out, pos + size
+
+
+def _meta_col(raws: list[bytes]) -> bytes:
+    """Format-2 metadata column: u32 count | count x u32 length | the rows' metadata bytes."""
+    return b"".join([struct.pack(">I", len(raws)), np.fromiter(map(len, raws), dtype=">u4",
+                                                               count=len(raws)).tobytes(), *raws])
+
+
+def _read_meta_col(data: memoryview, pos: int) -> tuple[list[bytes], int]:
+    (n,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    lengths = np.frombuffer(data, dtype=">u4", count=n, offset=pos)
+    pos += 4 * n
+    ends = (np.cumsum(lengths, dtype=np.int64) + pos).tolist()
+    if ends and ends[-1] > len(data):
+        raise ValueError("metadata column is truncated")
+    raw = bytes(data)
+    out = [raw[s:e] for s, e in zip([pos] + ends[:-1], ends)]
+    return out, (ends[-1] if ends else pos)
+
+
 def encode_segment(rows: list[Row]) -> bytes:
     return b"".join([
-        struct.pack(">BI", SEGMENT, len(rows)),
-        _col([r.id for r in rows]),
-        b"".join(r.vref for r in rows),          # type: ignore[misc]
-        _col([r.meta for r in rows]),
-        _col([r.doc for r in rows]),
-        _col([r.uri for r in rows]),
+        struct.pack(">BI", SEGMENT2, len(rows)),
+        _col2([r.id for r in rows]),
+        b"".join([r.vref for r in rows]),          # type: ignore[misc]
+        _meta_col([r.mraw for r in rows]),
+        _col2([r.doc for r in rows]),
+        _col2([r.uri for r in rows]),
     ])
 
 
 def decode_segment(data: bytes) -> list[Row]:
     mv = memoryview(data)
     kind, n = struct.unpack_from(">BI", mv, 0)
-    if kind != SEGMENT:
+    if kind == SEGMENT:
+        return _decode_segment1(mv, n)
+    if kind != SEGMENT2:
         raise ValueError("not a manifest segment")
+    ids, pos = _read_col2(mv, 5, n)
+    raw = bytes(mv[pos:pos + 32 * n])
+    if len(raw) != 32 * n:
+        raise ValueError("segment is truncated")
+    vrefs = [raw[i:i + 32] for i in range(0, 32 * n, 32)]
+    pos += 32 * n
+    metas, pos = _read_meta_col(mv, pos)
+    docs, pos = _read_col2(mv, pos, n)
+    uris, pos = _read_col2(mv, pos, n)
+    if len(metas) != n:
+        raise ValueError("metadata column length does not match its row count")
+    return [Row(i, v, None, d, u, OP_FULL, ALL_FIELDS, m) for i, v, m, d, u in zip(ids, vrefs, metas, docs, uris)]
+
+
+def _decode_segment1(mv: memoryview, n: int) -> list[Row]:
     ids, pos = _read_col(mv, 5)
     vrefs = [bytes(mv[pos + 32 * i: pos + 32 * (i + 1)]) for i in range(n)]
     pos += 32 * n
@@ -100,26 +191,34 @@ def decode_segment(data: bytes) -> list[Row]:
     return [Row(ids[i], vrefs[i], metas[i], docs[i], uris[i]) for i in range(n)]
 
 
+def _carries(r: Row, flag: int) -> bool:
+    return r.op != OP_DELETE and bool(r.flags & flag)
+
+
 def encode_delta(rows: list[Row]) -> bytes:
-    vrefs = b"".join(r.vref for r in rows if r.op != OP_DELETE and r.flags & F_VREF)  # type: ignore[misc]
+    vrefs = b"".join([r.vref for r in rows if _carries(r, F_VREF)])  # type: ignore[misc]
     return b"".join([
-        struct.pack(">BI", DELTA, len(rows)),
-        _col([r.id for r in rows]),
+        struct.pack(">BI", DELTA2, len(rows)),
+        _col2([r.id for r in rows]),
         bytes(r.op for r in rows),
         bytes(0 if r.op == OP_DELETE else r.flags for r in rows),
         struct.pack(">I", len(vrefs)), vrefs,
-        _col([r.meta for r in rows if r.op != OP_DELETE and r.flags & (F_META | F_META_PATCH)]),
-        _col([r.doc for r in rows if r.op != OP_DELETE and r.flags & F_DOC]),
-        _col([r.uri for r in rows if r.op != OP_DELETE and r.flags & F_URI]),
+        _meta_col([r.mraw for r in rows if _carries(r, F_META | F_META_PATCH)]),
+        _col2([r.doc for r in rows if _carries(r, F_DOC)]),
+        _col2([r.uri for r in rows if _carries(r, F_URI)]),
     ])
 
 
 def decode_delta(data: bytes) -> list[Row]:
     mv = memoryview(data)
     kind, n = struct.unpack_from(">BI", mv, 0)
-    if kind != DELTA:
+    if kind not in (DELTA, DELTA2):
         raise ValueError("not a manifest delta")
-    ids, pos = _read_col(mv, 5)
+    v2 = kind == DELTA2
+    if v2:
+        ids, pos = _read_col2(mv, 5, n)
+    else:
+        ids, pos = _read_col(mv, 5)
     ops = bytes(mv[pos:pos + n])
     flags = bytes(mv[pos + n:pos + 2 * n])
     pos += 2 * n
@@ -127,9 +226,17 @@ def decode_delta(data: bytes) -> list[Row]:
     pos += 4
     vrefs = iter([bytes(mv[pos + i:pos + i + 32]) for i in range(0, vlen, 32)])
     pos += vlen
-    metas, pos = _read_col(mv, pos)
-    docs, pos = _read_col(mv, pos)
-    uris, pos = _read_col(mv, pos)
+    if v2:
+        metas, pos = _read_meta_col(mv, pos)
+        (dlen,) = struct.unpack_from(">I", mv, pos)
+        docs = values.loads_column(bytes(mv[pos + 4:pos + 4 + dlen]))
+        pos += 4 + dlen
+        (ulen,) = struct.unpack_from(">I", mv, pos)
+        uris = values.loads_column(bytes(mv[pos + 4:pos + 4 + ulen]))
+    else:
+        metas, pos = _read_col(mv, pos)
+        docs, pos = _read_col(mv, pos)
+        uris, pos = _read_col(mv, pos)
     mi, di, ui = iter(metas), iter(docs), iter(uris)
     rows = []
     for i in range(n):
@@ -139,7 +246,10 @@ def decode_delta(data: bytes) -> list[Row]:
             if f & F_VREF:
                 row.vref = next(vrefs)
             if f & (F_META | F_META_PATCH):
-                row.meta = next(mi)
+                if v2:
+                    row._meta, row._mraw = _UNSET, next(mi)
+                else:
+                    row.meta = next(mi)
             if f & F_DOC:
                 row.doc = next(di)
             if f & F_URI:
@@ -181,9 +291,9 @@ def diff(old: Row, new: Row) -> Row | None:
     """The delta row turning `old` into `new`, or None when they are equal."""
     same = values.same
     vref_changed = old.vref != new.vref
-    meta_changed = not same(old.meta, new.meta)
-    doc_changed = not same(old.doc, new.doc)
-    uri_changed = not same(old.uri, new.uri)
+    meta_changed = old.mraw != new.mraw
+    doc_changed = not (old.doc == new.doc and type(old.doc) is type(new.doc)) and not same(old.doc, new.doc)
+    uri_changed = not (old.uri == new.uri and type(old.uri) is type(new.uri)) and not same(old.uri, new.uri)
     if not (vref_changed or meta_changed or doc_changed or uri_changed):
         return None                  # the common case: no delta row is built
     flags = 0
@@ -198,7 +308,7 @@ def diff(old: Row, new: Row) -> Row | None:
             row.meta = patch
         else:
             flags |= F_META
-            row.meta = new.meta
+            _take_meta(row, new)
     if doc_changed:
         flags |= F_DOC
         row.doc = new.doc
@@ -209,20 +319,29 @@ def diff(old: Row, new: Row) -> Row | None:
     return row
 
 
+def _take_meta(dst: Row, src: Row) -> None:
+    """Give dst the metadata of src in whatever form src holds it (no decoding)."""
+    dst._meta, dst._mraw = src._meta, src._mraw
+
+
 def apply(old: Row | None, delta: Row) -> Row | None:
     """Apply a delta row to the previous state of a record (None: absent)."""
     if delta.op == OP_DELETE:
         return None
+    row = Row(delta.id if delta.op == OP_FULL or old is None else old.id)
     if delta.op == OP_FULL:
-        return Row(delta.id, delta.vref, delta.meta, delta.doc, delta.uri)
+        row.vref, row.doc, row.uri = delta.vref, delta.doc, delta.uri
+        _take_meta(row, delta)
+        return row
     if old is None:
         raise ValueError("manifest delta patches a record that does not exist")
-    row = Row(old.id, old.vref, old.meta, old.doc, old.uri)
+    row.vref, row.doc, row.uri = old.vref, old.doc, old.uri
+    _take_meta(row, old)
     f = delta.flags
     if f & F_VREF:
         row.vref = delta.vref
     if f & F_META:
-        row.meta = delta.meta
+        _take_meta(row, delta)
     elif f & F_META_PATCH:
         row.meta = _apply_meta_patch(old.meta, delta.meta)
     if f & F_DOC:

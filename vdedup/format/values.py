@@ -9,6 +9,7 @@ sorted), because providers do not return keys in a stable order.
 from __future__ import annotations
 
 import datetime as _dt
+import json as _json
 import decimal as _decimal
 import struct
 import uuid as _uuid
@@ -340,3 +341,97 @@ def same(a: Any, b: Any) -> bool:
     if r is _UNSURE:
         return dumps(a) == dumps(b)
     return r
+
+
+# ---- row-level metadata bytes (manifest format 2) ------------------------------------------
+
+def _raise_type(v: Any) -> Any:
+    raise TypeError(type(v).__name__)
+
+
+def _json_encoder():
+    """Compact, key-sorted JSON without NaN; the C encoder is built once (json.dumps would
+    build a new encoder for every call)."""
+    c_make = getattr(_json.encoder, "c_make_encoder", None)
+    if c_make is not None:
+        enc = c_make(None, _raise_type, _json.encoder.encode_basestring, None, ":", ",", True, False, False)
+        return lambda v: "".join(enc(v, 0))
+    return _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False,
+                             check_circular=False, default=_raise_type).encode
+
+
+_JSON_ENCODE = _json_encoder()
+_JSON_DECODE = _json.JSONDecoder().decode
+_JSON_COLUMN_TYPES = {str, int, type(None)}
+_STR_ONLY = {str}
+
+
+def _str_keys(v: Any) -> bool:
+    """True when every dict inside v has only str keys (JSON would stringify other keys)."""
+    if type(v) is dict:
+        if v and set(map(type, v)) != _STR_ONLY:
+            return False
+        items = v.values()
+    else:
+        items = v                                   # list or tuple
+    for x in items:
+        if type(x) in _CONTAINERS and not _str_keys(x):
+            return False
+    return True
+
+
+_CONTAINERS = {dict, list, tuple}
+
+
+def meta_bytes(v: Any) -> bytes:
+    """The canonical bytes of one metadata value (keys sorted at every level).
+
+    Values made only of str, int, bool, None, finite floats, lists and str-keyed dicts (what
+    providers return) are compact JSON text, which always starts with a byte >= 0x20 and
+    decodes to exactly the same value and types (floats by their shortest repr, which
+    round-trips, -0.0 included). Anything else (NaN, bytes, dates, numpy scalars, ...) is the
+    typed encoding (§4.6 of docs/design.md), whose first byte is a tag < 0x20. Equal values
+    give equal bytes and different values different bytes, as with the typed encoding."""
+    if type(v) in _CONTAINERS and not _str_keys(v):
+        return dumps(v, canonical=True)          # raises for non-str keys, as before
+    try:
+        return _JSON_ENCODE(v).encode("utf-8", "surrogatepass")
+    except (TypeError, ValueError, RecursionError):
+        return dumps(v, canonical=True)
+
+
+def meta_value(raw: bytes) -> Any:
+    """Inverse of meta_bytes."""
+    if not raw:
+        raise ValueError("empty metadata value")
+    if raw[0] < 0x20:
+        return loads(raw)
+    return _JSON_DECODE(raw.decode("utf-8", "surrogatepass"))
+
+
+def meta_values_json(raws: list[bytes]) -> list[Any]:
+    """Decode many JSON-form metadata values (meta_bytes output starting >= 0x20) at once."""
+    text = b"[" + b",".join(raws) + b"]"
+    out = _JSON_DECODE(text.decode("utf-8", "surrogatepass"))
+    return out if isinstance(out, list) else []
+
+
+def dumps_column(items: list) -> bytes:
+    """A list of ids, documents or URIs: compact JSON (first byte `[`) when every item is a
+    plain str, int or None, otherwise the typed encoding of the list (first byte 8)."""
+    if set(map(type, items)) <= _JSON_COLUMN_TYPES:
+        try:
+            return _json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        except ValueError:                          # an int too long for JSON text
+            pass
+    return dumps(items)
+
+
+def loads_column(raw: bytes) -> list:
+    if raw[:1] == b"[":
+        out = _JSON_DECODE(raw.decode("utf-8", "surrogatepass"))
+    else:
+        out = loads(raw)
+    if not isinstance(out, list):
+        raise ValueError("a manifest column is not a list")
+    return out

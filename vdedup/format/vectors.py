@@ -119,3 +119,66 @@ def decode_payload(payload: bytes) -> tuple[dict[str, np.ndarray], dict[str, Spa
             arr = arr.astype(np.uint8)
         vectors[name] = arr.reshape(cols) if kind == DENSE else arr.reshape(rows, cols)
     return vectors, sparse
+
+
+def dense_batch_rows(dense: dict[str, np.ndarray], lead: bytes = b"") -> tuple[bytes, int] | None:
+    """The payloads of a batch whose records all carry the same dense vectors (one 2-d array
+    per name, a row per record), built at once: returns (buffer, width) where record i's
+    payload, preceded by `lead`, is buffer[i*width:(i+1)*width]; identical to
+    `lead + encode_payload(...)` of each record. None when the arrays do not qualify."""
+    if not dense:
+        return None
+    names = sorted(dense)
+    n = None
+    entries = []
+    for name in names:
+        arr = dense[name]
+        if arr.ndim != 2 or arr.dtype == np.bool_ or (n is not None and arr.shape[0] != n):
+            return None
+        n = arr.shape[0]
+        header, itemsize, store = _dense_entry(name, arr[0]) if n else (None, 0, None)
+        if header is None:
+            return None
+        entries.append((header, itemsize, np.ascontiguousarray(arr, dtype=store)))
+    header = struct.pack(">H", len(entries)) + b"".join(e[0] for e in entries)
+    itemsize = math.gcd(*(e[1] for e in entries))
+    prefix = lead + struct.pack(">BBI", VERSION, itemsize, len(header)) + header
+    bodies = [e[2].view(np.uint8).reshape(n, -1) for e in entries]
+    width = len(prefix) + sum(b.shape[1] for b in bodies)
+    out = np.empty((n, width), dtype=np.uint8)
+    out[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    col = len(prefix)
+    for b in bodies:
+        out[:, col:col + b.shape[1]] = b
+        col += b.shape[1]
+    return out.tobytes(), width
+
+
+def decode_dense_batch(payloads: list[bytes]) -> dict[str, np.ndarray] | None:
+    """Inverse of dense_batch_rows: when every payload has the same header and holds only
+    dense (1-d) vectors, their arrays as one (n, dim) array per name, equal to stacking
+    decode_payload's arrays row by row. None otherwise (decode them one by one)."""
+    if not payloads:
+        return None
+    first = payloads[0]
+    _, body = split_payload(first)
+    prefix, size = first[:body], len(first)
+    for p in payloads:
+        if len(p) != size or not p.startswith(prefix):
+            return None
+    vectors, sparse = decode_payload(first)
+    if sparse or any(v.ndim != 1 for v in vectors.values()):
+        return None
+    n, width = len(payloads), size - body
+    mat = np.frombuffer(b"".join([p[body:] for p in payloads]), dtype=np.uint8).reshape(n, width)
+    out: dict[str, np.ndarray] = {}
+    col = 0
+    for name in sorted(vectors):             # payload entries are in name order (one kind)
+        v = vectors[name]
+        stored = np.dtype(v.dtype)
+        stored = stored.newbyteorder("<") if stored.itemsize > 1 else stored
+        nbytes = stored.itemsize * v.shape[0]
+        part = mat if nbytes == width else np.ascontiguousarray(mat[:, col:col + nbytes])
+        out[name] = part.view(stored).reshape(n, v.shape[0]).astype(v.dtype, copy=False)
+        col += nbytes
+    return out if col == width else None

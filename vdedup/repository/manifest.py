@@ -16,7 +16,7 @@ import os
 import shutil
 import struct
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import lmdb
 from blake3 import blake3
@@ -30,6 +30,7 @@ SEGMENT_MAX = 8192
 DELTA_CHUNK = 4096
 MAX_DELTAS = 16                # a new base after this many deltas...
 MAX_DELTA_FRACTION = 0.25      # ...or when the deltas hold more rows than this share of the base
+RELEASE_ROWS = 65536           # spool entries read between two releases of its map
 
 
 def spool_dumps(obj: Any) -> bytes:
@@ -51,23 +52,53 @@ class TempRows:
             os.makedirs(parent_dir, mode=0o700, exist_ok=True)
             remove_stale_spools(parent_dir)
         self.dir = tempfile.mkdtemp(prefix=f"vdedup-rows-{os.getpid()}-", dir=parent_dir)
+        self._open()
+
+    def _open(self) -> None:
         self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=4, sync=False, metasync=False,
                              writemap=True, map_async=True)
         self.rows = self.env.open_db(b"rows")
         self.delta = self.env.open_db(b"delta")
+
+    def release_pages(self) -> None:
+        """Close and reopen the spool (no transaction may be open): the pages of the map the
+        process has written or read count in its resident memory until the map is dropped."""
+        self.env.close()
+        self._open()
+
+    def items_released(self, every: int = RELEASE_ROWS) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of the rows table in key order, dropping the map every `every`
+        entries. Nothing else may use this spool while the iteration runs."""
+        last: bytes | None = None
+        while True:
+            n = 0
+            with self.env.begin(db=self.rows) as txn:
+                cur = txn.cursor()
+                ok = cur.first() if last is None else cur.set_range(last)
+                if ok and last is not None and cur.key() == last:
+                    ok = cur.next()
+                while ok and n < every:
+                    last = cur.key()
+                    yield last, cur.value()
+                    n += 1
+                    ok = cur.next()
+                if not ok:
+                    return
+            self.release_pages()
 
     def put_many(self, rows: list[mf.Row]) -> int:
         """Store rows; returns the bytes of their encoding (the rows' logical size)."""
         size = 0
         with self.env.begin(write=True) as txn:
             for r in rows:
-                raw = spool_dumps((r.id, r.vref, r.meta, r.doc, r.uri))
+                raw = spool_dumps((r.id, r.vref, r.mraw, r.doc, r.uri))
                 size += len(raw)
                 txn.put(r.key, raw, db=self.rows)
         return size
 
     def put_delta(self, row: mf.Row, txn) -> None:
-        txn.put(row.key, spool_dumps((row.id, row.op, row.flags, row.vref, row.meta, row.doc, row.uri)),
+        mraw = row.mraw if row.op != mf.OP_DELETE and row.flags & (mf.F_META | mf.F_META_PATCH) else None
+        txn.put(row.key, spool_dumps((row.id, row.op, row.flags, row.vref, mraw, row.doc, row.uri)),
                 db=self.delta)
 
     def count(self, db=None) -> int:
@@ -76,15 +107,18 @@ class TempRows:
 
     def iter_rows(self) -> Iterator[mf.Row]:
         with self.env.begin(db=self.rows) as txn:
-            for _, v in txn.cursor():
-                rid, vref, meta, doc, uri = spool_loads(v)
-                yield mf.Row(rid, vref, meta, doc, uri)
+            Row, full, fields = mf.Row, mf.OP_FULL, mf.ALL_FIELDS
+            for k, v in txn.cursor():
+                rid, vref, mraw, doc, uri = spool_loads(v)
+                row = Row(rid, vref, None, doc, uri, full, fields, mraw)
+                row._key = k                         # the spool's key is the record key
+                yield row
 
     def iter_delta(self) -> Iterator[mf.Row]:
         with self.env.begin(db=self.delta) as txn:
             for _, v in txn.cursor():
-                rid, op, flags, vref, meta, doc, uri = spool_loads(v)
-                yield mf.Row(rid, vref, meta, doc, uri, op, flags)
+                rid, op, flags, vref, mraw, doc, uri = spool_loads(v)
+                yield mf.Row(rid, vref, None, doc, uri, op, flags, mraw)
 
     def close(self) -> None:
         self.env.close()
@@ -134,26 +168,36 @@ def iter_delta_layer(repo, layer: dict[str, Any]) -> Iterator[mf.Row]:
 
 
 def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
-    """Every row of a namespace at snapshot time, sorted by record key."""
+    """Every row of a namespace at snapshot time, sorted by record key: the base's rows, with
+    the delta layers (merged in layer order per key) applied where they touch a record."""
+    base = iter_base(repo, entry["base"])
     if not entry["deltas"]:
-        yield from iter_base(repo, entry["base"])
+        yield from base
         return
-    streams = [((r.key, 0, r) for r in iter_base(repo, entry["base"]))]
-    for n, layer in enumerate(entry["deltas"], start=1):
-        streams.append(((r.key, n, r) for r in iter_delta_layer(repo, layer)))
-    current_key: bytes | None = None
-    state: mf.Row | None = None
-    for key, layer_no, row in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
-        if key != current_key:
-            if state is not None:
-                yield state
-            current_key, state = key, None
+    streams = [((r.key, n, r) for r in iter_delta_layer(repo, layer))
+               for n, layer in enumerate(entry["deltas"], start=1)]
+    changes = heapq.merge(*streams, key=lambda t: (t[0], t[1]))
+    b = next(base, None)
+    change = next(changes, None)
+    while change is not None:
+        key = change[0]
+        while b is not None and b.key < key:
+            yield b
+            b = next(base, None)
+        state = None
+        if b is not None and b.key == key:
+            state, b = b, next(base, None)
         try:
-            state = row if layer_no == 0 else mf.apply(state, row)
+            while change is not None and change[0] == key:
+                state = mf.apply(state, change[2])
+                change = next(changes, None)
         except ValueError as e:
             raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
-    if state is not None:
-        yield state
+        if state is not None:
+            yield state
+    while b is not None:
+        yield b
+        b = next(base, None)
 
 
 def tree_blob_ids(repo, entry: dict[str, Any]) -> Iterator[bytes]:
@@ -178,34 +222,76 @@ def vector_refs(repo, entry: dict[str, Any]) -> Iterator[bytes]:
 
 # ---- writing ------------------------------------------------------------------------------
 
-def write_base(repo, packer, rows: Iterator[mf.Row]) -> tuple[str, int]:
-    """Write rows (sorted) as segments and a segment list; returns (list blob id, count)."""
+class Unsorted(Exception):
+    """Rows that were to arrive in record-key order did not (or an id came twice)."""
+
+
+def sorted_rows(rows: Iterable[mf.Row]) -> Iterator[mf.Row]:
+    """Pass rows through, raising Unsorted at the first one not after the one before it."""
+    last = b""
+    for r in rows:
+        k = r.key
+        if k <= last:
+            raise Unsorted(k)
+        last = k
+        yield r
+
+
+def write_base(repo, packer, rows: Iterable[mf.Row], hold_dir: str | None = None) -> tuple[str, int]:
+    """Write rows (sorted) as segments and a segment list; returns (list blob id, count).
+
+    With `hold_dir`, the encoded segments go to a private file there and reach the packer
+    only once every row has arrived, so an exception while reading the rows (Unsorted) leaves
+    nothing behind in the repository."""
     id_key = repo.master.id_key
     segments: list[tuple[bytes, int]] = []
     buf: list[mf.Row] = []
     total = 0
+    held = None
+    if hold_dir is not None:
+        held = open(os.path.join(hold_dir, "segments"), "w+b")
+        os.chmod(held.name, 0o600)
 
     def cut() -> None:
-        seg_id, _ = packer.add(BlobType.TREE, mf.encode_segment(buf))
-        segments.append((seg_id, len(buf)))
+        data = mf.encode_segment(buf)
+        if held is not None:
+            held.write(struct.pack(">II", len(data), len(buf)))
+            held.write(data)
+        else:
+            seg_id, _ = packer.add(BlobType.TREE, data)
+            segments.append((seg_id, len(buf)))
         buf.clear()
 
-    for row in rows:
-        buf.append(row)
-        total += 1
-        h = int.from_bytes(blake3(row.key, key=id_key).digest(4), "big")
-        if (h & SEGMENT_AVG_MASK) == 0 or len(buf) >= SEGMENT_MAX:
+    try:
+        cuts = 0
+        for row in rows:
+            buf.append(row)
+            total += 1
+            h = int.from_bytes(blake3(row.key, key=id_key).digest(4), "big")
+            if (h & SEGMENT_AVG_MASK) == 0 or len(buf) >= SEGMENT_MAX:
+                cut()
+                cuts += 1
+        if buf or not cuts:
             cut()
-    if buf or not segments:
-        cut()
+        if held is not None:
+            held.seek(0)
+            while head := held.read(8):
+                size, n = struct.unpack(">II", head)
+                seg_id, _ = packer.add(BlobType.TREE, held.read(size))
+                segments.append((seg_id, n))
+    finally:
+        if held is not None:
+            held.close()
+            os.unlink(held.name)
     list_id, _ = packer.add(BlobType.TREE, mf.encode_segment_list(segments))
     return list_id.hex(), total
 
 
-def diff_into(prev: Iterator[mf.Row], tmp: TempRows) -> dict[str, int]:
-    """Merge-walk the previous state and the new rows, spooling delta rows into tmp."""
+def diff_into(prev: Iterator[mf.Row], tmp: TempRows, cur: Iterator[mf.Row] | None = None) -> dict[str, int]:
+    """Merge-walk the previous state and the new rows (the spooled ones, or `cur` when given,
+    sorted by key), spooling delta rows into tmp."""
     stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
-    cur = tmp.iter_rows()
+    cur = tmp.iter_rows() if cur is None else cur
     with tmp.env.begin(write=True) as txn:
         a = next(prev, None)
         b = next(cur, None)
@@ -215,7 +301,7 @@ def diff_into(prev: Iterator[mf.Row], tmp: TempRows) -> dict[str, int]:
                 stats["deleted"] += 1
                 a = next(prev, None)
             elif a is None or b.key < a.key:
-                tmp.put_delta(mf.Row(b.id, b.vref, b.meta, b.doc, b.uri), txn)
+                tmp.put_delta(b, txn)
                 stats["added"] += 1
                 b = next(cur, None)
             else:
@@ -227,6 +313,26 @@ def diff_into(prev: Iterator[mf.Row], tmp: TempRows) -> dict[str, int]:
                     stats["changed"] += 1
                 a, b = next(prev, None), next(cur, None)
     return stats
+
+
+def apply_layer(rows: Iterator[mf.Row], delta: Iterator[mf.Row]) -> Iterator[mf.Row]:
+    """The rows (sorted) with one layer of delta rows (sorted) applied."""
+    a = next(rows, None)
+    d = next(delta, None)
+    while d is not None:
+        while a is not None and a.key < d.key:
+            yield a
+            a = next(rows, None)
+        old = None
+        if a is not None and a.key == d.key:
+            old, a = a, next(rows, None)
+        new = mf.apply(old, d)
+        if new is not None:
+            yield new
+        d = next(delta, None)
+    while a is not None:
+        yield a
+        a = next(rows, None)
 
 
 def write_delta(packer, rows: Iterator[mf.Row]) -> dict[str, Any]:
@@ -245,14 +351,21 @@ def write_delta(packer, rows: Iterator[mf.Row]) -> dict[str, Any]:
 
 
 def write_namespace(repo, packer, name: str, tmp: TempRows, prev: dict[str, Any] | None,
-                    logical_bytes: int) -> tuple[dict[str, Any], dict[str, int]]:
-    """The new namespace entry for the rows in tmp, given the previous entry (or None)."""
-    count = tmp.count()
+                    logical_bytes: int, rows: Iterator[mf.Row] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """The new namespace entry for the new rows, given the previous entry (or None).
+
+    The rows are those spooled in tmp, or `rows` when given: an iterator in record-key order
+    (see sorted_rows), read once as it streams, so nothing but the delta is spooled; if it
+    raises, nothing has been added to the packer yet."""
     if prev is None:
-        base, _ = write_base(repo, packer, tmp.iter_rows())
+        if rows is None:
+            base, count = write_base(repo, packer, tmp.iter_rows())
+        else:
+            base, count = write_base(repo, packer, rows, hold_dir=tmp.dir)
         return ({"name": name, "count": count, "base": base, "deltas": [], "logical_bytes": logical_bytes},
                 {"added": count, "changed": 0, "deleted": 0, "unchanged": 0})
-    stats = diff_into(iter_state(repo, prev), tmp)
+    stats = diff_into(iter_state(repo, prev), tmp, rows)
+    count = stats["added"] + stats["changed"] + stats["unchanged"]
     n_delta = tmp.count(tmp.delta)
     deltas = list(prev["deltas"])
     chain_rows = sum(d["rows"] for d in deltas) + n_delta
@@ -260,7 +373,8 @@ def write_namespace(repo, packer, name: str, tmp: TempRows, prev: dict[str, Any]
     if n_delta == 0:
         entry.update(base=prev["base"], deltas=deltas)
     elif len(deltas) + 1 > MAX_DELTAS or chain_rows > MAX_DELTA_FRACTION * max(count, 1):
-        base, _ = write_base(repo, packer, tmp.iter_rows())
+        new_rows = tmp.iter_rows() if rows is None else apply_layer(iter_state(repo, prev), tmp.iter_delta())
+        base, _ = write_base(repo, packer, new_rows)
         entry.update(base=base, deltas=[])
     else:
         entry.update(base=prev["base"], deltas=deltas + [write_delta(packer, tmp.iter_delta())])

@@ -22,6 +22,7 @@ from ..format.pack import BlockInfo
 BLOCK_TARGET = 1 << 20
 DEFAULT_PACK_MIB = 16
 INDEX_EVERY = 1
+RELEASE_EVERY = 8               # index files written between two releases of the index cache's map
 
 
 def pack_target() -> int:
@@ -51,6 +52,7 @@ class Packer:
         self.blobs_written = 0
         self.raw_bytes_written = 0
         self.pack_target = pack_target()
+        self._indexed = 0
 
     def known(self, blob_id: bytes) -> bool:
         return blob_id in self._session_ids or self.repo.index.contains(blob_id)
@@ -60,6 +62,22 @@ class Packer:
         blob_id = blob_id or self.repo.content_id(blob_type, data)
         if self.known(blob_id):
             return blob_id, False
+        self._store(blob_type, data, blob_id)
+        return blob_id, True
+
+    def add_many(self, blob_type: BlobType, blob_ids: list[bytes], data_of: Callable[[int], bytes]) -> int:
+        """Store the blobs among `blob_ids` (already computed content ids) that do not exist;
+        `data_of(i)` gives blob i's data, asked for only when it is new. Returns how many were new."""
+        session = self._session_ids
+        stored: set[bytes] = set()     # the session set forgets ids once they are indexed
+        for i, (blob_id, indexed) in enumerate(zip(blob_ids, self.repo.index.contains_many(blob_ids))):
+            if indexed or blob_id in session or blob_id in stored:
+                continue
+            self._store(blob_type, data_of(i), blob_id)
+            stored.add(blob_id)
+        return len(stored)
+
+    def _store(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
         self._session_ids.add(blob_id)
         blobs, ids, size = self._blocks.get(int(blob_type), ([], [], 0))
         blobs.append(data)
@@ -70,7 +88,6 @@ class Packer:
         self.raw_bytes_written += len(data)
         if size >= BLOCK_TARGET:
             self._flush_block(int(blob_type))
-        return blob_id, True
 
     def _flush_block(self, blob_type: int) -> None:
         blobs, ids, _ = self._blocks.pop(blob_type, ([], [], 0))
@@ -117,6 +134,9 @@ class Packer:
         for blob_id, _ in entries:
             self._session_ids.discard(blob_id)
         self._unindexed = {}
+        self._indexed += 1
+        if self._indexed % RELEASE_EVERY == 0:
+            self.repo.index.release_pages()     # bounds the index map's share of resident memory
 
     def flush(self) -> None:
         """Write every pending block and pack, then the index: call before saving a snapshot."""

@@ -35,6 +35,8 @@ FORMAT_VERSION = 1
 KNOWN_FEATURES: set[str] = set()
 CONFIG_NAME = "config"
 
+_LOC = packfmt.BlobLocation._S      # block, offset, length, ordinal, raw_length, type after the pack id
+
 
 class Repository:
     def __init__(self, backend: Backend, master: MasterKey, config: dict[str, Any], key_id: str):
@@ -168,6 +170,23 @@ class Repository:
         loc = self.index.get(blob_id)
         if loc is None:
             raise IntegrityError(f"blob {blob_id.hex()[:16]} is not in the index")
+        return self.blob_at(blob_id, blob_type, loc)
+
+    def blob_at_raw(self, blob_id: bytes, blob_type: BlobType, raw_loc: bytes) -> bytes:
+        """blob_at() for a location as the index cache stores it (BlobLocation.to_bytes)."""
+        block, offset, length, ordinal, _, btype = _LOC.unpack_from(raw_loc, 32)
+        if btype != int(blob_type):
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} has the wrong type")
+        blobs = self.load_block(raw_loc[:32], block, offset, length, btype)
+        if ordinal >= len(blobs):
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} is not where the index says")
+        data = blobs[ordinal]
+        if self.content_id(blob_type, data) != blob_id:
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} does not match its content id")
+        return data
+
+    def blob_at(self, blob_id: bytes, blob_type: BlobType, loc: packfmt.BlobLocation) -> bytes:
+        """The blob at a location the index gave, verified against its content id."""
         if loc.blob_type != int(blob_type):
             raise IntegrityError(f"blob {blob_id.hex()[:16]} has the wrong type")
         blobs = self.load_block(loc.pack, loc.block, loc.offset, loc.length, loc.blob_type)
