@@ -2,11 +2,11 @@
 
 One command measures every tool in the same run, on the same records:
 
-    .venv/bin/python benchmarks/peers.py [--n 20000] [--dim 384] [--runs 3] [--full]
+    .venv/bin/python benchmarks/peers.py [--n 50000] [--dim 384] [--runs 3] [--pg] [--full]
                                           [--out benchmarks/results]
 
-(default: 20,000 x 384, 3 runs, 2 nights, cost-vs-N 10k/40k, ~10-15 minutes on 2 cores; --full:
-50,000 records, 7 nights, cost-vs-N 50k..1M at dims 384, 768 and 1536.)
+(default: 50,000 x 384, 3 runs, 7 nights, cost-vs-N 50k/100k; --full adds the cost-vs-N
+series 50k..1M at dims 384, 768 and 1536.)
 
 Data comes from benchmarks/datagen.py (seeded, clustered, ids ``doc-000123#chunk-4``, metadata
 {source, page, tags[], updated_at}) written into an embedded Chroma directory. vdedup backs up
@@ -18,8 +18,9 @@ user would make of it into a directory: ``vectors.npy`` (float32, N x dim), ``re
 
 Scenarios, for every tool: initial backup; nightly change (1% vectors updated, 1% added, 0.5%
 deleted); metadata-only change (updated_at on 10%); unchanged re-run; restore latest; restore
-the first snapshot after the nightly runs (7 with --full, --nights otherwise). Every tool
-command is a child process: wall time around it, CPU time and peak RSS from os.wait4.
+the first snapshot after the nightly runs (--nights, default 7). Every tool command is a
+child process started through benchmarks/measure.py, which reports its wall time, CPU time
+and peak RSS (os.wait4; the launcher keeps this process's own peak out of the child's).
 Bytes added = growth of the repository directory (file sizes summed). The minimum of a change
 is datagen's zstd-3 size of the changed records (vectors + ids + metadata).
 
@@ -48,6 +49,7 @@ import datagen  # noqa: E402
 from foundation import du, environment  # noqa: E402
 
 DATAGEN = HERE / "datagen.py"
+MEASURE = HERE / "measure.py"
 PASSWORD = "peers-benchmark"     # a benchmark-only throw-away passphrase, passed via env
 MB = 1e6
 ALL_TOOLS = ("vdedup", "vdedup-files", "restic", "borg-lz4", "borg-zstd3")
@@ -256,12 +258,11 @@ class Runner:
         self.count += 1
         stem = self.logs / f"{self.count:03d}-{label}"
         with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
-            t0 = time.monotonic()
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env or dict(os.environ),
-                                    cwd=str(cwd or ROOT))
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.monotonic() - t0
-        code = os.waitstatus_to_exitcode(status)
+            # through the small launcher, so this process's own peak RSS is not lent to the child
+            subprocess.run([sys.executable, str(MEASURE), f"{stem}.rusage", "--", *argv], stdout=out,
+                           stderr=err, env=env or dict(os.environ), cwd=str(cwd or ROOT))
+        usage = json.loads(Path(f"{stem}.rusage").read_text())
+        code = usage["exit"]
         stdout = Path(f"{stem}.out").read_text(errors="replace")
         if code not in ok:
             stderr = Path(f"{stem}.err").read_text(errors="replace")
@@ -281,8 +282,8 @@ class Runner:
                     break
                 except ValueError:
                     continue
-        return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-                "peak_rss_mb": round(usage.ru_maxrss * 1024 / MB, 1), "json": parsed}
+        return {"wall_s": usage["wall_s"], "cpu_s": usage["cpu_s"], "peak_rss_mb": usage["peak_rss_mb"],
+                "json": parsed}
 
     def py(self, args: list[str], label: str) -> Any:
         return self.run([sys.executable, *args], label)["json"]
@@ -696,7 +697,8 @@ PROFILE_NOTES = {
 
 
 def _is_default(p: dict[str, Any]) -> bool:
-    return (p.get("n"), p.get("nights"), p.get("runs"), p.get("dim")) == (20000, 2, 3, 384) and not p.get("pg")
+    return (p.get("n"), p.get("nights"), p.get("runs"), p.get("dim")) == (50000, 7, 3, 384) and \
+        list(p.get("scaling") or []) == [50000, 100000]
 
 
 def _options_text(p: dict[str, Any]) -> str:
@@ -754,8 +756,7 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
         add("vdedup", name,
             f"not measured in this run (largest: {pts[-1][0]:,} x {p['dim']}, {pts[-1][1]:.0f} MB)" if pts
             else "not measured in this run", None, "1M figures come only from --full (scaling 50k..1M, dims "
-            "384/768/1536); measured apart from the files source: 551 MB at 1M x 768, does not hold "
-            "(benchmarks/results/rss-1m.md)")
+            "384/768/1536)" + _rss_1m_note())
     if len(pts) >= 2:
         (n0, r0), (n1, r1) = pts[0], pts[-1]
         add("vdedup", "peak RSS grows sub-linearly with N", f"x{n1 / n0:.1f} records -> x{r1 / r0:.2f} RSS",
@@ -763,6 +764,22 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
     else:
         add("vdedup", "peak RSS grows sub-linearly with N", "needs --scaling with 2+ sizes", None)
     return out
+
+
+def _rss_1m_note() -> str:
+    """What benchmarks/rss.py measured at 1M x 768 from the files source, if it ran."""
+    try:
+        res = json.loads((HERE / "results" / "rss.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    for r in res.get("sizes", []):
+        if r.get("n", 0) >= 1_000_000 and r.get("dim") == 768:
+            peak = max(r[s]["peak_rss_mb"] for s in ("initial", "nightly", "restore"))
+            verdict = "holds" if peak < RSS_TARGET_MB else "does not hold"
+            return (f"; measured apart by benchmarks/rss.py from the files source: {peak:.0f} MB at 1M x 768 "
+                    f"(largest of initial backup, nightly backup and restore), {verdict} "
+                    f"(benchmarks/results/rss.md)")
+    return ""
 
 
 def fmt_bytes(v: float | None) -> str:
@@ -810,10 +827,11 @@ def markdown(res: dict[str, Any]) -> str:
         "the same time on its CPUs, so wall times are noisier than CPU times; the (min-max) spread shows how "
         "much."),
         "",
-        (("This is the default run (meant to take about 15 minutes on 2 cores" if _is_default(p) else
-          f"Options: {_options_text(p)} (the default run is 20,000 records, 2 nights, about 15 minutes on "
-          "2 cores") + _took(res) + "). The full sweep "
-         "(N 50,000..1,000,000, dims 384/768/1536, 7 nights) is opt-in with --full; figures at 1M come only "
+        (("These are the default options" + (" plus --pg" if p.get("pg") else "") + " (50,000 records, "
+          "7 nights, 3 runs, cost-vs-N 50k/100k" if _is_default(p) else
+          f"Options: {_options_text(p)} (the default is 50,000 records, 7 nights, 3 runs, cost-vs-N 50k/100k") +
+         _took(res) + "). The full sweep "
+         "(cost-vs-N 50,000..1,000,000 at dims 384/768/1536) is opt-in with --full; figures at 1M come only "
          "from --full." if not p.get("full") else "Full sweep (--full)" + _took(res) + "."),
         "",
         "| tool | scenario | wall s | CPU s | peak RSS MB | bytes added | minimum | ratio | restored ok |",
@@ -893,6 +911,7 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         "environment": environment(), "versions": versions(), "runs": [],
     })
     make_tools(args.tools, Runner(work), work, "check" if args.pg else None)   # fail early when a tool is missing
+    compile_bytecode()
     pristine = work / "chroma-pristine"
     log(f"populating {args.n:,} records x {args.dim}")
     r = Runner(work)
@@ -912,6 +931,15 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         scaling(args, work, result)
     result["targets"] = targets(result["aggregate"], result)
     result["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def compile_bytecode() -> None:
+    """Write vdedup's .pyc files first, as `pip install` does: with PYTHONDONTWRITEBYTECODE set
+    (as on the development machines) every vdedup command would otherwise compile its own
+    modules from source on start-up (~0.08 s), a cost no installed copy has."""
+    import compileall
+    for d in ("vdedup", "cli"):
+        compileall.compile_dir(str(ROOT / d), quiet=1)
 
 
 def _has_pyarrow() -> bool:
@@ -948,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"change": ch, "export": e, "pg": pg_sync(a.pg_db, a.out) if a.pg_db else None}))
         return 0
     ap = argparse.ArgumentParser(description="vdedup vs restic and borg on the same vector data")
-    ap.add_argument("--n", type=int, default=None, help="records (default 20,000; 50,000 with --full)")
+    ap.add_argument("--n", type=int, default=None, help="records (default 50,000)")
     ap.add_argument("--dim", type=int, default=384, help="vector dimension (default 384)")
     ap.add_argument("--runs", type=int, default=3, help="repetitions; medians are reported (default 3)")
     ap.add_argument("--seed", type=int, default=0)
@@ -957,12 +985,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default=None,
                     help="what else ran on the machine (default: it is shared with other developers' tests)")
     ap.add_argument("--full", action="store_true",
-                    help="7 nightly runs before 'restore first', and the cost-vs-N series 50k..1M")
-    ap.add_argument("--nights", type=int, default=None, help="nightly runs (default 2; 7 with --full)")
+                    help="the cost-vs-N series 50k..1M at dims 384, 768 and 1536 (hours)")
+    ap.add_argument("--nights", type=int, default=None, help="nightly runs before 'restore first' (default 7)")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma-separated subset of {','.join(ALL_TOOLS)}")
     ap.add_argument("--scaling", default=None,
                     help="comma-separated N for the initial-backup cost-vs-N series, or none (default "
-                         "10000,40000; with --full 50000,200000,500000,1000000)")
+                         "50000,100000; with --full 50000,200000,500000,1000000)")
     ap.add_argument("--pg", action="store_true",
                     help="also vdedup on a pgvector table (postgresql://) and pg_dump -Fc / pg_restore; needs "
                          "VDEDUP_TEST_PG_HOST/PORT/USER/BIN (scripts/servers.sh)")
@@ -987,14 +1015,14 @@ def main(argv: list[str] | None = None) -> int:
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if args.pg:
         args.tools += [t for t in PG_TOOLS if t not in args.tools]
-    args.n = args.n or (50_000 if args.full else 20_000)
-    args.nights = args.nights or (7 if args.full else 2)
+    args.n = args.n or 50_000
+    args.nights = args.nights or 7
     if args.dims is None:
         args.dims = [384, 768, 1536] if args.full else [args.dim]
     else:
         args.dims = [int(x) for x in args.dims.split(",") if x.strip()]
     if args.scaling is None:
-        args.scaling = [50_000, 200_000, 500_000, 1_000_000] if args.full else [10_000, 40_000]
+        args.scaling = [50_000, 200_000, 500_000, 1_000_000] if args.full else [50_000, 100_000]
     elif args.scaling.strip().lower() in ("", "none"):
         args.scaling = []
     else:
