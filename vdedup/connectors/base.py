@@ -42,6 +42,9 @@ class Connector(Protocol):
     def close(self) -> None:
         """Release clients and connections."""
 
+    # Optional attribute: `key_ordered_scan = False` on a connector whose scan order has no
+    # reason to follow the ids (table storage order, insertion order); backup then spools the
+    # rows from the start instead of first trying to stream them (engine/backup.py).
     # Optional: `settle(collection, namespace)`, for eventually consistent providers, returns
     # only when everything written so far is readable; `finish(collection)` is called once a
     # collection's records are all written (e.g. to build indexes after a bulk load). The

@@ -66,6 +66,7 @@ class ChromaConnector:
     """One Chroma database (a persist directory, or a server's tenant and database)."""
 
     provider = "chroma"
+    key_ordered_scan = False      # rows come in insertion order
 
     def __init__(self, client: Any, where: str) -> None:
         self._client = client

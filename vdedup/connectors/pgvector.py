@@ -100,6 +100,7 @@ class PgvectorConnector:
     """One PostgreSQL database with the pgvector extension."""
 
     provider = "pgvector"
+    key_ordered_scan = False      # rows come in storage order, which updates reshuffle
 
     def __init__(self, conn: Any, where: str, table: str | None) -> None:
         self._conn = conn

@@ -175,15 +175,17 @@ def _backup_namespace(repo: Repository, packer: Packer, connector: Connector, co
                       label: str) -> tuple[dict[str, Any], dict[str, int], int, "_Observed"]:
     """Back up one namespace: (entry, stats, vector blobs stored, what was observed).
 
-    Sources usually read in id order: the rows are then streamed straight into the merge
-    with the previous state (or into the new base), and only the delta is spooled. At the
-    first row out of order the pass stops before anything but vector blobs (kept: they are
+    Most sources read in id order: the rows are then streamed straight into the merge with
+    the previous state (or into the new base), and only the delta is spooled. At the first
+    row out of order the pass stops before anything but vector blobs (kept: they are
     content-addressed) has been stored, and the namespace is read again into a sorted spool;
-    the entry then says `"ordered": false` and later backups of it spool from the start."""
+    the entry then says `"ordered": false` and later backups of it spool from the start, as
+    do backups from connectors whose scan order has nothing to do with the ids
+    (`key_ordered_scan = False`)."""
     total = connector.count(collection, ns)
     reporter.phase(f"backup {label}", total)
     new_blobs = 0
-    if prev is None or prev.get("ordered", True):
+    if getattr(connector, "key_ordered_scan", True) and (prev is None or prev.get("ordered", True)):
         saved = observed.copy()
         acc = [0, 0]
         with TempRows(cache_root() + "/tmp") as tmp:
