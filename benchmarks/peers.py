@@ -674,25 +674,29 @@ def aggregate(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, Any]:
 # What dominates where a wall-time target is missed, from pyinstrument profiles of the vdedup CLI
 # (benchmarks/results/profile.md has the commands and the numbers). Static text: re-profile after
 # changing the engine.
-FILES_RESTORE_NOTE = ("profile (50k x 384): ~0.6 s CLI start-up; of the rest ~35% loading and verifying every "
-                      "vector blob (index lookup, block decode, keyed hash), ~27% decoding the manifest's metadata "
-                      "column (pure-Python value decoder), ~13% payload decoding, ~10% the re-sort by pack "
-                      "position; restic streams whole file chunks in Go")
+FILES_RESTORE_NOTE = ("profile (50k x 384): ~0.5 s start-up; of the rest ~34% loading and verifying every vector "
+                      "blob (block decode, keyed hash), ~32% the spool that re-sorts rows by where their vectors "
+                      "are stored (manifest decode, index lookups, LMDB), ~10% writing the export; restic streams "
+                      "whole file chunks in Go")
 PROFILE_NOTES = {
     ("chroma", "nightly"): "profile: ~2.5 s of every command is importing chromadb and starting its client, "
-                           "~1 s reading all records through Collection.get; the rest is per-record work "
-                           "(payload encoding + keyed hash of every vector, manifest merge-walk)",
-    ("files", "nightly"): "profile: 0.6 s fixed CLI start-up (imports, scrypt, repository open); the rest is "
-                          "per-record Python work over all N: decoding the previous manifest ~18%, comparing "
-                          "rows ~10%, JSON lines ~9%, payload encoding + keyed hashing ~18%; restic hashes "
-                          "the rewritten files in Go",
-    ("chroma", "initial"): "profile: ~2.5 s chromadb import + client, Chroma reads, then per-record payload "
-                           "encoding, keyed hashing, zstd + encryption of every vector",
-    ("files", "initial"): "profile: 0.6 s fixed CLI start-up, then per-record payload encoding, keyed hashing, "
-                          "zstd + encryption of every vector and the row spool; restic chunks files in Go",
+                           "~1 s reading all records through Collection.get; the rest is the per-record work of "
+                           "the files row",
+    ("files", "nightly"): "profile: ~0.5 s start-up (imports, scrypt, repository open); the rest is per-record "
+                          "Python over all N: reading the export ~25%, metadata bytes ~17%, keyed hash of every "
+                          "vector + index lookups ~14%, previous manifest ~9%, comparing rows ~5%; restic hashes "
+                          "the rewritten files in Go on both cores",
+    ("chroma", "initial"): "profile: ~2.5 s chromadb import + client, Chroma reads, then the per-record work of "
+                           "the files row",
+    ("files", "initial"): "profile: ~0.5 s start-up, then storing blobs ~39% (block shuffle + zstd, index, "
+                          "pack writes, on the reading thread), reading the export ~16%, metadata bytes ~12%; "
+                          "restic chunks, compresses and writes on both cores",
     ("chroma", "restore_latest"): "profile: ~71% in Chroma's Collection.upsert (its Rust bindings: index "
                                   "build), ~10% reading + decoding the repository, ~7% chromadb import",
     ("files", "restore_latest"): FILES_RESTORE_NOTE,
+    ("pg", "nightly"): "not profiled separately: the files row's per-record work plus PostgreSQL producing and "
+                       "psycopg converting every row, all spooled (storage order)",
+    ("pg", "initial"): "not profiled separately: as the nightly, plus storing every vector",
 }
 
 
@@ -739,7 +743,7 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
                 notes = []
                 if s == "restore_latest" and tool != "vdedup-files":
                     notes.append("restic restores files only; re-importing them into a database is not counted")
-                kind = {"vdedup": "chroma", "vdedup-files": "files"}.get(tool)
+                kind = {"vdedup": "chroma", "vdedup-files": "files", "vdedup-pg": "pg"}.get(tool)
                 if not holds and (kind, s) in PROFILE_NOTES:
                     notes.append(PROFILE_NOTES[(kind, s)] + " (benchmarks/results/profile.md)")
                 add(tool, label, f"{a:.2f} s vs {b:.2f} s ({a / b:.2f}x)", holds, "; ".join(notes))
