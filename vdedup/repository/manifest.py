@@ -86,15 +86,11 @@ class TempRows:
                     return
             self.release_pages()
 
-    def put_many(self, rows: list[mf.Row]) -> int:
-        """Store rows; returns the bytes of their encoding (the rows' logical size)."""
-        size = 0
+    def put_many(self, rows: list[mf.Row]) -> None:
+        """Store rows (a repeated record key: the later row wins)."""
         with self.env.begin(write=True) as txn:
             for r in rows:
-                raw = spool_dumps((r.id, r.vref, r.mraw, r.doc, r.uri))
-                size += len(raw)
-                txn.put(r.key, raw, db=self.rows)
-        return size
+                txn.put(r.key, spool_dumps((r.id, r.vref, r.mraw, r.doc, r.uri)), db=self.rows)
 
     def put_delta(self, row: mf.Row, txn) -> None:
         mraw = row.mraw if row.op != mf.OP_DELETE and row.flags & (mf.F_META | mf.F_META_PATCH) else None
