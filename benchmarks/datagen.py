@@ -288,14 +288,15 @@ def nightly(path: str, n: int, dim: int = DEFAULT_DIM, seed: int = DEFAULT_SEED,
             "records": col.count(), "seconds": round(time.monotonic() - started, 3), **minimum.finish()}
 
 
-def touch(path: str, n: int, seed: int = DEFAULT_SEED, chunk: int = CHUNK) -> dict[str, Any]:
-    """Set updated_at to a new value (a time during one night) on 10% of the live records."""
+def touch(path: str, n: int, seed: int = DEFAULT_SEED, chunk: int = CHUNK, rnd: int = 1) -> dict[str, Any]:
+    """Set updated_at to a new value (a time during one night) on 10% of the live records; each
+    round `rnd` draws new times for the same records, so repeated rounds are each a change."""
     started = time.monotonic()
     client = open_client(path)
     col = open_collection(client)
     step = min(client.get_max_batch_size(), chunk)
     p = plan(n, seed)
-    rng = np.random.default_rng([seed, S_TOUCH, n, 1])
+    rng = np.random.default_rng([seed, S_TOUCH, n, rnd])
     seconds = rng.integers(0, 3600, len(p.touched))
     minimum = Minimum()
     for s in _batches(len(p.touched), step):
@@ -402,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dim", type=int, default=DEFAULT_DIM)
         p.add_argument("--seed", type=int, default=DEFAULT_SEED)
         p.add_argument("--chunk", type=int, default=CHUNK, help="records generated at a time")
+        if name == "touch":
+            p.add_argument("--round", type=int, default=1, help="which round of new updated_at values")
     p = sub.add_parser("scan", help="read every record like a backup does (baseline)")
     p.add_argument("--dir", required=True)
     p.add_argument("--batch", type=int, default=1000)
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "nightly":
         res = nightly(a.dir, a.n, a.dim, a.seed, a.chunk)
     elif a.cmd == "touch":
-        res = touch(a.dir, a.n, a.seed, a.chunk)
+        res = touch(a.dir, a.n, a.seed, a.chunk, a.round)
     elif a.cmd == "scan":
         res = scan(a.dir, a.batch)
     else:

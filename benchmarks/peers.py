@@ -5,7 +5,7 @@ One command measures every tool in the same run, on the same records:
     .venv/bin/python benchmarks/peers.py [--n 50000] [--dim 384] [--runs 3] [--pg] [--full]
                                           [--out benchmarks/results]
 
-(default: 50,000 x 384, 3 runs, 7 nights, cost-vs-N 50k/100k; --full adds the cost-vs-N
+(default: 50,000 x 384, 3 repetitions, 7 nights, cost-vs-N 50k/100k; --full adds the cost-vs-N
 series 50k..1M at dims 384, 768 and 1536.)
 
 Data comes from benchmarks/datagen.py (seeded, clustered, ids ``doc-000123#chunk-4``, metadata
@@ -18,7 +18,9 @@ user would make of it into a directory: ``vectors.npy`` (float32, N x dim), ``re
 
 Scenarios, for every tool: initial backup; nightly change (1% vectors updated, 1% added, 0.5%
 deleted); metadata-only change (updated_at on 10%); unchanged re-run; restore latest; restore
-the first snapshot after the nightly runs (--nights, default 7). Every tool command is a
+the first snapshot after the nightly runs (--nights, default 7). One history is measured: the
+nightly scenario's samples are the nights; every other scenario is repeated --runs times (the
+initial backup into a fresh repository each time). Every tool command is a
 child process started through benchmarks/measure.py, which reports its wall time, CPU time
 and peak RSS (os.wait4; the launcher keeps this process's own peak out of the child's).
 Bytes added = growth of the repository directory (file sizes summed). The minimum of a change
@@ -300,6 +302,16 @@ class Tool:
         self.repo = work / f"repo-{self.name}"
         self.backups = 0
 
+    def state_dirs(self) -> list[Path]:
+        """Everything a fresh repository must not inherit (the repository, the tool's caches)."""
+        return [self.repo]
+
+    def reset(self) -> None:
+        """Forget the repository, so the next init + backup is an initial backup again."""
+        for d in self.state_dirs():
+            shutil.rmtree(d, ignore_errors=True)
+        self.backups = 0
+
     def measure(self, argv: list[str], label: str, **kw: Any) -> dict[str, Any]:
         before = du(self.repo)
         m = self.r.run(argv, f"{self.name}-{label}", **kw)
@@ -320,7 +332,10 @@ class Vdedup(Tool):
         if not self.exe:
             raise SystemExit("vdedup CLI not found next to this Python or on PATH")
         self.env = {**os.environ, "VDEDUP_PASSWORD": PASSWORD, "VDEDUP_REPOSITORY": str(self.repo),
-                    "VDEDUP_CACHE_DIR": str(work / "cache-vdedup"), "VDEDUP_SCRYPT_N": "16384"}
+                    "VDEDUP_CACHE_DIR": str(work / f"cache-{self.name}"), "VDEDUP_SCRYPT_N": "16384"}
+
+    def state_dirs(self) -> list[Path]:
+        return [self.repo, Path(self.env["VDEDUP_CACHE_DIR"])]
 
     def init(self) -> None:
         self.r.run([self.exe, "init", "--json"], "vdedup-init", env=self.env)
@@ -370,6 +385,9 @@ class Restic(Tool):
         self.env = {**os.environ, "RESTIC_PASSWORD": PASSWORD, "RESTIC_REPOSITORY": str(self.repo),
                     "RESTIC_CACHE_DIR": str(work / "cache-restic")}
 
+    def state_dirs(self) -> list[Path]:
+        return [self.repo, Path(self.env["RESTIC_CACHE_DIR"])]
+
     def init(self) -> None:
         self.r.run(["restic", "init", "--repository-version", "2"], "restic-init", env=self.env)
 
@@ -397,6 +415,13 @@ class Borg(Tool):
                     "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
                     "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes"}
         self.archives: list[str] = []
+
+    def state_dirs(self) -> list[Path]:
+        return [self.repo, Path(self.env["BORG_BASE_DIR"])]
+
+    def reset(self) -> None:
+        super().reset()
+        self.archives = []
 
     def init(self) -> None:
         self.r.run(["borg", "init", "--encryption", "repokey-blake2", str(self.repo)], f"{self.name}-init",
@@ -450,6 +475,10 @@ class PgDump(Tool):
         self.conn = ["-h", s["HOST"], "-p", s["PORT"], "-U", s["USER"]]
         self.dumps: list[Path] = []
 
+    def reset(self) -> None:
+        super().reset()
+        self.dumps = []
+
     def init(self) -> None:
         self.repo.mkdir(parents=True, exist_ok=True)
 
@@ -502,9 +531,14 @@ def night_sizes(n: int, nights: int) -> list[int]:
     return sizes
 
 
-def one_run(run_ix: int, args: argparse.Namespace, work: Path, pristine: Path,
-            populate_min: int) -> dict[str, Any]:
-    rdir = work / f"run{run_ix}"
+def chain(args: argparse.Namespace, work: Path, pristine: Path, populate_min: int) -> dict[str, Any]:
+    """One history, measured for every tool: the initial backup (repeated --runs times, each into a
+    fresh repository), night 1, --runs metadata-only changes, --runs unchanged re-runs, --runs
+    restores of the latest snapshot, nights 2..--nights, then --runs restores of the first
+    snapshot. Every measurement is a sample of its scenario; the nightly scenario's samples are
+    the nights."""
+    reps = args.runs
+    rdir = work / "chain"
     if rdir.exists():
         shutil.rmtree(rdir)
     rdir.mkdir(parents=True)
@@ -512,18 +546,20 @@ def one_run(run_ix: int, args: argparse.Namespace, work: Path, pristine: Path,
     src, exp = rdir / "chroma", rdir / "export"
     shutil.copytree(pristine, src)
     common = ["--dim", str(args.dim), "--seed", str(args.seed)]
-    pg_db = f"bench_peers_{run_ix}" if args.pg else None
+    pg_db = "bench_peers" if args.pg else None
     if pg_db:
         pg_create_db(pg_db)
     tools = make_tools(args.tools, r, rdir, pg_db)
-    res: dict[str, Any] = {"scenarios": {t.name: {} for t in tools}, "growth": {t.name: [] for t in tools},
-                           "exports": [], "changes": {}, "verify": {t.name: {} for t in tools}}
+    res: dict[str, Any] = {"samples": {t.name: {s: [] for s in SCENARIOS} for t in tools},
+                           "growth": {t.name: [] for t in tools}, "exports": [], "changes": {},
+                           "verify": {t.name: {} for t in tools}}
     me = str(Path(__file__).resolve())
 
-    def change_export(label: str, kind: str = "none", n: int = 0) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    def change_export(label: str, kind: str = "none", n: int = 0,
+                      rnd: int = 1) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """Apply a datagen change to the Chroma source, then re-export it (one child process)."""
-        got = r.py([me, "change", "--kind", kind, "--dir", str(src), "--out", str(exp), "--n", str(n), *common,
-                    *(["--pg-db", pg_db] if pg_db else [])], f"change-export-{label}")
+        got = r.py([me, "change", "--kind", kind, "--dir", str(src), "--out", str(exp), "--n", str(n),
+                    "--round", str(rnd), *common, *(["--pg-db", pg_db] if pg_db else [])], f"change-export-{label}")
         e = got["export"]
         if got.get("pg"):
             e["pg_checksum"] = got["pg"]["checksum"]
@@ -531,47 +567,59 @@ def one_run(run_ix: int, args: argparse.Namespace, work: Path, pristine: Path,
         res["exports"].append({"label": label, **{k: e[k] for k in ("records", "bytes", "seconds")}})
         return got["change"], e
 
-    def backup_all(label: str, scenario: str | None, minimum: int | None) -> None:
+    def backup(t: Tool, label: str, scenario: str, minimum: int | None) -> dict[str, Any]:
+        log(f"{t.name} backup ({label})")
+        m = t.backup(src, exp)
+        m["label"] = label
+        if minimum:
+            m["minimum_bytes"] = minimum
+            m["ratio"] = m["bytes_added"] / minimum
+        res["growth"][t.name].append({"label": label, "repo_bytes": m["repo_bytes_after"],
+                                      "bytes_added": m["bytes_added"], "wall_s": m["wall_s"]})
+        res["samples"][t.name][scenario].append(m)
+        return m
+
+    def backup_all(label: str, scenario: str, minimum: int | None) -> None:
         for t in tools:
-            log(f"run {run_ix}: {t.name} backup ({label})")
-            m = t.backup(src, exp)
-            if minimum:
-                m["minimum_bytes"] = minimum
-                m["ratio"] = m["bytes_added"] / minimum
-            res["growth"][t.name].append({"label": label, "repo_bytes": m["repo_bytes_after"],
-                                          "bytes_added": m["bytes_added"], "wall_s": m["wall_s"]})
-            if scenario:
-                res["scenarios"][t.name][scenario] = m
+            backup(t, label, scenario, minimum)
 
     _, first = change_export("initial")
-    for t in tools:
-        t.init()
-    backup_all("initial", "initial", populate_min)
+    for k in range(reps):
+        for t in tools:
+            if k:                   # a fresh repository: the growth series keeps the last one
+                t.reset()
+                res["growth"][t.name].clear()
+            t.init()
+            backup(t, "initial", "initial", populate_min)
 
     sizes = night_sizes(args.n, args.nights)
     ch, _ = change_export("night-1", "nightly", sizes[0])
     res["changes"]["nightly"] = ch
     backup_all("night 1", "nightly", ch["minimum_bytes"])
 
-    ch, _ = change_export("metadata", "touch", sizes[0])
-    res["changes"]["metadata"] = ch
-    backup_all("metadata", "metadata", ch["minimum_bytes"])
+    for k in range(1, reps + 1):    # a new updated_at on the same 10% each round
+        ch, _ = change_export(f"metadata-{k}", "touch", sizes[0], rnd=k)
+        res["changes"]["metadata" if k == 1 else f"metadata{k}"] = ch
+        backup_all("metadata" if reps == 1 else f"metadata {k}", "metadata", ch["minimum_bytes"])
 
     _, latest = change_export("unchanged")           # the nightly job re-exports even when nothing changed
-    backup_all("unchanged", "unchanged", None)
+    for k in range(1, reps + 1):
+        backup_all("unchanged" if reps == 1 else f"unchanged {k}", "unchanged", None)
     for t in tools:
-        m = res["scenarios"][t.name]["unchanged"]
-        m["target_bytes"] = UNCHANGED_FRACTION_TARGET * m["repo_bytes_before"]
+        for m in res["samples"][t.name]["unchanged"]:
+            m["target_bytes"] = UNCHANGED_FRACTION_TARGET * m["repo_bytes_before"]
 
-    restore_all("latest", tools, r, rdir, src, latest, res, me)
+    for _ in range(reps):
+        restore_all("latest", tools, r, rdir, latest, res, me)
 
     for k, size in enumerate(sizes[1:], start=2):
         ch, _ = change_export(f"night-{k}", "nightly", size)
         res["changes"][f"night{k}"] = {key: ch[key] for key in ("updated", "added", "deleted", "records",
                                                                 "minimum_bytes")}
-        backup_all(f"night {k}", None, ch["minimum_bytes"])
+        backup_all(f"night {k}", "nightly", ch["minimum_bytes"])
 
-    restore_all("first", tools, r, rdir, src, first, res, me)
+    for _ in range(reps):
+        restore_all("first", tools, r, rdir, first, res, me)
     res["nights"] = len(sizes)
     if pg_db and not args.keep:
         pg_drop_db(pg_db)
@@ -580,21 +628,23 @@ def one_run(run_ix: int, args: argparse.Namespace, work: Path, pristine: Path,
     return res
 
 
-def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, src: Path, expected: dict[str, Any],
+def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, expected: dict[str, Any],
                 res: dict[str, Any], me: str) -> None:
+    """Restore `which` snapshot with every tool (one sample of restore_<which> each), then check
+    the restored data against what was backed up (not timed)."""
     want = {f: v["sha256"] for f, v in expected["files"].items()}
     for t in tools:
         log(f"{t.name} restore {which}")
         target = rdir / (f"bench_restore_{which}_{t.name.replace('-', '_')}" if t.source == "pg"
                          else f"restore-{which}-{t.name}")
         m = t.restore(which, target)
-        res["scenarios"][t.name][f"restore_{which}"] = m
+        res["samples"][t.name][f"restore_{which}"].append(m)
         # verification (not timed): the restored data must equal what was backed up
         if t.source == "pg":
             have_sum = pg_checksum(target.name)
             pg_drop_db(target.name)
             ok = have_sum == expected["pg_checksum"]
-            res["verify"][t.name][which] = ok
+            res["verify"][t.name][which] = ok and res["verify"][t.name].get(which, True)
             m["verified"] = ok
             if not ok:
                 log(f"WARNING: {t.name} restore {which} differs from the table it backed up")
@@ -608,7 +658,7 @@ def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, src: Path,
             ok = export_digest(target) == expected["digest"]
         else:
             ok = find_export(target) == want
-        res["verify"][t.name][which] = ok
+        res["verify"][t.name][which] = ok and res["verify"][t.name].get(which, True)
         m["verified"] = ok
         if not ok:
             log(f"WARNING: {t.name} restore {which} differs from the export it backed up")
@@ -617,33 +667,43 @@ def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, src: Path,
 
 # ------------------------------------------------------------------ scaling (cost vs N)
 
-def scaling(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
+def scaling(args: argparse.Namespace, work: Path, result: dict[str, Any], pristine: Path | None = None) -> None:
     """Initial backup of every tool at each N (one Chroma directory grown through the sizes), for
-    each dimension in args.dims; result["scaling"] is the series at args.dim (or the first dim)."""
+    each dimension in args.dims; result["scaling"] is the series at args.dim (or the first dim).
+    At --dim, when no size is below --n, the main run's Chroma directory is grown further and the
+    point at N = --n is the main run's initial backup (medians), not measured again."""
     by_dim = result.setdefault("scaling_by_dim", {})
     for dim in args.dims:
-        by_dim[str(dim)] = scaling_one(args, work, dim)
+        reuse = dim == args.dim and pristine is not None and min(args.scaling) >= args.n
+        by_dim[str(dim)] = scaling_one(args, work, dim, pristine if reuse else None,
+                                       result.get("aggregate") if reuse else None)
     result["scaling"] = by_dim.get(str(args.dim)) or by_dim[str(args.dims[0])]
 
 
-def scaling_one(args: argparse.Namespace, work: Path, dim: int) -> dict[str, Any]:
+def scaling_one(args: argparse.Namespace, work: Path, dim: int, grow_from: Path | None = None,
+                agg: dict[str, Any] | None = None) -> dict[str, Any]:
     sdir = work / f"scaling-{dim}"
     sdir.mkdir(parents=True, exist_ok=True)
     r = Runner(sdir)
-    grow, exp = sdir / "chroma", sdir / "export"
+    grow, exp = grow_from or sdir / "chroma", sdir / "export"
+    names = [n for n in args.tools if n not in PG_TOOLS]
     common = ["--dim", str(dim), "--seed", str(args.seed)]
     me = str(Path(__file__).resolve())
     out: dict[str, Any] = {}
+    keys = ("wall_s", "cpu_s", "peak_rss_mb", "bytes_added")
     for size in args.scaling:
+        if agg is not None and size == args.n:
+            out[str(size)] = {t: {k: agg[t]["initial"][k] for k in keys} for t in names if "initial" in agg.get(t, {})}
+            continue
         log(f"scaling: N={size:,} x {dim}")
         r.py([str(DATAGEN), "populate", "--dir", str(grow), "--n", str(size), *common], f"populate-{size}")
         r.py([me, "export", "--dir", str(grow), "--out", str(exp)], f"export-{size}")
         row: dict[str, Any] = {}
-        for t in make_tools([n for n in args.tools if n not in PG_TOOLS], r, sdir):
+        for t in make_tools(names, r, sdir):
             t.init()
             m = t.backup(grow, exp)
-            row[t.name] = {k: m[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "bytes_added")}
-            shutil.rmtree(t.repo, ignore_errors=True)
+            row[t.name] = {k: m[k] for k in keys}
+            t.reset()
         out[str(size)] = row
     shutil.rmtree(sdir, ignore_errors=True)
     return out
@@ -651,12 +711,13 @@ def scaling_one(args: argparse.Namespace, work: Path, dim: int) -> dict[str, Any
 
 # ------------------------------------------------------------------ aggregation, targets, report
 
-def aggregate(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, Any]:
+def aggregate(samples: dict[str, dict[str, list[dict[str, Any]]]], tools: list[str]) -> dict[str, Any]:
+    """Median and (min, max) of every metric over a scenario's samples; "runs" = how many."""
     agg: dict[str, Any] = {}
     for t in tools:
         agg[t] = {}
         for s in SCENARIOS:
-            ms = [run["scenarios"][t][s] for run in runs if s in run["scenarios"].get(t, {})]
+            ms = samples.get(t, {}).get(s, [])
             if not ms:
                 continue
             row: dict[str, Any] = {"runs": len(ms)}
@@ -815,12 +876,15 @@ def markdown(res: dict[str, Any]) -> str:
     p, env = res["params"], res.get("environment", {})
     lines = [
         "# Peer benchmark: vdedup vs restic vs borg on the same vector data", "",
-        f"N={p['n']:,} records x {p['dim']} float32 (seed {p['seed']}), {p['runs']} run(s), "
+        f"N={p['n']:,} records x {p['dim']} float32 (seed {p['seed']}), {p['runs']} repetition(s), "
         f"{p['nights']} nightly runs before 'restore first'; tools: {', '.join(p['tools'])}. "
         f"Run {res.get('started')} -> {res.get('finished', '(unfinished)')}; vdedup {env.get('vdedup')} "
         f"({env.get('vdedup_commit')}), restic {res.get('versions', {}).get('restic')}, "
         f"borg {res.get('versions', {}).get('borg')}; {env.get('cpus')} CPUs, {env.get('memory_gb')} GB RAM.", "",
-        f"Medians of {p['runs']} run(s); (min-max) when the runs differ. vdedup (chroma) reads the embedded "
+        f"One history per tool: the initial backup is measured {p['runs']} time(s), each into a fresh "
+        f"repository; the metadata-only change, the unchanged re-run and both restores {p['runs']} time(s) "
+        f"each; the nightly change on each of the {p['nights']} nights. Medians of those samples, "
+        "(min-max) when they differ (the 'runs' field in peers.json counts them). vdedup (chroma) reads the embedded "
         "Chroma directory; restic, borg and vdedup (files) back up the same naive export (vectors.npy + "
         f"records.jsonl{' + records.parquet' if res.get('export', {}).get('parquet') else ''}, "
         f"{fmt_bytes(res.get('export', {}).get('bytes'))} at the start; vdedup reads vectors.npy + records.jsonl "
@@ -858,9 +922,9 @@ def markdown(res: dict[str, Any]) -> str:
         holds = "not measured" if t["holds"] is None else ("holds" if t["holds"] else "**does not hold**")
         lines.append(f"| {DISPLAY.get(t.get('tool', 'vdedup'), t.get('tool'))} | {t['target']} | {t['measured']} "
                      f"| {holds} | {t['note']} |")
-    growth = res.get("growth_run0")
+    growth = res.get("growth") or res.get("growth_run0")
     if growth:
-        lines += ["", "## Repository size after each backup (run 1)", "",
+        lines += ["", "## Repository size after each backup", "",
                   "| backup | " + " | ".join(DISPLAY.get(t, t) for t in p["tools"]) + " |",
                   "|---|" + "---:|" * len(p["tools"])]
         labels = [g["label"] for g in growth[p["tools"][0]]]
@@ -912,7 +976,7 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         "params": {"n": args.n, "dim": args.dim, "seed": args.seed, "runs": args.runs, "full": args.full, "pg": args.pg,
                    "nights": args.nights, "tools": args.tools, "scaling": args.scaling, "dims": args.dims,
                    "shared_note": args.note},
-        "environment": environment(), "versions": versions(), "runs": [],
+        "environment": environment(), "versions": versions(),
     })
     make_tools(args.tools, Runner(work), work, "check" if args.pg else None)   # fail early when a tool is missing
     compile_bytecode()
@@ -922,17 +986,14 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
     pop = r.py([str(DATAGEN), "populate", "--dir", str(pristine), "--n", str(args.n), "--dim", str(args.dim),
                 "--seed", str(args.seed)], "populate")
     result["populate"] = pop
-    for i in range(args.runs):
-        log(f"run {i + 1}/{args.runs}")
-        one = one_run(i, args, work, pristine, pop["minimum_bytes"])
-        result["runs"].append(one)
-        if i == 0:
-            result["export"] = one["exports"][0]
-            result["export"]["parquet"] = _has_pyarrow()
-            result["growth_run0"] = one["growth"]
-        result["aggregate"] = aggregate(result["runs"], args.tools)
+    one = chain(args, work, pristine, pop["minimum_bytes"])
+    result["chain"] = one
+    result["export"] = one["exports"][0]
+    result["export"]["parquet"] = _has_pyarrow()
+    result["growth"] = one["growth"]
+    result["aggregate"] = aggregate(one["samples"], args.tools)
     if args.scaling:
-        scaling(args, work, result)
+        scaling(args, work, result, pristine)
     result["targets"] = targets(result["aggregate"], result)
     result["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -966,6 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--dim", type=int, default=datagen.DEFAULT_DIM)
         ap.add_argument("--seed", type=int, default=datagen.DEFAULT_SEED)
         ap.add_argument("--pg-db", default=None)
+        ap.add_argument("--round", type=int, default=1)
         a = ap.parse_args(argv)
         if a.cmd == "export":
             print(json.dumps(export(a.dir, a.out)))
@@ -975,14 +1037,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.kind == "nightly":
             ch = datagen.nightly(a.dir, a.n, a.dim, a.seed)
         elif a.kind == "touch":
-            ch = datagen.touch(a.dir, a.n, a.seed)
+            ch = datagen.touch(a.dir, a.n, a.seed, rnd=a.round)
         e = export(a.dir, a.out)
         print(json.dumps({"change": ch, "export": e, "pg": pg_sync(a.pg_db, a.out) if a.pg_db else None}))
         return 0
     ap = argparse.ArgumentParser(description="vdedup vs restic and borg on the same vector data")
     ap.add_argument("--n", type=int, default=None, help="records (default 50,000)")
     ap.add_argument("--dim", type=int, default=384, help="vector dimension (default 384)")
-    ap.add_argument("--runs", type=int, default=3, help="repetitions; medians are reported (default 3)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="repetitions of every scenario but the nightly one, whose samples are the nights; "
+                         "medians are reported (default 3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dims", default=None,
                     help="comma-separated dims for the cost-vs-N series (default --dim; with --full 384,768,1536)")

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/plots.py [benchmarks/results/peers.json] [--out benchmarks/results]
 
 - peers-growth.png: repository size after each backup (initial, nightly runs, metadata-only,
-  unchanged) per tool, from the first run;
-- peers-time.png: wall time per scenario per tool (medians; error bars = min-max of the runs);
+  unchanged) per tool, along the one measured history;
+- peers-time.png: wall time per scenario per tool (medians; error bars = min-max of the samples);
 - peers-bytes.png: bytes added per backup scenario per tool, with the minimum (log scale);
 - peers-scaling.png: initial backup wall time and peak RSS against N (when peers.py ran with
   --scaling / --full; otherwise the single N of the main run).
@@ -29,11 +29,11 @@ TITLES = {"initial": "initial", "nightly": "nightly", "metadata": "metadata-only
 
 def _title(res: dict) -> str:
     p = res["params"]
-    return f"N={p['n']:,} x {p['dim']}, {p['runs']} run(s)"
+    return f"N={p['n']:,} x {p['dim']}, medians of {p['runs']} repetition(s) / {p['nights']} nights"
 
 
 def growth(res: dict, out: Path) -> Path:
-    g = res["growth_run0"]
+    g = res.get("growth") or res["growth_run0"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for tool, pts in g.items():
         ax.plot(range(len(pts)), [x["repo_bytes"] / MB for x in pts], marker="o", label=tool)
