@@ -42,6 +42,9 @@ class Connector(Protocol):
     def close(self) -> None:
         """Release clients and connections."""
 
+    # Optional: `write_new(collection, batch)` inserts records the caller guarantees are not in
+    # the collection (restore into a collection it has just created, every id once): a faster
+    # write where replacing costs a look-up. Without it the engine calls `write`.
     # Optional attribute: `key_ordered_scan = False` on a connector whose scan order has no
     # reason to follow the ids (table storage order, insertion order); backup then spools the
     # rows from the start instead of first trying to stream them (engine/backup.py).

@@ -258,6 +258,14 @@ class ChromaConnector:
         self._collections[name] = col
 
     def write(self, collection: str, batch: RecordBatch) -> None:
+        self._put(collection, batch, replace=True)
+
+    def write_new(self, collection: str, batch: RecordBatch) -> None:
+        """Records the caller guarantees are not in the collection yet: Chroma's plain `add`,
+        without the look-up and delete `write` needs (`add` would silently keep an old record)."""
+        self._put(collection, batch, replace=False)
+
+    def _put(self, collection: str, batch: RecordBatch, replace: bool) -> None:
         _no_namespace(batch.namespace)
         if not len(batch):
             return
@@ -281,6 +289,9 @@ class ChromaConnector:
             if uris is not None:
                 extra["uris"] = list(uris[a:b])
             with self._errors("write", collection, data=True):
+                if not replace:
+                    col.add(ids=ids[a:b], embeddings=embeddings[a:b], **extra)
+                    continue
                 # upsert merges into existing records; delete them first so they are replaced.
                 existing = col.get(ids=ids[a:b], include=[])["ids"]
                 if existing:

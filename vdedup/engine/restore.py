@@ -212,29 +212,37 @@ def _meta_values(raws: list[bytes]) -> list[Any]:
     return [meta_value(r) for r in raws]
 
 
+def _writer(connector: Connector, fresh: bool) -> Any:
+    """connector.write, or its optional write_new when every record written is new to the
+    collection (a restore into a collection it has just created)."""
+    return (getattr(connector, "write_new", None) if fresh else None) or connector.write
+
+
 def _write_batches(connector: Connector, name: str, batches: Iterator[RecordBatch],
-                   reporter: Reporter) -> int:
+                   reporter: Reporter, fresh: bool = False) -> int:
     written = 0
+    write = _writer(connector, fresh)
     for batch in batches:
-        connector.write(name, batch)
+        write(name, batch)
         reporter.advance(len(batch))
         written += len(batch)
     return written
 
 
 def _write_all(connector: Connector, name: str, namespace: str, records: Iterator[Record],
-               reporter: Reporter, batch_size: int) -> int:
+               reporter: Reporter, batch_size: int, fresh: bool = False) -> int:
     written = 0
     buf: list[Record] = []
+    write = _writer(connector, fresh)
     for rec in records:
         buf.append(rec)
         if len(buf) >= batch_size:
-            connector.write(name, RecordBatch.from_records(buf, namespace))
+            write(name, RecordBatch.from_records(buf, namespace))
             reporter.advance(len(buf))
             written += len(buf)
             buf = []
     if buf:
-        connector.write(name, RecordBatch.from_records(buf, namespace))
+        write(name, RecordBatch.from_records(buf, namespace))
         reporter.advance(len(buf))
         written += len(buf)
     return written
@@ -338,6 +346,8 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             if not existing[name]:
                 connector.create_collection(_with_original_id_type(repo, schemas[name], parts), name)
             written = 0
+            # one namespace into a collection made just now: every record written is new to it
+            fresh = not existing[name] and len(parts) == 1
             for coll, tplan, entry, tns in parts:
                 label = name + (f"/{tns}" if tns else "")
                 np_ = NamespacePlan(coll["name"], name, tns)
@@ -349,10 +359,10 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     np_.write = entry["count"]
                 batches = iter_batches(repo, entry, rows, batch_size, tns)
                 if tplan.identity:
-                    written += _write_batches(connector, name, batches, reporter)
+                    written += _write_batches(connector, name, batches, reporter, fresh)
                 else:
                     records = (tplan.transform(r) for b in batches for r in b.records())
-                    written += _write_all(connector, name, tns, records, reporter, batch_size)
+                    written += _write_all(connector, name, tns, records, reporter, batch_size, fresh)
                 _settle(connector, name, tns)
                 reporter.done()
                 result.plan.append(np_)
