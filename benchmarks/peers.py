@@ -552,7 +552,7 @@ def chain(args: argparse.Namespace, work: Path, pristine: Path, populate_min: in
     tools = make_tools(args.tools, r, rdir, pg_db)
     res: dict[str, Any] = {"samples": {t.name: {s: [] for s in SCENARIOS} for t in tools},
                            "growth": {t.name: [] for t in tools}, "exports": [], "changes": {},
-                           "verify": {t.name: {} for t in tools}}
+                           "verify": {t.name: {} for t in tools}, "pg_seconds": 0.0}
     me = str(Path(__file__).resolve())
 
     def change_export(label: str, kind: str = "none", n: int = 0,
@@ -564,12 +564,16 @@ def chain(args: argparse.Namespace, work: Path, pristine: Path, populate_min: in
         if got.get("pg"):
             e["pg_checksum"] = got["pg"]["checksum"]
             res.setdefault("pg_syncs", []).append({"label": label, **got["pg"]})
+            res["pg_seconds"] += got["pg"]["seconds"]
         res["exports"].append({"label": label, **{k: e[k] for k in ("records", "bytes", "seconds")}})
         return got["change"], e
 
     def backup(t: Tool, label: str, scenario: str, minimum: int | None) -> dict[str, Any]:
         log(f"{t.name} backup ({label})")
+        started = time.monotonic()
         m = t.backup(src, exp)
+        if t.source == "pg":
+            res["pg_seconds"] += time.monotonic() - started
         m["label"] = label
         if minimum:
             m["minimum_bytes"] = minimum
@@ -635,6 +639,7 @@ def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, expected: 
     want = {f: v["sha256"] for f, v in expected["files"].items()}
     for t in tools:
         log(f"{t.name} restore {which}")
+        started = time.monotonic()
         target = rdir / (f"bench_restore_{which}_{t.name.replace('-', '_')}" if t.source == "pg"
                          else f"restore-{which}-{t.name}")
         m = t.restore(which, target)
@@ -648,6 +653,7 @@ def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, expected: 
             m["verified"] = ok
             if not ok:
                 log(f"WARNING: {t.name} restore {which} differs from the table it backed up")
+            res["pg_seconds"] += time.monotonic() - started
             continue
         if t.source == "chroma":
             check = rdir / f"check-{which}-{t.name}"
@@ -869,6 +875,10 @@ def _took(res: dict[str, Any]) -> str:
         secs = (dt.datetime.fromisoformat(res["finished"]) - dt.datetime.fromisoformat(res["started"])).total_seconds()
     except (KeyError, TypeError, ValueError):
         return ""
+    pg = (res.get("chain") or {}).get("pg_seconds")
+    if pg:
+        return (f"; this one took {secs / 60:.1f} minutes, of which {pg / 60:.1f} went to the --pg rows (their "
+                f"backups, restores, checks and the table syncs), so {(secs - pg) / 60:.1f} without --pg")
     return f"; this one took {secs / 60:.1f} minutes"
 
 
