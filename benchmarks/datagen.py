@@ -40,9 +40,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -391,6 +393,45 @@ def compare(source: str, target: str, sample: int = 1000, seed: int = DEFAULT_SE
             "seconds": round(time.monotonic() - started, 3)}
 
 
+# ------------------------------------------------------------------ naive export, without Chroma
+
+def write_export(d: Path, n: int, dim: int, seed: int, night: bool = False) -> dict[str, Any]:
+    """The naive export (vectors.npy + records.jsonl, sorted by id, as `peers.py export` writes
+    it from Chroma) of records 0..n (after one nightly change set when `night`), straight from
+    the generator: large N without populating Chroma. Ids sort in generation order."""
+    d.mkdir(parents=True, exist_ok=True)
+    plan = plan(n, seed) if night else None
+    deleted = set(plan.deleted.tolist()) if plan else set()
+    updated = set(plan.updated.tolist()) if plan else set()
+    total = n - len(deleted) + (len(plan.added) if plan else 0)
+    vec = np.lib.format.open_memmap(d / "vectors.npy.partial", mode="w+", dtype="<f4", shape=(total, dim))
+    row = 0
+    cents = centroids(seed, dim)
+    stop = n + (len(plan.added) if plan else 0)
+    with open(d / "records.jsonl.partial", "w") as jl:
+        for a in range(0, stop, CHUNK):
+            ch = generate(seed, dim, a, min(stop, a + CHUNK), cents)
+            keep = [k for k in range(len(ch.ids)) if a + k not in deleted]
+            vecs = ch.vectors
+            if updated:
+                fresh = [k for k in keep if a + k in updated]
+                if fresh:
+                    rng = np.random.default_rng([seed, S_NEW_VECTORS, a])
+                    topics = rng.integers(0, N_TOPICS, len(fresh))
+                    vecs = vecs.copy()
+                    vecs[fresh] = _clustered(rng, topics, cents)
+            vec[row:row + len(keep)] = vecs[keep]
+            row += len(keep)
+            jl.write("".join(json.dumps({"id": ch.ids[k], "metadata": ch.metadatas[k]}, sort_keys=True,
+                                        separators=(",", ":")) + "\n" for k in keep))
+    vec.flush()
+    del vec
+    for f in ("vectors.npy", "records.jsonl"):
+        os.replace(d / (f + ".partial"), d / f)
+    return {"records": total, "bytes": sum((d / f).stat().st_size for f in ("vectors.npy", "records.jsonl"))}
+
+
+
 # ------------------------------------------------------------------ command line
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--chunk", type=int, default=CHUNK, help="records generated at a time")
         if name == "touch":
             p.add_argument("--round", type=int, default=1, help="which round of new updated_at values")
+    p = sub.add_parser("export", help="write the naive export of records 0..N straight from the generator")
+    p.add_argument("--out", required=True, help="directory for vectors.npy + records.jsonl")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--dim", type=int, default=DEFAULT_DIM)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p = sub.add_parser("scan", help="read every record like a backup does (baseline)")
     p.add_argument("--dir", required=True)
     p.add_argument("--batch", type=int, default=1000)
@@ -421,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         res = nightly(a.dir, a.n, a.dim, a.seed, a.chunk)
     elif a.cmd == "touch":
         res = touch(a.dir, a.n, a.seed, a.chunk, a.round)
+    elif a.cmd == "export":
+        res = write_export(Path(a.out), a.n, a.dim, a.seed)
     elif a.cmd == "scan":
         res = scan(a.dir, a.batch)
     else:

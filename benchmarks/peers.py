@@ -676,13 +676,15 @@ def restore_all(which: str, tools: list[Tool], r: Runner, rdir: Path, expected: 
 def scaling(args: argparse.Namespace, work: Path, result: dict[str, Any], pristine: Path | None = None) -> None:
     """Initial backup of every tool at each N (one Chroma directory grown through the sizes), for
     each dimension in args.dims; result["scaling"] is the series at args.dim (or the first dim).
-    At --dim, when no size is below --n, the main run's Chroma directory is grown further and the
-    point at N = --n is the main run's initial backup (medians), not measured again."""
+    At --dim, when no size is below --n, the main run's Chroma directory is grown further and
+    (without --full) the point at N = --n is the main run's initial backup (medians), not
+    measured again. With --full the export is written straight from the generator (no Parquet
+    copy: datagen.write_export) and vdedup (chroma) is measured up to --chroma-max only."""
     by_dim = result.setdefault("scaling_by_dim", {})
     for dim in args.dims:
-        reuse = dim == args.dim and pristine is not None and min(args.scaling) >= args.n
-        by_dim[str(dim)] = scaling_one(args, work, dim, pristine if reuse else None,
-                                       result.get("aggregate") if reuse else None)
+        grow = dim == args.dim and pristine is not None and min(args.scaling) >= args.n
+        by_dim[str(dim)] = scaling_one(args, work, dim, pristine if grow else None,
+                                       result.get("aggregate") if grow and not args.full else None)
     result["scaling"] = by_dim.get(str(args.dim)) or by_dim[str(args.dims[0])]
 
 
@@ -702,10 +704,17 @@ def scaling_one(args: argparse.Namespace, work: Path, dim: int, grow_from: Path 
             out[str(size)] = {t: {k: agg[t]["initial"][k] for k in keys} for t in names if "initial" in agg.get(t, {})}
             continue
         log(f"scaling: N={size:,} x {dim}")
-        r.py([str(DATAGEN), "populate", "--dir", str(grow), "--n", str(size), *common], f"populate-{size}")
-        r.py([me, "export", "--dir", str(grow), "--out", str(exp)], f"export-{size}")
+        here = names
+        if args.full:
+            here = [t for t in names if t != "vdedup" or size <= args.chroma_max]
+            r.py([str(DATAGEN), "export", "--out", str(exp), "--n", str(size), *common], f"export-{size}")
+            if "vdedup" in here:
+                r.py([str(DATAGEN), "populate", "--dir", str(grow), "--n", str(size), *common], f"populate-{size}")
+        else:
+            r.py([str(DATAGEN), "populate", "--dir", str(grow), "--n", str(size), *common], f"populate-{size}")
+            r.py([me, "export", "--dir", str(grow), "--out", str(exp)], f"export-{size}")
         row: dict[str, Any] = {}
-        for t in make_tools(names, r, sdir):
+        for t in make_tools(here, r, sdir):
             t.init()
             m = t.backup(grow, exp)
             row[t.name] = {k: m[k] for k in keys}
@@ -817,22 +826,29 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
     p = result["params"]
     by_dim = result.get("scaling_by_dim") or {}
     sc768 = by_dim.get("768") or (result.get("scaling") if p["dim"] == 768 else None) or {}
-    big = [row["vdedup"]["peak_rss_mb"] for n, row in sc768.items() if int(n) >= 1_000_000 and "vdedup" in row]
-    sc = result.get("scaling") or {}
-    pts = sorted((int(n), row["vdedup"]["peak_rss_mb"]) for n, row in sc.items() if "vdedup" in row)
+    sc = sc768 if len(sc768) >= 2 else result.get("scaling") or {}
+    sc_dim = 768 if sc is sc768 else p["dim"]
     name = f"peak RSS for 1M x 768 under {RSS_TARGET_MB} MB"
-    if big:
-        add("vdedup", name, f"{big[0]:.0f} MB", big[0] < RSS_TARGET_MB)
-    else:
-        add("vdedup", name,
-            f"not measured in this run (largest: {pts[-1][0]:,} x {p['dim']}, {pts[-1][1]:.0f} MB)" if pts
-            else "not measured in this run", None, "1M figures come only from --full (scaling 50k..1M, dims "
-            "384/768/1536)" + _rss_1m_note())
-    if len(pts) >= 2:
-        (n0, r0), (n1, r1) = pts[0], pts[-1]
-        add("vdedup", "peak RSS grows sub-linearly with N", f"x{n1 / n0:.1f} records -> x{r1 / r0:.2f} RSS",
-            r1 / r0 < n1 / n0)
-    else:
+    for tool in ("vdedup", "vdedup-files"):     # initial backups of the cost-vs-N series
+        big = [row[tool]["peak_rss_mb"] for n, row in sc768.items() if int(n) >= 1_000_000 and tool in row]
+        pts = sorted((int(n), row[tool]["peak_rss_mb"]) for n, row in sc.items() if tool in row)
+        if not pts:
+            continue
+        if big:
+            add(tool, name, f"{big[0]:.0f} MB (initial backup)", big[0] < RSS_TARGET_MB,
+                "nightly backup and restore at 1M x 768: benchmarks/rss.py" + _rss_1m_note())
+        elif tool == "vdedup" or not any(int(n) >= 1_000_000 for n in sc768):
+            add(tool, name, f"not measured in this run (largest: {pts[-1][0]:,} x {sc_dim}, {pts[-1][1]:.0f} MB)",
+                None, "1M figures come only from --full (cost-vs-N 50k..1M at dims 384/768/1536; vdedup (chroma) "
+                f"up to --chroma-max)" + _rss_1m_note())
+        if len(pts) >= 2:
+            (n0, r0), (n1, r1) = pts[0], pts[-1]
+            add(tool, "peak RSS grows sub-linearly with N",
+                f"x{n1 / n0:.1f} records -> x{r1 / r0:.2f} RSS ({n0:,} -> {n1:,} x {sc_dim})", r1 / r0 < n1 / n0)
+        else:
+            add(tool, "peak RSS grows sub-linearly with N", "needs --scaling with 2+ sizes", None)
+    if not any(t["target"] == name for t in out):
+        add("vdedup", name, "not measured in this run", None, "1M figures come only from --full" + _rss_1m_note())
         add("vdedup", "peak RSS grows sub-linearly with N", "needs --scaling with 2+ sizes", None)
     return out
 
@@ -868,6 +884,10 @@ def _spread(row: dict[str, Any], k: str, fmt: str) -> str:
     if row.get("runs", 1) > 1 and row[f"{k}_min"] != row[f"{k}_max"]:
         s += f" ({format(row[f'{k}_min'], fmt)}-{format(row[f'{k}_max'], fmt)})"
     return s
+
+
+def _mins(secs: float | None) -> str:
+    return "?" if secs is None else f"{secs / 60:.1f} minutes"
 
 
 def _took(res: dict[str, Any]) -> str:
@@ -910,7 +930,8 @@ def markdown(res: dict[str, Any]) -> str:
           f"Options: {_options_text(p)} (the default is 50,000 records, 7 nights, 3 runs, cost-vs-N 50k/100k") +
          _took(res) + "). The full sweep "
          "(cost-vs-N 50,000..1,000,000 at dims 384/768/1536) is opt-in with --full; figures at 1M come only "
-         "from --full." if not p.get("full") else "Full sweep (--full)" + _took(res) + "."),
+         "from --full." if not p.get("full") else "Full sweep (--full" + (" --pg" if p.get("pg") else "") + ")"
+         + _took(res) + "; the cost-vs-N series took " + _mins(res.get("scaling_seconds")) + "."),
         "",
         "| tool | scenario | wall s | CPU s | peak RSS MB | bytes added | minimum | ratio | restored ok |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
@@ -942,7 +963,14 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {lab} | " + " | ".join(fmt_bytes(growth[t][i]["repo_bytes"]) for t in p["tools"]) + " |")
     series = res.get("scaling_by_dim") or ({str(p["dim"]): res["scaling"]} if res.get("scaling") else {})
     if series:
-        lines += ["", "## Initial backup cost vs N", "",
+        how = ("Each point is one initial backup into a new repository. The export is written straight from the "
+               "generator (vectors.npy + records.jsonl, byte-identical to the export of the same records from "
+               f"Chroma, no Parquet copy); vdedup (chroma) is measured up to N = {p.get('chroma_max', 0):,} "
+               "(--chroma-max: embedded Chroma loads every vector into the reading process, and populating it "
+               "is the slow part of the sweep)." if p.get("full") else
+               "Each point is one initial backup into a new repository, of the Chroma directory grown to N and "
+               f"its export (with Parquet); the point at N = {p['n']:,} is the main run's initial backup (medians).")
+        lines += ["", "## Initial backup cost vs N", "", how, "",
                   "| N | dim | tool | wall s | CPU s | peak RSS MB | bytes added |",
                   "|---:|---:|---|---:|---:|---:|---:|"]
         for dim, sc in sorted(series.items(), key=lambda kv: int(kv[0])):
@@ -984,6 +1012,7 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
     result.update({
         "benchmark": "peers", "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "params": {"n": args.n, "dim": args.dim, "seed": args.seed, "runs": args.runs, "full": args.full, "pg": args.pg,
+                   "chroma_max": args.chroma_max,
                    "nights": args.nights, "tools": args.tools, "scaling": args.scaling, "dims": args.dims,
                    "shared_note": args.note},
         "environment": environment(), "versions": versions(),
@@ -1003,7 +1032,9 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
     result["growth"] = one["growth"]
     result["aggregate"] = aggregate(one["samples"], args.tools)
     if args.scaling:
+        started = time.monotonic()
         scaling(args, work, result, pristine)
+        result["scaling_seconds"] = round(time.monotonic() - started, 1)
     result["targets"] = targets(result["aggregate"], result)
     result["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -1063,7 +1094,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default=None,
                     help="what else ran on the machine (default: it is shared with other developers' tests)")
     ap.add_argument("--full", action="store_true",
-                    help="the cost-vs-N series 50k..1M at dims 384, 768 and 1536 (hours)")
+                    help="the cost-vs-N series 50k..1M at dims 384, 768 and 1536 (about 40 more minutes on 2 "
+                         "cores, ~20 GB of disk)")
+    ap.add_argument("--chroma-max", type=int, default=200_000,
+                    help="with --full: the largest N at which vdedup (chroma) is measured in the cost-vs-N "
+                         "series (populating embedded Chroma is the slow part; default 200,000)")
     ap.add_argument("--nights", type=int, default=None, help="nightly runs before 'restore first' (default 7)")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma-separated subset of {','.join(ALL_TOOLS)}")
     ap.add_argument("--scaling", default=None,

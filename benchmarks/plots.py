@@ -91,22 +91,39 @@ def _bars(res: dict, out: Path, metric: str, scenarios: list[str], ylabel: str, 
 
 
 def scaling(res: dict, out: Path) -> Path:
-    sc = dict(res.get("scaling") or {})
-    if not sc:      # one point: the main run's initial backup
-        sc = {str(res["params"]["n"]): {t: row["initial"] for t, row in res["aggregate"].items() if "initial" in row}}
-    sizes = sorted(sc, key=int)
+    """Initial backup wall time and peak RSS against N, one line per tool (and per dim when the
+    series has several)."""
+    series = {k: dict(v) for k, v in (res.get("scaling_by_dim") or {}).items() if v}
+    if not series and res.get("scaling"):
+        series = {str(res["params"]["dim"]): dict(res["scaling"])}
+    if not series:      # one point: the main run's initial backup
+        series = {str(res["params"]["dim"]): {str(res["params"]["n"]): {
+            t: row["initial"] for t, row in res["aggregate"].items() if "initial" in row}}}
     tools = res["params"]["tools"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for tool in tools:
-        pts = [(int(n), sc[n][tool]) for n in sizes if tool in sc[n]]
-        a1.plot([n for n, _ in pts], [m["wall_s"] for _, m in pts], marker="o", label=tool)
-        a2.plot([n for n, _ in pts], [m["peak_rss_mb"] for _, m in pts], marker="o", label=tool)
+    styles = ["-", "--", ":"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    wide = False
+    for k, (dim, sc) in enumerate(sorted(series.items(), key=lambda kv: int(kv[0]))):
+        sizes = sorted(sc, key=int)
+        wide = wide or int(sizes[-1]) >= 10 * int(sizes[0])
+        for c, tool in enumerate(tools):
+            pts = [(int(n), sc[n][tool]) for n in sizes if tool in sc[n]]
+            if not pts:
+                continue
+            label = tool if len(series) == 1 else f"{tool}, dim {dim}"
+            kw = {"marker": "o", "label": label, "linestyle": styles[k % len(styles)], "color": f"C{c}"}
+            a1.plot([n for n, _ in pts], [m["wall_s"] for _, m in pts], **kw)
+            a2.plot([n for n, _ in pts], [m["peak_rss_mb"] for _, m in pts], **kw)
     for ax, lab in ((a1, "initial backup wall time (s)"), (a2, "peak RSS (MB)")):
         ax.set_xlabel("records (N)")
         ax.set_ylabel(lab)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"Cost vs N (dim {res['params']['dim']})")
+        if wide:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+    a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    dims = ", ".join(sorted(series, key=int))
+    fig.suptitle(f"Cost vs N (dim {dims}{'; log-log' if wide else ''})")
     fig.tight_layout()
     path = out / "peers-scaling.png"
     fig.savefig(path, dpi=110)

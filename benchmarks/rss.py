@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -39,40 +38,6 @@ from peers import compile_bytecode, export_digest  # noqa: E402
 
 RSS_TARGET_MB = 500
 MB = 1_000_000
-
-
-def write_export(d: Path, n: int, dim: int, seed: int, night: bool = False) -> dict[str, Any]:
-    """datagen's records 0..n (after one nightly change set when `night`), sorted by id."""
-    d.mkdir(parents=True, exist_ok=True)
-    plan = datagen.plan(n, seed) if night else None
-    deleted = set(plan.deleted.tolist()) if plan else set()
-    updated = set(plan.updated.tolist()) if plan else set()
-    total = n - len(deleted) + (len(plan.added) if plan else 0)
-    vec = np.lib.format.open_memmap(d / "vectors.npy.partial", mode="w+", dtype="<f4", shape=(total, dim))
-    row = 0
-    cents = datagen.centroids(seed, dim)
-    stop = n + (len(plan.added) if plan else 0)
-    with open(d / "records.jsonl.partial", "w") as jl:
-        for a in range(0, stop, datagen.CHUNK):
-            ch = datagen.generate(seed, dim, a, min(stop, a + datagen.CHUNK), cents)
-            keep = [k for k in range(len(ch.ids)) if a + k not in deleted]
-            vecs = ch.vectors
-            if updated:
-                fresh = [k for k in keep if a + k in updated]
-                if fresh:
-                    rng = np.random.default_rng([seed, datagen.S_NEW_VECTORS, a])
-                    topics = rng.integers(0, datagen.N_TOPICS, len(fresh))
-                    vecs = vecs.copy()
-                    vecs[fresh] = datagen._clustered(rng, topics, cents)
-            vec[row:row + len(keep)] = vecs[keep]
-            row += len(keep)
-            jl.write("".join(json.dumps({"id": ch.ids[k], "metadata": ch.metadatas[k]}, sort_keys=True,
-                                        separators=(",", ":")) + "\n" for k in keep))
-    vec.flush()
-    del vec
-    for f in ("vectors.npy", "records.jsonl"):
-        os.replace(d / (f + ".partial"), d / f)
-    return {"records": total, "bytes": sum((d / f).stat().st_size for f in ("vectors.npy", "records.jsonl"))}
 
 
 def measured(argv: list[str], env: dict[str, str], work: Path) -> dict[str, Any]:
@@ -93,7 +58,7 @@ def one_size(work: Path, n: int, dim: int, seed: int) -> dict[str, Any]:
            "VDEDUP_CACHE_DIR": str(d / "cache"), "VDEDUP_SCRYPT_N": "16384"}
     out: dict[str, Any] = {"n": n, "dim": dim}
     t0 = time.monotonic()
-    out["export"] = write_export(d / "export", n, dim, seed)
+    out["export"] = datagen.write_export(d / "export", n, dim, seed)
     out["export"]["seconds"] = round(time.monotonic() - t0, 1)
     subprocess.run([vdedup, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
     url = f"files://{d / 'export'}?collection=docs&metric=cosine"
@@ -101,7 +66,7 @@ def one_size(work: Path, n: int, dim: int, seed: int) -> dict[str, Any]:
     out["initial"] = {k: m[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")}
     out["initial"]["records"] = m["json"]["records"]
     shutil.rmtree(d / "export")
-    out["night_export"] = write_export(d / "export", n, dim, seed, night=True)
+    out["night_export"] = datagen.write_export(d / "export", n, dim, seed, night=True)
     m = measured([vdedup, "backup", url, "--json"], env, d)
     out["nightly"] = {k: m[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")}
     out["nightly"].update({k: m["json"][k] for k in ("records", "added", "changed", "deleted", "unchanged")})
