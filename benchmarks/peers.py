@@ -767,8 +767,10 @@ PROFILE_NOTES = {
     ("files", "initial"): "profile: ~0.5 s start-up, then storing blobs ~39% (block shuffle + zstd, index, "
                           "pack writes, on the reading thread), reading the export ~16%, metadata bytes ~12%; "
                           "restic chunks, compresses and writes on both cores",
-    ("chroma", "restore_latest"): "profile: ~71% in Chroma's Collection.upsert (its Rust bindings: index "
-                                  "build), ~10% reading + decoding the repository, ~7% chromadb import",
+    ("chroma", "restore_latest"): "profile: ~71% in Chroma's own write (its Rust bindings: index build; "
+                                  "Collection.upsert when profiled, Collection.add now), ~10% reading + decoding "
+                                  "the repository, ~7% chromadb import; populating the same 50,000 records "
+                                  "through datagen takes Chroma about as long",
     ("files", "restore_latest"): FILES_RESTORE_NOTE,
     ("pg", "nightly"): "not profiled separately: the files row's per-record work plus PostgreSQL producing and "
                        "psycopg converting every row, all spooled (storage order)",
@@ -801,11 +803,11 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
         if "nightly" in v:
             x = v["nightly"]["ratio"]
             add(tool, f"nightly change adds <= {NIGHTLY_RATIO_TARGET}x the minimum", f"{x:.2f}x",
-                x <= NIGHTLY_RATIO_TARGET)
+                x <= NIGHTLY_RATIO_TARGET, _over_target(result, tool, "nightly", NIGHTLY_RATIO_TARGET))
         if "metadata" in v:
             x = v["metadata"]["ratio"]
             add(tool, f"metadata-only change adds <= {METADATA_RATIO_TARGET}x its minimum", f"{x:.2f}x",
-                x <= METADATA_RATIO_TARGET)
+                x <= METADATA_RATIO_TARGET, _over_target(result, tool, "metadata", METADATA_RATIO_TARGET))
         if "unchanged" in v:
             x, stored = v["unchanged"]["bytes_added"], v["unchanged"]["repo_bytes_before"]
             add(tool, "unchanged re-run adds < 0.1% of the stored size", f"{x:,.0f} B = {100 * x / stored:.4f}%",
@@ -851,6 +853,21 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
         add("vdedup", name, "not measured in this run", None, "1M figures come only from --full" + _rss_1m_note())
         add("vdedup", "peak RSS grows sub-linearly with N", "needs --scaling with 2+ sizes", None)
     return out
+
+
+def _over_target(result: dict[str, Any], tool: str, scenario: str, target: float) -> str:
+    """A note naming the samples whose ratio is over the target (the verdict is on the median)."""
+    ms = ((result.get("chain") or {}).get("samples") or {}).get(tool, {}).get(scenario, [])
+    over = [m for m in ms if m.get("ratio") is not None and m["ratio"] > target]
+    if not over:
+        return ""
+    worst = max(over, key=lambda m: m["ratio"])
+    mean = statistics.mean(m["ratio"] for m in ms if m.get("ratio") is not None)
+    return (f"judged on the median of {len(ms)} samples; {len(over)} over the target (largest: "
+            f"{worst.get('label', '?')}, {worst['ratio']:.2f}x = {fmt_bytes(worst['bytes_added'])}; mean of all "
+            f"{mean:.2f}x). vdedup stores more than the changed records only in a backup that starts a new "
+            f"manifest base (once the deltas since the last base would hold more rows than 25% of the records, "
+            f"or after 16 deltas: docs/design.md), which writes the whole manifest again")
 
 
 def _rss_1m_note() -> str:

@@ -121,11 +121,13 @@ def _col2(items: list) -> bytes:
     return struct.pack(">I", len(raw)) + raw
 
 
-def _read_col2(data: memoryview, pos: int, n: int) -> tuple[list, int]:
+def _read_col2(data: memoryview, pos: int, n: int | None) -> tuple[list, int]:
+    """A format-2 column at pos, and the position after it; n = the length it must have (None:
+    a delta's column, which holds only the rows that carry that field)."""
     (size,) = struct.unpack_from(">I", data, pos)
     pos += 4
     out = values.loads_column(bytes(data[pos:pos + size]))
-    if len(out) != n:
+    if n is not None and len(out) != n:
         raise ValueError("manifest column length does not match its row count")
     return out, pos + size
 
@@ -228,11 +230,8 @@ def decode_delta(data: bytes) -> list[Row]:
     pos += vlen
     if v2:
         metas, pos = _read_meta_col(mv, pos)
-        (dlen,) = struct.unpack_from(">I", mv, pos)
-        docs = values.loads_column(bytes(mv[pos + 4:pos + 4 + dlen]))
-        pos += 4 + dlen
-        (ulen,) = struct.unpack_from(">I", mv, pos)
-        uris = values.loads_column(bytes(mv[pos + 4:pos + 4 + ulen]))
+        docs, pos = _read_col2(mv, pos, None)
+        uris, pos = _read_col2(mv, pos, None)
     else:
         metas, pos = _read_col(mv, pos)
         docs, pos = _read_col(mv, pos)

@@ -172,28 +172,11 @@ def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
         return
     streams = [((r.key, n, r) for r in iter_delta_layer(repo, layer))
                for n, layer in enumerate(entry["deltas"], start=1)]
-    changes = heapq.merge(*streams, key=lambda t: (t[0], t[1]))
-    b = next(base, None)
-    change = next(changes, None)
-    while change is not None:
-        key = change[0]
-        while b is not None and b.key < key:
-            yield b
-            b = next(base, None)
-        state = None
-        if b is not None and b.key == key:
-            state, b = b, next(base, None)
-        try:
-            while change is not None and change[0] == key:
-                state = mf.apply(state, change[2])
-                change = next(changes, None)
-        except ValueError as e:
-            raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
-        if state is not None:
-            yield state
-    while b is not None:
-        yield b
-        b = next(base, None)
+    changes = (t[2] for t in heapq.merge(*streams, key=lambda t: (t[0], t[1])))
+    try:
+        yield from apply_layer(base, changes)
+    except ValueError as e:            # a delta that does not fit its base (mf.apply), or undecodable
+        raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
 
 
 def tree_blob_ids(repo, entry: dict[str, Any]) -> Iterator[bytes]:
@@ -312,20 +295,23 @@ def diff_into(prev: Iterator[mf.Row], tmp: TempRows, cur: Iterator[mf.Row] | Non
 
 
 def apply_layer(rows: Iterator[mf.Row], delta: Iterator[mf.Row]) -> Iterator[mf.Row]:
-    """The rows (sorted) with one layer of delta rows (sorted) applied."""
+    """The rows (sorted by key) with the delta rows (sorted by key; several for one key, as from
+    merged layers, are applied in the order they come) applied."""
     a = next(rows, None)
     d = next(delta, None)
     while d is not None:
-        while a is not None and a.key < d.key:
+        key = d.key
+        while a is not None and a.key < key:
             yield a
             a = next(rows, None)
-        old = None
-        if a is not None and a.key == d.key:
-            old, a = a, next(rows, None)
-        new = mf.apply(old, d)
-        if new is not None:
-            yield new
-        d = next(delta, None)
+        state = None
+        if a is not None and a.key == key:
+            state, a = a, next(rows, None)
+        while d is not None and d.key == key:
+            state = mf.apply(state, d)
+            d = next(delta, None)
+        if state is not None:
+            yield state
     while a is not None:
         yield a
         a = next(rows, None)
