@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vdedup.backend import open_backend
 from vdedup.connectors.registry import open_connector
 from vdedup.errors import CollectionNotFound, SourceError, UsageError
 from vdedup.model import Metric, RecordBatch
-from vdtest import read_all, typed, vdedup
+from vdedup.repository import Repository
+from vdtest import PASSWORD, read_all, typed, vdedup
 
 DIM = 24
 
@@ -293,3 +295,55 @@ def test_rows_stream_in_id_order_and_anything_else_is_read_again_into_a_spool(tm
     assert out["unchanged"] == unique and out["added"] == out["changed"] == out["deleted"] == 0
     assert _snapshot_entry(repo_path, capsys)["namespaces"][0]["ordered"] is streamed
     assert _prune_dry(repo_path, capsys)["unused_bytes"] == 0
+
+
+def _delta_layers(repo_path) -> int:
+    """How many delta layers the latest snapshot's namespace has on its base."""
+    repo = Repository.open(open_backend(str(repo_path)), PASSWORD)
+    try:
+        return len(repo.find_snapshot("latest").collections[0]["namespaces"][0]["deltas"])
+    finally:
+        repo.close()
+
+
+def test_every_snapshot_of_a_long_delta_chain_restores_exactly(tmp_path, repo_path, capsys):
+    """Ten nights in which the same records change again and again (vectors, metadata, deleted
+    and added back), each backed up from a re-written export: the snapshots' manifests are
+    deltas on deltas (several layers touch the same record), a new base is started on the way,
+    and every snapshot restores exactly the records of its night."""
+    rng = np.random.default_rng(7)
+    ids, vecs, metas = records(300)
+    state = {i: (v.copy(), m) for i, v, m in zip(ids, vecs, metas)}
+    hot = ids[10:14]                               # changed every night
+    gone: list[str] = []
+    assert vdedup("--repo", repo_path, "init") == 0
+    wanted, layers = [], []
+    for night in range(10):
+        if night:
+            for rid in hot:
+                v, m = state[rid]
+                state[rid] = (rng.standard_normal(DIM).astype(np.float32), {"night": night, "tags": [rid]})
+            for rid in rng.choice(sorted(state), 6, replace=False):
+                v, m = state[rid]
+                state[rid] = (v, {**(m or {}), "updated_at": f"night-{night}"})     # metadata only
+            if gone:
+                back = gone.pop()
+                state[back] = (rng.standard_normal(DIM).astype(np.float32), None)     # deleted, then back
+            victim = sorted(set(state) - set(hot))[night * 7]
+            del state[victim]
+            gone.append(victim)
+            state[f"new-{night:02d}"] = (rng.standard_normal(DIM).astype(np.float32), {"n": night})
+        order = sorted(state)
+        d = write_export(tmp_path / "e", order, np.stack([state[i][0] for i in order]), [state[i][1] for i in order])
+        assert vdedup("--repo", repo_path, "backup", f"files://{d}?metric=euclidean") == 0
+        wanted.append({i: (state[i][0].tobytes(), typed(state[i][1]), None, None) for i in order})
+        layers.append(_delta_layers(repo_path))
+    assert max(layers) >= 3 and 0 in layers[1:], layers     # deltas on deltas, and a new base later
+    capsys.readouterr()
+    assert vdedup("--repo", repo_path, "snapshots", "--json") == 0
+    snaps = [s["id"] for s in json.loads(capsys.readouterr().out)]
+    assert len(snaps) == 10
+    for night, (snap, want) in enumerate(zip(snaps, wanted)):
+        out = tmp_path / f"out-{night}"
+        assert vdedup("--repo", repo_path, "restore", snap, "--target", f"files://{out}") == 0
+        assert _lines(out) == want, night
