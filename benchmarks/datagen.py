@@ -400,14 +400,14 @@ def write_export(d: Path, n: int, dim: int, seed: int, night: bool = False) -> d
     it from Chroma) of records 0..n (after one nightly change set when `night`), straight from
     the generator: large N without populating Chroma. Ids sort in generation order."""
     d.mkdir(parents=True, exist_ok=True)
-    plan = plan(n, seed) if night else None
-    deleted = set(plan.deleted.tolist()) if plan else set()
-    updated = set(plan.updated.tolist()) if plan else set()
-    total = n - len(deleted) + (len(plan.added) if plan else 0)
+    ch_plan = plan(n, seed) if night else None
+    deleted = set(ch_plan.deleted.tolist()) if ch_plan else set()
+    updated = set(ch_plan.updated.tolist()) if ch_plan else set()
+    total = n - len(deleted) + (len(ch_plan.added) if ch_plan else 0)
     vec = np.lib.format.open_memmap(d / "vectors.npy.partial", mode="w+", dtype="<f4", shape=(total, dim))
     row = 0
     cents = centroids(seed, dim)
-    stop = n + (len(plan.added) if plan else 0)
+    stop = n + (len(ch_plan.added) if ch_plan else 0)
     with open(d / "records.jsonl.partial", "w") as jl:
         for a in range(0, stop, CHUNK):
             ch = generate(seed, dim, a, min(stop, a + CHUNK), cents)
