@@ -21,7 +21,7 @@ from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format.objects import BlobType
 from .rows import Unsorted
-from .spool import TempRows, remove_stale_spools, spool_dumps, spool_loads  # noqa: F401 (engine, until it reads through the repository)
+from .spool import TempRows
 
 SEGMENT_AVG_MASK = 1023        # about 1,024 rows per segment
 SEGMENT_MAX = 8192
@@ -66,26 +66,6 @@ def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
         yield from apply_layer(base, changes)
     except ValueError as e:            # a delta that does not fit its base (mf.apply), or undecodable
         raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
-
-
-def tree_blob_ids(repo, entry: dict[str, Any]) -> Iterator[bytes]:
-    """Every TREE blob a namespace entry references (for check and prune)."""
-    yield bytes.fromhex(entry["base"])
-    for seg_id, _ in tree(repo, entry["base"], mf.decode_segment_list):
-        yield seg_id
-    for layer in entry["deltas"]:
-        for chunk in layer["chunks"]:
-            yield bytes.fromhex(chunk)
-
-
-def vector_refs(repo, entry: dict[str, Any]) -> Iterator[bytes]:
-    """Every vector blob referenced by a namespace entry, including superseded delta rows."""
-    for r in iter_base(repo, entry["base"]):
-        yield r.vref  # type: ignore[misc]
-    for layer in entry["deltas"]:
-        for r in iter_delta_layer(repo, layer):
-            if r.op != mf.OP_DELETE and r.flags & mf.F_VREF:
-                yield r.vref  # type: ignore[misc]
 
 
 # ---- writing ------------------------------------------------------------------------------
