@@ -20,6 +20,7 @@ from ..errors import SourceError
 from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
 from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer
 from .events import Reporter
+from .workers import resolve_workers
 
 BATCH_SIZE = 1000
 
@@ -114,11 +115,13 @@ class _Observed:
 
 def backup(repo: Repository, connector: Connector, source: str, collections: list[str] | None = None,
            tags: list[str] | None = None, reporter: Reporter | None = None,
-           batch_size: int = BATCH_SIZE) -> BackupResult:
+           batch_size: int = BATCH_SIZE, workers: int | None = None) -> BackupResult:
+    """`workers`: threads that compress and save beside the reading (default: the machine's
+    cores; 1 does everything on the calling thread)."""
     reporter = reporter or Reporter()
     started = time.monotonic()
     lock = repo.lock(exclusive=False, operation="backup")
-    writer = repo.writer()
+    writer = repo.writer(workers=resolve_workers(workers))
     try:
         parent = next((s for s in reversed(repo.list_snapshots()) if s.source == source), None)
         names = list(collections) if collections else connector.list_collections()

@@ -13,20 +13,23 @@ import numpy as np
 from blake3 import blake3
 
 from ..format.objects import BlobType
-from ..format.vectors import dense_batch_rows, encode_payload
+from ..format.vectors import dense_batch_rows, encode_payload, split_payload
 from ..model import RecordBatch
+from .packer import Rows
 
 _LEAD = bytes([int(BlobType.VECTORS)])      # content ids hash the blob type byte first
 
 
 class EncodedBatch:
     """The payloads of one batch: `vrefs` an (n, 32) uint8 array of content ids, `size`
-    the payloads' total length, `payload(i)` record i's payload (built or sliced on demand)."""
+    the payloads' total length, and either `rows` (every payload, as the rows of one array)
+    or `payload(i)` (record i's payload)."""
 
-    __slots__ = ("vrefs", "size", "payload")
+    __slots__ = ("vrefs", "size", "payload", "rows")
 
-    def __init__(self, vrefs: np.ndarray, size: int, payload: Callable[[int], bytes]):
-        self.vrefs, self.size, self.payload = vrefs, size, payload
+    def __init__(self, vrefs: np.ndarray, size: int, payload: Callable[[int], bytes] | None,
+                 rows: Rows | None = None):
+        self.vrefs, self.size, self.payload, self.rows = vrefs, size, payload, rows
 
 
 def _plain_dense(batch: RecordBatch) -> bool:
@@ -46,4 +49,6 @@ def encode_batch(batch: RecordBatch, id_key: bytes) -> EncodedBatch:
     mv = memoryview(buf)
     ids = b"".join([blake3(mv[i:i + width], key=id_key).digest() for i in range(0, len(buf), width)])
     vrefs = np.frombuffer(ids, dtype=np.uint8).reshape(n, 32)
-    return EncodedBatch(vrefs, n * (width - 1), lambda i: buf[i * width + 1:(i + 1) * width])
+    itemsize, head_len = split_payload(buf[1:width])
+    rows = Rows(np.frombuffer(buf, dtype=np.uint8).reshape(n, width)[:, 1:], head_len, itemsize)
+    return EncodedBatch(vrefs, n * (width - 1), None, rows)

@@ -206,9 +206,11 @@ class Repository:
                 for t in (FileType.DATA, FileType.INDEX, FileType.SNAPSHOTS, FileType.KEYS)}
 
     # ---- reading and writing namespaces -------------------------------------------------
-    def writer(self, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None) -> Writer:
-        """A write session (see writer.py); `copy_all`/`before_save` are prune's (packer.py)."""
-        return Writer(self, copy_all, before_save)
+    def writer(self, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None,
+               workers: int = 1) -> Writer:
+        """A write session (see writer.py); `copy_all`/`before_save` are prune's (packer.py);
+        `workers` > 1 compresses blocks and saves packs beside the caller."""
+        return Writer(self, copy_all, before_save, workers)
 
     def namespace_rows(self, entry: dict[str, Any]) -> Iterator[Row]:
         """The manifest rows of a namespace entry, sorted by record key, each blob verified."""

@@ -21,20 +21,24 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 from ..format.objects import BlobType
-from ..format.values import meta_bytes
+from ..format.values import meta_bytes_many
 from ..model import RecordBatch
 from . import manifest
+from .columns import Cols
 from .packer import Packer
 from .payloads import encode_batch
-from .rows import Row, RowBatch
+from .rows import RowBatch
 from .snapshot import Snapshot
 from .spool import TempRows, spool_dir
 
 
 class Writer:
-    def __init__(self, repo, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None):
+    """`workers` > 1: blocks are compressed and packs saved beside the caller (packer.py)."""
+
+    def __init__(self, repo, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None,
+                 workers: int = 1):
         self.repo = repo
-        self._packer = Packer(repo, copy_all=copy_all, before_save=before_save)
+        self._packer = Packer(repo, copy_all=copy_all, before_save=before_save, workers=workers)
 
     @property
     def bytes_written(self) -> int:
@@ -46,10 +50,13 @@ class Writer:
         """Store the batch's new vector payloads; return its manifest rows."""
         enc = encode_batch(batch, self.repo.master.id_key)
         raw = enc.vrefs.tobytes()
-        new = self._packer.add_many(BlobType.VECTORS, [raw[i:i + 32] for i in range(0, len(raw), 32)],
-                                    enc.payload)
+        ids = [raw[i:i + 32] for i in range(0, len(raw), 32)]
+        if enc.rows is not None:
+            new = self._packer.add_rows(BlobType.VECTORS, ids, enc.rows)
+        else:
+            new = self._packer.add_many(BlobType.VECTORS, ids, enc.payload)
         n = len(batch)
-        mraws = [meta_bytes(m) for m in (batch.metadata or [None] * n)]
+        mraws = meta_bytes_many(batch.metadata or [None] * n)
         docs = batch.documents or [None] * n
         uris = batch.uris or [None] * n
         size = enc.size + sum(map(_row_size, batch.ids, mraws, docs, uris))
@@ -68,20 +75,19 @@ class Writer:
         (a repeated id: the last one wins) and the entry says `"ordered": false`."""
         logical = [0]
 
-        def rows() -> Iterator[Row]:
+        def runs() -> Iterator[Cols]:
             for b in batches:
                 logical[0] += b.logical_bytes
-                yield from b.rows()
+                yield b.cols()
 
         with TempRows(spool_dir()) as tmp:
             if ordered:
                 entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, 0,
-                                                        manifest.sorted_rows(rows()))
+                                                        manifest.sorted_runs(runs()))
                 entry["logical_bytes"] = logical[0]
                 return entry, stats
-            for b in batches:
-                logical[0] += b.logical_bytes
-                tmp.put_many(list(b.rows()))
+            for run in runs():
+                tmp.put_cols(run)
             entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, logical[0])
         entry["ordered"] = False
         return entry, stats
@@ -99,15 +105,26 @@ class Writer:
     def commit(self, snap: Snapshot) -> int:
         """Flush, then save the snapshot (the commit point); returns the snapshot's size."""
         self.flush()
+        self.close()
         return self.repo.save_snapshot(snap)
 
     def save_progress(self) -> None:
         """After a failure: index the packs already saved (best effort), so the next run
         reuses them; blocks not yet in a saved pack are lost."""
         try:
-            self._packer.write_index()
+            self._packer.abort()
         except Exception:
             pass
+
+    def close(self) -> None:
+        """Stop the worker threads (flush first to keep what was stored)."""
+        self._packer.close()
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _row_size(rid: Any, mraw: bytes, doc: str | None, uri: str | None) -> int:
