@@ -9,9 +9,9 @@ interpreter's C loops); only the rows that differ become `Row` objects.
 from __future__ import annotations
 
 import operator
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from itertools import groupby
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from ..format import manifest as mf
 from ..format.values import same
@@ -48,15 +48,6 @@ class Cols:
     def slice(self, a: int, b: int | None = None) -> "Cols":
         return Cols(self.keys[a:b], self.ids[a:b], self.vrefs[a:b], self.mraws[a:b], self.docs[a:b],
                     self.uris[a:b])
-
-    def take(self, idx: list[int]) -> "Cols":
-        """The rows at positions idx (at least one)."""
-        if not idx:
-            return Cols.empty()
-        get = operator.itemgetter(*idx)
-        if len(idx) == 1:
-            return Cols(*([c[idx[0]]] for c in self._columns()))
-        return Cols(*(list(get(c)) for c in self._columns()))
 
     def _columns(self) -> tuple[list, ...]:
         return self.keys, self.ids, self.vrefs, self.mraws, self.docs, self.uris
@@ -161,14 +152,9 @@ class Cursor:
                 self._done = True
             else:
                 self._buf.extend(nxt)
-        n = len(self._buf) if key is None else bisect_right_keys(self._buf.keys, key)
+        n = len(self._buf) if key is None else bisect_right(self._buf.keys, key)
         out, self._buf = self._buf.slice(0, n), self._buf.slice(n)
         return out
-
-
-def bisect_right_keys(keys: list[bytes], key: bytes) -> int:
-    from bisect import bisect_right
-    return bisect_right(keys, key)
 
 
 def diff_run(prev: Cols, cur: Cols, stats: dict[str, int]) -> list[mf.Row]:
@@ -216,14 +202,15 @@ def _changed(prev: Cols, cur: Cols, jp: list[int], ic: list[int]) -> list[tuple[
             return c
         return [c[k] for k in idx]
     differ = list(map(operator.ne, col(prev.vrefs, jp), col(cur.vrefs, ic)))
-    for a, b in ((prev.mraws, cur.mraws), (prev.docs, cur.docs), (prev.uris, cur.uris)):
+    pm, cm = col(prev.mraws, jp), col(cur.mraws, ic)
+    if pm != cm:                                  # metadata bytes: equal bytes, equal values
+        differ = list(map(operator.or_, differ, map(operator.ne, pm, cm)))
+    for a, b in ((prev.docs, cur.docs), (prev.uris, cur.uris)):
         pa, cb = col(a, jp), col(b, ic)
-        if pa == cb and (a is prev.mraws or set(map(type, pa)) <= _PLAIN):
-            continue                     # equal, and equal values of these types are the same
-        if a is prev.mraws:
-            ne = map(operator.ne, pa, cb)
-        else:
-            ne = (not same(x, y) for x, y in zip(pa, cb))
+        plain = set(map(type, pa)) | set(map(type, cb)) <= _PLAIN
+        if plain and pa == cb:
+            continue                              # str and None: equal means the same value and type
+        ne = map(operator.ne, pa, cb) if plain else (not same(x, y) for x, y in zip(pa, cb))
         differ = list(map(operator.or_, differ, ne))
     return [(j, i) for j, i, d in zip(jp, ic, differ) if d]
 
@@ -238,8 +225,3 @@ def chunked(rows: Iterable[mf.Row], size: int) -> Iterator[Cols]:
             buf = Cols.empty()
     if len(buf):
         yield buf
-
-
-def values_of(chunks: Iterable[Cols]) -> Iterator[Any]:
-    for c in chunks:
-        yield from c.rows()
