@@ -24,6 +24,7 @@ from ..repository import Repository, Row, Snapshot, changed_fields
 from .events import Reporter
 from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_original_id, id_kind
 from .where import Predicate
+from .workers import resolve_workers
 
 BATCH_SIZE = 1000
 
@@ -124,10 +125,11 @@ def iter_records(repo: Repository, entry: dict[str, Any],
 
 
 def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                 batch_size: int = BATCH_SIZE, namespace: str = "") -> Iterator[RecordBatch]:
-    """The records of a namespace entry (or of the given rows of it) as batches, in storage
-    order, every vector payload verified against its content id."""
-    return repo.read_namespace(entry, rows, batch_size, namespace)
+                 batch_size: int = BATCH_SIZE, namespace: str = "", workers: int | None = 1) -> Iterator[RecordBatch]:
+    """The records of a namespace entry (or of the given rows of it) as batches, every vector
+    payload verified against its content id; `workers` threads read and decode ahead while
+    the caller writes (None: the machine's cores)."""
+    return repo.read_namespace(entry, rows, batch_size, namespace, resolve_workers(workers))
 
 
 def _writer(connector: Connector, fresh: bool) -> Any:
@@ -207,7 +209,8 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             collections: list[str] | None = None, as_name: str | None = None,
             overwrite: bool = False, reporter: Reporter | None = None,
             batch_size: int = BATCH_SIZE, selection: Selection | None = None,
-            dry_run: bool = False, translation: TranslationOptions | None = None) -> RestoreResult:
+            dry_run: bool = False, translation: TranslationOptions | None = None,
+            workers: int | None = None) -> RestoreResult:
     """Write the snapshot's (selected) records into `connector`'s database, translating the
     schema and records when the target is another provider (see translate.py)."""
     reporter = reporter or Reporter()
@@ -275,7 +278,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     rows = _counting((r for r in repo.namespace_rows(entry) if selection.matches(r)), np_)
                 else:
                     np_.write = entry["count"]
-                batches = iter_batches(repo, entry, rows, batch_size, tns)
+                batches = iter_batches(repo, entry, rows, batch_size, tns, workers)
                 if tplan.identity:
                     written += _write_batches(connector, name, batches, reporter, fresh)
                 else:
@@ -328,7 +331,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                      take_safety_snapshot: Callable[[list[str]], Snapshot],
                      confirm: Callable[[list[NamespacePlan]], bool],
                      selection: Selection | None = None, reporter: Reporter | None = None,
-                     batch_size: int = BATCH_SIZE, dry_run: bool = False) -> RestoreResult:
+                     batch_size: int = BATCH_SIZE, dry_run: bool = False,
+                     workers: int | None = None) -> RestoreResult:
     """Make the target's collections equal to the snapshot's (or the selected part of them).
 
     `take_safety_snapshot(collections)` backs up the current state first (so the restore can
@@ -375,7 +379,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                                       repo.namespace_rows(entry), selection, np_, deletions)
                 reporter.phase(f"restore {label} in place", None)
                 written += _write_batches(connector, name,
-                                          iter_batches(repo, entry, rows, batch_size, entry["name"]), reporter)
+                                          iter_batches(repo, entry, rows, batch_size, entry["name"], workers),
+                                          reporter)
                 for i in range(0, len(deletions), batch_size):
                     connector.delete(name, deletions[i:i + batch_size], entry["name"])
                 _settle(connector, name, entry["name"])

@@ -213,15 +213,3 @@ def _changed(prev: Cols, cur: Cols, jp: list[int], ic: list[int]) -> list[tuple[
         ne = map(operator.ne, pa, cb) if plain else (not same(x, y) for x, y in zip(pa, cb))
         differ = list(map(operator.or_, differ, ne))
     return [(j, i) for j, i, d in zip(jp, ic, differ) if d]
-
-
-def chunked(rows: Iterable[mf.Row], size: int) -> Iterator[Cols]:
-    """Rows (sorted) as runs of `size`."""
-    buf = Cols.empty()
-    for r in rows:
-        buf.append_row(r)
-        if len(buf) >= size:
-            yield buf
-            buf = Cols.empty()
-    if len(buf):
-        yield buf

@@ -52,6 +52,7 @@ class Repository:
         self._id_key = master.id_key
         self._index: IndexCache | None = None
         self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self._pack_keys: dict[bytes, bytes] = {}
 
     # ---- lifecycle ------------------------------------------------------------------
     @classmethod
@@ -217,9 +218,10 @@ class Repository:
         return iter_state(self, entry)
 
     def read_namespace(self, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                       batch_size: int = 1000, namespace: str = "") -> Iterator[RecordBatch]:
-        """The records of a namespace entry (or of the given rows of it) as verified batches."""
-        return reader.read_namespace(self, entry, rows, batch_size, namespace)
+                       batch_size: int = 1000, namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+        """The records of a namespace entry (or of the given rows of it) as verified batches;
+        `workers` > 1 reads and decodes blocks and batches ahead in that many threads."""
+        return reader.read_namespace(self, entry, rows, batch_size, namespace, workers)
 
     # ---- reachability -----------------------------------------------------------------
     def mark_snapshots(self, snaps: list[Snapshot], marks: reachable.BlobMarks, name: str = "used",
@@ -233,25 +235,36 @@ class Repository:
         return reachable.check_references(self, snaps, damaged, on_snapshot)
 
     # ---- blobs ------------------------------------------------------------------------
-    def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
-        key = (pack, number)
-        cached = self._block_cache.get(key)
-        if cached is not None:
-            self._block_cache.move_to_end(key)
-            return cached
+    def read_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
+        """The blobs of one block, fetched, authenticated and decoded (no cache; threads may
+        call it at once)."""
         name = pack.hex()
         try:
-            header = self.backend.load(FileType.DATA, name, 0, packfmt.PACK_HEADER)
+            key = self._pack_keys.get(pack)
+            if key is None:
+                header = self.backend.load(FileType.DATA, name, 0, packfmt.PACK_HEADER)
+                key = self._pack_keys[pack] = packfmt.pack_key(self.master, header)
+                if len(self._pack_keys) > 4096:
+                    self._pack_keys.clear()
             sealed = self.backend.load(FileType.DATA, name, offset, length)
         except ObjectNotFound:
             raise IntegrityError(f"pack {name[:16]} is missing") from None
         if len(sealed) != length:
             raise IntegrityError(f"pack {name[:16]} is truncated")
-        plain = packfmt.open_block(packfmt.pack_key(self.master, header), pack, number, blob_type, sealed)
+        plain = packfmt.open_block(key, pack, number, blob_type, sealed)
         try:
-            blobs = blockfmt.decode_block(plain)
+            return blockfmt.decode_block(plain)
         except Exception as e:
             raise IntegrityError(f"pack {name[:16]} block {number}: cannot decode ({e})") from None
+
+    def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
+        """read_block, through a cache of the last 4 blocks."""
+        key = (pack, number)
+        cached = self._block_cache.get(key)
+        if cached is not None:
+            self._block_cache.move_to_end(key)
+            return cached
+        blobs = self.read_block(pack, number, offset, length, blob_type)
         self._block_cache[key] = blobs
         if len(self._block_cache) > 4:
             self._block_cache.popitem(last=False)
