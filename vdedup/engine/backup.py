@@ -197,9 +197,12 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, ns: str, b
                observed: _Observed, reporter: Reporter, new_blobs: list[int]) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
     (new_blobs[0] accumulates the vector blobs stored)."""
-    for batch in connector.scan(collection, ns, batch_size):
-        observed.see_batch(batch)
-        rows = writer.store_batch(batch)
+    def batches() -> Iterator[RecordBatch]:
+        for batch in connector.scan(collection, ns, batch_size):
+            observed.see_batch(batch)
+            yield batch
+
+    for rows in writer.store_batches(batches()):
         new_blobs[0] += rows.new_blobs
         reporter.advance(len(rows))
         yield rows

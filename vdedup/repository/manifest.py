@@ -16,12 +16,12 @@ import struct
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-from blake3 import blake3
 
 from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format.objects import BlobType
 from .columns import Cols, Cursor, apply_deltas, diff_run, strictly_increasing
+from .hashing import digests_inline
 from .rows import Unsorted
 from .spool import TempRows
 
@@ -136,7 +136,8 @@ def write_base(repo, packer, runs: Iterable[Cols], hold_dir: str | None = None) 
             if not len(run):
                 continue
             total += len(run)
-            hashes = b"".join([blake3(k, key=id_key).digest(4) for k in run.keys])
+            ends = np.cumsum([len(k) for k in run.keys], dtype=np.int64).tolist()
+            hashes = digests_inline(id_key, b"".join(run.keys), [0] + ends, b"", 4)
             boundary = np.flatnonzero((np.frombuffer(hashes, dtype=">u4") & SEGMENT_AVG_MASK) == 0).tolist()
             pos = 0
             for b in boundary:          # cut after row b, unless the size limit just cut there

@@ -193,13 +193,17 @@ class Repository:
         except ObjectNotFound:
             pass
 
-    def verify_pack(self, name: str, indexed: list[packfmt.BlockInfo] | None) -> packs.PackCheck:
-        """Read a pack whole and verify it against the index (check --read-data)."""
-        return packs.verify_pack(self, name, indexed)
+    def verify_packs(self, names: Iterable[str], indexed: dict[bytes, list[packfmt.BlockInfo]],
+                     workers: int = 1) -> Iterator[tuple[str, packs.PackCheck]]:
+        """Read packs whole and verify them against the index (check --read-data), `workers`
+        at a time; (name, findings) in the order given."""
+        return packs.verify_packs(self, names, indexed, workers)
 
-    def repack(self, writer: Writer, name: str, keep: Callable[[bytes], bool], expected: int) -> int:
-        """Copy the blobs of a pack that `keep(id)` chooses into new packs (prune)."""
-        return packs.repack(self, writer, name, keep, expected)
+    def repack(self, writer: Writer, items: list[tuple[str, int]], keep: Callable[[str, bytes], bool],
+               workers: int = 1) -> Iterator[int]:
+        """Copy the blobs `keep(pack name, id)` chooses out of packs (name, expected count)
+        into new packs (prune); yields the count copied per pack."""
+        return packs.repack(self, writer, items, keep, workers)
 
     def object_sizes(self) -> dict[str, int]:
         """Total bytes of the packs, index files, snapshots and key files."""
