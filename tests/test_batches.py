@@ -259,10 +259,13 @@ def _batch(ids: list, vectors: np.ndarray, version: int):
 def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, workers):
     """Nights that each change every fifth record put the newest vectors of neighbouring
     records in different blocks; with a window of one recent block most rows are set aside
-    and read in location order. Every record must come back exactly, whatever the path."""
-    from vdedup.repository import packer as packer_mod, reader
+    and read in location order. Every record must come back exactly, whatever the path
+    (with workers: threads, and content ids from hash worker processes)."""
+    from vdedup.repository import packer as packer_mod, reader, writer as writer_mod
     monkeypatch.setattr(packer_mod, "BLOCK_TARGET", 4096)          # many small blocks
     monkeypatch.setattr(reader, "RECENT_BLOCKS", 1)
+    monkeypatch.setattr(reader, "HASH_AFTER", 0)                   # hash worker processes from the start
+    monkeypatch.setattr(writer_mod, "HASH_AFTER", 0)
     seen_aside = []
     set_aside = reader._set_aside
     monkeypatch.setattr(reader, "_set_aside", lambda b: seen_aside.append(set_aside(b)) or seen_aside[-1])
@@ -293,3 +296,26 @@ def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, wo
         assert got[rid].metadata == ({"i": i % 500, "v": 3} if (i % 500) % 3 else None)
         assert got[rid].document == f"d{i % 500}"
     repo.close()
+
+
+def test_hash_workers_give_the_digests_the_caller_would(monkeypatch):
+    from vdedup.repository import hashing
+    monkeypatch.setattr(hashing, "SLOT", 1 << 16)                  # jobs split across the slot
+    key = bytes(range(32))
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(0, 9000, 400)
+    data = rng.bytes(int(sizes.sum()))
+    offsets = [0] + np.cumsum(sizes).tolist()
+    want = hashing.digests_inline(key, data, offsets, b"\x01")
+    assert want[:32] == blake3(b"\x01" + data[:offsets[1]], key=key).digest()
+    workers = hashing.HashWorkers(key, 2)
+    try:
+        assert len(workers) == 2
+        assert workers.digests(data, offsets, b"\x01") == want
+        assert workers.digests(data, offsets, b"", 4) == hashing.digests_inline(key, data, offsets, b"", 4)
+        for w in workers._all:                                      # a worker that dies: the caller hashes
+            w.proc.kill()
+            w.proc.wait()
+        assert workers.digests(data, offsets, b"\x01") == want
+    finally:
+        workers.close()

@@ -37,6 +37,17 @@ class Workers:
             raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
         return [raw[i:i + 32] for i in range(0, len(raw), 32)]
 
+    def submit(self, fn: Callable[..., R], *args) -> Future:
+        """fn(*args) on a thread (n > 1) or at once on this one; a future either way."""
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:         # handed to whoever asks for the result
+            fut.set_exception(e)
+        return fut
+
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """fn over items, results in input order."""
         if self._pool is None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 import pickle
 from collections import OrderedDict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -34,12 +34,14 @@ from ..format.vectors import decode_dense_batch, decode_payload
 from ..model import Record, RecordBatch
 from .columns import Cols
 from .manifest import iter_state_cols
+from .parallel import Workers
 from .rows import Row
 from .spool import TempRows, spool_dir, spool_dumps, spool_loads
 
 RUN = 1024                    # rows per run of the plan file (selected rows)
 RELEASE_RUNS = 64             # runs looked up between two releases of the index cache's map
 RECENT_BLOCKS = 8             # blocks a later run may still use without setting its rows aside
+HASH_AFTER = 20_000           # rows from which content ids are recomputed by hash worker processes
 _VECTORS = int(BlobType.VECTORS)
 
 
@@ -70,7 +72,7 @@ def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = Non
         if rows is None and plan.n != entry["count"]:
             raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {plan.n} records, "
                                  f"snapshot says {entry['count']}")
-        with _Pool(workers) as pool:
+        with Workers(repo, workers, hash_processes=plan.n >= HASH_AFTER) as pool:
             reader = _BlockReader(repo, plan, pool, workers)
             yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers)
             yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers)
@@ -146,7 +148,7 @@ def _set_aside(block_of: np.ndarray) -> np.ndarray:
 class _BlockReader:
     """Reads blocks ahead of the rows that need them and hands out verified payloads."""
 
-    def __init__(self, repo, plan: _Plan, pool: "_Pool", workers: int):
+    def __init__(self, repo, plan: _Plan, pool: Workers, workers: int):
         self.repo, self.plan, self.pool = repo, plan, pool
         self.ahead = 2 * workers + RECENT_BLOCKS
 
@@ -154,8 +156,7 @@ class _BlockReader:
         """A block's blobs and their content ids."""
         pack, number, offset, length, btype = self.plan.blocks[b]
         blobs = self.repo.read_block(pack, number, offset, length, btype)
-        content_id = self.repo.content_id
-        return blobs, [content_id(BlobType.VECTORS, blob) for blob in blobs]
+        return blobs, self.pool.content_ids(btype, blobs)
 
     def _payloads(self, rows: Iterator[tuple[int, int, tuple]], order: list[int],
                   uses: dict[int, int]) -> Iterator[tuple[tuple, bytes]]:
@@ -168,7 +169,7 @@ class _BlockReader:
             while queue and len(pending) < self.ahead:
                 b = queue.popleft()
                 if self.plan.blocks[b][4] != _VECTORS:
-                    pending[b] = self.pool.failed(b)
+                    pending[b] = _failed(b)
                 else:
                     pending[b] = self.pool.submit(self._read, b)
 
@@ -245,7 +246,7 @@ def _first_appearance(block_of: np.ndarray) -> list[int]:
     return uniq[np.argsort(first)].tolist()
 
 
-def _batches(items: Iterator[tuple[tuple, bytes]], batch_size: int, namespace: str, pool: "_Pool",
+def _batches(items: Iterator[tuple[tuple, bytes]], batch_size: int, namespace: str, pool: Workers,
              workers: int) -> Iterator[RecordBatch]:
     """Group verified rows into batches, decoded by the pool a few batches ahead."""
     ahead: deque[Future] = deque()
@@ -295,30 +296,7 @@ class _WrongType(Exception):
     """A block the index lists under another blob type than the one asked for."""
 
 
-class _Pool:
-    """A thread pool, or (workers = 1) the calling thread: submit returns a future either way."""
-
-    def __init__(self, workers: int):
-        self._executor = ThreadPoolExecutor(workers, "vdedup-read") if workers > 1 else None
-
-    def submit(self, fn: Callable, *args) -> Future:
-        if self._executor is not None:
-            return self._executor.submit(fn, *args)
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as e:
-            fut.set_exception(e)
-        return fut
-
-    def failed(self, b: int) -> Future:
-        fut: Future = Future()
-        fut.set_exception(_WrongType(b))
-        return fut
-
-    def __enter__(self) -> "_Pool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+def _failed(b: int) -> Future:
+    fut: Future = Future()
+    fut.set_exception(_WrongType(b))
+    return fut
