@@ -6,10 +6,10 @@ difference is written: records absent from the snapshot are deleted, changed one
 rewritten, unchanged ones left alone), selective (collections, namespaces, ids, a metadata
 filter) and dry run (the plan, nothing written).
 
-Records come from the repository as verified batches (`Repository.read_namespace`: rows
-re-sorted by where their vector blob lives, every block fetched, decrypted and
-decompressed once, every payload and manifest blob checked against its content id), so
-nothing unverified reaches the target.
+Records come from the repository as verified batches (`Repository.read_namespace`: every
+block fetched, decrypted and decompressed once in the usual case, every payload and
+manifest blob checked against its content id, blocks and batches decoded ahead by
+`workers` threads while this module writes), so nothing unverified reaches the target.
 """
 from __future__ import annotations
 
