@@ -37,7 +37,9 @@ class IndexCache:
         self._open()
 
     def _open(self) -> None:
-        self.env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=4, subdir=True, sync=True)
+        # no readahead: look-ups are random, and pages read ahead would be mapped into (and
+        # counted in) the resident memory of the process
+        self.env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=4, subdir=True, sync=True, readahead=False)
         self.blobs = self.env.open_db(b"blobs")
         self.files = self.env.open_db(b"indexfiles")
 

@@ -11,8 +11,9 @@ With `workers` > 1 the work runs beside the caller: blocks are compressed by a p
 releases it too), saving it and then its index file is done, one pack after another, by a
 saver thread. The caller places the compressed blocks in packs in order (block numbers and
 offsets follow the order blobs were added, exactly as without workers: a sealed block is its
-plaintext plus the 16-byte tag, so its offset is known before it is sealed). Queues are bounded (2 x workers blocks being
-compressed, 2 packs waiting to be saved), so memory stays flat. The saver keeps the order of
+plaintext plus the 16-byte tag, so its offset is known before it is sealed). Queues are
+bounded (2 x workers blocks being compressed, 1 pack waiting to be saved), so memory stays
+flat. The saver keeps the order of
 docs/design.md §7: a pack, then the index file naming it; `flush` returns only when every
 pack and index file is saved, and only then may a snapshot be written.
 """
@@ -38,8 +39,8 @@ from ..format.pack import BlockInfo
 BLOCK_TARGET = 1 << 20
 DEFAULT_PACK_MIB = 16
 INDEX_EVERY = 1
-RELEASE_EVERY = 8               # index files written between two releases of the index cache's map
-SAVES_QUEUED = 2                # full packs waiting for the saver
+RELEASE_EVERY = 2               # index files written between two releases of the index cache's map
+SAVES_QUEUED = 1                # full packs waiting for the saver (besides the one it saves)
 
 
 def pack_target() -> int:
@@ -275,11 +276,13 @@ class Packer:
         (every INDEX_EVERY packs) the index file naming it."""
         salt = secrets.token_bytes(32)
         key = self.repo.master.subkey(salt)
-        parts = [packfmt.pack_header(salt)]
-        for b, plain in zip(blocks, plains):
-            parts.append(packfmt.seal_block(key, pack_id, b.number, b.blob_type, plain))
-        parts.append(packfmt.seal_trailer(key, pack_id, blocks))
-        data = b"".join(parts)
+        pack = bytearray(packfmt.pack_header(salt))
+        for i, b in enumerate(blocks):
+            pack += packfmt.seal_block(key, pack_id, b.number, b.blob_type, plains[i])
+            plains[i] = b""                     # each compressed block is dropped once sealed
+        pack += packfmt.seal_trailer(key, pack_id, blocks)
+        data = bytes(pack)
+        del pack
         if self.before_save is not None:
             self.before_save(pack_id)
         self.repo.backend.save(FileType.DATA, pack_id.hex(), data)
