@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 
 import numpy as np
 import pytest
@@ -319,3 +320,33 @@ def test_hash_workers_give_the_digests_the_caller_would(monkeypatch):
         assert workers.digests(data, offsets, b"\x01") == want
     finally:
         workers.close()
+
+
+@pytest.mark.parametrize("workers, max_entries", [(1, 1 << 20), (3, 1 << 20), (3, 500)])
+def test_blobs_stored_earlier_in_a_session_are_not_stored_again(repo_path, monkeypatch, workers, max_entries):
+    """Index files written during a session reach the index cache only when it flushes (or
+    holds max_entries): until then the session itself must know what it stored."""
+    from vdedup.model import RecordBatch
+    from vdedup.repository import packer as packer_mod
+    monkeypatch.setenv("VDEDUP_PACK_SIZE", "1")                    # a pack (and index file) per MiB
+    monkeypatch.setattr(packer_mod, "MAX_ENTRIES", max_entries)
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    vectors = np.random.default_rng(9).standard_normal((20000, 256)).astype(np.float32)
+    writer = repo.writer(workers=workers)
+    first = []
+    for a in range(0, 20000, 1000):                                 # ~10 packs, most indexed on the way
+        first.append(writer.store_batch(RecordBatch(ids=[f"a{i}" for i in range(a, a + 1000)],
+                                                    dense={"": vectors[a:a + 1000]})))
+    assert sum(b.new_blobs for b in first) == 20000
+    deadline = time.monotonic() + 30
+    while len(list((repo_path / "index").iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)                                            # the saver indexes packs beside us
+    assert len(list((repo_path / "index").iterdir())) >= 2
+    again = writer.store_batch(RecordBatch(ids=[f"b{i}" for i in range(20000)], dense={"": vectors}))
+    assert again.new_blobs == 0
+    assert again.vrefs.tobytes() == b"".join(b.vrefs.tobytes() for b in first)
+    writer.flush()
+    writer.close()
+    assert repo.index.count() == 20000
+    assert all(repo.index.contains_many([again.vrefs[i].tobytes() for i in range(20000)]))
+    repo.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Iterator
 
 from ..connectors.base import Connector
@@ -76,12 +77,13 @@ class _Observed:
         return other
 
     def see_batch(self, batch: RecordBatch) -> None:
-        pairs = self.pairs
-        for m in batch.metadata or ():
-            if type(m) is dict:
-                pairs.update(zip(m, map(type, m.values())))
-            elif isinstance(m, dict):
-                pairs.update((k, type(v)) for k, v in m.items())
+        metas = batch.metadata or ()
+        dicts = [m for m in metas if type(m) is dict]
+        # every (key, type of its value) pair of the batch, in a few passes the interpreter runs in C
+        self.pairs.update(zip(chain.from_iterable(dicts), map(type, chain.from_iterable(map(dict.values, dicts)))))
+        for m in metas:
+            if type(m) is not dict and isinstance(m, dict):
+                self.pairs.update((k, type(v)) for k, v in m.items())
         dims = self.dims
         for name, arr in batch.dense.items():
             mask = batch.dense_present.get(name)

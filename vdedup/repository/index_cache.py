@@ -86,11 +86,17 @@ class IndexCache:
                 txn.put(blob_id, loc.to_bytes(), db=self.blobs)
             txn.put(name.encode(), b"", db=self.files)
 
-    def add_file_raw(self, name: str, entries: list[tuple[bytes, bytes]]) -> None:
-        """add_file for locations already encoded (format.pack.location_bytes)."""
+    def add_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
+        """Locations already encoded (BlobLocation.to_bytes), in one transaction; sorted by
+        id, they fill the tree's pages in order."""
         with self._lock, self.env.begin(write=True) as txn:
             txn.cursor(db=self.blobs).putmulti(entries)
-            txn.put(name.encode(), b"", db=self.files)
+
+    def add_files(self, names: list[str]) -> None:
+        """Note index files as loaded (after their entries were added)."""
+        with self._lock, self.env.begin(write=True) as txn:
+            for name in names:
+                txn.put(name.encode(), b"", db=self.files)
 
     def clear(self) -> None:
         with self._lock, self.env.begin(write=True) as txn:

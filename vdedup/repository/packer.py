@@ -19,6 +19,7 @@ pack and index file is saved, and only then may a snapshot be written.
 """
 from __future__ import annotations
 
+import operator
 import os
 import secrets
 import threading
@@ -35,11 +36,12 @@ from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType
 from ..format.pack import BlockInfo
+from .session_index import MAX_ENTRIES, SessionIndex
 
 BLOCK_TARGET = 1 << 20
 DEFAULT_PACK_MIB = 16
 INDEX_EVERY = 1
-RELEASE_EVERY = 2               # index files written between two releases of the index cache's map
+RELEASE_LOOKUPS = 1 << 16       # look-ups between two releases of the index cache's map
 SAVES_QUEUED = 1                # full packs waiting for the saver (besides the one it saves)
 
 
@@ -121,6 +123,8 @@ class Packer:
         self._pack_blocks: list[BlockInfo] = []
         self._unindexed: dict[bytes, list[BlockInfo]] = {}
         self._session_ids: set[bytes] = set()      # stored in this session, not indexed yet
+        self._session_index = SessionIndex()        # indexed in this session, not in the cache yet
+        self._lookups = 0
         self.bytes_written = 0
         self.blobs_written = 0
         self.raw_bytes_written = 0
@@ -136,10 +140,7 @@ class Packer:
 
     # ---- adding blobs -------------------------------------------------------------------
     def known(self, blob_id: bytes) -> bool:
-        with self._lock:
-            if blob_id in self._session_ids:
-                return True
-        return not self.copy_all and self.repo.index.contains(blob_id)
+        return bool(self.new_ids([blob_id]) == [])
 
     def add(self, blob_type: BlobType, data: bytes, blob_id: bytes | None = None) -> tuple[bytes, bool]:
         """Store a blob unless it exists; returns (id, was new)."""
@@ -152,12 +153,22 @@ class Packer:
         return blob_id, True
 
     def new_ids(self, blob_ids: list[bytes]) -> list[int]:
-        """Positions of the ids (already computed content ids) that are neither stored nor
-        indexed, each id's first occurrence only. The session is read before the index: an
-        id the saver indexes meanwhile leaves the session only after it is in the index."""
+        """Positions of the ids (already computed content ids) that are neither stored in
+        this session nor in the index cache, each id's first occurrence only. An id moves
+        from the session's unindexed set to its session index atomically (under the lock)."""
         with self._lock:
-            session = [b in self._session_ids for b in blob_ids]
-        indexed = [False] * len(blob_ids) if self.copy_all else self.repo.index.contains_many(blob_ids)
+            ids = self._session_ids
+            session = [b in ids for b in blob_ids]
+            if self._session_index.count:
+                session = list(map(operator.or_, session, self._session_index.contains_many(blob_ids)))
+        if self.copy_all:
+            indexed = [False] * len(blob_ids)
+        else:
+            indexed = self.repo.index.contains_many(blob_ids)
+            self._lookups += len(blob_ids)
+            if self._lookups >= RELEASE_LOOKUPS:      # random look-ups make the whole map resident
+                self._lookups = 0
+                self.repo.index.release_pages()
         out, seen = [], set()
         for i, (blob_id, s, x) in enumerate(zip(blob_ids, session, indexed)):
             if not (s or x or blob_id in seen):
@@ -305,13 +316,18 @@ class Packer:
             self.repo.backend.save(FileType.INDEX, name, sealed)
             self.bytes_written += len(sealed)
             entries = [e for pid, blocks in self._unindexed.items() for e in packfmt.location_bytes(pid, blocks)]
-            self.repo.index.add_file_raw(name, entries)
             with self._lock:
+                self._session_index.add(name, entries)
                 self._session_ids.difference_update(blob_id for blob_id, _ in entries)
             self._unindexed = {}
             self._indexed += 1
-            if self._indexed % RELEASE_EVERY == 0:
-                self.repo.index.release_pages()     # bounds the index map's share of resident memory
+            if self._session_index.count >= MAX_ENTRIES:
+                self._drain()
+
+    def _drain(self) -> None:
+        """Add the session's index entries to the cache, in key order (session_index.py)."""
+        with self._index_lock:
+            self._session_index.drain_into(self.repo.index, self._lock)
 
     # ---- finishing ----------------------------------------------------------------------
     def flush(self) -> None:
@@ -324,6 +340,7 @@ class Packer:
         while self._saving:
             self._saving.popleft().result()
         self.write_index()
+        self._drain()
 
     def abort(self) -> None:
         """After a failure: drop the blocks not yet in a saved pack, wait for the pack being
@@ -342,6 +359,7 @@ class Packer:
         self._saving.clear()
         try:
             self.write_index()
+            self._drain()
         finally:
             self.close()
 
