@@ -72,10 +72,16 @@ def read_secret(env: str, file_env: str, prompt: str, confirm: bool, missing: st
     path = os.environ.get(file_env)
     if path:
         try:
-            with open(path, encoding="utf-8") as f:
-                pw = f.read().rstrip("\r\n")
+            with open(path, "rb") as f:
+                raw = f.read()
         except OSError as e:
             raise PasswordRequired(f"cannot read {file_env}: {e.strerror}") from None
+        try:
+            pw = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise PasswordRequired(f"{file_env} is not UTF-8 text (is it the right file?)",
+                                   hint=f"{file_env} names a file holding the password as text, "
+                                        "one line") from None
         if not pw:
             raise PasswordRequired(f"{file_env} is empty")
         return pw
