@@ -46,6 +46,16 @@ class AuditNote:
 
 
 AUDIT = AuditNote()
+WARNINGS: list[str] = []       # shown on stderr as they come, and added to --json output
+
+
+def show_warning(message: str) -> None:
+    """A repository warning (a damaged object skipped, the repository went backwards): loud,
+    on stderr even with --quiet, and in the command's --json output."""
+    if message not in WARNINGS:
+        WARNINGS.append(message)
+        sys.stderr.write(f"vdedup: warning: {message}\n")
+        sys.stderr.flush()
 
 
 def reset_audit() -> AuditNote:
@@ -55,6 +65,7 @@ def reset_audit() -> AuditNote:
     AUDIT.password = None
     AUDIT.skip = False
     AUDIT.items = []
+    WARNINGS.clear()
     return AUDIT
 
 
@@ -109,5 +120,6 @@ def open_repository() -> Repository:
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     repo = Repository.open(backend, read_password())
+    repo.on_warning = show_warning
     AUDIT.repo = repo            # the audit entry of this command goes into this repository
     return repo

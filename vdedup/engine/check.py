@@ -21,6 +21,7 @@ from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType, open_object
 from ..repository import Repository, Snapshot
 from ..repository.manifest import tree_blob_ids, vector_refs
+from .check_metadata import check_metadata
 from .events import Reporter
 
 
@@ -190,6 +191,7 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         result.counts = {"snapshots": len(snaps), "index_files": n_index, "packs": len(stored),
                          "blobs": repo.index.count(), "records_checked": refs,
                          "packs_read": len(to_read)}
+        check_metadata(repo, snaps, result)      # keys, assets, audit log, rollback
         return result
     finally:
         lock.release()

@@ -284,7 +284,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
     lock = repo.lock(exclusive=not dry_run, operation="prune")
     try:
         repo.sync_index()
-        snaps = repo.list_snapshots()
+        snaps = repo.list_snapshots(strict=True)    # an unreadable snapshot may need any pack
         result.snapshots = len(snaps)
         stored = {name: size for name, size in repo.backend.list(FileType.DATA)
                   if len(name) == 64 and all(c in "0123456789abcdef" for c in name)}

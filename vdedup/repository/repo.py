@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from blake3 import blake3
 
@@ -22,10 +22,11 @@ from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
 from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,
-                      RepositoryNotFound)
+                      RepositoryNotFound, SnapshotNotFound)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType, open_json, open_object, seal_json, seal_object
+from . import keylist
 from . import keys as keyfiles
 from .index_cache import IndexCache, cache_root
 from .locks import Lock, LockInfo
@@ -47,6 +48,9 @@ class Repository:
         self._id_key = master.id_key
         self._index: IndexCache | None = None
         self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self.warnings: list[str] = []           # problems that did not stop the operation
+        self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
+        self.damaged_snapshots: set[str] = set()
 
     # ---- lifecycle ------------------------------------------------------------------
     @classmethod
@@ -57,11 +61,14 @@ class Repository:
         backend.create_layout()
         # key files without a config are what an interrupted init leaves: they belong to no
         # repository (the config is written last), so they are removed, never reused
-        for name, _ in list(backend.list(FileType.KEYS)):
-            backend.remove(FileType.KEYS, name)
+        for ftype in (FileType.KEYS, FileType.KEYLIST):
+            for name, _ in list(backend.list(ftype)):
+                backend.remove(ftype, name)
         master = MasterKey.generate()
-        key_id = keyfiles.add_password_key(backend, master, password)
-        _, recovery_text = keyfiles.add_recovery_key(backend, master)
+        password_key = keyfiles.write_password_key(backend, master, password)
+        recovery_key, recovery_text = keyfiles.write_recovery_key(backend, master)
+        keylist.update(backend, master, add=[password_key, recovery_key], present=[])
+        key_id = password_key.id
         config = {"version": FORMAT_VERSION, "id": secrets.token_hex(32),
                   "created": _now(), "program": f"vdedup {__version__}",
                   "features": [], "content_id": "blake3-keyed-256", "cipher": "aes-256-gcm",
@@ -197,19 +204,43 @@ class Repository:
             raise IntegrityError(f"blob {blob_id.hex()[:16]} does not match its content id")
         return data
 
+    def warn(self, message: str) -> None:
+        """Report a problem that does not stop the operation (e.g. a damaged object skipped)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            if self.on_warning is not None:
+                self.on_warning(message)
+
     # ---- snapshots --------------------------------------------------------------------
-    def list_snapshots(self) -> list[Snapshot]:
+    def list_snapshots(self, strict: bool = False) -> list[Snapshot]:
+        """Every snapshot, oldest first. One that cannot be read (damaged, junk) is skipped
+        with a warning naming it, so the others stay usable; `strict` (prune: a snapshot it
+        cannot read may reference data it must keep) raises instead."""
         snaps = []
         for name, _ in self.backend.list(FileType.SNAPSHOTS):
             try:
                 snaps.append(Snapshot.from_dict(self.load_json_object(ObjectType.SNAPSHOT, name)))
             except ObjectNotFound:
                 continue   # removed by a concurrent forget
+            except (IntegrityError, ValueError, TypeError, KeyError, AttributeError) as e:
+                if strict:
+                    raise IntegrityError(f"snapshot {name[:8]} cannot be read: {_why(e)}",
+                                         hint="run 'vdedup check' to see what is damaged") from None
+                self.damaged_snapshots.add(name)
+                self.warn(f"snapshots/{name[:16]} cannot be read ({_why(e)}); skipped (see 'vdedup check')")
         snaps.sort(key=lambda s: (s.time, s.id))
         return snaps
 
     def find_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
-        return find(self.list_snapshots(), ref, source)
+        snaps = self.list_snapshots()
+        try:
+            return find(snaps, ref, source)
+        except SnapshotNotFound:
+            hit = [n for n in self.damaged_snapshots if ref and n.startswith(ref.lower())]
+            if hit:
+                raise IntegrityError(f"snapshot {hit[0][:8]} is damaged and cannot be read",
+                                     hint="run 'vdedup check' to see what is damaged") from None
+            raise
 
     def new_snapshot(self, source: str, provider: str, tags: list[str], parent: str | None) -> Snapshot:
         return Snapshot(id=secrets.token_hex(32), time=_now(), hostname=socket.gethostname(),
@@ -236,7 +267,12 @@ class Repository:
 
 _FILE_TYPE = {ObjectType.CONFIG: FileType.CONFIG, ObjectType.INDEX: FileType.INDEX,
               ObjectType.SNAPSHOT: FileType.SNAPSHOTS, ObjectType.LOCK: FileType.LOCKS,
-              ObjectType.AUDIT: FileType.AUDIT, ObjectType.ASSET: FileType.ASSETS}
+              ObjectType.AUDIT: FileType.AUDIT, ObjectType.ASSET: FileType.ASSETS,
+              ObjectType.KEYLIST: FileType.KEYLIST}
+
+
+def _why(e: Exception) -> str:
+    return e.message if isinstance(e, IntegrityError) else f"malformed: {type(e).__name__}"
 
 
 def _now() -> str:
