@@ -18,7 +18,7 @@ import os
 from typing import Any, Iterator
 
 from ..errors import (BackendError, MissingDependency, ObjectExists, ObjectNotFound,
-                      TransientBackendError, UsageError)
+                      TransientBackendError, UsageError, WriteRefused)
 from .base import FileType
 
 MULTIPART_THRESHOLD = 8 << 20     # objects larger than this go up in parts
@@ -124,6 +124,8 @@ class S3Backend:
                 return ObjectExists(f"{where} already exists")
             if code in _TRANSIENT_CODES or status in (408, 429) or (status >= 500 and status != 501):
                 return TransientBackendError(f"{op} {where}: {code or status} (transient)")
+            if op in ("write", "remove") and (code in ("AccessDenied", "AllAccessDisabled") or status == 403):
+                return WriteRefused(f"{op} {where}: {code or status} (the store refuses writes)")
             return BackendError(f"{op} {where}: {code or 'HTTP ' + str(status)}"
                                 + (f" ({status})" if status else ""))
         if isinstance(e, (exc.NoCredentialsError, exc.PartialCredentialsError)):

@@ -114,7 +114,7 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         parse_subset(subset)        # bad input fails before the lock is taken
         read_data = True
     result = CheckResult()
-    lock = repo.lock(exclusive=False, operation="check")
+    lock = repo.read_lock("check")         # lock-free, with a warning, on read-only storage
     try:
         # index files and packs
         packs_in_index: dict[bytes, list[packfmt.BlockInfo]] = {}

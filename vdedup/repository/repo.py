@@ -29,7 +29,7 @@ from ..format.objects import BlobType, ObjectType, open_json, open_object, seal_
 from . import keylist
 from . import keys as keyfiles
 from .index_cache import IndexCache, cache_root
-from .locks import Lock, LockInfo
+from .locks import Lock, LockInfo, NoLock, read_lock
 from .snapshot import Snapshot, find
 
 FORMAT_VERSION = 1
@@ -253,6 +253,10 @@ class Repository:
     # ---- locks ------------------------------------------------------------------------
     def lock(self, exclusive: bool, operation: str) -> Lock:
         return Lock(self, exclusive, operation).acquire()
+
+    def read_lock(self, operation: str) -> Lock | NoLock:
+        """A shared lock, or none (with a warning) when the storage refuses writes."""
+        return read_lock(self, operation)
 
     def list_locks(self) -> list[LockInfo]:
         out = []
