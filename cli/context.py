@@ -36,6 +36,7 @@ class AuditNote:
     password: str | None = field(default=None, repr=False)   # only to audit `init`
     skip: bool = False                # e.g. `audit` itself: reading the log is not logged
     items: list[dict[str, Any]] = field(default_factory=list)   # one entry each (backup --all)
+    removed: list[str] | None = None  # snapshot ids a forget removed (evidence against rollback)
 
     def note(self, asset: str | None = None, snapshot: str | None = None, **counts: Any) -> None:
         if asset is not None:
@@ -65,6 +66,7 @@ def reset_audit() -> AuditNote:
     AUDIT.password = None
     AUDIT.skip = False
     AUDIT.items = []
+    AUDIT.removed = None
     WARNINGS.clear()
     return AUDIT
 
@@ -122,4 +124,7 @@ def open_repository() -> Repository:
     repo = Repository.open(backend, read_password())
     repo.on_warning = show_warning
     AUDIT.repo = repo            # the audit entry of this command goes into this repository
+    from vdedup.engine.rollback import observe
+    for problem in observe(repo):     # has the repository gone backwards since we last saw it?
+        show_warning(problem)
     return repo

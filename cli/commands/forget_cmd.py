@@ -9,7 +9,7 @@ from vdedup.engine.forget import Policy, forget as run_forget, parse_duration, p
 from vdedup.engine.prune import DEFAULT_MAX_UNUSED, prune as run_prune
 
 from ..app import app
-from ..context import open_repository
+from ..context import AUDIT, open_repository
 from ..output import RichReporter, info, out, print_json
 from .prune_cmd import print_prune
 
@@ -39,6 +39,7 @@ def forget(
     try:
         with RichReporter(enabled=not json_out) as reporter:
             result = run_forget(repo, policy, groups, dry_run, reporter)
+            AUDIT.removed = list(result.removed)       # in the audit entry: not a rollback
             pruned = None
             if prune:
                 pruned = run_prune(repo, max_unused=max_unused, dry_run=dry_run, reporter=reporter)

@@ -27,6 +27,7 @@ from ..repository import Repository, Snapshot
 from ..repository.index_cache import cache_root
 from ..repository.manifest import TempRows, Unsorted, sorted_rows, write_namespace
 from ..repository.packer import Packer
+from ..assets.audit import snapshot_audit_head
 from .events import Reporter
 
 BATCH_SIZE = 1000
@@ -159,6 +160,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         packer.flush()                       # packs, then index ...
         snap.summary = {**totals, "logical_bytes": sum(e["logical_bytes"] for c in snap.collections
                                                        for e in c["namespaces"])}
+        snap.audit_head = snapshot_audit_head(repo)      # evidence against a cut-off audit log
         size = repo.save_snapshot(snap)      # ... then the snapshot: the commit point
         totals_bytes = packer.bytes_written + size
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..assets.integrity import check_assets, check_audit
+from ..backend.base import FileType
 from ..repository import Repository, Snapshot
 from ..repository.keycheck import check_keys
+from ..repository.state_memory import StateMemory
+from .rollback import audit_problems, look
 
 
 def check_metadata(repo: Repository, snaps: list[Snapshot], result: Any) -> None:
@@ -20,8 +23,16 @@ def check_metadata(repo: Repository, snaps: list[Snapshot], result: Any) -> None
     result.warnings.extend(keys.warnings)
     result.counts["key_files"] = keys.key_files
     assets = check_assets(repo)
-    audit, _verified = check_audit(repo)
+    audit, verified = check_audit(repo)
     for part in (assets, audit):
         result.errors.extend(part.errors)
         result.warnings.extend(part.warnings)
         result.counts.update(part.counts)
+    # rollback: against what this machine saw, and the audit log against the snapshots
+    memory = StateMemory.load(repo.id)
+    result.errors.extend(look(repo, memory).problems)
+    if verified.ok:
+        names = {n for n, _ in repo.backend.list(FileType.SNAPSHOTS)}
+        for p in audit_problems(repo, verified.entries, snaps, names, memory):
+            if p not in result.errors:
+                result.errors.append(p)

@@ -19,7 +19,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from blake3 import blake3
 
@@ -167,8 +167,11 @@ def _open(key: KeyFile, secret: str, recovery: bytes | None) -> ck.MasterKey | N
         return None
 
 
-def unlock(backend, secret: str) -> tuple[ck.MasterKey, str]:
-    """Try the secret as a recovery key (if it looks like one), then as a password. When no
+def unlock(backend, secret: str, accept: Callable[[ck.MasterKey], bool] = lambda m: True
+           ) -> tuple[ck.MasterKey, str]:
+    """Try the secret as a recovery key (if it looks like one), then as a password; the
+    first key that opens and whose master key `accept`s (opens the config: a key file copied
+    from another repository with the same password must not stop the search) wins. When no
     key opens and a key file the secret could have opened is damaged, say so (exit 17)
     rather than "wrong password" (exit 12): the password may well be right."""
     files = load_key_files(backend)
@@ -177,10 +180,15 @@ def unlock(backend, secret: str) -> tuple[ck.MasterKey, str]:
     recovery = ck.parse_recovery_key(secret)
     usable = [k for k in files if k.usable]
     order = sorted(usable, key=lambda k: 0 if (k.kind == "recovery") == (recovery is not None) else 1)
+    refused: tuple[ck.MasterKey, str] | None = None
     for key in order:
         master = _open(key, secret, recovery)
         if master is not None:
-            return master, key.id
+            if accept(master):
+                return master, key.id
+            refused = refused or (master, key.id)
+    if refused:
+        return refused          # the caller's own check fails again, with its own error
     damaged = [k for k in files if not k.usable and (k.kind != "recovery" or recovery is not None)]
     if damaged:
         k = damaged[0]

@@ -80,9 +80,20 @@ class Repository:
     def open(cls, backend: Backend, password: str) -> "Repository":
         if not backend.exists():
             raise RepositoryNotFound(f"no repository at {backend.location}")
-        master, key_id = keyfiles.unlock(backend, password)
         raw = backend.load(FileType.CONFIG, CONFIG_NAME)
-        config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+        configs: dict[bytes, Any] = {}
+
+        def opens_config(master: MasterKey) -> bool:
+            try:
+                configs[master.secret] = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+                return True
+            except IntegrityError:
+                return False
+
+        master, key_id = keyfiles.unlock(backend, password, opens_config)
+        config = configs.get(master.secret)
+        if config is None:            # a key opened, but the config does not with it: say why
+            config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
         unknown = set(config.get("features", [])) - KNOWN_FEATURES
         if unknown:
             raise FormatError(f"repository uses features this vdedup {__version__} does not know: "
