@@ -105,6 +105,10 @@ class WriteRefused(BackendError):
 class RetentionActive(WriteRefused):
     """An object is under retention (S3 Object Lock) and cannot be removed yet."""
 
+    def __init__(self, message: str, until=None, hint: str | None = None):
+        super().__init__(message, hint)
+        self.until = until          # datetime (UTC) when the retention ends
+
 
 class ObjectExists(BackendError):
     pass

@@ -35,6 +35,13 @@ class LocalBackend:
     def exists(self) -> bool:
         return os.path.isfile(os.path.join(self.location, "config"))
 
+    def enable_object_lock(self, mode: str, days: int) -> None:
+        from ..errors import UsageError
+        raise UsageError("Object Lock needs an S3 repository (s3://bucket/prefix)")
+
+    def configure_object_lock(self, mode: str, days: float) -> None:
+        """A copy of an Object Lock repository here: nothing is retained."""
+
     def create_layout(self) -> None:
         try:
             os.makedirs(self.location, exist_ok=True)

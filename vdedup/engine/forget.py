@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..backend.base import FileType
-from ..errors import ObjectNotFound, UsageError
+from ..errors import ObjectNotFound, RetentionActive, UsageError
 from ..repository import Repository, Snapshot
 from .events import Reporter
 
@@ -181,6 +181,7 @@ class ForgetResult:
     groups: list[GroupDecision]
     dry_run: bool
     removed: list[str] = field(default_factory=list)
+    retained: list[dict[str, str]] = field(default_factory=list)   # {snapshot, until}: Object Lock
 
     @property
     def to_remove(self) -> list[Snapshot]:
@@ -191,7 +192,8 @@ class ForgetResult:
                 "groups": [g.to_dict() for g in self.groups],
                 "kept": sum(len(g.keep) for g in self.groups),
                 "removed": len(self.removed) if not self.dry_run else 0,
-                "would_remove": len(self.to_remove) if self.dry_run else 0}
+                "would_remove": len(self.to_remove) if self.dry_run else 0,
+                "retained": self.retained}
 
 
 def forget(repo: Repository, policy: Policy, group_by: tuple[str, ...] = ("source",),
@@ -213,6 +215,11 @@ def forget(repo: Repository, policy: Policy, group_by: tuple[str, ...] = ("sourc
                 repo.backend.remove(FileType.SNAPSHOTS, s.id)
             except ObjectNotFound:
                 pass
+            except RetentionActive as e:    # Object Lock: it stays until its retention ends
+                result.retained.append({"snapshot": s.id, "until": e.until.isoformat(timespec="seconds")
+                                        if e.until else ""})
+                reporter.advance(1)
+                continue
             result.removed.append(s.id)
             reporter.advance(1)
         reporter.done()

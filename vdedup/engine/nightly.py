@@ -19,7 +19,7 @@ from ..assets.store import Asset, AssetStore
 from ..backend.base import FileType
 from ..connectors import open_connector, parse_url
 from ..connectors.base import Connector
-from ..errors import ObjectNotFound, VdedupError
+from ..errors import ObjectNotFound, RetentionActive, VdedupError
 from ..repository import Repository, Snapshot
 from .backup import BATCH_SIZE, BackupResult, backup
 from .events import Reporter
@@ -94,6 +94,8 @@ def apply_asset_policy(repo: Repository, asset: Asset) -> list[str] | None:
                     repo.backend.remove(FileType.SNAPSHOTS, s.id)
                 except ObjectNotFound:
                     pass
+                except RetentionActive:      # Object Lock: removed by a later run
+                    continue
                 removed.append(s.id)
         return removed
     finally:

@@ -36,7 +36,7 @@ from typing import Any, Iterable
 import lmdb
 
 from ..backend.base import FileType
-from ..errors import IntegrityError, ObjectNotFound, UsageError, VdedupError
+from ..errors import IntegrityError, ObjectNotFound, RetentionActive, UsageError, VdedupError
 from ..format import block as blockfmt
 from ..format import manifest as mf
 from ..format import pack as packfmt
@@ -46,6 +46,7 @@ from ..repository.index_cache import cache_root
 from ..repository.manifest import iter_delta_layer, tree_blob_ids, vector_refs
 from ..repository.packer import Packer
 from .events import Reporter
+from .prune_retention import hold_retained
 
 DEFAULT_MAX_UNUSED = "5%"
 DEFAULT_KEEP_UNINDEXED = 3600.0
@@ -242,6 +243,7 @@ class PruneResult:
     unused_after: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    retained: list[dict[str, str]] = field(default_factory=list)   # Object Lock: {object, until}
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items()}
@@ -311,6 +313,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
                     delete_unindexed.append(name)
                 else:
                     result.unindexed_kept += 1
+            held_files, result.retained = hold_retained(repo, packs, file_packs, delete_unindexed)
             result.packs = len(packs)
             result.used_bytes = sum(p.used for p in packs.values())
             result.unused_bytes = sum(p.unused for p in packs.values())
@@ -327,7 +330,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             keep_files, drop_files = [], []
             for name in sorted(file_packs, key=lambda n: any(p in gone for p in file_packs[n])):
                 pids = file_packs[name]
-                if any(p in gone for p in pids) or all(p in covered for p in pids) and pids:
+                if name not in held_files and (any(p in gone for p in pids) or all(p in covered for p in pids) and pids):
                     drop_files.append(name)
                 else:
                     keep_files.append(name)
@@ -369,6 +372,12 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
                     repo.backend.remove(FileType.INDEX, name)
                 except ObjectNotFound:
                     pass
+                except RetentionActive as e:   # it stays, and so does every pack it names
+                    keep = {pid.hex() for pid in file_packs[name]}
+                    doomed = [d for d in doomed if d not in keep]
+                    result.retained.append({"object": f"index/{name}", "until": str(e.until or "")})
+                    reporter.advance(1)
+                    continue
                 result.index_files_deleted += 1
                 reporter.advance(1)
             reporter.done()

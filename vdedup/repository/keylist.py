@@ -22,7 +22,7 @@ from blake3 import blake3
 
 from ..backend.base import FileType
 from ..crypto.keys import MasterKey
-from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound
+from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, RetentionActive
 from ..format.objects import ObjectType, open_json, seal_json
 from .keys import KeyFile
 
@@ -91,7 +91,7 @@ def write(backend, master: MasterKey, keys: dict[str, dict[str, str]], base: Key
         if name != object_name(generation) and (not name.isdigit() or int(name) < generation):
             try:
                 backend.remove(FileType.KEYLIST, name)
-            except ObjectNotFound:
+            except (ObjectNotFound, RetentionActive):    # Object Lock: the higher one counts
                 pass
     new.names = [object_name(generation)]
     return new

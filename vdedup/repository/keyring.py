@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backend.base import FileType
-from ..errors import ObjectNotFound, UsageError
+from ..errors import ObjectNotFound, PartialFailure, RetentionActive, UsageError
 from . import keylist
 from . import keys as keyfiles
 
@@ -108,13 +108,24 @@ def remove(repo, ref: str) -> KeyInfo:
             raise UsageError(f"key {key.id[:8]} is the key in use; open the repository with another "
                              f"key to remove it, or use 'vdedup key passwd'")
         keylist.update(repo.backend, repo.master, remove=[key.id])
-        try:
-            repo.backend.remove(FileType.KEYS, key.id)
-        except ObjectNotFound:
-            pass
+        _remove_file(repo, key.id)
         return key
     finally:
         lock.release()
+
+
+def _remove_file(repo, key_id: str) -> None:
+    """Remove a key file; under Object Lock it may have to stay until its retention ends,
+    and then it still opens the repository: that is a partial failure, said plainly."""
+    try:
+        repo.backend.remove(FileType.KEYS, key_id)
+    except ObjectNotFound:
+        pass
+    except RetentionActive as e:
+        until = e.until.isoformat(timespec="seconds") if e.until else "its retention ends"
+        raise PartialFailure(f"key {key_id[:8]} is off the key list, but its file is under retention "
+                             f"(Object Lock) until {until}: until then it still opens the repository",
+                             hint=f"run 'vdedup key remove {key_id[:8]}' again after {until}") from None
 
 
 def passwd(repo, new_password: str) -> tuple[str, str | None]:
@@ -130,11 +141,8 @@ def passwd(repo, new_password: str) -> tuple[str, str | None]:
             keylist.update(repo.backend, repo.master, add=[new])
             return new.id, None
         keylist.update(repo.backend, repo.master, add=[new], remove=[current.id])
-        try:
-            repo.backend.remove(FileType.KEYS, current.id)
-        except ObjectNotFound:
-            pass
         repo.key_id = new.id
+        _remove_file(repo, current.id)
         return new.id, current.id
     finally:
         lock.release()

@@ -54,10 +54,15 @@ class Repository:
 
     # ---- lifecycle ------------------------------------------------------------------
     @classmethod
-    def init(cls, backend: Backend, password: str) -> tuple["Repository", str]:
-        """Create a repository; returns it and the one-time recovery key text."""
+    def init(cls, backend: Backend, password: str,
+             object_lock: dict[str, Any] | None = None) -> tuple["Repository", str]:
+        """Create a repository; returns it and the one-time recovery key text.
+        `object_lock` ({"mode": "GOVERNANCE"|"COMPLIANCE", "days": N}, S3 only): every object a
+        backup needs is saved with that retention (docs/design.md §2)."""
         if backend.exists():
             raise RepositoryExists(f"a repository already exists at {backend.location}")
+        if object_lock:
+            backend.enable_object_lock(object_lock["mode"], object_lock["days"])
         backend.create_layout()
         # key files without a config are what an interrupted init leaves: they belong to no
         # repository (the config is written last), so they are removed, never reused
@@ -73,6 +78,8 @@ class Repository:
                   "created": _now(), "program": f"vdedup {__version__}",
                   "features": [], "content_id": "blake3-keyed-256", "cipher": "aes-256-gcm",
                   "compression": "zstd+byte-shuffle"}
+        if object_lock:
+            config["object_lock"] = {"mode": object_lock["mode"], "days": int(object_lock["days"])}
         backend.save(FileType.CONFIG, CONFIG_NAME, seal_json(master, ObjectType.CONFIG, CONFIG_NAME, config))
         return cls(backend, master, config, key_id), recovery_text
 
@@ -101,6 +108,9 @@ class Repository:
         if config.get("version") != FORMAT_VERSION:
             raise FormatError(f"repository format version {config.get('version')} is not supported "
                               f"by vdedup {__version__}")
+        lock = config.get("object_lock")
+        if isinstance(lock, dict):           # the sealed config says so: saves get a retention
+            backend.configure_object_lock(str(lock.get("mode")), float(lock.get("days", 0)))
         return cls(backend, master, config, key_id)
 
     @property
