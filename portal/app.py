@@ -27,11 +27,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         f"</body></html>", status_code=status)
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: a plain page that says so, without the exception's text (Guard logs its type)."""
+    return HTMLResponse("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>500</title></head>"
+                        "<body><h1>500 Internal error</h1><p>Set VDEDUP_DEBUG=1 where the portal runs for "
+                        "details.</p><p><a href=\"/assets\">Back to the portal</a></p></body></html>",
+                        status_code=500)
+
+
 def create_app(state: PortalState) -> Guard:
     app = Starlette(routes=[*assets.routes, *connect.routes, *snapshots.routes, *restore.routes,
                             *jobs.routes, *audit.routes, *health.routes,
                             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")],
-                    exception_handlers={HTTPException: _http_error})
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.portal = state
     return Guard(app, state)
 

@@ -97,6 +97,7 @@ class Job:
     hint: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
     reporter: JobReporter = field(default_factory=JobReporter)
+    thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -130,9 +131,16 @@ class Jobs:
             for old in list(self._jobs.values())[:-KEEP_JOBS]:
                 if old.finished:
                     del self._jobs[old.id]
-        threading.Thread(target=self._run, args=(job, work, on_end), name=f"portal-{kind}-{job.id}",
-                         daemon=True).start()
+        job.thread = threading.Thread(target=self._run, args=(job, work, on_end),
+                                      name=f"portal-{kind}-{job.id}", daemon=True)
+        job.thread.start()
         return job
+
+    def wait(self) -> None:
+        """Until every job has ended."""
+        for job in self.recent():
+            if job.thread is not None:
+                job.thread.join()
 
     def _run(self, job: Job, work: Work, on_end) -> None:
         error: BaseException | None = None

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from .web import human_bytes, when
 
-WIDTH, PANEL_H = 760, 150
+WIDTH, PANEL_H = 900, 150
 LEFT, RIGHT, TOP, BOTTOM = 78, 24, 26, 34
 
 
@@ -29,10 +29,16 @@ class Point:
     stored_bytes: int | None      # running sum of bytes added by this asset's backups
 
 
-def nice_ticks(top: float, count: int = 4) -> list[float]:
-    """0 and a few round values (1, 2, 2.5 or 5 times a power of ten) up to at least `top`."""
+def nice_ticks(top: float, count: int = 4, binary: bool = False) -> list[float]:
+    """0 and a few round values (1, 2, 2.5 or 5 times a power of ten) up to at least `top`;
+    `binary`: round in KiB, MiB, ... (so that byte labels read 25 KiB, not 24.4 KiB)."""
     if top <= 0:
         return [0.0, 1.0]
+    unit = 1.0
+    if binary:
+        while top / unit >= 1024:
+            unit *= 1024
+        return [t * unit for t in nice_ticks(top / unit, count)]
     raw = top / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
@@ -50,14 +56,16 @@ def _x_positions(points: list[Point]) -> list[float]:
 
 def _time_label(t: dt.datetime, span: float) -> str:
     t = t.astimezone(dt.timezone.utc)
-    return t.strftime("%Y-%m-%d") if span > 3 * 86400 else t.strftime("%m-%d %H:%M")
+    if span > 3 * 86400:
+        return t.strftime("%Y-%m-%d")
+    return t.strftime("%m-%d %H:%M") if span > 3600 else t.strftime("%H:%M:%S")
 
 
 def _panel(y0: float, title: str, series: list[tuple[str, str, list[float | None], list[str]]],
-           xs: list[float], fmt, points: list[Point]) -> list[str]:
+           xs: list[float], fmt, points: list[Point], binary: bool = False) -> list[str]:
     inner_h = PANEL_H - TOP - BOTTOM
     top = max((v for _, _, vals, _ in series for v in vals if v is not None), default=0.0)
-    ticks = nice_ticks(top)
+    ticks = nice_ticks(top, binary=binary)
     ymax = ticks[-1] or 1.0
 
     def y(v: float) -> float:
@@ -70,7 +78,7 @@ def _panel(y0: float, title: str, series: list[tuple[str, str, list[float | None
     legend_x = WIDTH - RIGHT
     for cls, label, vals, tips in reversed(series):
         out.append(f'<text class="legend {cls}" x="{legend_x}" y="{y0 + 16}" text-anchor="end">{escape(label)}</text>')
-        legend_x -= 9 * len(label) + 24
+        legend_x -= 7 * len(label) + 28
         pts = [(x, y(v)) for x, v in zip(xs, vals) if v is not None]
         if len(pts) > 1:
             path = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in pts)
@@ -83,6 +91,12 @@ def _panel(y0: float, title: str, series: list[tuple[str, str, list[float | None
     return out
 
 
+def _axis_bytes(v: float) -> str:
+    """`25 KiB`, `1.5 MiB`: an axis label, without needless decimals."""
+    text = human_bytes(v)
+    return text.replace(".0 ", " ")
+
+
 def history_svg(points: list[Point]) -> Markup:
     if not points:
         return Markup("")
@@ -90,7 +104,7 @@ def history_svg(points: list[Point]) -> Markup:
     xs = _x_positions(points)
     height = 2 * PANEL_H + 8
     span = points[-1].time.timestamp() - points[0].time.timestamp()
-    parts = [f'<svg class="plot" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
+    parts = [f'<svg class="plot" viewBox="0 0 {WIDTH} {height}" '
              f'role="img" aria-label="records and bytes of {len(points)} snapshots over time" '
              f'xmlns="http://www.w3.org/2000/svg">']
     rec_tips = [f"{p.snapshot} · {when(p.time)} · {p.records:,} records" for p in points]
@@ -102,14 +116,17 @@ def history_svg(points: list[Point]) -> Markup:
                     [("data", "data size", [float(p.data_bytes) for p in points], data_tips),
                      ("stored", "stored (sum of bytes added)",
                       [None if p.stored_bytes is None else float(p.stored_bytes) for p in points], stored_tips)],
-                    xs, human_bytes, points)
+                    xs, _axis_bytes, points, binary=True)
     base = height - 10
     labelled: list[float] = []
-    for x, p in zip(xs, points):
-        if labelled and min(abs(x - lx) for lx in labelled) < 110:
+    order = list(range(len(points)))
+    for i in [order[0], order[-1]] + order[1:-1]:          # the ends first, then what fits between
+        x = xs[i]
+        if labelled and min(abs(x - lx) for lx in labelled) < 120:
             continue
         labelled.append(x)
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{base}" text-anchor="middle">'
-                     f'{escape(_time_label(p.time, span))}</text>')
+        anchor = "start" if x < LEFT + 60 else "end" if x > WIDTH - RIGHT - 60 else "middle"
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{base}" text-anchor="{anchor}">'
+                     f'{escape(_time_label(points[i].time, span))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

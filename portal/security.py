@@ -10,8 +10,8 @@
   same-origin), and it must carry the session's CSRF token, as the form field `csrf` or the
   header X-CSRF-Token. The middleware checks this before any route runs, so no route can
   forget it.
-- Every response says: no caching, no framing, no referrer, scripts and styles only from
-  the portal itself.
+- Every response says: no caching, no framing, no referrer to other sites, scripts and styles
+  only from the portal itself.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"content-security-policy",
@@ -149,6 +149,8 @@ def _cross_site(headers: dict[str, str], origin: str) -> str | None:
     if site is not None and site not in ("same-origin", "none"):
         return "Refused a request from another site (Sec-Fetch-Site)."
     sent = headers.get("origin")
+    if sent == "null" and site == "same-origin":
+        return None                 # what a browser sends when a page's referrer policy hides it
     if sent is not None:
         if sent != origin:
             return "Refused a request from another origin."

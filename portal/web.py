@@ -144,8 +144,10 @@ def parse_time(text: str | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-def when(text: str | dt.datetime | None) -> str:
-    """`2026-12-01 10:20:31 UTC`."""
+def when(text: str | dt.datetime | float | None) -> str:
+    """`2026-12-01 10:20:31 UTC` (from ISO text, a datetime or seconds since the epoch)."""
+    if isinstance(text, (int, float)):
+        text = dt.datetime.fromtimestamp(text, dt.timezone.utc)
     t = text if isinstance(text, dt.datetime) else parse_time(text)
     if t is None:
         return "–"

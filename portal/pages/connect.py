@@ -66,6 +66,8 @@ def _refuse_existing(store: AssetStore, name: str) -> None:
 
 
 def _form_page(request: Request, status: int = 200, error: str | None = None, **values) -> Response:
+    if values.get("provider") not in PROVIDERS:
+        values["provider"] = "pinecone"
     return render(request, "connect.html", status, active="connect", providers=PROVIDERS,
                   error=error, values=values, pending=None)
 

@@ -105,8 +105,8 @@ class Choice:
 
 
 def pick_snapshot(snaps: list[Snapshot], version: str, at: str) -> Snapshot:
-    if not snaps:
-        raise SnapshotNotFound("the asset has no versions yet: back it up first")
+    """A version by id (or 'latest'), or the newest at or before a time (UTC)."""
+    when = None
     if at:
         try:
             when = dt.datetime.fromisoformat(at)
@@ -114,6 +114,9 @@ def pick_snapshot(snaps: list[Snapshot], version: str, at: str) -> Snapshot:
             raise UsageError(f"not a date and time: {at!r}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)    # the pages show and take UTC
+    if not snaps:
+        raise SnapshotNotFound("the asset has no versions yet: back it up first")
+    if when is not None:
         return newest_at_or_before(snaps, when)
     return find(snaps, version or "latest")
 
