@@ -45,7 +45,7 @@ def docs_asset(repo: Path, tmp_path: Path) -> str:
     """A connected asset (an embedded Chroma directory: no secret) for routes that need one."""
     import chromadb
     from vdtest import add_records, chroma_collection, make_records
-    client, col = chroma_collection(tmp_path / "chroma")
+    client, col = chroma_collection(tmp_path / "chroma", "docs", None)
     add_records(col, *make_records(30, dim=8))
     del client, col
     assert vdedup("--repo", str(repo), "connect", "--provider", "chroma", "--name", "docs",
