@@ -217,6 +217,14 @@ def _run_flow(page: Any, context: Any, portal: Any, emu: Any, client: Any,
     assert page.locator("#secret-label").inner_text() == "API key"
     page.fill("#name", ASSET)
     shots.take(page, "connect")
+    wrong = "pcsk_wrong_" + secrets.token_hex(12)          # a wrong key: a plain message, not echoed
+    page.fill("#secret", wrong)
+    page.click("#discover")
+    page.wait_for_selector("#error")
+    assert "API key" in page.locator("#error").inner_text() or "401" in page.locator("#error").inner_text()
+    assert wrong not in page.content() and page.input_value("#secret") == ""
+    assert page.input_value("#name") == ASSET
+    shots.take(page, "connect-error")
     page.fill("#secret", key)
     page.click("#discover")
     page.wait_for_selector("#found")

@@ -101,3 +101,18 @@ def test_discover_embedded_chroma(tmp_path: Path) -> None:
     assert set(found) == {"docs", "notes"}
     assert (found["docs"].provider, found["docs"].count, found["docs"].namespaces) == ("chroma", 40, ("",))
     assert found["notes"].count == 5
+
+
+def test_portal_command(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+
+    from vdedup_cli.aiassets import run as backupengine
+    from vdtest import vdedup
+    assert backupengine(["portal", "--help"]) == 0
+    assert "one-time link" in capsys.readouterr().out
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert vdedup("--repo", str(repo), "portal", "--port", str(port)) == 2
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
