@@ -197,6 +197,22 @@ def test_portal_end_to_end(repo: Path, tmp_path: Path, browser: Any) -> None:
                 with contextlib.suppress(OSError):
                     assert needle not in path.read_bytes(), f"the key is in {path}"
     assert scanned > 20
+    # ... nor in what the repository holds encrypted: audit entries, snapshots, the asset's record;
+    # the credential store itself holds it, sealed, and gives it back
+    import json
+    from vdedup.assets.audit import AuditLog
+    from vdedup.assets.store import AssetStore
+    from vdedup.backend import open_backend
+    from vdedup.repository import Repository
+    from vdtest import PASSWORD
+    with Repository.open(open_backend(str(repo)), PASSWORD) as r:
+        entries = AuditLog(r).verify()
+        assert entries.ok
+        stored = json.dumps([entries.entries, [s.to_dict() for s in r.list_snapshots()],
+                             [a.to_public() for a in AssetStore(r).list()]])
+        assert key not in stored and ASSET in stored
+        store = AssetStore(r)
+        assert store.secret(store.get(ASSET)) == key
     shots.publish()
 
 
