@@ -6,7 +6,8 @@ discovery (through discovery.discover), and on "Connect" into the encrypted cred
 (AssetStore.add). It is never put into a page (the second step refers to it by a random id
 that is only good in this session for a quarter of an hour), never logged, never in an
 audit entry. A connection string that carries a password (postgresql://u:pw@host/db) or a
-secret parameter (?api_key=...) is split: the secret is taken out, the rest stored.
+secret parameter (?api_key=...) is split: the secret is taken out, the rest stored; such a
+string may be pasted into the (hidden) secret field instead of the address.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ PROVIDERS = {
     "qdrant": ("Qdrant", "API key", "qdrant://HOST:6333 or qdrant+local:///path"),
     "weaviate": ("Weaviate", "API key", "weaviate://HOST:8080"),
     "milvus": ("Milvus", "token (user:password or API key)", "milvus://HOST:19530"),
-    "postgresql": ("pgvector (PostgreSQL)", "password", "postgresql://USER@HOST:5432/DB"),
+    "postgresql": ("pgvector (PostgreSQL)", "password or connection string",
+                   "postgresql://USER@HOST:5432/DB (or paste the whole connection string below)"),
     "chroma": ("Chroma", "server token (none for a local directory)", "chroma://HOST:8000 or chroma:///path"),
 }
 NEEDS_SECRET = {"pinecone"}
@@ -55,6 +57,21 @@ def split_connection(provider: str, text: str, secret: str | None) -> tuple[str,
             raise UsageError("the address holds a credential and the secret field another one: give one")
         secret = found[0]
     return u.redacted(), secret or None
+
+
+def read_connection(provider: str, address: str, secret: str | None) -> tuple[str, str | None]:
+    """The address and secret from the form. The secret field may hold a whole connection
+    string of the chosen provider (`postgresql://app:pw@db/vectors`), pasted where it is not
+    shown: it then stands for the address too, and its password is the secret."""
+    if secret and "://" in secret and not address.strip():
+        try:
+            scheme = parse_url(secret).provider
+            same = normalize_provider(scheme) == provider
+        except VdedupError:
+            same = False
+        if same:
+            return split_connection(provider, secret, None)
+    return split_connection(provider, address, secret)
 
 
 def _refuse_existing(store: AssetStore, name: str) -> None:
@@ -88,7 +105,7 @@ def connect_discover(request: Request, form: Form) -> Response:
         provider = normalize_provider(form.get("provider"))
         values["provider"] = provider
         check_name(name)
-        url, secret = split_connection(provider, form.get("url"), form.raw("secret") or None)
+        url, secret = read_connection(provider, form.get("url"), form.raw("secret") or None)
         values["url"] = url                   # shown again only without its credential
         if secret is None and provider in NEEDS_SECRET:
             raise UsageError(f"paste the {PROVIDERS[provider][1]}")

@@ -10,7 +10,7 @@ import pytest
 
 from vdedup.errors import UsageError
 from vdedup_portal.jobs import JobReporter
-from vdedup_portal.pages.connect import split_connection
+from vdedup_portal.pages.connect import read_connection, split_connection
 from vdedup_portal.plot import Point, history_svg, nice_ticks
 from vdedup_portal.schedule import parse_systemd_time
 
@@ -61,6 +61,17 @@ def test_split_connection() -> None:
         split_connection("qdrant", " ", "k")
     with pytest.raises(UsageError, match="that is a qdrant address, not Milvus"):
         split_connection("milvus", "qdrant://q:6333", None)
+
+
+def test_a_connection_string_in_the_secret_field() -> None:
+    pasted = "postgresql://app:pw%3Awith%2Fodd@db.internal:5432/vectors?table=docs"
+    assert read_connection("postgresql", "", pasted) == ("postgresql://app@db.internal:5432/vectors?table=docs",
+                                                         "pw:with/odd")
+    # with an address given, the field is the secret as typed, "://" or not
+    assert read_connection("postgresql", "postgresql://app@db/v", "a://b") == ("postgresql://app@db/v", "a://b")
+    # another provider's URL in the secret field is a secret, and the address is still missing
+    with pytest.raises(UsageError, match="give the address"):
+        read_connection("qdrant", "", "postgresql://app:pw@db/v")
 
 
 def test_parse_systemd_time() -> None:
