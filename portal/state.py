@@ -45,6 +45,7 @@ class Session:
 class PendingConnection:
     """A pasted secret between 'find indexes' and 'connect': in memory only, never in a page."""
     id: str
+    sid: str                                  # the session it belongs to
     provider: str
     url: str                                  # redacted
     name: str
@@ -109,18 +110,19 @@ class PortalState:
                 self.work.release()
 
     # ---- pending connections ------------------------------------------------------------
-    def add_pending(self, provider: str, url: str, name: str, secret: str | None,
+    def add_pending(self, sid: str, provider: str, url: str, name: str, secret: str | None,
                     found: list[Any]) -> PendingConnection:
         with self._mutex:
             self._expire()
-            p = PendingConnection(secrets.token_urlsafe(16), provider, url, name, secret, found)
+            p = PendingConnection(secrets.token_urlsafe(16), sid, provider, url, name, secret, found)
             self._pending[p.id] = p
             return p
 
-    def pending(self, pid: str) -> PendingConnection | None:
+    def pending(self, pid: str, sid: str) -> PendingConnection | None:
         with self._mutex:
             self._expire()
-            return self._pending.get(pid)
+            p = self._pending.get(pid)
+            return p if p is not None and hmac.compare_digest(p.sid, sid) else None
 
     def drop_pending(self, pid: str) -> None:
         with self._mutex:

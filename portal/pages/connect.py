@@ -116,7 +116,7 @@ def connect_discover(request: Request, form: Form) -> Response:
         return _form_page(request, 400 if e.exit_code in (2, 13) else 502, one_line(e), **values)
     if not found:
         return _form_page(request, 502, "connected, but the credentials reach no index", **values)
-    pending = state.add_pending(provider, url, name, secret, found)
+    pending = state.add_pending(request.scope["portal_session"].sid, provider, url, name, secret, found)
     return render(request, "connect.html", active="connect", providers=PROVIDERS, error=None,
                   values=values, pending=pending)
 
@@ -125,7 +125,7 @@ def connect_discover(request: Request, form: Form) -> Response:
 def connect_save(request: Request, form: Form) -> Response:
     """Step 2 -> done: store the asset with the chosen indexes and its encrypted secret."""
     state = state_of(request)
-    pending = state.pending(form.get("pending"))
+    pending = state.pending(form.get("pending"), request.scope["portal_session"].sid)
     if pending is None:
         return _form_page(request, 400, "This connection form has expired (or was used already): "
                                         "paste the secret again.", provider="pinecone", name="", url="")
