@@ -5,10 +5,14 @@
 a little plain JavaScript polls job progress. Like the CLI, the portal uses the engine
 (vdedup.engine, vdedup.assets) and shows what it returns; it never imports the CLI.
 
-    state.py      the open repository, sessions, the one-at-a-time work lock
+    server.py     binding 127.0.0.1 and running uvicorn
+    state.py      the open repository, sessions, pending connections, the one-at-a-time work lock
     security.py   the token exchange, session cookie, CSRF and origin checks (ASGI middleware)
+    app.py        the Starlette application and its routes
+    web.py        rendering, the shape of every route, error pages, template filters
     jobs.py       background jobs (backup, restore, check) and their progress
-    app.py        the Starlette application: routes, rendering, error pages
-    pages/        one module per page group
+    auditing.py   audit entries of portal operations
+    pages/        one module per group of pages
     plot.py       the records / bytes history as inline SVG
+    schedule.py   the next run of the nightly systemd timer, if any
 """
