@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..assets.store import Asset, AssetStore
-from ..backend.base import FileType
 from ..connectors import open_connector, parse_url
 from ..connectors.base import Connector
-from ..errors import ObjectNotFound, VdedupError
+from ..errors import VdedupError
 from ..repository import Repository, Snapshot
 from .backup import BATCH_SIZE, BackupResult, backup
 from .events import Reporter
@@ -90,10 +89,7 @@ def apply_asset_policy(repo: Repository, asset: Asset) -> list[str] | None:
         removed = []
         for g in decisions:
             for s in g.remove:
-                try:
-                    repo.backend.remove(FileType.SNAPSHOTS, s.id)
-                except ObjectNotFound:
-                    pass
+                repo.remove_snapshot(s.id)
                 removed.append(s.id)
         return removed
     finally:
