@@ -71,7 +71,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from vdedup.connectors import pinecone as pc_connector
+    from vdedup.connectors.pinecone import connector as pc_connector
     from vdedup.testing.pinecone_emulator import PineconeEmulator
     from vdedup.testing.weaviate_emulator import WeaviateEmulator
     mp = pytest.MonkeyPatch()

@@ -14,7 +14,7 @@ chromadb = pytest.importorskip("chromadb")
 from chromadb.config import Settings  # noqa: E402
 
 from vdedup.connectors import open_connector, parse_url  # noqa: E402
-from vdedup.connectors.chroma import ChromaConnector, _space  # noqa: E402
+from vdedup.connectors.chroma.connector import ChromaConnector, _space  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric, RecordBatch, VectorField  # noqa: E402
 
@@ -168,7 +168,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 def test_importing_connectors_does_not_import_chromadb() -> None:
-    code = ("import sys, vdedup.connectors, vdedup.connectors.chroma; "
+    code = ("import sys, vdedup.connectors, vdedup.connectors.chroma.connector; "
             "sys.exit(1 if 'chromadb' in sys.modules else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root,

@@ -24,7 +24,7 @@ pymilvus = pytest.importorskip("pymilvus")
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
 from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors.milvus import (MilvusConnector, _as_bytes, _dense_value,  # noqa: E402
+from vdedup.connectors.milvus.connector import (MilvusConnector, _as_bytes, _dense_value,  # noqa: E402
                                       _vector_out)
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import IdType, Metric, RecordBatch  # noqa: E402
@@ -503,7 +503,7 @@ def test_milvus_lite_refuses_byte_vectors(raw, dtype: str) -> None:
 
 
 def test_importing_the_connector_does_not_import_pymilvus() -> None:
-    code = ("import sys, vdedup.connectors, vdedup.connectors.milvus; "
+    code = ("import sys, vdedup.connectors, vdedup.connectors.milvus.connector; "
             "sys.exit(1 if 'pymilvus' in sys.modules else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root,

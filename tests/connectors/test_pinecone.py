@@ -12,7 +12,7 @@ import pytest
 pinecone = pytest.importorskip("pinecone")
 
 from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors import pinecone as pc_connector  # noqa: E402
+from vdedup.connectors.pinecone import connector as pc_connector  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric  # noqa: E402
 from vdedup.testing.pinecone_emulator import PineconeEmulator  # noqa: E402

@@ -20,7 +20,7 @@ from weaviate.classes.init import Auth  # noqa: E402
 from weaviate.classes.tenants import Tenant  # noqa: E402
 
 from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors import weaviate as wvconn  # noqa: E402
+from vdedup.connectors.weaviate import connector as wvconn  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, MetadataField, Metric, RecordBatch,  # noqa: E402
                           VectorField)
@@ -180,7 +180,7 @@ def summary(capsys, *args: str) -> dict[str, Any]:
 
 
 def test_importing_the_connector_does_not_import_weaviate() -> None:
-    code = ("import sys, vdedup.connectors, vdedup.connectors.weaviate; "
+    code = ("import sys, vdedup.connectors, vdedup.connectors.weaviate.connector; "
             "sys.exit(1 if 'weaviate' in sys.modules else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root,

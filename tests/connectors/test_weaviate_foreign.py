@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("weaviate")
 
 from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors import weaviate as wvconn  # noqa: E402
+from vdedup.connectors.weaviate import connector as wvconn  # noqa: E402
 from vdedup.engine.translate import build_plan, check_plan  # noqa: E402
 from vdedup.errors import SourceError, UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, IdType, MetadataField, Metric, Record,  # noqa: E402

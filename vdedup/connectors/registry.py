@@ -21,13 +21,13 @@ class Registration:
 
 
 REGISTRY: dict[str, Registration] = {
-    "chroma": Registration("vdedup.connectors.chroma:ChromaConnector", "chroma", "chromadb"),
-    "postgresql": Registration("vdedup.connectors.pgvector:PgvectorConnector", "pgvector", "psycopg"),
-    "milvus": Registration("vdedup.connectors.milvus:MilvusConnector", "milvus", "pymilvus"),
-    "qdrant": Registration("vdedup.connectors.qdrant:QdrantConnector", "qdrant", "qdrant_client"),
-    "pinecone": Registration("vdedup.connectors.pinecone:PineconeConnector", "pinecone", "pinecone"),
-    "weaviate": Registration("vdedup.connectors.weaviate:WeaviateConnector", "weaviate", "weaviate"),
-    "files": Registration("vdedup.connectors.files:FilesConnector", "files", "numpy"),   # numpy: core
+    "chroma": Registration("vdedup.connectors.chroma.connector:ChromaConnector", "chroma", "chromadb"),
+    "postgresql": Registration("vdedup.connectors.pgvector.connector:PgvectorConnector", "pgvector", "psycopg"),
+    "milvus": Registration("vdedup.connectors.milvus.connector:MilvusConnector", "milvus", "pymilvus"),
+    "qdrant": Registration("vdedup.connectors.qdrant.connector:QdrantConnector", "qdrant", "qdrant_client"),
+    "pinecone": Registration("vdedup.connectors.pinecone.connector:PineconeConnector", "pinecone", "pinecone"),
+    "weaviate": Registration("vdedup.connectors.weaviate.connector:WeaviateConnector", "weaviate", "weaviate"),
+    "files": Registration("vdedup.connectors.files.connector:FilesConnector", "files", "numpy"),   # numpy: core
 }
 ALIASES = {"postgres": "postgresql", "pgvector": "postgresql", "npy": "files"}
 

@@ -35,12 +35,12 @@ from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, SparseField, SparseVector, VectorField)
-from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
+from ..common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
                      translated_errors)
-from .url import SourceURL
+from ..url import SourceURL
 
 DISTANCE_TO_METRIC = {"Cosine": Metric.COSINE, "Euclid": Metric.EUCLIDEAN, "Dot": Metric.DOT,
                       "Manhattan": Metric.MANHATTAN}

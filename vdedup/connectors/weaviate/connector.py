@@ -26,7 +26,7 @@ Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
   verbatim and written back with their beacons only (`href` is derived by the server).
 - Throttling (429) and 5xx answers and timeouts are retried a bounded number of times with
   exponential backoff, honouring `Retry-After`.
-- A schema from another provider becomes a class in the *neutral layout* (weaviate_layout.py),
+- A schema from another provider becomes a class in the *neutral layout* (layout.py),
   marked by JSON in the class description (`{"vdedup": 1, "layout": "neutral", ...}`) so that
   describe() and scan() give the neutral form back exactly: the namespace "" lives in the
   reserved tenant `_default` (tenant names must match [A-Za-z0-9_-]{1,64}; other names that do
@@ -52,12 +52,12 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, VectorField)
-from .common import refuse_credentials, refuse_secret_params, refuse_unknown_params
-from .url import SourceURL
-from .weaviate_layout import Layout, neutral_class
+from ..common import refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..url import SourceURL
+from .layout import Layout, neutral_class
 
 KEY_ENV = "WEAVIATE_API_KEY"
 DEFAULT_PORT = 8080

@@ -52,10 +52,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, SparseColumn, SparseField, SparseVector, VectorField)
-from .url import SECRET_KEYS, SourceURL
+from ..url import SECRET_KEYS, SourceURL
 
 DEFAULT_PORT = 19530
 DEFAULT_DB = "default"

@@ -26,7 +26,7 @@ Why the code looks the way it does (psycopg 3.3, PostgreSQL 18, pgvector 0.8.6):
   holds which vector: describe()/scan() read such a table back in the neutral form, and its
   schema restored here again makes the same layout. `json`, not `jsonb`: it keeps the text
   json.dumps wrote, so floats, ints and key order come back exactly (docs/providers/pgvector.md).
-  The layout (DDL, marker, schema, id and JSON rules) is in pgvector_layout.py.
+  The layout (DDL, marker, schema, id and JSON rules) is in layout.py.
 """
 from __future__ import annotations
 
@@ -42,15 +42,15 @@ from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, SparseField, SparseVector, VectorField)
-from .common import refuse_secret_params, refuse_unknown_params, translated_errors
-from .pgvector_layout import (NEUTRAL_DOC, NEUTRAL_ID, NEUTRAL_LAYOUT, NEUTRAL_META,
+from ..common import refuse_secret_params, refuse_unknown_params, translated_errors
+from .layout import (NEUTRAL_DOC, NEUTRAL_ID, NEUTRAL_LAYOUT, NEUTRAL_META,
                               NEUTRAL_URI, NEUTRAL_VECTOR, OWN_PROVIDERS, exact_json, int_text,
                               is_marker, neutral_ddl, neutral_id, neutral_schema, read_marker)
-from .pgvector_layout import quote_ident as _qi
-from .url import SourceURL
+from .layout import quote_ident as _qi
+from ..url import SourceURL
 
 DEFAULT_PORT = 5432
 URL_QUERY_KEYS = {"table", "sslmode"}

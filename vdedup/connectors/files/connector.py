@@ -41,9 +41,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
-from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from .url import SourceURL
+from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
+from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..url import SourceURL
 
 VECTORS_FILE = "vectors.npy"
 RECORDS_FILE = "records.jsonl"

@@ -44,12 +44,12 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
                      SparseField, SparseVector, VectorField)
-from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
+from ..common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
                      refuse_unknown_params)
-from .url import SourceURL
+from ..url import SourceURL
 
 T = TypeVar("T")
 

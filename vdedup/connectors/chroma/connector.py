@@ -35,11 +35,11 @@ from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
                      refuse_unknown_params, translated_errors)
-from .url import SourceURL
+from ..url import SourceURL
 
 SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
 METRIC_TO_SPACE = {metric: space for space, metric in SPACE_TO_METRIC.items()}
