@@ -37,8 +37,9 @@ import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from ..common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
-                     refuse_unknown_params, translated_errors)
+from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
+                      refuse_namespace, refuse_secret_params, refuse_unknown_params,
+                      translated_errors)
 from ..url import SourceURL
 
 SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
@@ -56,6 +57,8 @@ DEFAULT_PORT = 8000
 URL_QUERY_KEYS = {"tenant", "database", "ssl"}
 TOKEN_ENV = "CHROMA_API_KEY"
 TOKEN_HEADER = "x-chroma-token"
+NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
+                 "map each namespace to its own collection")
 
 NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
 # SDK messages echo offending values after these words; cut them so no record data leaks.
@@ -87,7 +90,7 @@ class ChromaConnector:
         if u.path not in ("", "/"):
             raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
                              "use ?tenant=T&database=D")
-        ssl = u.query.get("ssl", "0").lower() in ("1", "true", "yes", "on")
+        ssl = flag(u.query.get("ssl"))
         return cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy)
 
     @classmethod
@@ -189,14 +192,14 @@ class ChromaConnector:
         )
 
     def count(self, collection: str, namespace: str = "") -> int:
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         col = self._collection(collection)
         with self._errors("count", collection):
             return int(col.count())
 
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         size = min(batch_size, MAX_IDS_PER_CALL)
@@ -266,7 +269,7 @@ class ChromaConnector:
         self._put(collection, batch, replace=False)
 
     def _put(self, collection: str, batch: RecordBatch, replace: bool) -> None:
-        _no_namespace(batch.namespace)
+        refuse_namespace(batch.namespace, NO_NAMESPACES)
         if not len(batch):
             return
         ids = _string_ids(batch.ids)
@@ -299,7 +302,7 @@ class ChromaConnector:
                 col.upsert(ids=ids[a:b], embeddings=embeddings[a:b], **extra)
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         keys = _string_ids(ids)
         col = self._collection(collection)
         for a in range(0, len(keys), MAX_IDS_PER_CALL):
@@ -358,13 +361,7 @@ def _detail(e: BaseException, data: bool = False) -> str:
 
 
 def _is_unreachable(e: BaseException) -> bool:
-    try:
-        import httpx
-        if isinstance(e, httpx.TransportError):
-            return True
-    except ImportError:   # pragma: no cover - httpx is a chromadb dependency
-        pass
-    return isinstance(e, (ConnectionError, TimeoutError)) or "Could not connect" in str(e)
+    return is_unreachable(e) or "Could not connect" in str(e)
 
 
 @contextlib.contextmanager
@@ -379,10 +376,6 @@ def _valid_name(name: str) -> bool:
     return isinstance(name, str) and 3 <= len(name) <= 512 and NAME_RE.fullmatch(name) is not None
 
 
-def _no_namespace(namespace: str) -> None:
-    if namespace:
-        raise UsageError(f"Chroma collections have no namespaces (got {namespace!r}); "
-                         "map each namespace to its own collection")
 
 
 def _configuration(col: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
 from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..common import refuse_namespace, refuse_unknown_params
 from ..url import SourceURL
 
 VECTORS_FILE = "vectors.npy"
@@ -99,10 +100,7 @@ class FilesConnector:
     def from_url(cls, u: SourceURL) -> "FilesConnector":
         if u.username or u.password:
             raise UsageError("a files URL takes no credentials")
-        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
-        if unknown:
-            raise UsageError(f"unknown files URL parameter {unknown[0]!r} "
-                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        refuse_unknown_params(u, "files", URL_QUERY_KEYS)
         if u.host:
             raise UsageError("a files URL names a local directory: files:///abs/path/to/dir")
         path = u.path
@@ -185,14 +183,14 @@ class FilesConnector:
 
     def count(self, collection: str, namespace: str = "") -> int:
         self._check(collection)
-        _no_namespace(namespace)
+        refuse_namespace(namespace, "a files export has no namespaces")
         if self._writing is not None:
             return int(self._writing["rows"])
         return int(self._vectors().shape[0])
 
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
         self._check(collection)
-        _no_namespace(namespace)
+        refuse_namespace(namespace, "a files export has no namespaces")
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         arr = self._vectors()
@@ -277,7 +275,7 @@ class FilesConnector:
         w = self._writing
         if w is None or collection != self._name:
             raise UsageError("an existing export is not written to: restore into a new directory")
-        _no_namespace(batch.namespace)
+        refuse_namespace(batch.namespace, "a files export has no namespaces")
         if _plain_dense(batch, w["dim"]):
             self._write_plain(batch)
             return
@@ -359,9 +357,6 @@ class FilesConnector:
             self._writing = None
 
 
-def _no_namespace(namespace: str) -> None:
-    if namespace:
-        raise UsageError("a files export has no namespaces")
 
 
 def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:
