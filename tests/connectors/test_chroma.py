@@ -13,7 +13,7 @@ import pytest
 chromadb = pytest.importorskip("chromadb")
 from chromadb.config import Settings  # noqa: E402
 
-from vdedup.connectors import open_connector, parse_url  # noqa: E402
+from vdedup.connectors import Credentials, open_connector, parse_url  # noqa: E402
 from vdedup.connectors.chroma.connector import ChromaConnector, _space  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric, RecordBatch, VectorField  # noqa: E402
@@ -459,9 +459,8 @@ def test_errors_are_wrapped(chroma_dir: Path, closed_port: int, monkeypatch) -> 
     finally:
         conn.close()
 
-    monkeypatch.setenv("CHROMA_API_KEY", "tok-SECRET-123")
     with pytest.raises(SourceError) as err:
-        open_connector(f"chroma://127.0.0.1:{closed_port}")
+        open_connector(f"chroma://127.0.0.1:{closed_port}", Credentials("tok-SECRET-123", "CHROMA_API_KEY"))
     msg = err.value.message
     assert msg.startswith(f"cannot reach Chroma at 127.0.0.1:{closed_port}: ")
     assert "\n" not in msg and "SECRET" not in msg

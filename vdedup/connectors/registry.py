@@ -18,10 +18,11 @@ from __future__ import annotations
 import importlib
 import threading
 from importlib import metadata
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import MissingDependency, UsageError
 from .base import Connector
+from .credentials import NO_CREDENTIALS, Credentials, from_environment
 from .descriptor import Capabilities, Descriptor
 from .url import SourceURL, parse_url
 
@@ -158,8 +159,24 @@ def connector_class(d: Descriptor) -> type:
     return getattr(importlib.import_module(module_name), cls_name)
 
 
-def open_connector(url: str | SourceURL) -> Connector:
-    """Open the connector for a URL."""
+def descriptor_of(url: str | SourceURL) -> Descriptor:
+    """The provider a URL names, by its scheme (e.g. qdrant+local) or the part before "+"."""
     u = parse_url(url) if isinstance(url, str) else url
-    cls = connector_class(lookup(u.scheme if _find(u.scheme) else u.provider))
-    return cls.from_url(u)
+    return lookup(u.scheme if _find(u.scheme) else u.provider)
+
+
+def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIALS) -> Connector:
+    """Open the connector for a URL with exactly these credentials: none by default. Where a
+    secret comes from is the caller's choice (the credential store, or `credentials_for` at
+    the command line); a connector never looks for one itself."""
+    u = parse_url(url) if isinstance(url, str) else url
+    if not isinstance(credentials, Credentials):
+        raise TypeError("credentials must be a vdedup.connectors.Credentials")
+    return connector_class(descriptor_of(u)).from_url(u, credentials)
+
+
+def credentials_for(url: str | SourceURL, environ: Mapping[str, str]) -> Credentials:
+    """The credentials the provider's documented environment variables hold, for a URL given
+    on the command line (`environ` is os.environ there; see credentials.from_environment)."""
+    u = parse_url(url) if isinstance(url, str) else url
+    return from_environment(descriptor_of(u), u, environ)

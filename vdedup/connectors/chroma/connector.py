@@ -3,8 +3,9 @@
     chroma:///abs/path/to/persist-dir         chromadb.PersistentClient (in-process)
     chroma://HOST:PORT[?tenant=T&database=D&ssl=1]   chromadb.HttpClient
 
-A server token, when one is needed, comes from the environment (`CHROMA_API_KEY`, sent as
-the `x-chroma-token` header), never from the URL.
+A server token, when one is needed, is the secret of the credentials the connector is opened
+with (sent as the `x-chroma-token` header; at the command line `CHROMA_API_KEY` holds it),
+never the URL.
 
 Why the code looks the way it does (chromadb 1.5.9):
 - Collections are always opened with `embedding_function=None`: the default one downloads
@@ -40,7 +41,9 @@ from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, Ve
 from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 
 SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
 METRIC_TO_SPACE = {metric: space for space, metric in SPACE_TO_METRIC.items()}
@@ -55,7 +58,7 @@ MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound var
 ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
 DEFAULT_PORT = 8000
 URL_QUERY_KEYS = {"tenant", "database", "ssl"}
-TOKEN_ENV = "CHROMA_API_KEY"
+TOKEN_ENV = DESCRIPTOR.secret_env[0]
 TOKEN_HEADER = "x-chroma-token"
 NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
                  "map each namespace to its own collection")
@@ -80,7 +83,7 @@ class ChromaConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "ChromaConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
         refuse_credentials(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_secret_params(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
@@ -91,7 +94,8 @@ class ChromaConnector:
             raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
                              "use ?tenant=T&database=D")
         ssl = flag(u.query.get("ssl"))
-        return cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy)
+        return cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy,
+                         credentials.secret)
 
     @classmethod
     def _persistent(cls, path: str, tenancy: dict[str, str]) -> "ChromaConnector":
@@ -110,12 +114,12 @@ class ChromaConnector:
         return cls(client, path)
 
     @classmethod
-    def _http(cls, host: str, port: int, ssl: bool, tenancy: dict[str, str]) -> "ChromaConnector":
+    def _http(cls, host: str, port: int, ssl: bool, tenancy: dict[str, str],
+              token: str | None) -> "ChromaConnector":
         import chromadb
         from chromadb.config import Settings
 
         where = f"{host}:{port}"
-        token = os.environ.get(TOKEN_ENV)
         headers = {TOKEN_HEADER: token} if token else None
         try:
             client = chromadb.HttpClient(

@@ -44,6 +44,7 @@ import numpy as np
 from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
 from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
 from ..common import refuse_namespace, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
 
 VECTORS_FILE = "vectors.npy"
@@ -97,7 +98,8 @@ class FilesConnector:
         self._writing: dict[str, Any] | None = None     # the export being written by a restore
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "FilesConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "FilesConnector":
+        """An export needs no credentials: any given are not used."""
         if u.username or u.password:
             raise UsageError("a files URL takes no credentials")
         refuse_unknown_params(u, "files", URL_QUERY_KEYS)

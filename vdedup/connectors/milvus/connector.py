@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...model import CollectionSchema, RecordBatch, RecordId
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
 from . import reader, writer
 from .session import Session
@@ -32,9 +33,9 @@ class MilvusConnector:
         self._only = collection
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "MilvusConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "MilvusConnector":
         address = parse(u)
-        return cls(Session.open(address), address.collection)
+        return cls(Session.open(address, credentials), address.collection)
 
     def close(self) -> None:
         self._s.close()

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ..common import error_detail, is_unreachable
+from ..credentials import Credentials
 from .layout import partition_name, read_marker
 from .schema import Field, fields_of
 from .url import Address, auth
@@ -40,13 +41,13 @@ class Session:
         self._markers: dict[str, dict[str, Any] | None] = {}
 
     @classmethod
-    def open(cls, address: Address) -> "Session":
+    def open(cls, address: Address, credentials: Credentials) -> "Session":
         from pymilvus import MilvusClient
 
         # The SDK logs every failed call with a traceback to stderr; errors are ours to report.
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL + 1)
         try:
-            client = MilvusClient(uri=address.uri, db_name=address.db, **auth(address))
+            client = MilvusClient(uri=address.uri, db_name=address.db, **auth(address, credentials))
         except Exception as e:
             raise translate(e, "connect", address.where, None) from e
         session = cls(client, address)

@@ -3,16 +3,18 @@
     milvus://[USER@]HOST:PORT[/DB[/COLLECTION]][?secure=1]
 
 One connector talks to one database (default "default"). With a collection in the URL, only
-that collection is listed. Credentials never come from the URL: a token in `MILVUS_TOKEN`,
-or `MILVUS_USER` (or the URL's user name) with `MILVUS_PASSWORD`.
+that collection is listed. Credentials never come from the URL: the secret the connector is
+opened with is a token (`user:password` is one), or, with a user name in the URL and no colon
+in the secret, that user's password. At the command line `MILVUS_TOKEN` holds it, or
+`MILVUS_USER` (or the URL's user name) with `MILVUS_PASSWORD`.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ...errors import UsageError
 from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..credentials import Credentials
 from ..url import SourceURL
 
 DEFAULT_PORT = 19530
@@ -65,14 +67,11 @@ def parse(u: SourceURL) -> Address:
                    u.username)
 
 
-def auth(address: Address) -> dict[str, str]:
-    """MilvusClient's authentication arguments."""
-    out: dict[str, str] = {}
-    token = os.environ.get(TOKEN_ENV)
-    user = os.environ.get(USER_ENV) or address.user
-    if token:
-        out["token"] = token
-    elif user:
-        out["user"] = user
-        out["password"] = os.environ.get(PASSWORD_ENV, "")
-    return out
+def auth(address: Address, credentials: Credentials) -> dict[str, str]:
+    """MilvusClient's authentication arguments (none without a secret)."""
+    secret = credentials.secret
+    if secret is None:
+        return {}
+    if address.user and ":" not in secret:
+        return {"user": address.user, "password": secret}
+    return {"token": secret}

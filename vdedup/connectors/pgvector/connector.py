@@ -2,8 +2,10 @@
 
     postgresql://USER@HOST:PORT/DB[?table=T|schema.T][&sslmode=...]     (aliases: postgres, pgvector)
 
-The password never comes from the URL: libpq reads `PGPASSWORD` or `~/.pgpass` (`PGPASSFILE`)
-itself. A collection is a table ("t" in schema public, "s.t" elsewhere); tables have one
+The password is the secret of the credentials the connector is opened with (at the command
+line `PGPASSWORD` holds it), never the URL. It is always passed to libpq explicitly, so libpq
+never falls back to a `PGPASSWORD` of the process environment; without one, libpq's password
+file (`~/.pgpass`, `PGPASSFILE`) is still consulted, as psql does. A collection is a table ("t" in schema public, "s.t" elsewhere); tables have one
 namespace, "". Without `?table=` every table with a vector, halfvec, sparsevec or bit(n)
 column is a collection (partitions are read through their parent).
 
@@ -42,6 +44,7 @@ from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, RecordBatch, RecordId
 from ..common import (refuse_credentials, refuse_namespace, refuse_secret_params,
                       refuse_unknown_params, translated_errors)
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
 from .catalog import (TEXT_TYPES, qualified, read_layout, split, table_ddl, table_oid,
                       table_schema)
@@ -73,7 +76,7 @@ class PgvectorConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "PgvectorConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PgvectorConnector":
         refuse_credentials(u, "PostgreSQL", "set PGPASSWORD or use ~/.pgpass", user_allowed=True)
         refuse_secret_params(u, "PostgreSQL", "set PGPASSWORD or use ~/.pgpass")
         refuse_unknown_params(u, "PostgreSQL", URL_QUERY_KEYS)
@@ -89,6 +92,8 @@ class PgvectorConnector:
             params["host"] = u.host
         if user:
             params["user"] = user
+        # "" (not absent) when there is no secret: libpq then skips PGPASSWORD, not ~/.pgpass
+        params["password"] = credentials.secret or ""
         if u.query.get("sslmode"):
             params["sslmode"] = u.query["sslmode"]
         import psycopg

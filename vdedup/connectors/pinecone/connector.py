@@ -4,9 +4,10 @@
                                                    describe, or `host=` to skip that)
     pinecone://[?controller=URL]                   every index of the project
 
-The API key comes from `PINECONE_API_KEY`, never from the URL or argv. The control-plane
-URL is `controller=` or `PINECONE_CONTROLLER_HOST` (both only needed for an emulator or a
-private deployment); the default is Pinecone's own, https://api.pinecone.io.
+The API key is the secret of the credentials the connector is opened with (at the command
+line `PINECONE_API_KEY` holds it), never the URL or argv. The control-plane URL is
+`controller=` or `PINECONE_CONTROLLER_HOST` (not a secret; both only needed for an emulator or
+a private deployment); the default is Pinecone's own, https://api.pinecone.io.
 
 Why the code looks the way it does (`pinecone` SDK 10.x, REST API 2026-07):
 - Only indexes whose schema is the classic vector one (fields `_values` and/or
@@ -45,7 +46,9 @@ from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
                      SparseField, SparseVector, VectorField)
 from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 from .schema import (API_VERSION, DEFAULT_NAMESPACE_ALIAS, DENSE_FIELD, METRIC_FROM, SPARSE_FIELD,
                      deployment_for, fields_for, index_info, json_safe, ns_name, refuse_pod,
                      spec_of, vector_index_only)
@@ -53,7 +56,7 @@ from .values import as_upsert, chunks, digest, string_ids, to_vectors
 
 T = TypeVar("T")
 
-KEY_ENV = "PINECONE_API_KEY"
+KEY_ENV = DESCRIPTOR.secret_env[0]
 CONTROLLER_ENV = "PINECONE_CONTROLLER_HOST"
 URL_QUERY_KEYS = {"host", "controller"}
 
@@ -78,8 +81,9 @@ class PineconeConnector:
     provider = "pinecone"
 
     def __init__(self, client: Any, where: str, index: str | None = None,
-                 data_host: str | None = None) -> None:
+                 data_host: str | None = None, key_origin: str = KEY_ENV) -> None:
         self._pc = client
+        self._key_origin = key_origin             # where the API key came from, for messages
         self._where = where                       # control-plane URL: safe for messages
         self._index = index
         self._hosts: dict[str, str] = {index: data_host} if index and data_host else {}
@@ -89,7 +93,7 @@ class PineconeConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "PineconeConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
         refuse_credentials(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Pinecone", URL_QUERY_KEYS)
@@ -102,9 +106,10 @@ class PineconeConnector:
                              "digits and '-', starting and ending with a letter or digit")
         if u.query.get("host") and index is None:
             raise UsageError("?host= needs an index: pinecone://INDEX?host=URL")
-        key = os.environ.get(KEY_ENV, "")
+        key = credentials.secret or ""
         if not key.strip():
-            raise UsageError(f"no Pinecone API key: set {KEY_ENV}")
+            raise UsageError(f"no Pinecone API key: set {KEY_ENV}, or store one with the "
+                             "connected asset ('vdedup assets rotate NAME')")
         controller = u.query.get("controller") or os.environ.get(CONTROLLER_ENV) or None
         from pinecone import Pinecone, RetryConfig
 
@@ -113,7 +118,8 @@ class PineconeConnector:
                               retry_config=RetryConfig(max_retries=2, backoff_factor=0.1, max_wait=2.0))
         except Exception as e:
             raise SourceError(f"cannot open the Pinecone client: {_detail(e)}") from e
-        return cls(client, controller or "https://api.pinecone.io", index, u.query.get("host"))
+        return cls(client, controller or "https://api.pinecone.io", index, u.query.get("host"),
+                   credentials.origin)
 
     def close(self) -> None:
         for handle in self._handles.values():
@@ -403,7 +409,7 @@ class PineconeConnector:
                    attempts: int, usage: bool) -> VdedupError:
         target = f" {collection!r}" if collection else ""
         if status == 401:
-            return SourceError(f"Pinecone at {self._where} rejected the API key from {KEY_ENV} "
+            return SourceError(f"Pinecone at {self._where} rejected the API key from {self._key_origin} "
                                f"(401 Unauthorized)")
         if status == 404 and action in ("describe", "open") and collection:
             return CollectionNotFound(f"Pinecone index {collection!r} not found at {self._where}")

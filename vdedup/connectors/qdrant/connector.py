@@ -3,7 +3,8 @@
     qdrant://HOST[:6333][/COLLECTION][?https=1&grpc=1&grpc_port=6334]  QdrantClient(url=..., api_key=...)
     qdrant+local:///abs/path[?collection=C]                 QdrantClient(path=...) (local mode)
 
-The API key comes from the environment (`QDRANT_API_KEY`), never from the URL. A URL that
+The API key is the secret of the credentials the connector is opened with (at the command
+line `QDRANT_API_KEY` holds it), never the URL. A URL that
 names a collection limits `list_collections` (and so a backup) to that collection.
 
 Why the code looks the way it does (qdrant-client 1.20):
@@ -38,12 +39,14 @@ from ...model import (CollectionSchema, IdType, MetadataField, Metric, RecordBat
 from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 from .schema import PAYLOAD_INDEX_TYPES, create_body, is_vector_params, payload_index, vector_field
 from .values import point_id, point_vector, to_payload, to_record
 
 DEFAULT_PORT = 6333
-API_KEY_ENV = "QDRANT_API_KEY"
+API_KEY_ENV = DESCRIPTOR.secret_env[0]
 REMOTE_QUERY_KEYS = {"https", "grpc", "grpc_port"}
 DEFAULT_GRPC_PORT = 6334
 LOCAL_QUERY_KEYS = {"collection"}
@@ -60,8 +63,10 @@ class QdrantConnector:
 
     provider = "qdrant"
 
-    def __init__(self, client: Any, where: str, collection: str | None = None) -> None:
+    def __init__(self, client: Any, where: str, collection: str | None = None,
+                 key_origin: str = API_KEY_ENV) -> None:
         self._client = client
+        self._key_origin = key_origin        # where the API key came from, for messages
         self._where = where                  # "host:port" or "/path": safe for messages
         self._only = collection              # the collection named in the URL, if any
         self._datatypes: dict[str, dict[str, str | None]] = {}
@@ -69,14 +74,14 @@ class QdrantConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "QdrantConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "QdrantConnector":
         refuse_credentials(u, "Qdrant", f"set {API_KEY_ENV} instead")
         refuse_secret_params(u, "Qdrant", f"set {API_KEY_ENV} instead", containing=("key",))
         if u.scheme == "qdrant+local":
             return cls._local(u)
         if u.scheme != "qdrant":
             raise UsageError(f"unknown Qdrant URL scheme {u.scheme!r} (use qdrant:// or qdrant+local://)")
-        return cls._remote(u)
+        return cls._remote(u, credentials)
 
     @classmethod
     def _local(cls, u: SourceURL) -> "QdrantConnector":
@@ -97,7 +102,7 @@ class QdrantConnector:
         return cls(client, path, u.query.get("collection") or None)
 
     @classmethod
-    def _remote(cls, u: SourceURL) -> "QdrantConnector":
+    def _remote(cls, u: SourceURL, credentials: Credentials) -> "QdrantConnector":
         refuse_unknown_params(u, "Qdrant", REMOTE_QUERY_KEYS, u.scheme)
         if not u.host:
             raise UsageError("qdrant:// needs a host: qdrant://HOST:6333[/collection] "
@@ -116,7 +121,7 @@ class QdrantConnector:
         where = f"{host}:{port}"
         from qdrant_client import QdrantClient
 
-        api_key = os.environ.get(API_KEY_ENV) or None
+        api_key = credentials.secret or None
         try:
             with warnings.catch_warnings():
                 # "Api key is used with an insecure connection": the user chose http on purpose.
@@ -127,7 +132,8 @@ class QdrantConnector:
                                       check_compatibility=False)
         except Exception as e:
             raise SourceError(f"cannot open Qdrant at {where}: {_detail(e)}") from e
-        conn = cls(client, where, collection)
+        conn = cls(client, where, collection,
+                   credentials.origin if api_key else f"{API_KEY_ENV} (none was given)")
         with conn._errors("connect"):
             client.get_collections()          # fail now, with a clear message, if unreachable
         return conn
@@ -315,7 +321,7 @@ class QdrantConnector:
         if isinstance(e, UnexpectedResponse):
             if e.status_code in (401, 403):
                 return SourceError(f"Qdrant at {self._where} refused the request ({e.status_code}): "
-                                   f"check {API_KEY_ENV}")
+                                   f"check {self._key_origin}")
             if e.status_code == 404 and collection is not None:
                 return CollectionNotFound(f"Qdrant collection {collection!r} not found at {self._where}")
             return SourceError(f"Qdrant {action}{target} at {self._where} failed: "

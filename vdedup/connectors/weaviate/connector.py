@@ -2,8 +2,8 @@
 
     weaviate://HOST:PORT[/Class][?https=1&grpc_port=50051&timeout=60]
 
-The API key comes from the environment (`WEAVIATE_API_KEY`, sent as `Authorization: Bearer`),
-never from the URL. A `/Class` path limits a backup to that class.
+The API key is the secret of the credentials the connector is opened with (sent as
+`Authorization: Bearer`; at the command line `WEAVIATE_API_KEY` holds it), never the URL. A `/Class` path limits a backup to that class.
 
 Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
 - Client v4 does schema over REST but batch writes, `iterator()`, tenant listing and
@@ -43,7 +43,6 @@ Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from typing import Any, Callable, Iterator, TypeVar
@@ -51,13 +50,15 @@ from typing import Any, Callable, Iterator, TypeVar
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
 from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 from .layout import Layout
 from .schema import (PRIMITIVE_TYPES, TYPE_NAMES, class_for, multi_tenant, property_types,
                      vector_fields)
 from .values import object_id, to_object, to_record
 
-KEY_ENV = "WEAVIATE_API_KEY"
+KEY_ENV = DESCRIPTOR.secret_env[0]
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 50051
 URL_QUERY_KEYS = {"https", "grpc_port", "timeout"}
@@ -89,8 +90,10 @@ class WeaviateConnector:
 
     provider = "weaviate"
 
-    def __init__(self, client: Any, http: Any, where: str, only: str | None = None) -> None:
+    def __init__(self, client: Any, http: Any, where: str, only: str | None = None,
+                 key_origin: str | None = None) -> None:
         self._client = client
+        self._key_origin = key_origin        # where the API key came from (None: no key)
         self._http = http
         self._where = where
         self._only = only
@@ -99,7 +102,7 @@ class WeaviateConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "WeaviateConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "WeaviateConnector":
         refuse_credentials(u, "Weaviate", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Weaviate", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Weaviate", URL_QUERY_KEYS)
@@ -120,23 +123,23 @@ class WeaviateConnector:
             raise UsageError("timeout in a Weaviate URL must be positive")
         if grpc_port == port:     # the client insists they differ; its gRPC port is never used
             grpc_port = port + 1 if port < 65535 else port - 1
-        return cls._connect(u.host, port, https, grpc_port, timeout, only)
+        return cls._connect(u.host, port, https, grpc_port, timeout, only, credentials)
 
     @classmethod
     def _connect(cls, host: str, port: int, https: bool, grpc_port: int, timeout: float,
-                 only: str | None) -> "WeaviateConnector":
+                 only: str | None, credentials: Credentials) -> "WeaviateConnector":
         import httpx
         import weaviate
         from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
         where = f"{host}:{port}"
-        key = os.environ.get(KEY_ENV) or None
+        key = credentials.secret or None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         scheme = "https" if https else "http"
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         http = httpx.Client(base_url=f"{scheme}://{netloc}/v1", headers=headers,
                             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-        conn = cls(None, http, where, only)
+        conn = cls(None, http, where, only, credentials.origin if key else None)
 
         def connect() -> Any:
             return weaviate.connect_to_custom(
@@ -371,9 +374,9 @@ class WeaviateConnector:
                    collection: str | None) -> VdedupError:
         target = f" {collection!r}" if collection else ""
         if status == 401:
-            how = "check" if os.environ.get(KEY_ENV) else "set"
+            how = f"check {self._key_origin}" if self._key_origin else f"set {KEY_ENV}"
             return SourceError(f"Weaviate at {self._where} refused the credentials (401 "
-                               f"unauthorized): {how} {KEY_ENV}")
+                               f"unauthorized): {how}")
         if status == 403:
             return SourceError(f"Weaviate at {self._where} forbids {action}{target} for this "
                                "API key (403)")
