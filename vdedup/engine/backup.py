@@ -185,7 +185,7 @@ def _backup_namespace(repo: Repository, packer: Packer, connector: Connector, co
     total = connector.count(collection, ns)
     reporter.phase(f"backup {label}", total)
     new_blobs = 0
-    if getattr(connector, "key_ordered_scan", True) and (prev is None or prev.get("ordered", True)):
+    if connector.key_ordered_scan and (prev is None or prev.get("ordered", True)):
         saved = observed.copy()
         acc = [0, 0]
         with TempRows(cache_root() + "/tmp") as tmp:

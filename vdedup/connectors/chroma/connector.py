@@ -42,6 +42,7 @@ from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_cred
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 
@@ -68,10 +69,11 @@ NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
 DATA_ECHO_RE = re.compile(r"(,?\s*\b(got|Got|found duplicates of|but got)\b).*$")
 
 
-class ChromaConnector:
+class ChromaConnector(ConnectorBase):
     """One Chroma database (a persist directory, or a server's tenant and database)."""
 
     provider = "chroma"
+    descriptor = DESCRIPTOR
     key_ordered_scan = False      # rows come in insertion order
 
     def __init__(self, client: Any, where: str) -> None:

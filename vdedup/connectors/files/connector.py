@@ -45,7 +45,9 @@ from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageErro
 from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
 from ..common import refuse_namespace, refuse_unknown_params
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 
 VECTORS_FILE = "vectors.npy"
 RECORDS_FILE = "records.jsonl"
@@ -86,10 +88,11 @@ def _plain_dense(batch: RecordBatch, dim: int) -> bool:
             and not batch.dense_present and arr.ndim == 2 and arr.shape == (len(batch.ids), dim))
 
 
-class FilesConnector:
+class FilesConnector(ConnectorBase):
     """One export directory: vectors.npy + records.jsonl, as one collection."""
 
     provider = "files"
+    descriptor = DESCRIPTOR
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
         self._path = path

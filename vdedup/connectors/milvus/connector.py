@@ -17,16 +17,19 @@ from typing import Iterator
 
 from ...model import CollectionSchema, RecordBatch, RecordId
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 from . import reader, writer
 from .session import Session
 from .url import parse
 
 
-class MilvusConnector:
+class MilvusConnector(ConnectorBase):
     """One Milvus database (optionally narrowed to one collection by the URL)."""
 
     provider = "milvus"
+    descriptor = DESCRIPTOR
 
     def __init__(self, session: Session, collection: str | None = None) -> None:
         self._s = session

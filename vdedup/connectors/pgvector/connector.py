@@ -45,7 +45,9 @@ from ...model import CollectionSchema, RecordBatch, RecordId
 from ..common import (refuse_credentials, refuse_namespace, refuse_secret_params,
                       refuse_unknown_params, translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 from .catalog import (TEXT_TYPES, qualified, read_layout, split, table_ddl, table_oid,
                       table_schema)
 from .layout import NEUTRAL_LAYOUT, OWN_PROVIDERS, is_marker, neutral_ddl, neutral_schema
@@ -58,10 +60,11 @@ NO_NAMESPACES = ("PostgreSQL tables have no namespaces (got {namespace!r}); "
                  "map each namespace to its own table")
 
 
-class PgvectorConnector:
+class PgvectorConnector(ConnectorBase):
     """One PostgreSQL database with the pgvector extension."""
 
     provider = "pgvector"
+    descriptor = DESCRIPTOR
     key_ordered_scan = False      # rows come in storage order, which updates reshuffle
 
     def __init__(self, conn: Any, where: str, table: str | None) -> None:

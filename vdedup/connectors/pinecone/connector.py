@@ -47,6 +47,7 @@ from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, S
                      SparseField, SparseVector, VectorField)
 from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 from .schema import (API_VERSION, DEFAULT_NAMESPACE_ALIAS, DENSE_FIELD, METRIC_FROM, SPARSE_FIELD,
@@ -75,10 +76,11 @@ POLL_INTERVAL = 0.2
 NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?")
 
 
-class PineconeConnector:
+class PineconeConnector(ConnectorBase):
     """One Pinecone project (optionally pinned to one index by the URL)."""
 
     provider = "pinecone"
+    descriptor = DESCRIPTOR
 
     def __init__(self, client: Any, where: str, index: str | None = None,
                  data_host: str | None = None, key_origin: str = KEY_ENV) -> None:

@@ -40,6 +40,7 @@ from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_cred
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 from .schema import PAYLOAD_INDEX_TYPES, create_body, is_vector_params, payload_index, vector_field
@@ -58,10 +59,11 @@ NO_NAMESPACES = ("Qdrant collections have no namespaces (got {namespace!r}); "
 DATA_ECHO_RE = re.compile(r"(\[type=|input_value=|,?\s*\bgot\b).*$")
 
 
-class QdrantConnector:
+class QdrantConnector(ConnectorBase):
     """One Qdrant instance: a server (REST or gRPC) or a local-mode directory."""
 
     provider = "qdrant"
+    descriptor = DESCRIPTOR
 
     def __init__(self, client: Any, where: str, collection: str | None = None,
                  key_origin: str = API_KEY_ENV) -> None:

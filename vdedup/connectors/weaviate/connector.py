@@ -51,6 +51,7 @@ from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
 from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
 from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 from .layout import Layout
@@ -85,10 +86,11 @@ class _HttpStatus(Exception):
         self.retry_after = retry_after
 
 
-class WeaviateConnector:
+class WeaviateConnector(ConnectorBase):
     """One Weaviate instance (all its classes, or the one class named in the URL)."""
 
     provider = "weaviate"
+    descriptor = DESCRIPTOR
 
     def __init__(self, client: Any, http: Any, where: str, only: str | None = None,
                  key_origin: str | None = None) -> None:
