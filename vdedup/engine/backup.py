@@ -175,7 +175,7 @@ def _backup_namespace(writer: Writer, connector: Connector, collection: str, ns:
     total = connector.count(collection, ns)
     reporter.phase(f"backup {label}", total)
     new_blobs = [0]
-    if getattr(connector, "key_ordered_scan", True) and (prev is None or prev.get("ordered", True)):
+    if connector.key_ordered_scan and (prev is None or prev.get("ordered", True)):
         saved = observed.copy()
         scan = _scan_rows(writer, connector, collection, ns, batch_size, observed, reporter, new_blobs)
         try:
