@@ -5,7 +5,6 @@ import typer
 from rich.table import Table
 
 from vdedup.assets.audit import AuditLog
-from vdedup.backend.base import FileType
 from vdedup.engine.rollback import audit_problems
 from vdedup.errors import IntegrityError
 from vdedup.repository.state_memory import StateMemory
@@ -35,7 +34,7 @@ def audit(
         if result is not None and result.ok:
             # a valid chain may still be cut short: compare with what this machine saw and
             # with the audit heads the snapshots recorded
-            names = {n for n, _ in repo.backend.list(FileType.SNAPSHOTS)}
+            names = set(repo.snapshot_names())
             problems = audit_problems(repo, entries, repo.list_snapshots(), names, StateMemory.load(repo.id))
     finally:
         repo.close()

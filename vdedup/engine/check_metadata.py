@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..assets.integrity import check_assets, check_audit
-from ..backend.base import FileType
 from ..repository import Repository, Snapshot
 from ..repository.keycheck import check_keys
 from ..repository.state_memory import StateMemory
@@ -32,7 +31,7 @@ def check_metadata(repo: Repository, snaps: list[Snapshot], result: Any) -> None
     memory = StateMemory.load(repo.id)
     result.errors.extend(look(repo, memory).problems)
     if verified.ok:
-        names = {n for n, _ in repo.backend.list(FileType.SNAPSHOTS)}
+        names = set(repo.snapshot_names())
         for p in audit_problems(repo, verified.entries, snaps, names, memory):
             if p not in result.errors:
                 result.errors.append(p)

@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..backend.base import FileType
-from ..errors import ObjectNotFound, RetentionActive, UsageError
+from ..errors import RetentionActive, UsageError
 from ..repository import Repository, Snapshot
 from .events import Reporter
 
@@ -212,9 +211,7 @@ def forget(repo: Repository, policy: Policy, group_by: tuple[str, ...] = ("sourc
         reporter.phase("remove snapshots", len(doomed))
         for s in doomed:
             try:
-                repo.backend.remove(FileType.SNAPSHOTS, s.id)
-            except ObjectNotFound:
-                pass
+                repo.remove_snapshot(s.id)
             except RetentionActive as e:    # Object Lock: it stays until its retention ends
                 result.retained.append({"snapshot": s.id, "until": e.until.isoformat(timespec="seconds")
                                         if e.until else ""})

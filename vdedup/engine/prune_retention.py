@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend.base import FileType
 from ..repository import Repository
-from ..repository.retention import enabled, held
+from ..repository.retention import enabled, held_index_files, held_packs
 
 
 def hold_retained(repo: Repository, packs: dict[bytes, Any], file_packs: dict[str, list[bytes]],
@@ -23,7 +22,7 @@ def hold_retained(repo: Repository, packs: dict[bytes, Any], file_packs: dict[st
         return set(), []
     report: list[dict[str, str]] = []
     candidates = [pid.hex() for pid, p in packs.items() if p.action != "keep"] + list(delete_unindexed)
-    for name, until in sorted(held(repo, FileType.DATA, candidates).items()):
+    for name, until in sorted(held_packs(repo, candidates).items()):
         report.append({"object": f"data/{name}", "until": until.isoformat(timespec="seconds")})
         pid = bytes.fromhex(name)
         if pid in packs:
@@ -34,7 +33,7 @@ def hold_retained(repo: Repository, packs: dict[bytes, Any], file_packs: dict[st
     # packs named elsewhere may be dropped or kept: prune's step 3 keeps it when retained)
     going = [name for name, pids in file_packs.items()
              if any(pid in packs and packs[pid].action != "keep" for pid in pids)]
-    files = held(repo, FileType.INDEX, going)
+    files = held_index_files(repo, going)
     for name, until in sorted(files.items()):
         pinned = [pid for pid in file_packs[name] if pid in packs and packs[pid].action != "keep"]
         for pid in pinned:

@@ -17,12 +17,11 @@ from typing import Any
 
 from ..assets.audit import AuditLog
 from ..assets.store import AssetStore
-from ..backend.base import FileType
 from ..errors import IntegrityError, ObjectNotFound, VdedupError
 from ..repository import Repository, Snapshot
 from ..repository.state_memory import StateMemory
 
-BACKUP_OPERATIONS = ("backup", "ai-assets backup")
+BACKUP_OPERATIONS = ("backup", "ai-assets backup", "portal backup")
 
 
 @dataclass
@@ -65,7 +64,7 @@ def look(repo: Repository, memory: StateMemory) -> Seen:
     """Compare the repository with what this machine saw last."""
     seen = Seen()
     log = AuditLog(repo)
-    seen.snapshots = {n for n, _ in repo.backend.list(FileType.SNAPSHOTS)}
+    seen.snapshots = set(repo.snapshot_names())
     names = log._names()
     last = int(names[-1]) if names else 0
     # snapshots that vanished without a forget
@@ -93,7 +92,7 @@ def look(repo: Repository, memory: StateMemory) -> Seen:
     if not any(p.startswith(("the audit log went", "audit entry")) for p in seen.problems):
         seen.audit = (last, log.entry_hash(last) or "") if last else (0, "")
     # the key list
-    gens = [int(n) for n, _ in repo.backend.list(FileType.KEYLIST) if n.isdigit()]
+    gens = repo.keylist_generations()
     seen.keylist = max(gens, default=0)
     if memory.exists and seen.keylist < memory.keylist:
         seen.problems.append(f"the key list went backwards: generation {seen.keylist}, this machine saw "
@@ -101,7 +100,7 @@ def look(repo: Repository, memory: StateMemory) -> Seen:
     # assets: an old record put back after a rotate has a lower generation
     store = AssetStore(repo)
     objects: dict[str, list[str]] = {}
-    for n, _ in repo.backend.list(FileType.ASSETS):
+    for n in repo.asset_object_names():
         objects.setdefault(n.split("-", 1)[0], []).append(n)
     for name_id, objs in objects.items():
         before = memory.assets.get(name_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..backend.base import FileType
 from ..errors import ObjectNotFound
 
 
@@ -30,3 +31,11 @@ def held(repo, ftype: str, names) -> dict[str, dt.datetime]:
         if until is not None:
             out[name] = until
     return out
+
+
+def held_packs(repo, names) -> dict[str, dt.datetime]:
+    return held(repo, FileType.DATA, names)
+
+
+def held_index_files(repo, names) -> dict[str, dt.datetime]:
+    return held(repo, FileType.INDEX, names)
