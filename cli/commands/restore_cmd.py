@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from typing import List, Optional
 
 import typer
 
-from vdedup.connectors import open_connector, parse_url
+from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.restore import Selection, TranslationOptions, restore as run_restore, restore_in_place
 from vdedup.engine.where import parse_where
@@ -114,7 +115,7 @@ def restore(
                 raise UsageError("--target URL is required (or --in-place to restore into the source)")
             target = snap.source
         url = parse_url(target)
-        connector = open_connector(url)
+        connector = open_connector(url, credentials_for(url, os.environ))   # the CLI is the edge
         try:
             with RichReporter(enabled=not json_out) as reporter:
                 if in_place:

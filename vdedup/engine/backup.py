@@ -20,6 +20,7 @@ from ..connectors.base import Connector
 from ..errors import SourceError
 from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
 from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer
+from ..assets.audit import snapshot_audit_head
 from .events import Reporter
 from .workers import resolve_workers
 
@@ -155,6 +156,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                                      "count": sum(e["count"] for e in entries), "namespaces": entries})
         snap.summary = {**totals, "logical_bytes": sum(e["logical_bytes"] for c in snap.collections
                                                        for e in c["namespaces"])}
+        snap.audit_head = snapshot_audit_head(repo)      # evidence against a cut-off audit log
         size = writer.commit(snap)           # packs, then index, then the snapshot: the commit point
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,
                             writer.bytes_written + size, totals)
@@ -180,7 +182,7 @@ def _backup_namespace(writer: Writer, connector: Connector, collection: str, ns:
     total = connector.count(collection, ns)
     reporter.phase(f"backup {label}", total)
     new_blobs = [0]
-    if getattr(connector, "key_ordered_scan", True) and (prev is None or prev.get("ordered", True)):
+    if connector.key_ordered_scan and (prev is None or prev.get("ordered", True)):
         saved = observed.copy()
         scan = _scan_rows(writer, connector, collection, ns, batch_size, observed, reporter, new_blobs)
         try:

@@ -133,9 +133,9 @@ def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[Row] | 
 
 
 def _writer(connector: Connector, fresh: bool) -> Any:
-    """connector.write, or its optional write_new when every record written is new to the
+    """connector.write, or its write_new when every record written is new to the
     collection (a restore into a collection it has just created)."""
-    return (getattr(connector, "write_new", None) if fresh else None) or connector.write
+    return connector.write_new if fresh else connector.write
 
 
 def _write_batches(connector: Connector, name: str, batches: Iterator[RecordBatch],
@@ -170,16 +170,12 @@ def _write_all(connector: Connector, name: str, namespace: str, records: Iterato
 
 def _settle(connector: Connector, name: str, namespace: str) -> None:
     """Wait until what was written is readable (eventually consistent providers)."""
-    settle = getattr(connector, "settle", None)
-    if settle is not None:
-        settle(name, namespace)
+    connector.settle(name, namespace)
 
 
 def _finish(connector: Connector, name: str) -> None:
     """Tell the connector a collection is complete (e.g. build indexes after a bulk load)."""
-    finish = getattr(connector, "finish", None)
-    if finish is not None:
-        finish(name)
+    connector.finish(name)
 
 
 def _with_original_id_type(repo: Repository, schema: CollectionSchema, parts: list) -> CollectionSchema:
@@ -220,7 +216,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
     chosen = select_collections(snapshot, collections or selection.collections)
     if as_name and len(chosen) != 1 and not translation.fold_namespaces:
         raise UsageError("--as needs exactly one collection (use --collection NAME)")
-    lock = repo.lock(exclusive=False, operation="restore")
+    lock = repo.read_lock("restore")       # lock-free, with a warning, on read-only storage
     result = RestoreResult(snapshot, target, 0.0, dry_run=dry_run)
     try:
         # every target is checked before anything is written; several snapshot collections
@@ -361,7 +357,7 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
         result.dry_run = True
         result.seconds = time.monotonic() - started
         return result
-    lock = repo.lock(exclusive=False, operation="restore")
+    lock = repo.read_lock("restore")       # lock-free, with a warning, on read-only storage
     try:
         for coll in chosen:
             name = coll["name"]

@@ -1,0 +1,496 @@
+"""Chroma connector (connector layer; depends only on model and errors).
+
+    chroma:///abs/path/to/persist-dir         chromadb.PersistentClient (in-process)
+    chroma://HOST:PORT[?tenant=T&database=D&ssl=1]   chromadb.HttpClient
+
+A server token, when one is needed, is the secret of the credentials the connector is opened
+with (sent as the `x-chroma-token` header; at the command line `CHROMA_API_KEY` holds it),
+never the URL.
+
+Why the code looks the way it does (chromadb 1.5.9):
+- Collections are always opened with `embedding_function=None`: the default one downloads
+  an ONNX model, which fails offline and is never needed to move stored vectors.
+- Chroma has no cursor and `get` returns rows in storage order, whatever order the ids were
+  asked in. `scan` pages ids only (`include=[]`), then fetches full rows by id in chunks that
+  stay far below SQLite's 32766-variable cap, and reorders each chunk to the paged order.
+- Embeddings come back as float64; they were stored as float32, so `astype(float32)` is exact.
+- A record without metadata may come back as `{}` (when it has a document or uri), and
+  Chroma refuses `{}` on write: both sides treat an empty dict as "no metadata".
+- `upsert` merges into an existing record: metadata keys and documents it does not mention
+  survive. `write` must replace, so it deletes the ids that already exist before upserting.
+- Chroma has one unnamed vector per record, no namespaces, string ids, and requires an
+  embedding for every record (without one the SDK tries to download a model to make it).
+
+What no connector can fix, and the engine should report as lossy: a cosine collection hands
+its vectors back a few float32 ulps off what was written (l2 and ip are exact), and a float
+metadata value may come back one ulp off after any write (about 1 value in 8), embedded or
+server alike. A metadata key set to None, or to NaN, is dropped.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import warnings
+from typing import Any, ContextManager, Iterator
+
+import numpy as np
+
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
+                      refuse_namespace, refuse_secret_params, refuse_unknown_params,
+                      translated_errors)
+from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
+from ..url import SourceURL
+from .descriptor import DESCRIPTOR
+
+SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
+METRIC_TO_SPACE = {metric: space for space, metric in SPACE_TO_METRIC.items()}
+DEFAULT_SPACE = "l2"   # Chroma's documented default; recorded as such, never assumed silently
+
+# Index parameters a new collection may take over from a Chroma source.
+HNSW_PARAMS = ("ef_construction", "ef_search", "max_neighbors", "resize_factor", "sync_threshold")
+SPANN_PARAMS = ("search_nprobe", "write_nprobe", "ef_construction", "ef_search", "max_neighbors",
+                "reassign_neighbor_count", "split_threshold", "merge_threshold")
+
+MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound variables
+ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
+DEFAULT_PORT = 8000
+URL_QUERY_KEYS = {"tenant", "database", "ssl"}
+TOKEN_ENV = DESCRIPTOR.secret_env[0]
+TOKEN_HEADER = "x-chroma-token"
+NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
+                 "map each namespace to its own collection")
+
+NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
+# SDK messages echo offending values after these words; cut them so no record data leaks.
+DATA_ECHO_RE = re.compile(r"(,?\s*\b(got|Got|found duplicates of|but got)\b).*$")
+
+
+class ChromaConnector(ConnectorBase):
+    """One Chroma database (a persist directory, or a server's tenant and database)."""
+
+    provider = "chroma"
+    descriptor = DESCRIPTOR
+    key_ordered_scan = False      # rows come in insertion order
+
+    def __init__(self, client: Any, where: str) -> None:
+        self._client = client
+        self._where = where            # "/path" or "host:port": safe for messages
+        self._collections: dict[str, Any] = {}
+        self._max_batch: int | None = None
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
+        refuse_credentials(u, "Chroma", f"set {TOKEN_ENV} instead")
+        refuse_secret_params(u, "Chroma", f"set {TOKEN_ENV} instead")
+        refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
+        tenancy = {k: u.query[k] for k in ("tenant", "database") if u.query.get(k)}
+        if not u.host:
+            return cls._persistent(u.path, tenancy)
+        if u.path not in ("", "/"):
+            raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
+                             "use ?tenant=T&database=D")
+        ssl = flag(u.query.get("ssl"))
+        return cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy,
+                         credentials.secret)
+
+    @classmethod
+    def _persistent(cls, path: str, tenancy: dict[str, str]) -> "ChromaConnector":
+        if not path or not os.path.isabs(path):
+            raise UsageError("embedded Chroma needs an absolute path: chroma:///abs/path/to/dir")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UsageError(f"Chroma path {path} is not a directory")
+        import chromadb
+        from chromadb.config import Settings
+
+        try:
+            client = chromadb.PersistentClient(
+                path=path, settings=Settings(anonymized_telemetry=False), **tenancy)
+        except Exception as e:
+            raise SourceError(f"cannot open Chroma at {path}: {_detail(e)}") from e
+        return cls(client, path)
+
+    @classmethod
+    def _http(cls, host: str, port: int, ssl: bool, tenancy: dict[str, str],
+              token: str | None) -> "ChromaConnector":
+        import chromadb
+        from chromadb.config import Settings
+
+        where = f"{host}:{port}"
+        headers = {TOKEN_HEADER: token} if token else None
+        try:
+            client = chromadb.HttpClient(
+                host=host, port=port, ssl=ssl, headers=headers,
+                settings=Settings(anonymized_telemetry=False), **tenancy)
+        except Exception as e:
+            if _is_unreachable(e):
+                raise SourceError(f"cannot reach Chroma at {where}: {_detail(e)}") from e
+            raise SourceError(f"cannot open Chroma at {where}: {_detail(e)}") from e
+        return cls(client, where)
+
+    def close(self) -> None:
+        self._collections.clear()
+        client, self._client = self._client, None
+        closer = getattr(client, "close", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                closer()
+
+    # --------------------------------------------------------------- reading
+
+    def list_collections(self) -> list[str]:
+        names: list[str] = []
+        seen: set[str] = set()
+        page = 1000
+        offset = 0
+        with self._errors("list collections"):
+            while True:
+                found = self._live().list_collections(limit=page, offset=offset)
+                fresh = [n for n in (getattr(c, "name", c) for c in found) if n not in seen]
+                names.extend(fresh)
+                seen.update(fresh)
+                offset += len(found)
+                if len(found) < page or not fresh:
+                    return names
+
+    def exists(self, collection: str) -> bool:
+        if not _valid_name(collection):
+            return False
+        self._collections.pop(collection, None)   # ask the database, not the cache
+        try:
+            self._collection(collection)
+        except CollectionNotFound:
+            return False
+        return True
+
+    def describe(self, collection: str) -> CollectionSchema:
+        col = self._collection(collection)
+        with self._errors("describe", collection):
+            configuration = _json_safe(_configuration(col))
+            metadata = _json_safe(col.metadata) or None
+            first = col.get(limit=1, include=["embeddings"])
+            schema_obj = getattr(col, "schema", None)
+            index_schema = _json_safe(schema_obj.serialize_to_json()) if schema_obj else None
+        embeddings = first.get("embeddings")
+        dim = len(embeddings[0]) if embeddings is not None and len(embeddings) else None
+        space, source = _space(configuration, metadata)
+        hnsw = configuration.get("hnsw") or {}
+        spann = configuration.get("spann") or {}
+        if hnsw:
+            index = {"type": "hnsw", **hnsw}
+        elif spann:
+            index = {"type": "spann", **spann}
+        else:
+            index = {}
+        vector = VectorField(name="", dim=dim, metric=SPACE_TO_METRIC.get(space, Metric.UNKNOWN),
+                             dtype="float32", index=index)
+        return CollectionSchema(
+            provider=self.provider, name=collection, id_type=IdType.STRING, vectors=(vector,),
+            namespaces=("",), has_documents=True, has_uris=True,
+            options={"metadata": metadata},
+            extras={"configuration": configuration, "space": space, "space_source": source,
+                    "index_schema": index_schema},
+        )
+
+    def count(self, collection: str, namespace: str = "") -> int:
+        refuse_namespace(namespace, NO_NAMESPACES)
+        col = self._collection(collection)
+        with self._errors("count", collection):
+            return int(col.count())
+
+    def scan(self, collection: str, namespace: str = "",
+             batch_size: int = 1000) -> Iterator[RecordBatch]:
+        refuse_namespace(namespace, NO_NAMESPACES)
+        if batch_size < 1:
+            raise UsageError("batch size must be at least 1")
+        size = min(batch_size, MAX_IDS_PER_CALL)
+        page = size * ID_PAGE_BATCHES
+        col = self._collection(collection)
+        offset = 0
+        while True:
+            with self._errors("scan", collection, data=True):
+                ids = col.get(include=[], limit=page, offset=offset)["ids"]
+            offset += len(ids)
+            for start in range(0, len(ids), size):
+                batch = self._fetch(col, collection, ids[start:start + size])
+                if len(batch):
+                    yield batch
+            if len(ids) < page:
+                return
+
+    def _fetch(self, col: Any, collection: str, ids: list[str]) -> RecordBatch:
+        with self._errors("scan", collection, data=True):
+            got = col.get(ids=ids, include=["embeddings", "metadatas", "documents", "uris"])
+        where = {rid: i for i, rid in enumerate(got["ids"])}
+        # Records deleted since their id was paged are skipped, not invented.
+        order = [where[rid] for rid in ids if rid in where]
+        kept = [got["ids"][i] for i in order]
+        dense, present = _dense_rows(got.get("embeddings"), order)
+        metadatas = got.get("metadatas") or [None] * len(got["ids"])
+        documents = got.get("documents") or [None] * len(got["ids"])
+        uris = got.get("uris") or [None] * len(got["ids"])
+        docs = [documents[i] for i in order]
+        links = [uris[i] for i in order]
+        return RecordBatch(
+            ids=kept,
+            dense={"": dense},
+            dense_present={} if present is None else {"": present},
+            metadata=[metadatas[i] or None for i in order],
+            documents=docs if any(d is not None for d in docs) else None,
+            uris=links if any(x is not None for x in links) else None,
+        )
+
+    # --------------------------------------------------------------- writing
+
+    def create_collection(self, schema: CollectionSchema, name: str) -> None:
+        if not _valid_name(name):
+            raise UsageError(f"invalid Chroma collection name {name!r}: 3-512 characters from "
+                             "[a-zA-Z0-9._-], starting and ending with a letter or digit")
+        vector = _single_vector(schema)
+        configuration = _configuration_for(schema, vector)
+        metadata = schema.options.get("metadata") or None
+        if metadata is not None and not isinstance(metadata, dict):
+            raise UsageError(f"collection metadata for Chroma must be a mapping, not "
+                             f"{type(metadata).__name__}")
+        with self._errors("create collection", name):
+            if self.exists(name):
+                raise SourceError(f"Chroma collection {name!r} already exists at {self._where}")
+            with _quiet():
+                col = self._live().create_collection(
+                    name=name, configuration=configuration, metadata=metadata,
+                    embedding_function=None)
+        self._collections[name] = col
+
+    def write(self, collection: str, batch: RecordBatch) -> None:
+        self._put(collection, batch, replace=True)
+
+    def write_new(self, collection: str, batch: RecordBatch) -> None:
+        """Records the caller guarantees are not in the collection yet: Chroma's plain `add`,
+        without the look-up and delete `write` needs (`add` would silently keep an old record)."""
+        self._put(collection, batch, replace=False)
+
+    def _put(self, collection: str, batch: RecordBatch, replace: bool) -> None:
+        refuse_namespace(batch.namespace, NO_NAMESPACES)
+        if not len(batch):
+            return
+        ids = _string_ids(batch.ids)
+        embeddings = _embeddings(batch)
+        metadatas = None
+        if batch.metadata is not None and any(batch.metadata):
+            metadatas = [dict(m) if m else None for m in batch.metadata]
+        documents = batch.documents if batch.documents and any(
+            d is not None for d in batch.documents) else None
+        uris = batch.uris if batch.uris and any(x is not None for x in batch.uris) else None
+        col = self._collection(collection)
+        step = self._chunk_size()
+        for a in range(0, len(ids), step):
+            b = a + step
+            extra: dict[str, Any] = {}
+            if metadatas is not None:
+                extra["metadatas"] = metadatas[a:b]
+            if documents is not None:
+                extra["documents"] = list(documents[a:b])
+            if uris is not None:
+                extra["uris"] = list(uris[a:b])
+            with self._errors("write", collection, data=True):
+                if not replace:
+                    col.add(ids=ids[a:b], embeddings=embeddings[a:b], **extra)
+                    continue
+                # upsert merges into existing records; delete them first so they are replaced.
+                existing = col.get(ids=ids[a:b], include=[])["ids"]
+                if existing:
+                    col.delete(ids=existing)
+                col.upsert(ids=ids[a:b], embeddings=embeddings[a:b], **extra)
+
+    def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
+        refuse_namespace(namespace, NO_NAMESPACES)
+        keys = _string_ids(ids)
+        col = self._collection(collection)
+        for a in range(0, len(keys), MAX_IDS_PER_CALL):
+            with self._errors("delete", collection, data=True):
+                col.delete(ids=keys[a:a + MAX_IDS_PER_CALL])
+
+    # --------------------------------------------------------------- helpers
+
+    def _live(self) -> Any:
+        if self._client is None:
+            raise SourceError(f"the Chroma connection to {self._where} is closed")
+        return self._client
+
+    def _collection(self, name: str) -> Any:
+        col = self._collections.get(name)
+        if col is None:
+            with self._errors("open collection", name), _quiet():
+                col = self._live().get_collection(name=name, embedding_function=None)
+            self._collections[name] = col
+        return col
+
+    def _chunk_size(self) -> int:
+        if self._max_batch is None:
+            with self._errors("read the maximum batch size"):
+                self._max_batch = int(self._live().get_max_batch_size())
+        return max(1, min(self._max_batch, MAX_IDS_PER_CALL))
+
+    def _errors(self, action: str, collection: str | None = None,
+                data: bool = False) -> ContextManager[None]:
+        """Turn any SDK exception into a one-line SourceError / CollectionNotFound."""
+        return translated_errors(lambda e: self._translate(e, action, collection, data))
+
+    def _translate(self, e: Exception, action: str, collection: str | None,
+                   data: bool) -> VdedupError:
+        from chromadb.errors import InvalidArgumentError, NotFoundError
+
+        if _is_unreachable(e):
+            return SourceError(f"cannot reach Chroma at {self._where}: {_detail(e)}")
+        if isinstance(e, NotFoundError) and collection is not None and "ollection" in str(e):
+            self._collections.pop(collection, None)
+            return CollectionNotFound(
+                f"Chroma collection {collection!r} not found at {self._where}")
+        target = f" {collection!r}" if collection is not None else ""
+        message = f"Chroma {action}{target} at {self._where} failed: {_detail(e, data)}"
+        if isinstance(e, (InvalidArgumentError, ValueError)) and action == "create collection":
+            return UsageError(message)
+        return SourceError(message)
+
+
+# ------------------------------------------------------------------- functions
+
+
+def _detail(e: BaseException, data: bool = False) -> str:
+    """The first line of an SDK message, without echoed values when records were involved."""
+    return error_detail(e, DATA_ECHO_RE if data else None)
+
+
+def _is_unreachable(e: BaseException) -> bool:
+    return is_unreachable(e) or "Could not connect" in str(e)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # Opening a collection with embedding_function=None warns about a "legacy" config.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _valid_name(name: str) -> bool:
+    return isinstance(name, str) and 3 <= len(name) <= 512 and NAME_RE.fullmatch(name) is not None
+
+
+
+
+def _configuration(col: Any) -> dict[str, Any]:
+    conf = getattr(col, "configuration_json", None)
+    if conf is None:
+        conf = getattr(col, "configuration", None)
+    return dict(conf or {})
+
+
+def _json_safe(value: Any) -> Any:
+    """A JSON-serialisable copy; SDK objects (embedding functions) become their type name."""
+    return json_safe(value, _scalar_or_type_name)
+
+
+def _scalar_or_type_name(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def _space(configuration: dict[str, Any], metadata: dict[str, Any] | None) -> tuple[str, str]:
+    """The distance space and where it was found: configuration first, then legacy metadata."""
+    for kind in ("hnsw", "spann"):
+        space = (configuration.get(kind) or {}).get("space")
+        if space:
+            return str(space), f"configuration.{kind}.space"
+    if metadata and metadata.get("hnsw:space"):
+        return str(metadata["hnsw:space"]), "metadata.hnsw:space"
+    return DEFAULT_SPACE, "default"
+
+
+def _dense_rows(embeddings: Any, order: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float32 rows in `order`; a mask when some records came back without an embedding."""
+    if embeddings is None:
+        return np.zeros((len(order), 0), dtype=np.float32), np.zeros(len(order), dtype=bool)
+    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
+        return np.ascontiguousarray(embeddings[order], dtype=np.float32), None
+    rows = [embeddings[i] for i in order]
+    dims = {len(r) for r in rows if r is not None}
+    if len(dims) > 1:
+        raise SourceError("Chroma returned embeddings of different lengths in one collection")
+    dim = dims.pop() if dims else 0
+    out = np.zeros((len(rows), dim), dtype=np.float32)
+    present = np.zeros(len(rows), dtype=bool)
+    for i, row in enumerate(rows):
+        if row is not None:
+            out[i] = np.asarray(row, dtype=np.float32)
+            present[i] = True
+    return out, None if present.all() else present
+
+
+def _single_vector(schema: CollectionSchema) -> VectorField:
+    if schema.sparse:
+        names = ", ".join(repr(s.name) for s in schema.sparse)
+        raise UsageError(f"Chroma cannot store sparse vectors ({names})")
+    if len(schema.vectors) != 1:
+        names = ", ".join(repr(v.name) for v in schema.vectors) or "none"
+        raise UsageError(
+            f"a Chroma collection holds exactly one dense vector (schema has: {names})")
+    vector = schema.vectors[0]
+    if vector.multivector:
+        raise UsageError(f"Chroma cannot store multivectors (vector {vector.name!r})")
+    if vector.name != "":
+        raise UsageError(f"Chroma's vector is unnamed: map vector {vector.name!r} to '' first")
+    return vector
+
+
+def _configuration_for(schema: CollectionSchema, vector: VectorField) -> dict[str, Any]:
+    space = METRIC_TO_SPACE.get(vector.metric)
+    if space is None:
+        raise UsageError(f"metric {vector.metric.value!r} cannot be represented in Chroma "
+                         "(it supports cosine, euclidean (l2) and dot (ip))")
+    original = schema.extras.get("configuration") if schema.provider == "chroma" else None
+    original = original if isinstance(original, dict) else {}
+    hnsw = original.get("hnsw") or {}
+    spann = original.get("spann") or {}
+    if spann and not hnsw:
+        params = {k: spann[k] for k in SPANN_PARAMS if spann.get(k) is not None}
+        return {"spann": {"space": space, **params}}
+    params = {k: hnsw[k] for k in HNSW_PARAMS if hnsw.get(k) is not None}
+    return {"hnsw": {"space": space, **params}}
+
+
+def _string_ids(ids: list[RecordId]) -> list[str]:
+    if not all(isinstance(i, str) for i in ids):
+        raise UsageError("Chroma ids are strings: map integer or UUID ids to strings first")
+    if any(i == "" for i in ids):
+        raise UsageError("Chroma does not accept empty ids")
+    return list(ids)  # type: ignore[arg-type]
+
+
+def _embeddings(batch: RecordBatch) -> np.ndarray:
+    if batch.sparse or batch.multi:
+        raise UsageError("Chroma stores one dense vector per record: "
+                         "the batch has sparse vectors or multivectors")
+    if set(batch.dense) != {""}:
+        names = ", ".join(repr(n) for n in batch.dense) or "none"
+        raise UsageError(f"Chroma stores one unnamed dense vector per record (batch has: {names})")
+    arr = batch.dense[""]
+    mask = batch.dense_present.get("")
+    if mask is not None and not np.all(mask):
+        missing = int(np.size(mask) - np.count_nonzero(mask))
+        raise UsageError(f"Chroma needs an embedding for every record: {missing} "
+                         "records in the batch have none")
+    if arr.ndim != 2 or arr.shape[0] != len(batch):
+        raise UsageError("dense vectors must be a 2-D array with one row per record")
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise UsageError("Chroma rejects NaN or infinite vector values")
+    if arr.dtype != np.float32 and not np.array_equal(out.astype(arr.dtype), arr):
+        raise UsageError(f"{arr.dtype} vectors cannot be stored exactly in Chroma (float32)")
+    return out

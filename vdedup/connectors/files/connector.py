@@ -1,0 +1,392 @@
+"""File-export connector: reads an export, and writes one when a files snapshot is restored (connector layer).
+
+    files:///abs/path/to/export-dir[?collection=NAME&metric=cosine|euclidean|dot]
+    npy:///abs/path/to/export-dir[?...]               (alias)
+
+Reads the export a user makes of a vector database into a directory (what restic or borg
+would back up):
+
+- `vectors.npy`: a 2-D NumPy array, one row per record (float32 usually; float16, float64,
+  int8 and uint8 are read as stored);
+- `records.jsonl`: one JSON object per line, in the same order as the rows:
+  `{"id": str|int, "metadata": {...}|null}`, optionally `"document"` and `"uri"` (str|null).
+
+The directory is one collection, named by `?collection=` or else by the directory's name.
+A plain export does not say what distance its vectors are for, so the metric is unknown
+unless `?metric=` states it (needed to restore into a database that requires one).
+
+Why the code looks the way it does:
+- `vectors.npy` is opened with `np.load(mmap_mode="r")` only to read and check its header;
+  each batch's rows are then read with a plain file read at their offset. Rows read through the
+  map would stay resident in the process (a 1M x 768 export: 3 GB of RSS); read this way,
+  memory stays bounded by the batch.
+- JSON keeps str, int, float, bool, null, lists and objects; those are exactly the types the
+  records come back with (1 stays int, 1.0 stays float). NaN/Infinity literals are refused.
+- The id type (str or int) is the first line's; scan refuses an export that mixes them.
+- The number of lines must equal the number of rows; a mismatch, a bad line or an unknown
+  key is a SourceError naming the line number, never its content.
+- Restoring a snapshot of a files source writes a new export (records in the snapshot's
+  storage order, not the original line order): into `*.partial` files first, with a fixed
+  128-byte .npy header filled in and both files renamed by `finish`, so an interrupted restore
+  never leaves something that reads as a complete export. An existing export is never
+  overwritten, and deleting from one (in-place restore) is refused: an export is the output of
+  another tool. Other providers' snapshots are restored into a database, not into files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any, Iterator
+
+import numpy as np
+
+from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
+from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..common import refuse_namespace, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
+from ..url import SourceURL
+from .descriptor import DESCRIPTOR
+
+VECTORS_FILE = "vectors.npy"
+RECORDS_FILE = "records.jsonl"
+URL_QUERY_KEYS = {"collection", "metric"}
+METRICS = {"cosine": Metric.COSINE, "euclidean": Metric.EUCLIDEAN, "l2": Metric.EUCLIDEAN,
+           "dot": Metric.DOT, "ip": Metric.DOT}
+DTYPES = {"float32": "float32", "float16": "float16", "float64": "float64", "int8": "int8", "uint8": "uint8"}
+LINE_KEYS = {"id", "metadata", "document", "uri"}
+PARTIAL = ".partial"
+HEADER_BYTES = 128               # a fixed-size .npy (v1.0) header, written last
+NO_DELETE = "an export is not changed in place: restore into a new directory (files:///new/dir)"
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once   # built once, not per line
+def _line_encoder():
+    """json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False), with the C
+    encoder built once instead of for every line."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:
+        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+    def no_default(v: Any) -> Any:
+        raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+    enc = c_make(None, no_default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
+    return lambda obj: "".join(enc(obj, 0))
+
+
+_ENCODE = _line_encoder()
+
+
+def _plain_dense(batch: RecordBatch, dim: int) -> bool:
+    arr = batch.dense.get("")
+    return (arr is not None and len(batch.dense) == 1 and not batch.multi and not batch.sparse
+            and not batch.dense_present and arr.ndim == 2 and arr.shape == (len(batch.ids), dim))
+
+
+class FilesConnector(ConnectorBase):
+    """One export directory: vectors.npy + records.jsonl, as one collection."""
+
+    provider = "files"
+    descriptor = DESCRIPTOR
+
+    def __init__(self, path: str, collection: str, metric: Metric) -> None:
+        self._path = path
+        self._name = collection
+        self._metric = metric
+        self._writing: dict[str, Any] | None = None     # the export being written by a restore
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "FilesConnector":
+        """An export needs no credentials: any given are not used."""
+        if u.username or u.password:
+            raise UsageError("a files URL takes no credentials")
+        refuse_unknown_params(u, "files", URL_QUERY_KEYS)
+        if u.host:
+            raise UsageError("a files URL names a local directory: files:///abs/path/to/dir")
+        path = u.path
+        if not path or not os.path.isabs(path):
+            raise UsageError("a files URL needs an absolute path: files:///abs/path/to/dir")
+        path = os.path.normpath(path)
+        metric_text = u.query.get("metric", "").lower()
+        if metric_text and metric_text not in METRICS:
+            raise UsageError(f"unknown metric {metric_text!r} (known: {', '.join(sorted(METRICS))})")
+        metric = METRICS.get(metric_text, Metric.UNKNOWN)
+        name = u.query.get("collection") or os.path.basename(path)
+        if not name:
+            raise UsageError("cannot name the collection: add ?collection=NAME")
+        return cls(path, name, metric)
+
+    # ----------------------------------------------------------------- reading
+
+    def _files(self) -> tuple[str, str]:
+        if not os.path.isdir(self._path):
+            raise SourceError(f"export directory {self._path} does not exist")
+        vec, rec = os.path.join(self._path, VECTORS_FILE), os.path.join(self._path, RECORDS_FILE)
+        for f in (vec, rec):
+            if not os.path.isfile(f):
+                raise SourceError(f"{f} is missing: an export needs {VECTORS_FILE} and {RECORDS_FILE}")
+        return vec, rec
+
+    def _check(self, collection: str) -> None:
+        if collection != self._name:
+            raise CollectionNotFound(f"collection {collection!r} not found at files://{self._path} "
+                                     f"(it holds {self._name!r})")
+
+    def _vectors(self) -> np.ndarray:
+        vec, _ = self._files()
+        try:
+            arr = np.load(vec, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise SourceError(f"{vec} is not a readable .npy array ({type(e).__name__})") from e
+        if arr.ndim != 2:
+            raise SourceError(f"{vec} must be 2-D (records x dim), it has {arr.ndim} dimension(s)")
+        if arr.dtype.name not in DTYPES:
+            raise SourceError(f"{vec} has dtype {arr.dtype.name}; supported: {', '.join(DTYPES)}")
+        return arr
+
+    def list_collections(self) -> list[str]:
+        self._files()
+        return [self._name]
+
+    def exists(self, collection: str) -> bool:
+        if collection != self._name:
+            return False
+        try:
+            self._files()
+        except SourceError:
+            return False
+        return True
+
+    def describe(self, collection: str) -> CollectionSchema:
+        self._check(collection)
+        arr = self._vectors()
+        vector = VectorField(name="", dim=int(arr.shape[1]), metric=self._metric, dtype=DTYPES[arr.dtype.name])
+        return CollectionSchema(
+            provider=self.provider, name=collection, id_type=self._id_type(), vectors=(vector,),
+            namespaces=("",), has_documents=False, has_uris=False,
+            extras={"vectors_file": VECTORS_FILE, "records_file": RECORDS_FILE,
+                    "vectors_dtype": arr.dtype.str},
+        )
+
+    def _id_type(self) -> IdType:
+        """The type of the first line's id; scan refuses an export whose ids are mixed."""
+        _, rec = self._files()
+        try:
+            with open(rec, "r", encoding="utf-8") as f:
+                line = f.readline()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SourceError(f"cannot read {rec} ({type(e).__name__})") from e
+        if not line.strip():
+            return IdType.UNKNOWN
+        rid = _parse_line(line, rec, 1)[0]
+        return IdType.STRING if isinstance(rid, str) else IdType.INT
+
+    def count(self, collection: str, namespace: str = "") -> int:
+        self._check(collection)
+        refuse_namespace(namespace, "a files export has no namespaces")
+        if self._writing is not None:
+            return int(self._writing["rows"])
+        return int(self._vectors().shape[0])
+
+    def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
+        self._check(collection)
+        refuse_namespace(namespace, "a files export has no namespaces")
+        if batch_size < 1:
+            raise UsageError("batch size must be at least 1")
+        arr = self._vectors()
+        _, rec = self._files()
+        stored, native = arr.dtype, arr.dtype.newbyteorder("=")
+        offset, rows, dim = int(arr.offset), int(arr.shape[0]), int(arr.shape[1])
+        row_bytes = stored.itemsize * dim
+        del arr                                   # the map was for the header only
+        pos = 0
+        id_type: type | None = None
+        ids: list[RecordId] = []
+        metas: list[Any] = []
+        docs: list[Any] = []
+        uris: list[Any] = []
+
+        def batch() -> RecordBatch:
+            a = pos - len(ids)
+            vf.seek(offset + a * row_bytes)
+            raw = vf.read((pos - a) * row_bytes)
+            if len(raw) != (pos - a) * row_bytes:
+                raise SourceError(f"{VECTORS_FILE} is shorter than its header says")
+            dense = np.frombuffer(raw, dtype=stored).reshape(pos - a, dim).astype(native)
+            out = RecordBatch(ids=list(ids), dense={"": dense}, metadata=list(metas),
+                              documents=list(docs) if any(d is not None for d in docs) else None,
+                              uris=list(uris) if any(u is not None for u in uris) else None)
+            ids.clear(), metas.clear(), docs.clear(), uris.clear()
+            return out
+
+        try:
+            with open(rec, "r", encoding="utf-8") as f, open(self._files()[0], "rb") as vf:
+                for lineno, line in enumerate(f, start=1):
+                    if not line.strip():
+                        raise SourceError(f"{rec} line {lineno}: empty line")
+                    if pos >= rows:
+                        raise SourceError(f"{rec} has more lines than {VECTORS_FILE} has rows ({rows})")
+                    rid, meta, doc, uri = _parse_line(line, rec, lineno)
+                    if id_type is None:
+                        id_type = type(rid)
+                    elif type(rid) is not id_type:
+                        raise SourceError(f"{rec} line {lineno}: ids mix strings and integers")
+                    ids.append(rid)
+                    metas.append(meta)
+                    docs.append(doc)
+                    uris.append(uri)
+                    pos += 1
+                    if len(ids) >= batch_size:
+                        yield batch()
+                if pos != rows:
+                    raise SourceError(f"{rec} has {pos} lines but {VECTORS_FILE} has {rows} rows")
+                if ids:
+                    yield batch()
+        except OSError as e:
+            raise SourceError(f"cannot read {rec} ({type(e).__name__})") from e
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{rec} is not UTF-8 text") from e
+
+    # ----------------------------------------------------------------- writing (restore)
+
+    def create_collection(self, schema: CollectionSchema, name: str) -> None:
+        if schema.provider != self.provider:
+            raise UsageError(f"a files export takes snapshots of a files source, not of {schema.provider}: "
+                             "restore into a database instead")
+        if len(schema.vectors) != 1 or schema.vectors[0].multivector or schema.vectors[0].dim is None \
+                or schema.sparse:
+            raise UsageError("a files export holds exactly one dense vector of known dimension per record")
+        for f in (VECTORS_FILE, RECORDS_FILE):
+            if os.path.exists(os.path.join(self._path, f)):
+                raise TargetNotEmpty(f"{self._path} already holds an export: restore into a new directory")
+        v = schema.vectors[0]
+        dtype = np.dtype(DTYPES.get(v.dtype, "") or "float32").newbyteorder("<")
+        try:
+            os.makedirs(self._path, exist_ok=True)
+            vec = open(os.path.join(self._path, VECTORS_FILE + PARTIAL), "wb")
+            rec = open(os.path.join(self._path, RECORDS_FILE + PARTIAL), "w", encoding="utf-8")
+            vec.write(b"\0" * HEADER_BYTES)
+        except OSError as e:
+            raise SourceError(f"cannot write an export in {self._path} ({type(e).__name__})") from e
+        self._name = name
+        self._writing = {"vec": vec, "rec": rec, "dtype": dtype, "dim": int(v.dim), "rows": 0}
+
+    def write(self, collection: str, batch: RecordBatch) -> None:
+        w = self._writing
+        if w is None or collection != self._name:
+            raise UsageError("an existing export is not written to: restore into a new directory")
+        refuse_namespace(batch.namespace, "a files export has no namespaces")
+        if _plain_dense(batch, w["dim"]):
+            self._write_plain(batch)
+            return
+        lines, rows = [], []
+        for r in batch.records():
+            vec = r.vectors.get("")
+            if vec is None or len(r.vectors) != 1 or r.sparse or vec.shape != (w["dim"],):
+                raise UsageError(f"record {len(lines) + w['rows'] + 1} of the batch is not one "
+                                 f"{w['dim']}-d vector: a files export cannot hold it")
+            rows.append(np.asarray(vec, dtype=w["dtype"]))
+            line: dict[str, Any] = {"id": r.id, "metadata": r.metadata}
+            if r.document is not None:
+                line["document"] = r.document
+            if r.uri is not None:
+                line["uri"] = r.uri
+            try:
+                lines.append(_ENCODE(line))
+            except (TypeError, ValueError) as e:
+                raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
+        try:
+            if rows:
+                w["vec"].write(np.stack(rows).tobytes())
+            w["rec"].write("".join(x + "\n" for x in lines))
+        except OSError as e:
+            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["rows"] += len(rows)
+
+    def _write_plain(self, batch: RecordBatch) -> None:
+        """A batch of one dense vector per record: the matrix is written at once."""
+        w = self._writing
+        n = len(batch.ids)
+        metas = batch.metadata or [None] * n
+        docs, uris = batch.documents, batch.uris
+        lines = []
+        try:
+            for i, (rid, meta) in enumerate(zip(batch.ids, metas)):
+                line: dict[str, Any] = {"id": rid, "metadata": meta}
+                if docs is not None and docs[i] is not None:
+                    line["document"] = docs[i]
+                if uris is not None and uris[i] is not None:
+                    line["uri"] = uris[i]
+                lines.append(_ENCODE(line))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
+        try:
+            w["vec"].write(memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B"))
+            w["rec"].write("".join(x + "\n" for x in lines))
+        except OSError as e:
+            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["rows"] += n
+
+    def finish(self, collection: str) -> None:
+        """Complete the export: the .npy header, then both files under their final names."""
+        w, self._writing = self._writing, None
+        if w is None:
+            return
+        header = "{'descr': %r, 'fortran_order': False, 'shape': (%d, %d), }" % (
+            np.lib.format.dtype_to_descr(w["dtype"]), w["rows"], w["dim"])
+        body = header.ljust(HEADER_BYTES - 10 - 1) + "\n"
+        try:
+            w["vec"].seek(0)
+            w["vec"].write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1"))
+            for f in ("vec", "rec"):
+                w[f].flush()
+                os.fsync(w[f].fileno())
+                w[f].close()
+            for f in (RECORDS_FILE, VECTORS_FILE):
+                os.replace(os.path.join(self._path, f + PARTIAL), os.path.join(self._path, f))
+        except OSError as e:
+            raise SourceError(f"cannot complete the export in {self._path} ({type(e).__name__})") from e
+
+    def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
+        raise UsageError(NO_DELETE)
+
+    def close(self) -> None:
+        if self._writing is not None:          # an unfinished restore: leave only .partial files
+            for f in ("vec", "rec"):
+                self._writing[f].close()
+            self._writing = None
+
+
+
+
+def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:
+    try:
+        start = 0 if line[:1] == "{" else len(line) - len(line.lstrip())
+        obj, end = _SCAN(line, start)             # the C scanner json.loads uses, without its wrapper
+    except StopIteration:
+        obj, end = None, -1
+    except ValueError:
+        end = -1
+    if end < 0 or (end != len(line) and line[end:].strip()):
+        raise SourceError(f"{path} line {lineno}: not valid JSON") from None
+    if type(obj) is not dict:
+        raise SourceError(f"{path} line {lineno}: not a JSON object")
+    if not obj.keys() <= LINE_KEYS:
+        extra = sorted(set(obj) - LINE_KEYS)
+        raise SourceError(f"{path} line {lineno}: unknown key {extra[0]!r} "
+                          f"(known: {', '.join(sorted(LINE_KEYS))})")
+    get = obj.get
+    rid, meta, doc, uri = get("id"), get("metadata"), get("document"), get("uri")
+    if type(rid) is not str and type(rid) is not int:
+        raise SourceError(f"{path} line {lineno}: the id must be a string or an integer")
+    if meta is not None and type(meta) is not dict:
+        raise SourceError(f"{path} line {lineno}: metadata must be an object or null")
+    for key, v in (("document", doc), ("uri", uri)):
+        if v is not None and type(v) is not str:
+            raise SourceError(f"{path} line {lineno}: {key} must be a string or null")
+    return rid, meta, doc, uri
