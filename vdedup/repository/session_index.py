@@ -18,8 +18,8 @@ import numpy as np
 
 ID = 32
 LOC = 57
-MAX_ENTRIES = 1 << 20          # entries held before they go to the cache early (~90 MB)
-FILTER_BITS = 25               # a bit per 2^-25 of the id space: most ids not held skip the runs
+MAX_ENTRIES = 1 << 18          # entries held before they go to the cache early (~23 MB)
+FILTER_BITS = 25               # a bit per 2^-25 of the id space (4 MB): most ids not held skip the runs
 CHUNK = 1 << 16                # entries per cache write transaction
 
 
@@ -51,7 +51,7 @@ class SessionIndex:
 
     def __init__(self) -> None:
         self._runs: list[_Run] = []
-        self._filter = np.zeros(1 << FILTER_BITS, dtype=bool)
+        self._filter = np.zeros(1 << (FILTER_BITS - 3), dtype=np.uint8)
         self.files: list[str] = []
         self.count = 0
 
@@ -62,7 +62,8 @@ class SessionIndex:
         ids = np.frombuffer(b"".join(e[0] for e in entries), dtype=np.uint8).reshape(-1, ID)
         locs = np.frombuffer(b"".join(e[1] for e in entries), dtype=np.uint8).reshape(-1, LOC)
         run = _run(ids, locs)
-        self._filter[run.prefix >> np.uint64(64 - FILTER_BITS)] = True
+        slot = run.prefix >> np.uint64(64 - FILTER_BITS)
+        np.bitwise_or.at(self._filter, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
         self._runs.append(run)
         self.count += len(entries)
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
@@ -75,7 +76,8 @@ class SessionIndex:
         want = np.frombuffer(b"".join(blob_ids), dtype=np.uint8).reshape(-1, ID)
         prefix = want[:, :8].copy().view(">u8").reshape(-1)
         found = np.zeros(len(blob_ids), dtype=bool)
-        maybe = np.flatnonzero(self._filter[prefix >> np.uint64(64 - FILTER_BITS)])
+        slot = prefix >> np.uint64(64 - FILTER_BITS)
+        maybe = np.flatnonzero(self._filter[slot >> np.uint64(3)] & np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
         if not len(maybe):
             return found.tolist()
         want, prefix = want[maybe], prefix[maybe]
@@ -108,6 +110,6 @@ class SessionIndex:
         cache.add_files(self.files)
         with lock:                 # nothing was added meanwhile: add() runs under the same caller's lock
             self._runs = []
-            self._filter[:] = False
+            self._filter[:] = 0
             self.files = []
             self.count = 0
