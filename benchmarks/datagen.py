@@ -451,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--dim", type=int, default=DEFAULT_DIM)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--night", action="store_true", help="after one nightly change set (plan())")
     p = sub.add_parser("scan", help="read every record like a backup does (baseline)")
     p.add_argument("--dir", required=True)
     p.add_argument("--batch", type=int, default=1000)
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "touch":
         res = touch(a.dir, a.n, a.seed, a.chunk, a.round)
     elif a.cmd == "export":
-        res = write_export(Path(a.out), a.n, a.dim, a.seed)
+        res = write_export(Path(a.out), a.n, a.dim, a.seed, night=a.night)
     elif a.cmd == "scan":
         res = scan(a.dir, a.batch)
     else:

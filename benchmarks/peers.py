@@ -6,7 +6,8 @@ One command measures every tool in the same run, on the same records:
                                           [--out benchmarks/results]
 
 (default: 50,000 x 384, 3 repetitions, 7 nights, cost-vs-N 50k/100k; --full adds the cost-vs-N
-series 50k..1M at dims 384, 768 and 1536.)
+series 50k..1M at dims 384, 768 and 1536, and --deep 200,000,1,000,000: the nightly change and
+the restore at those N x 768 for the export tools, vdedup (files) also with --workers 1 and 2.)
 
 Data comes from benchmarks/datagen.py (seeded, clustered, ids ``doc-000123#chunk-4``, metadata
 {source, page, tags[], updated_at}) written into an embedded Chroma directory. vdedup backs up
@@ -56,7 +57,12 @@ PASSWORD = "peers-benchmark"     # a benchmark-only throw-away passphrase, passe
 MB = 1e6
 ALL_TOOLS = ("vdedup", "vdedup-files", "restic", "borg-lz4", "borg-zstd3")
 VDEDUP_TOOLS = ("vdedup", "vdedup-files", "vdedup-pg")     # the rows the targets are judged on
-DISPLAY = {"vdedup": "vdedup (chroma)", "vdedup-files": "vdedup (files)", "vdedup-pg": "vdedup (pgvector)"}
+DISPLAY = {"vdedup": "vdedup (chroma)", "vdedup-files": "vdedup (files)", "vdedup-pg": "vdedup (pgvector)",
+           "vdedup-files-w1": "vdedup (files) --workers 1", "vdedup-files-w2": "vdedup (files) --workers 2"}
+DEEP_TOOLS = ("vdedup-files", "vdedup-files-w1", "vdedup-files-w2", "restic", "borg-zstd3", "borg-lz4")
+PEERS = ("restic", "borg-zstd3")       # "the peer": the faster of these in the same run
+CPU_PER_WALL_TARGET = 1.6              # initial backup at 1M x 768
+CHROMA_RESTORE_VS_INSERT = 1.3
 EXPORT_COLLECTION = "docs"     # datagen's collection name; the files connector is told to use it
 EXPORT_METRIC = "euclidean"    # datagen creates the collection with Chroma's default space, l2
 PG_TOOLS = ("vdedup-pg", "pg_dump")      # with --pg
@@ -362,14 +368,27 @@ class Vdedup(Tool):
 
 class VdedupFiles(Vdedup):
     """vdedup backing up the same export files restic and borg back up (files:// connector);
-    restores write a new export (like restic's and borg's), verified record by record."""
+    restores write a new export (like restic's and borg's), verified record by record.
+    `workers`: pass --workers to backup and restore (None: vdedup's default, the cores)."""
     name = "vdedup-files"
     source = "files"         # what a restore produces, for verification
+
+    def __init__(self, r: Runner, work: Path, workers: int | None = None):
+        if workers is not None:
+            self.name = f"vdedup-files-w{workers}"
+        super().__init__(r, work)
+        self.workers = ["--workers", str(workers)] if workers is not None else []
 
     def backup(self, chroma: Path, export_dir: Path) -> dict[str, Any]:
         self.backups += 1
         url = f"files://{export_dir}?collection={EXPORT_COLLECTION}&metric={EXPORT_METRIC}"
-        return self.measure([self.exe, "backup", url, "--json"], f"backup{self.backups}", env=self.env)
+        return self.measure([self.exe, "backup", url, "--json", *self.workers], f"backup{self.backups}",
+                            env=self.env)
+
+    def restore(self, which: str, target: Path) -> dict[str, Any]:
+        snap = self.snapshot(which)
+        return self.measure([self.exe, "restore", snap, "--target", self.target_url(target), "--json",
+                             *self.workers], f"restore-{which}", env=self.env)
 
     def target_url(self, target: Path) -> str:
         return f"files://{target}"
@@ -509,6 +528,8 @@ def make_tools(names: list[str], r: Runner, work: Path, pg_db: str | None = None
             out.append(Vdedup(r, work))
         elif n == "vdedup-files":
             out.append(VdedupFiles(r, work))
+        elif n.startswith("vdedup-files-w") and n[len("vdedup-files-w"):].isdigit():
+            out.append(VdedupFiles(r, work, int(n[len("vdedup-files-w"):])))
         elif n == "restic":
             out.append(Restic(r, work))
         elif n == "borg-lz4":
@@ -587,6 +608,15 @@ def chain(args: argparse.Namespace, work: Path, pristine: Path, populate_min: in
         for t in tools:
             backup(t, label, scenario, minimum)
 
+    def chroma_read(label: str) -> None:
+        """The time Chroma itself needs to read every record as a backup does (datagen scan):
+        the floor of any backup from a Chroma source, reported beside vdedup (chroma)'s."""
+        if any(t.name == "vdedup" for t in tools):
+            m = r.run([sys.executable, str(DATAGEN), "scan", "--dir", str(src)], f"chroma-scan-{label}")
+            res.setdefault("chroma_read", {})[label] = {"wall_s": m["wall_s"], "cpu_s": m["cpu_s"],
+                                                        "peak_rss_mb": m["peak_rss_mb"],
+                                                        "records": (m["json"] or {}).get("records")}
+
     _, first = change_export("initial")
     for k in range(reps):
         for t in tools:
@@ -595,11 +625,13 @@ def chain(args: argparse.Namespace, work: Path, pristine: Path, populate_min: in
                 res["growth"][t.name].clear()
             t.init()
             backup(t, "initial", "initial", populate_min)
+    chroma_read("initial")
 
     sizes = night_sizes(args.n, args.nights)
     ch, _ = change_export("night-1", "nightly", sizes[0])
     res["changes"]["nightly"] = ch
     backup_all("night 1", "nightly", ch["minimum_bytes"])
+    chroma_read("nightly")
 
     for k in range(1, reps + 1):    # a new updated_at on the same 10% each round
         ch, _ = change_export(f"metadata-{k}", "touch", sizes[0], rnd=k)
@@ -724,6 +756,57 @@ def scaling_one(args: argparse.Namespace, work: Path, dim: int, grow_from: Path 
     return out
 
 
+# ------------------------------------------------------------------ nightly and restore at large N
+
+def deep(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
+    """At each N of args.deep (x args.deep_dim; --full: 200,000 and 1,000,000 x 768), for every
+    export tool of DEEP_TOOLS: the initial backup, the nightly change (datagen's nightly plan
+    applied to the export, written at the same path), and a restore of the latest snapshot
+    into a new directory (checked against the nightly export, not timed). vdedup (files) runs
+    three times: at its default --workers (the cores), with --workers 1 and with --workers 2."""
+    out = result.setdefault("deep", {}).setdefault(str(args.deep_dim), {})
+    names = [t for t in DEEP_TOOLS if t in args.tools or t.startswith("vdedup-files")]
+    for size in args.deep:
+        ddir = work / f"deep-{size}"
+        shutil.rmtree(ddir, ignore_errors=True)
+        ddir.mkdir(parents=True)
+        r = Runner(ddir)
+        exp = ddir / "export"
+        common = ["--n", str(size), "--dim", str(args.deep_dim), "--seed", str(args.seed)]
+        log(f"deep: N={size:,} x {args.deep_dim}: initial")
+        r.py([str(DATAGEN), "export", "--out", str(exp), *common], f"export-{size}")
+        tools = make_tools(names, r, ddir)
+        row: dict[str, Any] = {t.name: {} for t in tools}
+        for t in tools:
+            t.init()
+            row[t.name]["initial"] = t.backup(exp, exp)
+        log(f"deep: N={size:,} x {args.deep_dim}: nightly")
+        night = r.py([str(DATAGEN), "export", "--out", str(exp), "--night", *common], f"export-night-{size}")
+        want = {f: sha256(exp / f) for f in ("vectors.npy", "records.jsonl")}
+        digest = export_digest(exp)
+        for t in tools:
+            row[t.name]["nightly"] = t.backup(exp, exp)
+        for t in tools:
+            log(f"deep: N={size:,}: {t.name} restore latest")
+            target = ddir / f"restore-{t.name}"
+            m = t.restore("latest", target)
+            m["verified"] = (export_digest(target) == digest) if t.source == "files" else find_export(target) == want
+            if not m["verified"]:
+                log(f"WARNING: {t.name} restore at N={size:,} differs from the export it backed up")
+            row[t.name]["restore_latest"] = m
+            shutil.rmtree(target, ignore_errors=True)
+            t.reset()
+        row["_export"] = {"records": night.get("records"), "bytes": night.get("bytes")}
+        out[str(size)] = row
+        shutil.rmtree(ddir, ignore_errors=True)
+
+
+def peer(row: dict[str, Any], scenario: str) -> tuple[str, float] | None:
+    """The faster of restic and borg (zstd,3) for a scenario in one row of measurements."""
+    have = [(t, row[t][scenario]["wall_s"]) for t in PEERS if scenario in row.get(t, {})]
+    return min(have, key=lambda x: x[1]) if have else None
+
+
 # ------------------------------------------------------------------ aggregation, targets, report
 
 def aggregate(samples: dict[str, dict[str, list[dict[str, Any]]]], tools: list[str]) -> dict[str, Any]:
@@ -829,6 +912,39 @@ def targets(agg: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]
                 if not holds and (kind, s) in PROFILE_NOTES:
                     notes.append(PROFILE_NOTES[(kind, s)] + " (benchmarks/results/profile.md)")
                 add(tool, label, f"{a:.2f} s vs {b:.2f} s ({a / b:.2f}x)", holds, "; ".join(notes))
+    v, cr = agg.get("vdedup", {}), result.get("chroma_read") or {}
+    if "nightly" in v and "nightly" in rs and "nightly" in cr:
+        own = v["nightly"]["wall_s"] - cr["nightly"]["wall_s"]
+        b = rs["nightly"]["wall_s"]
+        add("vdedup", "nightly: vdedup's own time (total minus Chroma's read of the same records) <= 0.5x restic's",
+            f"{v['nightly']['wall_s']:.2f} - {cr['nightly']['wall_s']:.2f} = {own:.2f} s vs {b:.2f} s "
+            f"({own / b:.2f}x)", own <= NIGHTLY_WALL_VS_RESTIC * b, "Chroma's read: datagen scan of the same records")
+    insert = (result.get("populate") or {}).get("seconds")
+    if "restore_latest" in v and insert:
+        a = v["restore_latest"]["wall_s"]
+        add("vdedup", f"restore into Chroma <= {CHROMA_RESTORE_VS_INSERT}x Chroma's own insert of the same records",
+            f"{a:.2f} s vs {insert:.2f} s ({a / insert:.2f}x)", a <= CHROMA_RESTORE_VS_INSERT * insert,
+            "Chroma's insert: datagen populate of the same records (it also generates them)")
+    for dim, rows in (result.get("deep") or {}).items():
+        for n, row in sorted(rows.items(), key=lambda kv: int(kv[0])):
+            label = f"{int(n):,} x {dim}"
+            for tool in [t for t in row if t.startswith("vdedup")]:
+                m = row[tool]
+                for s, factor, what in (("initial", 1.0, "initial backup"), ("nightly", NIGHTLY_WALL_VS_RESTIC,
+                                        "nightly change"), ("restore_latest", 1.0, "restore latest")):
+                    pr = peer(row, s)
+                    if s not in m or pr is None:
+                        continue
+                    a = m[s]["wall_s"]
+                    add(DISPLAY.get(tool, tool), f"{what} {label}: wall <= {factor}x the peer's",
+                        f"{a:.2f} s vs {pr[1]:.2f} s ({pr[0]}; {a / pr[1]:.2f}x)", a <= factor * pr[1])
+                if int(n) >= 1_000_000 and "initial" in m:
+                    x = m["initial"]["cpu_s"] / max(m["initial"]["wall_s"], 1e-9)
+                    add(DISPLAY.get(tool, tool), f"CPU/wall of the initial backup {label} >= {CPU_PER_WALL_TARGET}",
+                        f"{x:.2f}", x >= CPU_PER_WALL_TARGET)
+                    peak = max(m[s]["peak_rss_mb"] for s in ("initial", "nightly", "restore_latest") if s in m)
+                    add(DISPLAY.get(tool, tool), f"peak RSS {label} <= {RSS_TARGET_MB} MB (backup, nightly, restore)",
+                        f"{peak:.0f} MB", peak <= RSS_TARGET_MB)
     p = result["params"]
     by_dim = result.get("scaling_by_dim") or {}
     sc768 = by_dim.get("768") or (result.get("scaling") if p["dim"] == 768 else None) or {}
@@ -1010,6 +1126,47 @@ def markdown(res: dict[str, Any]) -> str:
                 for t, m in row.items():
                     lines.append(f"| {int(n):,} | {dim} | {DISPLAY.get(t, t)} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | "
                                  f"{m['peak_rss_mb']:.0f} | {fmt_bytes(m['bytes_added'])} |")
+    cr = res.get("chroma_read") or {}
+    if cr or (res.get("populate") or {}).get("seconds"):
+        lines += ["", "## Chroma's own time for the same records", "",
+                  "What a Chroma source or target costs before vdedup does anything: reading every record as a "
+                  "backup does (`datagen scan`, id pages then full rows) and inserting them "
+                  "(`datagen populate`, which also generates them).", "",
+                  "| step | records | Chroma's own wall s | vdedup (chroma) wall s (median) |", "|---|---:|---:|---:|"]
+        agg_v = (res.get("aggregate") or {}).get("vdedup", {})
+        for label, scen in (("initial", "initial"), ("nightly", "nightly")):
+            if label in cr:
+                mine = agg_v.get(scen, {}).get("wall_s")
+                lines.append(f"| read ({label} backup) | {cr[label].get('records') or 0:,} | {cr[label]['wall_s']:.2f} | "
+                             + (f"{mine:.2f}" if mine is not None else "-") + " |")
+        pop = res.get("populate") or {}
+        if pop.get("seconds"):
+            mine = agg_v.get("restore_latest", {}).get("wall_s")
+            lines.append(f"| insert (restore latest) | {pop.get('records', 0):,} | {pop['seconds']:.2f} | "
+                         + (f"{mine:.2f}" if mine is not None else "-") + " |")
+    deep_res = res.get("deep") or {}
+    if deep_res:
+        lines += ["", "## Nightly change and restore at large N (files source)", "",
+                  "One history per tool and N: the initial backup of datagen's export, the export after one "
+                  "nightly change set (1% updated vectors, 1% new records, 0.5% deleted) written at the same path "
+                  "and backed up, then a restore of the latest snapshot into a new directory (checked against "
+                  "that export, not timed). vdedup (files) runs at its default --workers (the cores), with "
+                  "--workers 1 and with --workers 2.", "",
+                  "| N | dim | tool | step | wall s | CPU s | CPU/wall | peak RSS MB | bytes added | ok |",
+                  "|---:|---:|---|---|---:|---:|---:|---:|---:|---|"]
+        for dim, rows in sorted(deep_res.items(), key=lambda kv: int(kv[0])):
+            for n, row in sorted(rows.items(), key=lambda kv: int(kv[0])):
+                for t, steps in row.items():
+                    if t.startswith("_"):
+                        continue
+                    for step in ("initial", "nightly", "restore_latest"):
+                        m = steps.get(step)
+                        if not m:
+                            continue
+                        ok = {True: "yes", False: "NO"}.get(m.get("verified"), "")
+                        lines.append(f"| {int(n):,} | {dim} | {DISPLAY.get(t, t)} | {step.replace('_', ' ')} | "
+                                     f"{m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['cpu_s'] / max(m['wall_s'], 1e-9):.2f} | "
+                                     f"{m['peak_rss_mb']:.0f} | {fmt_bytes(m.get('bytes_added'))} | {ok} |")
     lines += ["", "Bytes added: growth of the repository directory (file sizes summed). Minimum: zstd level 3 of "
               "the float32 vectors, ids and JSON metadata of the records written (initial: all records; nightly: "
               "updated + added; metadata-only: ids + metadata of the touched records). Ratio = bytes added / "
@@ -1046,6 +1203,7 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         "params": {"n": args.n, "dim": args.dim, "seed": args.seed, "runs": args.runs, "full": args.full, "pg": args.pg,
                    "chroma_max": args.chroma_max,
                    "nights": args.nights, "tools": args.tools, "scaling": args.scaling, "dims": args.dims,
+                   "deep": args.deep, "deep_dim": args.deep_dim,
                    "shared_note": args.note},
         "environment": environment(), "versions": versions(),
     })
@@ -1062,11 +1220,16 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
     result["export"] = one["exports"][0]
     result["export"]["parquet"] = _has_pyarrow()
     result["growth"] = one["growth"]
+    result["chroma_read"] = one.get("chroma_read")
     result["aggregate"] = aggregate(one["samples"], args.tools)
     if args.scaling:
         started = time.monotonic()
         scaling(args, work, result, pristine)
         result["scaling_seconds"] = round(time.monotonic() - started, 1)
+    if args.deep:
+        started = time.monotonic()
+        deep(args, work, result)
+        result["deep_seconds"] = round(time.monotonic() - started, 1)
     result["targets"] = targets(result["aggregate"], result)
     result["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -1136,6 +1299,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling", default=None,
                     help="comma-separated N for the initial-backup cost-vs-N series, or none (default "
                          "50000,100000; with --full 50000,200000,500000,1000000)")
+    ap.add_argument("--deep", default=None,
+                    help="comma-separated N at which the export tools also back up a nightly change and "
+                         "restore the latest snapshot, vdedup (files) with its default --workers, 1 and 2 "
+                         "(default none; with --full 200000,1000000)")
+    ap.add_argument("--deep-dim", type=int, default=768, help="vector dimension for --deep (default 768)")
     ap.add_argument("--pg", action="store_true",
                     help="also vdedup on a pgvector table (postgresql://) and pg_dump -Fc / pg_restore; needs "
                          "VDEDUP_TEST_PG_HOST/PORT/USER/BIN (scripts/servers.sh)")
@@ -1172,6 +1340,12 @@ def main(argv: list[str] | None = None) -> int:
         args.scaling = []
     else:
         args.scaling = [int(x.replace("_", "")) for x in args.scaling.split(",") if x.strip()]
+    if args.deep is None:
+        args.deep = [200_000, 1_000_000] if args.full else []
+    elif args.deep.strip().lower() in ("", "none"):
+        args.deep = []
+    else:
+        args.deep = [int(x.replace("_", "")) for x in args.deep.split(",") if x.strip()]
     if args.runs < 1 or args.n < 100 or args.nights < 1:
         ap.error("--runs and --nights must be >= 1 and --n >= 100")
     out = Path(args.out).resolve()

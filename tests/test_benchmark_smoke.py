@@ -34,7 +34,8 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, str(PEERS), "--n", "300", "--dim", "16", "--runs", "2", "--nights", "2",
-         "--tools", ",".join(TOOLS), "--scaling", "none", "--no-plots", "--out", str(out)],
+         "--tools", ",".join(TOOLS), "--scaling", "none", "--deep", "400", "--deep-dim", "16", "--no-plots",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (out / "work").exists(), "the working directory must be removed without --keep"
@@ -92,6 +93,21 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
                                                       "unchanged 1", "unchanged 2", "night 2"]
         assert sizes == sorted(sizes) and sizes[0] > 0
 
+    # Chroma's own read (datagen scan) of the records each backup read, beside vdedup (chroma)'s
+    assert res["chroma_read"]["initial"]["records"] == 300 and res["chroma_read"]["nightly"]["records"] == 301
+    # --deep: initial, nightly and restore at N = 400 for vdedup (files) at its default workers,
+    # --workers 1 and --workers 2, and restic; every restore verified
+    deep = res["deep"]["16"]["400"]
+    for tool in ("vdedup-files", "vdedup-files-w1", "vdedup-files-w2", "restic"):
+        for step in ("initial", "nightly", "restore_latest"):
+            assert 0 < deep[tool][step]["wall_s"] < 120, (tool, step)
+        assert deep[tool]["restore_latest"]["verified"] is True, tool
+        assert deep[tool]["nightly"]["bytes_added"] > 0
+    for tool in ("vdedup-files-w1", "vdedup-files-w2"):      # the same records stored, whatever the workers
+        for step in ("initial", "nightly"):
+            a, b = deep[tool][step]["bytes_added"], deep["vdedup-files"][step]["bytes_added"]
+            assert abs(a - b) < max(4096, 0.05 * a), (tool, step, a, b)
+
     # every byte figure comes from the repository sizes measured before and after each run
     samples = res["chain"]["samples"]
     for tool in TOOLS:
@@ -114,7 +130,8 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import peers
     tnames = [(t["tool"], t["target"]) for t in res["targets"]]
-    assert len(tnames) == 2 * 6 + 2 and ("vdedup-files", "nightly wall time <= 0.5x restic's") in tnames
+    assert len(tnames) == 2 * 6 + 2 + 2 + 3 * 3 and ("vdedup-files", "nightly wall time <= 0.5x restic's") in tnames
+    assert ("vdedup (files) --workers 2", "nightly change 400 x 16: wall <= 0.5x the peer's") in tnames
     # each verdict is the comparison of the measured figures with the target, not a constant
     expected = _verdicts(peers, agg)
     checked = 0
@@ -134,6 +151,7 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
 
     md = (out / "peers.md").read_text()
     assert "| tool | scenario | wall s |" in md and "## Targets for vdedup" in md and "shared" in md
+    assert "## Chroma's own time for the same records" in md and "## Nightly change and restore at large N" in md
     main_table = md.split("## Targets for vdedup")[0]
     rows = [ln for ln in main_table.splitlines() if ln.startswith(tuple(f"| {DISPLAY[t]} | " for t in TOOLS))
             and any(f"| {SCENARIO_TITLES_START[s]}" in ln for s in SCENARIOS)]

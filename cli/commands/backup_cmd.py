@@ -72,15 +72,17 @@ def backup(
                                                    help="Collection to back up (repeatable; default: all)."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", "-t", help="Tag for the snapshot (repeatable)."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records read per request."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
+                                          help="Threads and processes to use (default: the machine's cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Back up a vector database into a new snapshot (only what changed is stored)."""
     if sum((source is not None, bool(asset), all_assets)) != 1:
         raise UsageError("give a SOURCE URL, --asset NAME or --all (exactly one)")
     if source is None:
-        if collection or tag:
-            raise UsageError("--collection and --tag go with a SOURCE URL; a connected asset names "
-                             "its own collections and is tagged asset:NAME")
+        if collection or tag or workers:
+            raise UsageError("--collection, --tag and --workers go with a SOURCE URL; a connected asset "
+                             "names its own collections and is tagged asset:NAME")
         names = list(asset or [])
 
         def choose(store: AssetStore) -> list[Asset]:
@@ -97,7 +99,7 @@ def backup(
         try:
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
-                                    reporter, batch_size)
+                                    reporter, batch_size, workers)
         finally:
             connector.close()
     finally:

@@ -20,13 +20,15 @@ def check(
     read_data_subset: Optional[str] = typer.Option(None, "--read-data-subset",
                                                    help="Read only part of the packs: n/t (group n of t, by pack id) "
                                                         "or x% (a random sample)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
+                                          help="Threads and processes to use (default: the machine's cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Verify the repository's structure (and with --read-data, all of its data)."""
     repo = open_repository()
     try:
         with RichReporter(enabled=not json_out) as reporter:
-            result = run_check(repo, read_data, reporter, subset=read_data_subset)
+            result = run_check(repo, read_data, reporter, subset=read_data_subset, workers=workers)
     finally:
         repo.close()
     if json_out:

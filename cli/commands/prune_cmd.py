@@ -1,6 +1,8 @@
 """`prune` (CLI layer)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from vdedup.engine.forget import parse_duration
@@ -50,6 +52,8 @@ def prune(
                                            help="Grace period for packs no index names (left by an interrupted "
                                                 "backup): 1h, 30min, 90s, 2d or 0."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only report what would be removed."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
+                                          help="Threads and processes to use (default: the machine's cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Remove data no snapshot references (run after forget); repack partly used packs."""
@@ -58,7 +62,7 @@ def prune(
     try:
         with RichReporter(enabled=not json_out) as reporter:
             result = run_prune(repo, max_unused=max_unused, keep_unindexed_for=grace, dry_run=dry_run,
-                               reporter=reporter)
+                               reporter=reporter, workers=workers)
     finally:
         repo.close()
     if json_out:

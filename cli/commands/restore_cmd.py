@@ -83,6 +83,8 @@ def restore(
                                          "C__N as namespace N of collection C (the reverse of a restore "
                                          "into a provider without namespaces)."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records written per request."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
+                                          help="Threads and processes to use (default: the machine's cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Restore a snapshot: into new collections (default), in place, or selectively."""
@@ -120,7 +122,7 @@ def restore(
                     def safety(names: list[str]):
                         info("taking a safety snapshot of the current data first")
                         res = run_backup(repo, connector, url.redacted(), names,
-                                         ["safety", f"before-restore-{snap.short_id}"], reporter)
+                                         ["safety", f"before-restore-{snap.short_id}"], reporter, workers=workers)
                         info(f"safety snapshot {res.snapshot.short_id} saved "
                              f"(restore it to undo: vdedup restore {res.snapshot.short_id} --in-place)")
                         return res.snapshot
@@ -136,10 +138,10 @@ def restore(
                         return typer.confirm("write these changes?", default=False, err=True)
 
                     result = restore_in_place(repo, snap, connector, url.redacted(), safety, confirm,
-                                              selection, reporter, batch_size, dry_run)
+                                              selection, reporter, batch_size, dry_run, workers)
                 else:
                     result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
-                                         reporter, batch_size, selection, dry_run, translation)
+                                         reporter, batch_size, selection, dry_run, translation, workers)
         finally:
             connector.close()
     finally:

@@ -18,6 +18,7 @@ from ..errors import UsageError, VdedupError
 from ..repository import BlockInfo, Repository
 from .check_metadata import check_metadata
 from .events import Reporter
+from .workers import resolve_workers
 
 
 @dataclass
@@ -64,11 +65,13 @@ def select_packs(names: list[str], subset: str | None) -> list[str]:
 
 
 def check(repo: Repository, read_data: bool = False, reporter: Reporter | None = None,
-          subset: str | None = None) -> CheckResult:
-    """`subset` (n/t or x%) reads only part of the packs; it implies read_data."""
+          subset: str | None = None, workers: int | None = None) -> CheckResult:
+    """`subset` (n/t or x%) reads only part of the packs; it implies read_data. `workers`:
+    packs read and verified at once (default: the machine's cores)."""
     reporter = reporter or Reporter()
+    n_workers = resolve_workers(workers)       # bad input fails before the lock is taken
     if subset is not None:
-        parse_subset(subset)        # bad input fails before the lock is taken
+        parse_subset(subset)
         read_data = True
     result = CheckResult()
     lock = repo.read_lock("check")         # lock-free, with a warning, on read-only storage
@@ -101,8 +104,7 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         to_read = select_packs(list(stored), subset) if read_data else []
         if read_data:
             reporter.phase("read data", len(to_read))
-            for name in to_read:
-                found = repo.verify_pack(name, packs_in_index.get(bytes.fromhex(name)))
+            for _, found in repo.verify_packs(to_read, packs_in_index, n_workers):
                 result.errors.extend(found.errors)
                 damaged |= found.damaged
                 reporter.advance(1)

@@ -35,6 +35,7 @@ from ..errors import IntegrityError, RetentionActive, UsageError
 from ..repository import BlobMarks, BlockInfo, Repository, Snapshot, Writer
 from .events import Reporter
 from .prune_retention import hold_retained
+from .workers import resolve_workers
 
 DEFAULT_MAX_UNUSED = "5%"
 DEFAULT_KEEP_UNINDEXED = 3600.0
@@ -152,9 +153,12 @@ def _blob_sizes(block: BlockInfo) -> list[int]:
 
 def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
           keep_unindexed_for: float = DEFAULT_KEEP_UNINDEXED, dry_run: bool = False,
-          reporter: Reporter | None = None) -> PruneResult:
+          reporter: Reporter | None = None, workers: int | None = None) -> PruneResult:
+    """`workers`: packs read and verified at once while repacking, and threads that compress
+    and save the new packs (default: the machine's cores)."""
     reporter = reporter or Reporter()
     mode, limit = parse_max_unused(max_unused)
+    n_workers = resolve_workers(workers)
     started = time.monotonic()
     result = PruneResult(dry_run)
     lock = repo.lock(exclusive=not dry_run, operation="prune")
@@ -223,15 +227,19 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             # 1. repack the used blobs of the packs chosen for it (each new pack is indexed at once)
             state = {"seen_unindexed": seen, "obsolete": sorted(delete_unindexed), "written": []}
             _save_state(repo, state)
-            writer = _repack_writer(repo, state)
             if to_repack:
                 reporter.phase("repack", len(to_repack))
-                for pid in to_repack:
-                    result.blobs_repacked += repo.repack(
-                        writer, pid.hex(), lambda blob_id, pid=pid: marks.get(blob_id, "claimed") == pid,
-                        packs[pid].used_blobs)
-                    reporter.advance(1)
-                writer.flush()
+                items = [(pid.hex(), packs[pid].used_blobs) for pid in to_repack]
+                with _repack_writer(repo, state, n_workers) as writer:
+                    try:
+                        for n in repo.repack(writer, items, lambda name, blob_id: marks.get(
+                                blob_id, "claimed") == bytes.fromhex(name), n_workers):
+                            result.blobs_repacked += n
+                            reporter.advance(1)
+                        writer.flush()
+                    except BaseException:
+                        writer.save_progress()      # index the new packs already saved
+                        raise
                 reporter.done()
             result.packs_written = _count_new_packs(repo, stored)
             # 2. index files for the packs that stay but lose their index file
@@ -341,14 +349,14 @@ def _choose(packs: dict[bytes, PackInfo], mode: str, limit: float) -> None:
         unused -= p.unused
 
 
-def _repack_writer(repo: Repository, state: dict[str, Any]) -> Writer:
+def _repack_writer(repo: Repository, state: dict[str, Any], workers: int) -> Writer:
     """A write session that stores every blob given to it once, even if the index already
     has it, and notes each pack id in the local prune state before saving the pack, so that
     a re-run after a kill deletes the packs it wrote but had not indexed yet."""
     def note(pack_id: bytes) -> None:
         state["written"].append(pack_id.hex())
         _save_state(repo, state)
-    return repo.writer(copy_all=True, before_save=note)
+    return repo.writer(copy_all=True, before_save=note, workers=workers)
 
 
 def _count_new_packs(repo: Repository, before: dict[str, int]) -> int:

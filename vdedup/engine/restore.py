@@ -6,10 +6,10 @@ difference is written: records absent from the snapshot are deleted, changed one
 rewritten, unchanged ones left alone), selective (collections, namespaces, ids, a metadata
 filter) and dry run (the plan, nothing written).
 
-Records come from the repository as verified batches (`Repository.read_namespace`: rows
-re-sorted by where their vector blob lives, every block fetched, decrypted and
-decompressed once, every payload and manifest blob checked against its content id), so
-nothing unverified reaches the target.
+Records come from the repository as verified batches (`Repository.read_namespace`: every
+block fetched, decrypted and decompressed once in the usual case, every payload and
+manifest blob checked against its content id, blocks and batches decoded ahead by
+`workers` threads while this module writes), so nothing unverified reaches the target.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ..repository import Repository, Row, Snapshot, changed_fields
 from .events import Reporter
 from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_original_id, id_kind
 from .where import Predicate
+from .workers import resolve_workers
 
 BATCH_SIZE = 1000
 
@@ -124,10 +125,11 @@ def iter_records(repo: Repository, entry: dict[str, Any],
 
 
 def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                 batch_size: int = BATCH_SIZE, namespace: str = "") -> Iterator[RecordBatch]:
-    """The records of a namespace entry (or of the given rows of it) as batches, in storage
-    order, every vector payload verified against its content id."""
-    return repo.read_namespace(entry, rows, batch_size, namespace)
+                 batch_size: int = BATCH_SIZE, namespace: str = "", workers: int | None = 1) -> Iterator[RecordBatch]:
+    """The records of a namespace entry (or of the given rows of it) as batches, every vector
+    payload verified against its content id; `workers` threads read and decode ahead while
+    the caller writes (None: the machine's cores)."""
+    return repo.read_namespace(entry, rows, batch_size, namespace, resolve_workers(workers))
 
 
 def _writer(connector: Connector, fresh: bool) -> Any:
@@ -203,7 +205,8 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             collections: list[str] | None = None, as_name: str | None = None,
             overwrite: bool = False, reporter: Reporter | None = None,
             batch_size: int = BATCH_SIZE, selection: Selection | None = None,
-            dry_run: bool = False, translation: TranslationOptions | None = None) -> RestoreResult:
+            dry_run: bool = False, translation: TranslationOptions | None = None,
+            workers: int | None = None) -> RestoreResult:
     """Write the snapshot's (selected) records into `connector`'s database, translating the
     schema and records when the target is another provider (see translate.py)."""
     reporter = reporter or Reporter()
@@ -271,7 +274,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     rows = _counting((r for r in repo.namespace_rows(entry) if selection.matches(r)), np_)
                 else:
                     np_.write = entry["count"]
-                batches = iter_batches(repo, entry, rows, batch_size, tns)
+                batches = iter_batches(repo, entry, rows, batch_size, tns, workers)
                 if tplan.identity:
                     written += _write_batches(connector, name, batches, reporter, fresh)
                 else:
@@ -324,7 +327,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                      take_safety_snapshot: Callable[[list[str]], Snapshot],
                      confirm: Callable[[list[NamespacePlan]], bool],
                      selection: Selection | None = None, reporter: Reporter | None = None,
-                     batch_size: int = BATCH_SIZE, dry_run: bool = False) -> RestoreResult:
+                     batch_size: int = BATCH_SIZE, dry_run: bool = False,
+                     workers: int | None = None) -> RestoreResult:
     """Make the target's collections equal to the snapshot's (or the selected part of them).
 
     `take_safety_snapshot(collections)` backs up the current state first (so the restore can
@@ -371,7 +375,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                                       repo.namespace_rows(entry), selection, np_, deletions)
                 reporter.phase(f"restore {label} in place", None)
                 written += _write_batches(connector, name,
-                                          iter_batches(repo, entry, rows, batch_size, entry["name"]), reporter)
+                                          iter_batches(repo, entry, rows, batch_size, entry["name"], workers),
+                                          reporter)
                 for i in range(0, len(deletions), batch_size):
                     connector.delete(name, deletions[i:i + batch_size], entry["name"])
                 _settle(connector, name, entry["name"])

@@ -46,6 +46,15 @@ def record_key(rid: Any) -> bytes:
     return raw
 
 
+def record_keys(ids: list) -> list[bytes]:
+    """[record_key(i) for i in ids], with one encoding step per id for plain str ids."""
+    if set(map(type, ids)) <= {str}:
+        keys = [b"s" + i.encode("utf-8", "surrogatepass") for i in ids]
+        if not keys or max(map(len, keys)) <= MAX_KEY:
+            return keys
+    return list(map(record_key, ids))
+
+
 _UNSET = object()
 
 
@@ -160,6 +169,35 @@ def encode_segment(rows: list[Row]) -> bytes:
         _col2([r.doc for r in rows]),
         _col2([r.uri for r in rows]),
     ])
+
+
+def encode_segment_cols(ids: list, vrefs: list[bytes], mraws: list[bytes], docs: list, uris: list) -> bytes:
+    """encode_segment of the rows given as columns (the same bytes)."""
+    return b"".join([struct.pack(">BI", SEGMENT2, len(ids)), _col2(ids), b"".join(vrefs), _meta_col(mraws),
+                     _col2(docs), _col2(uris)])
+
+
+def decode_segment_cols(data: bytes) -> tuple[list, list[bytes], list[bytes], list, list]:
+    """A segment as columns (ids, vrefs, metadata bytes, documents, uris); format-1 segments
+    are decoded through their rows."""
+    mv = memoryview(data)
+    kind, n = struct.unpack_from(">BI", mv, 0)
+    if kind != SEGMENT2:
+        rows = decode_segment(data)
+        return ([r.id for r in rows], [r.vref for r in rows], [r.mraw for r in rows],  # type: ignore[misc]
+                [r.doc for r in rows], [r.uri for r in rows])
+    ids, pos = _read_col2(mv, 5, n)
+    raw = bytes(mv[pos:pos + 32 * n])
+    if len(raw) != 32 * n:
+        raise ValueError("segment is truncated")
+    vrefs = [raw[i:i + 32] for i in range(0, 32 * n, 32)]
+    pos += 32 * n
+    metas, pos = _read_meta_col(mv, pos)
+    docs, pos = _read_col2(mv, pos, n)
+    uris, pos = _read_col2(mv, pos, n)
+    if len(metas) != n:
+        raise ValueError("metadata column length does not match its row count")
+    return ids, vrefs, metas, docs, uris
 
 
 def decode_segment(data: bytes) -> list[Row]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 import zstandard
 
 from ..crypto.aead import counter_nonce, open_sealed, seal
@@ -156,3 +157,31 @@ def locations(pack_id: bytes, blocks: list[BlockInfo]):
     for b in blocks:
         for ordinal, (blob_id, raw_len) in enumerate(b.blobs):
             yield blob_id, BlobLocation(pack_id, b.number, b.offset, b.length, ordinal, raw_len, b.blob_type)
+
+
+_LOCATION = np.dtype([("block", ">u4"), ("offset", ">u8"), ("length", ">u4"), ("ordinal", ">u4"),
+                      ("raw_length", ">u4"), ("blob_type", "u1")])      # BlobLocation._S after the pack id
+
+
+def location_bytes(pack_id: bytes, blocks: list[BlockInfo]) -> list[tuple[bytes, bytes]]:
+    """(blob id, BlobLocation.to_bytes()) of every blob of a pack, built as one array."""
+    n = sum(len(b.blobs) for b in blocks)
+    if not n:
+        return []
+    rec = np.empty(n, dtype=_LOCATION)
+    ids: list[bytes] = []
+    pos = 0
+    for b in blocks:
+        k = len(b.blobs)
+        part = rec[pos:pos + k]
+        part["block"], part["offset"], part["length"], part["blob_type"] = b.number, b.offset, b.length, b.blob_type
+        part["ordinal"] = np.arange(k)
+        part["raw_length"] = [r for _, r in b.blobs]
+        ids.extend(i for i, _ in b.blobs)
+        pos += k
+    out = np.empty((n, ID_LEN + _LOCATION.itemsize), dtype=np.uint8)
+    out[:, :ID_LEN] = np.frombuffer(pack_id, dtype=np.uint8)
+    out[:, ID_LEN:] = rec.view(np.uint8).reshape(n, _LOCATION.itemsize)
+    raw = out.tobytes()
+    w = out.shape[1]
+    return [(blob_id, raw[i * w:(i + 1) * w]) for i, blob_id in enumerate(ids)]

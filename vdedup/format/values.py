@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json as _json
 import decimal as _decimal
+import itertools
 import struct
 import uuid as _uuid
 from typing import Any
@@ -398,6 +399,45 @@ def meta_bytes(v: Any) -> bytes:
         return _JSON_ENCODE(v).encode("utf-8", "surrogatepass")
     except (TypeError, ValueError, RecursionError):
         return dumps(v, canonical=True)
+
+
+_SCALARS = {str, int, float, bool, type(None)}
+
+
+def _plain_json(values: list) -> bool:
+    """Whether every value is a JSON scalar, or a dict with str keys whose values are scalars
+    or lists of scalars: values whose meta_bytes is their JSON text (checked with a few passes
+    over the whole batch instead of a walk per value)."""
+    top = set(map(type, values))
+    if not top <= _SCALARS | {dict}:
+        return False
+    dicts = [v for v in values if type(v) is dict] if dict in top else []
+    if not dicts:
+        return True
+    if not set(map(type, itertools.chain.from_iterable(dicts))) <= _STR_ONLY:
+        return False
+    inner = list(itertools.chain.from_iterable(map(dict.values, dicts)))
+    kinds = set(map(type, inner))
+    if kinds <= _SCALARS:
+        return True
+    if not kinds <= _SCALARS | {list}:
+        return False
+    return set(map(type, itertools.chain.from_iterable(v for v in inner if type(v) is list))) <= _SCALARS
+
+
+def meta_bytes_many(values: list) -> list[bytes]:
+    """[meta_bytes(v) for v in values], in one encoder pass when the batch is plain JSON:
+    JSON text never holds a raw newline (it is escaped), so the rows are joined by one and
+    split again after a single UTF-8 encoding."""
+    if values and _plain_json(values):
+        try:
+            text = "\n".join(map(_JSON_ENCODE, values))
+        except (TypeError, ValueError, RecursionError):     # NaN or infinity somewhere
+            return [meta_bytes(v) for v in values]
+        out = text.encode("utf-8", "surrogatepass").split(b"\n")
+        if len(out) == len(values):
+            return out
+    return [meta_bytes(v) for v in values]
 
 
 def meta_value(raw: bytes) -> Any:

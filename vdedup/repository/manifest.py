@@ -15,11 +15,13 @@ import os
 import struct
 from typing import Any, Iterable, Iterator
 
-from blake3 import blake3
+import numpy as np
 
 from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format.objects import BlobType
+from .columns import Cols, Cursor, apply_deltas, diff_run, strictly_increasing
+from .hashing import digests_inline
 from .rows import Unsorted
 from .spool import TempRows
 
@@ -52,10 +54,12 @@ def iter_delta_layer(repo, layer: dict[str, Any]) -> Iterator[mf.Row]:
         yield from tree(repo, chunk, mf.decode_delta)
 
 
-def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
-    """Every row of a namespace at snapshot time, sorted by record key: the base's rows, with
-    the delta layers (merged in layer order per key) applied where they touch a record."""
-    base = iter_base(repo, entry["base"])
+def iter_state_cols(repo, entry: dict[str, Any]) -> Iterator[Cols]:
+    """The rows of a namespace at snapshot time as runs (a base segment each, with the delta
+    layers, merged in layer order per key, applied where they touch a record), sorted by
+    record key."""
+    base = (Cols.of(*tree(repo, seg_id, mf.decode_segment_cols))
+            for seg_id, _ in tree(repo, entry["base"], mf.decode_segment_list))
     if not entry["deltas"]:
         yield from base
         return
@@ -63,59 +67,85 @@ def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
                for n, layer in enumerate(entry["deltas"], start=1)]
     changes = (t[2] for t in heapq.merge(*streams, key=lambda t: (t[0], t[1])))
     try:
-        yield from apply_layer(base, changes)
+        yield from apply_deltas(base, changes)
     except ValueError as e:            # a delta that does not fit its base (mf.apply), or undecodable
         raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
 
 
+def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
+    """Every row of a namespace at snapshot time, sorted by record key."""
+    for chunk in iter_state_cols(repo, entry):
+        yield from chunk.rows()
+
+
 # ---- writing ------------------------------------------------------------------------------
 
-def sorted_rows(rows: Iterable[mf.Row]) -> Iterator[mf.Row]:
-    """Pass rows through, raising Unsorted at the first one not after the one before it."""
+def sorted_runs(runs: Iterable[Cols]) -> Iterator[Cols]:
+    """Pass runs through, raising Unsorted at the first row not after the one before it."""
     last = b""
-    for r in rows:
-        k = r.key
-        if k <= last:
-            raise Unsorted(k)
-        last = k
-        yield r
+    for run in runs:
+        if not strictly_increasing(run.keys, last):
+            raise Unsorted(run.keys[0])
+        if len(run):
+            last = run.keys[-1]
+        yield run
 
 
-def write_base(repo, packer, rows: Iterable[mf.Row], hold_dir: str | None = None) -> tuple[str, int]:
-    """Write rows (sorted) as segments and a segment list; returns (list blob id, count).
+def write_base(repo, packer, runs: Iterable[Cols], hold_dir: str | None = None) -> tuple[str, int]:
+    """Write runs of rows (sorted) as segments and a segment list; returns (list blob id, count).
 
-    With `hold_dir`, the encoded segments go to a private file there and reach the packer
-    only once every row has arrived, so an exception while reading the rows (Unsorted) leaves
-    nothing behind in the repository."""
+    A segment is cut after a row whose key's keyed hash has its low bits zero, or when it
+    holds SEGMENT_MAX rows (docs/design.md §5). With `hold_dir`, the encoded segments go to a
+    private file there and reach the packer only once every row has arrived, so an exception
+    while reading the rows (Unsorted) leaves nothing behind in the repository."""
     id_key = repo.master.id_key
     segments: list[tuple[bytes, int]] = []
-    buf: list[mf.Row] = []
+    buf = Cols.empty()
     total = 0
+    cuts = 0
     held = None
     if hold_dir is not None:
         held = open(os.path.join(hold_dir, "segments"), "w+b")
         os.chmod(held.name, 0o600)
 
     def cut() -> None:
-        data = mf.encode_segment(buf)
+        nonlocal buf, cuts
+        data = mf.encode_segment_cols(buf.ids, buf.vrefs, buf.mraws, buf.docs, buf.uris)
         if held is not None:
             held.write(struct.pack(">II", len(data), len(buf)))
             held.write(data)
         else:
             seg_id, _ = packer.add(BlobType.TREE, data)
             segments.append((seg_id, len(buf)))
-        buf.clear()
+        buf = Cols.empty()
+        cuts += 1
+
+    def fill(run: Cols, pos: int, end: int) -> int:
+        """Move rows pos..end-1 of run into the buffer, cutting whenever it reaches
+        SEGMENT_MAX rows; returns end."""
+        while len(buf) + (end - pos) >= SEGMENT_MAX:
+            take = SEGMENT_MAX - len(buf)
+            buf.extend(run.slice(pos, pos + take))
+            cut()
+            pos += take
+        buf.extend(run.slice(pos, end))
+        return end
 
     try:
-        cuts = 0
-        for row in rows:
-            buf.append(row)
-            total += 1
-            h = int.from_bytes(blake3(row.key, key=id_key).digest(4), "big")
-            if (h & SEGMENT_AVG_MASK) == 0 or len(buf) >= SEGMENT_MAX:
-                cut()
-                cuts += 1
-        if buf or not cuts:
+        for run in runs:
+            if not len(run):
+                continue
+            total += len(run)
+            ends = np.cumsum([len(k) for k in run.keys], dtype=np.int64).tolist()
+            hashes = digests_inline(id_key, b"".join(run.keys), [0] + ends, b"", 4)
+            boundary = np.flatnonzero((np.frombuffer(hashes, dtype=">u4") & SEGMENT_AVG_MASK) == 0).tolist()
+            pos = 0
+            for b in boundary:          # cut after row b, unless the size limit just cut there
+                pos = fill(run, pos, b + 1)
+                if len(buf):
+                    cut()
+            fill(run, pos, len(run))
+        if len(buf) or not cuts:
             cut()
         if held is not None:
             held.seek(0)
@@ -131,55 +161,20 @@ def write_base(repo, packer, rows: Iterable[mf.Row], hold_dir: str | None = None
     return list_id.hex(), total
 
 
-def diff_into(prev: Iterator[mf.Row], tmp: TempRows, cur: Iterator[mf.Row] | None = None) -> dict[str, int]:
-    """Merge-walk the previous state and the new rows (the spooled ones, or `cur` when given,
-    sorted by key), spooling delta rows into tmp."""
+def diff_into(prev: Iterator[Cols], tmp: TempRows, cur: Iterable[Cols]) -> dict[str, int]:
+    """Merge the previous state and the new rows (both runs sorted by key), a run at a time,
+    spooling delta rows into tmp."""
     stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
-    cur = tmp.iter_rows() if cur is None else cur
+    cursor = Cursor(prev)
     with tmp.env.begin(write=True) as txn:
-        a = next(prev, None)
-        b = next(cur, None)
-        while a is not None or b is not None:
-            if b is None or (a is not None and a.key < b.key):
-                tmp.put_delta(mf.Row(a.id, op=mf.OP_DELETE, flags=0), txn)
-                stats["deleted"] += 1
-                a = next(prev, None)
-            elif a is None or b.key < a.key:
-                tmp.put_delta(b, txn)
-                stats["added"] += 1
-                b = next(cur, None)
-            else:
-                d = mf.diff(a, b)
-                if d is None:
-                    stats["unchanged"] += 1
-                else:
-                    tmp.put_delta(d, txn)
-                    stats["changed"] += 1
-                a, b = next(prev, None), next(cur, None)
+        for run in cur:
+            if not len(run):
+                continue
+            for d in diff_run(cursor.upto(run.last_key()), run, stats):
+                tmp.put_delta(d, txn)
+        for d in diff_run(cursor.upto(None), Cols.empty(), stats):
+            tmp.put_delta(d, txn)
     return stats
-
-
-def apply_layer(rows: Iterator[mf.Row], delta: Iterator[mf.Row]) -> Iterator[mf.Row]:
-    """The rows (sorted by key) with the delta rows (sorted by key; several for one key, as from
-    merged layers, are applied in the order they come) applied."""
-    a = next(rows, None)
-    d = next(delta, None)
-    while d is not None:
-        key = d.key
-        while a is not None and a.key < key:
-            yield a
-            a = next(rows, None)
-        state = None
-        if a is not None and a.key == key:
-            state, a = a, next(rows, None)
-        while d is not None and d.key == key:
-            state = mf.apply(state, d)
-            d = next(delta, None)
-        if state is not None:
-            yield state
-    while a is not None:
-        yield a
-        a = next(rows, None)
 
 
 def write_delta(packer, rows: Iterator[mf.Row]) -> dict[str, Any]:
@@ -198,20 +193,20 @@ def write_delta(packer, rows: Iterator[mf.Row]) -> dict[str, Any]:
 
 
 def write_namespace(repo, packer, name: str, tmp: TempRows, prev: dict[str, Any] | None,
-                    logical_bytes: int, rows: Iterator[mf.Row] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+                    logical_bytes: int, runs: Iterator[Cols] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """The new namespace entry for the new rows, given the previous entry (or None).
 
-    The rows are those spooled in tmp, or `rows` when given: an iterator in record-key order
-    (see sorted_rows), read once as it streams, so nothing but the delta is spooled; if it
-    raises, nothing has been added to the packer yet."""
+    The rows are those spooled in tmp, or `runs` when given: runs in record-key order (see
+    sorted_runs), read once as they stream, so nothing but the delta is spooled; if they
+    raise, nothing has been added to the packer yet."""
     if prev is None:
-        if rows is None:
-            base, count = write_base(repo, packer, tmp.iter_rows())
+        if runs is None:
+            base, count = write_base(repo, packer, tmp.iter_cols())
         else:
-            base, count = write_base(repo, packer, rows, hold_dir=tmp.dir)
+            base, count = write_base(repo, packer, runs, hold_dir=tmp.dir)
         return ({"name": name, "count": count, "base": base, "deltas": [], "logical_bytes": logical_bytes},
                 {"added": count, "changed": 0, "deleted": 0, "unchanged": 0})
-    stats = diff_into(iter_state(repo, prev), tmp, rows)
+    stats = diff_into(iter_state_cols(repo, prev), tmp, tmp.iter_cols() if runs is None else runs)
     count = stats["added"] + stats["changed"] + stats["unchanged"]
     n_delta = tmp.count(tmp.delta)
     deltas = list(prev["deltas"])
@@ -220,8 +215,8 @@ def write_namespace(repo, packer, name: str, tmp: TempRows, prev: dict[str, Any]
     if n_delta == 0:
         entry.update(base=prev["base"], deltas=deltas)
     elif len(deltas) + 1 > MAX_DELTAS or chain_rows > MAX_DELTA_FRACTION * max(count, 1):
-        new_rows = tmp.iter_rows() if rows is None else apply_layer(iter_state(repo, prev), tmp.iter_delta())
-        base, _ = write_base(repo, packer, new_rows)
+        new_runs = tmp.iter_cols() if runs is None else apply_deltas(iter_state_cols(repo, prev), tmp.iter_delta())
+        base, _ = write_base(repo, packer, new_runs)
         entry.update(base=base, deltas=[])
     else:
         entry.update(base=prev["base"], deltas=deltas + [write_delta(packer, tmp.iter_delta())])

@@ -9,13 +9,14 @@ repacking recomputes them from the blobs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import IntegrityError, VdedupError
 from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType
 from ..format.pack import BlockInfo
+from .parallel import Workers
 
 
 @dataclass
@@ -48,10 +49,11 @@ def _message(e: Exception) -> str:
     return e.message if isinstance(e, VdedupError) else str(e)
 
 
-def verify_pack(repo, name: str, indexed: list[BlockInfo] | None) -> PackCheck:
+def verify_pack(repo, name: str, indexed: list[BlockInfo] | None, workers: Workers | None = None) -> PackCheck:
     """Read a pack whole: its trailer must match the index's block table for it (`indexed`,
     None when no index file names it), every block must authenticate and decode, and every
     blob must hash to the id the index gives it."""
+    workers = workers or Workers(repo, 1)
     out = PackCheck()
     try:
         pack = _Pack(repo, name)
@@ -74,8 +76,9 @@ def verify_pack(repo, name: str, indexed: list[BlockInfo] | None) -> PackCheck:
             blobs = pack.blobs(b)
             if len(blobs) != len(b.blobs):
                 raise VdedupError("block holds a different number of blobs than listed")
-            for (blob_id, raw_len), blob in zip(b.blobs, blobs):
-                if len(blob) != raw_len or (blob_id and repo.content_id(BlobType(b.blob_type), blob) != blob_id):
+            ids = workers.content_ids(b.blob_type, blobs)
+            for (blob_id, raw_len), blob, cid in zip(b.blobs, blobs, ids):
+                if len(blob) != raw_len or (blob_id and cid != blob_id):
                     out.damaged.add(blob_id)
                     out.errors.append(f"pack {name[:16]} block {b.number}: blob {blob_id.hex()[:16]} "
                                       f"does not match its content id")
@@ -85,38 +88,58 @@ def verify_pack(repo, name: str, indexed: list[BlockInfo] | None) -> PackCheck:
     return out
 
 
-def pack_blobs(repo, name: str) -> Iterator[tuple[BlobType, bytes, bytes]]:
+def verify_packs(repo, names: Iterable[str], indexed: dict[bytes, list[BlockInfo]],
+                 workers: int = 1) -> Iterator[tuple[str, PackCheck]]:
+    """verify_pack for each pack (its index entry from `indexed`), `workers` at a time, in order."""
+    with Workers(repo, workers) as w:
+        yield from w.map(lambda name: (name, verify_pack(repo, name, indexed.get(bytes.fromhex(name)), w)), names)
+
+
+def pack_blobs(repo, name: str, workers: Workers | None = None) -> list[tuple[BlobType, bytes, bytes]]:
     """Every blob of a pack as (type, id, data), ids recomputed from the contents; a pack
     that cannot be read raises IntegrityError naming the pack (and block)."""
+    workers = workers or Workers(repo, 1)
     try:
         pack = _Pack(repo, name)
         blocks = pack.trailer()
     except VdedupError as e:
         raise IntegrityError(f"pack {name[:16]}: {e.message}") from None
+    out = []
     for b in blocks:
         try:
             blobs = pack.blobs(b)
         except Exception as e:
             raise IntegrityError(f"pack {name[:16]} block {b.number}: {_message(e)}") from None
         btype = BlobType(b.blob_type)
-        for blob in blobs:
-            yield btype, repo.content_id(btype, blob), blob
+        out.extend(zip([btype] * len(blobs), workers.content_ids(b.blob_type, blobs), blobs))
+    return out
 
 
-def repack(repo, writer, name: str, keep: Callable[[bytes], bool], expected: int) -> int:
-    """Copy the blobs of pack `name` that `keep(id)` chooses into new packs through `writer`;
-    exactly `expected` must be found, or IntegrityError (and nothing should be deleted)."""
-    n = 0
+def repack(repo, writer, packs: list[tuple[str, int]], keep: Callable[[str, bytes], bool],
+           workers: int = 1) -> Iterator[int]:
+    """Copy the blobs of each pack (name, expected) that `keep(name, id)` chooses into new
+    packs through `writer` (packs read and verified `workers` at a time, copied in order);
+    yields how many were copied per pack. Exactly `expected` must be found in each, or
+    IntegrityError (and nothing should be deleted)."""
     hint = "run 'vdedup check --read-data'"
-    try:
-        for btype, blob_id, blob in pack_blobs(repo, name):
-            if keep(blob_id):
-                writer.copy_blob(btype, blob, blob_id)
-                n += 1
-    except IntegrityError as e:
-        raise IntegrityError(f"cannot repack {e.message}; prune stopped before deleting anything",
-                             hint=hint) from None
-    if n != expected:
-        raise IntegrityError(f"pack {name[:16]} holds {n} of the {expected} blobs the index lists for it; "
-                             f"prune stopped before deleting anything", hint=hint)
-    return n
+
+    def read(item: tuple[str, int]):
+        try:
+            return pack_blobs(repo, item[0], w)
+        except IntegrityError as e:
+            return e
+
+    with Workers(repo, workers) as w:
+        for (name, expected), blobs in zip(packs, w.map(read, packs)):
+            if isinstance(blobs, IntegrityError):
+                raise IntegrityError(f"cannot repack {blobs.message}; prune stopped before deleting anything",
+                                     hint=hint)
+            n = 0
+            for btype, blob_id, blob in blobs:
+                if keep(name, blob_id):
+                    writer.copy_blob(btype, blob, blob_id)
+                    n += 1
+            if n != expected:
+                raise IntegrityError(f"pack {name[:16]} holds {n} of the {expected} blobs the index lists for it; "
+                                     f"prune stopped before deleting anything", hint=hint)
+            yield n

@@ -1,91 +1,275 @@
 """Reading a namespace back as verified record batches (repository layer).
 
-The rows of a namespace (its manifest state, or the part of it the caller selected) are
-spooled into a temporary LMDB keyed by where their vector blob lives (pack, block,
-position), then read in that order: every block is fetched, authenticated and
-decompressed once, and every payload is checked against its content id and its blob type
-against the index before a batch is made of it. Nothing unverified leaves this module.
+1. Plan. The rows of the namespace (its manifest state, read once, or the rows the caller
+   selected) are written as they come, a run at a time, to a private temporary file, and
+   the index gives every row's block and position. Nothing is written to the target before
+   every row is known to be indexed and, for a whole namespace, the row count matches the
+   snapshot's.
+2. Stream. Rows are read back in manifest order. A block is fetched, authenticated,
+   decompressed and its blobs hashed once, by a pool of `workers` threads (zstd, numpy,
+   the AEAD and BLAKE3 release the GIL), ahead of the rows that need it; batches are
+   decoded by the same pool while the caller writes the previous ones. A row whose block
+   was read earlier and has left the window of recent blocks (a snapshot whose vectors are
+   spread over older packs) is set aside in a spool sorted by location.
+3. The rows set aside are read in location order, each block once more.
+
+So each block is read once when a snapshot's vectors lie in storage order (the usual case),
+and at most twice otherwise; every payload is checked against its content id (and its
+blob type against the index) before it is decoded, so nothing unverified leaves this module.
 """
 from __future__ import annotations
 
+import os
+import pickle
+from collections import OrderedDict, deque
+from concurrent.futures import Future
 from typing import Any, Iterable, Iterator
+
+import numpy as np
 
 from ..errors import IntegrityError
 from ..format.objects import BlobType
 from ..format.values import meta_value, meta_values_json
 from ..format.vectors import decode_dense_batch, decode_payload
 from ..model import Record, RecordBatch
-from .manifest import iter_state
+from .columns import Cols
+from .manifest import iter_state_cols
+from .parallel import Workers
 from .rows import Row
 from .spool import TempRows, spool_dir, spool_dumps, spool_loads
 
-SPOOL_CHUNK = 1000            # rows looked up in the index per write transaction
-RELEASE_CHUNKS = 64           # transactions between two releases of the maps
+RUN = 1024                    # rows per run of the plan file (selected rows)
+RELEASE_RUNS = 64             # runs looked up between two releases of the index cache's map
+RECENT_BLOCKS = 8             # blocks a later run may still use without setting its rows aside
+HASH_AFTER = 20_000           # rows from which content ids are recomputed by hash worker processes
+_VECTORS = int(BlobType.VECTORS)
+
+
+class _Plan:
+    """Where every row's vector blob lives: blocks (pack, number, offset, length, type) and,
+    per row in manifest order, its block and position in the block."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[bytes, int, int, int, int]] = []
+        self.block_of = np.zeros(0, dtype=np.uint32)
+        self.ordinal = np.zeros(0, dtype=np.uint32)
+        self.aside = np.zeros(0, dtype=bool)
+
+    @property
+    def n(self) -> int:
+        return len(self.block_of)
 
 
 def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = None, batch_size: int = 1000,
-                   namespace: str = "") -> Iterator[RecordBatch]:
-    """The records of a namespace entry (or of the given rows of it) as batches in storage
-    order, every vector payload verified against its content id. With `rows` None the
-    whole namespace is read and its record count must match the entry's."""
+                   namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+    """The records of a namespace entry (or of the given rows of it) as batches, every vector
+    payload verified against its content id. With `rows` None the whole namespace is read
+    and its record count must match the entry's."""
     with TempRows(spool_dir()) as tmp:
-        seq = _spool_by_location(repo, iter_state(repo, entry) if rows is None else rows, tmp)
-        if rows is None and seq != entry["count"]:
-            raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {seq} records, "
+        path = os.path.join(tmp.dir, "plan")
+        runs = iter_state_cols(repo, entry) if rows is None else _runs(rows)
+        plan = _make_plan(repo, runs, path)
+        if rows is None and plan.n != entry["count"]:
+            raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {plan.n} records, "
                                  f"snapshot says {entry['count']}")
-        buf: list[tuple] = []
-        for _, v in tmp.items_released():
-            buf.append(spool_loads(v))
-            if len(buf) >= batch_size:
-                yield _batch(repo, buf, namespace)
-                buf = []
-        if buf:
-            yield _batch(repo, buf, namespace)
+        with Workers(repo, workers, hash_processes=plan.n >= HASH_AFTER) as pool:
+            reader = _BlockReader(repo, plan, pool, workers)
+            yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers)
+            yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers)
 
 
-def _spool_by_location(repo, rows: Iterable[Row], tmp: TempRows) -> int:
-    """Spool rows keyed by where their vector blob lives; returns how many.
-
-    Key: pack id[32] | u32 block | u32 ordinal | u64 sequence (the index's BlobLocation
-    bytes hold the pack id and block at 0..36 and the ordinal at 48..52)."""
-    seq = 0
-    chunk: list[Row] = []
-
-    def put(txn) -> None:
-        nonlocal seq
-        for row, raw in zip(chunk, repo.index.get_many([r.vref for r in chunk])):
-            if raw is None:
-                raise IntegrityError(f"vector blob {row.vref.hex()[:16]} is not in the index")
-            key = raw[:36] + raw[48:52] + seq.to_bytes(8, "big")
-            txn.put(key, spool_dumps((row.id, row.vref, row.mraw, row.doc, row.uri, raw)), db=tmp.rows)
-            seq += 1
-        chunk.clear()
-
-    chunks = 0
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= SPOOL_CHUNK:
-            with tmp.env.begin(write=True) as txn:
-                put(txn)
-            chunks += 1
-            if chunks % RELEASE_CHUNKS == 0:         # bound what the maps add to resident memory
-                tmp.release_pages()
-                repo.index.release_pages()
-    with tmp.env.begin(write=True) as txn:
-        put(txn)
-    return seq
+def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
+    run = Cols.empty()
+    for r in rows:
+        run.append_row(r)
+        if len(run) >= RUN:
+            yield run
+            run = Cols.empty()
+    if len(run):
+        yield run
 
 
-def _batch(repo, spooled: list[tuple], namespace: str) -> RecordBatch:
-    ids, payloads, metas, docs, uris = [], [], [], [], []
-    blob_at, vectors_type = repo.blob_at_raw, BlobType.VECTORS
-    for rid, vref, mraw, doc, uri, loc in spooled:
-        ids.append(rid)
-        payloads.append(blob_at(vref, vectors_type, loc))
-        metas.append(mraw)
-        docs.append(doc)
-        uris.append(uri)
-    metadata = meta_values(metas)
+def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
+    """Write the runs to the plan file (one pickle per run) and locate every row's blob."""
+    plan = _Plan()
+    table: dict[bytes, int] = {}
+    block_parts, ordinal_parts = [], []
+    with open(path, "wb") as f:
+        os.chmod(path, 0o600)
+        for k, run in enumerate(runs):
+            raws = repo.index.get_many(run.vrefs)
+            if None in raws:
+                missing = run.vrefs[raws.index(None)]
+                raise IntegrityError(f"vector blob {missing.hex()[:16]} is not in the index")
+            loc = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), -1)
+            ordinal_parts.append(np.ascontiguousarray(loc[:, 48:52]).view(">u4").reshape(-1).astype(np.uint32))
+            ids = []
+            for raw in raws:
+                b = table.get(raw[:36])
+                if b is None:
+                    b = table[raw[:36]] = len(plan.blocks)
+                    plan.blocks.append((raw[:32], int.from_bytes(raw[32:36], "big"),
+                                        int.from_bytes(raw[36:44], "big"), int.from_bytes(raw[44:48], "big"),
+                                        raw[56]))
+                ids.append(b)
+            block_parts.append(np.array(ids, dtype=np.uint32))
+            pickle.dump((run.ids, run.vrefs, run.mraws, run.docs, run.uris), f, protocol=5)
+            if (k + 1) % RELEASE_RUNS == 0:
+                repo.index.release_pages()         # bound what the map adds to resident memory
+    if block_parts:
+        plan.block_of = np.concatenate(block_parts)
+        plan.ordinal = np.concatenate(ordinal_parts)
+    plan.aside = _set_aside(plan.block_of)
+    return plan
+
+
+def _set_aside(block_of: np.ndarray) -> np.ndarray:
+    """Rows whose block was read before and is no longer among the RECENT_BLOCKS last ones."""
+    aside = np.zeros(len(block_of), dtype=bool)
+    if not len(block_of):
+        return aside
+    starts = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]])
+    ends = np.r_[starts[1:], len(block_of)]
+    recent: OrderedDict[int, None] = OrderedDict()
+    seen: set[int] = set()
+    for s, e, b in zip(starts.tolist(), ends.tolist(), block_of[starts].tolist()):
+        if b in recent:
+            recent.move_to_end(b)
+        elif b in seen:
+            aside[s:e] = True
+        else:
+            seen.add(b)
+            recent[b] = None
+            if len(recent) > RECENT_BLOCKS:
+                recent.popitem(last=False)
+    return aside
+
+
+class _BlockReader:
+    """Reads blocks ahead of the rows that need them and hands out verified payloads."""
+
+    def __init__(self, repo, plan: _Plan, pool: Workers, workers: int):
+        self.repo, self.plan, self.pool = repo, plan, pool
+        self.ahead = 2 * workers + RECENT_BLOCKS
+
+    def _read(self, b: int) -> tuple[list[bytes], list[bytes]]:
+        """A block's blobs and their content ids."""
+        pack, number, offset, length, btype = self.plan.blocks[b]
+        blobs = self.repo.read_block(pack, number, offset, length, btype)
+        return blobs, self.pool.content_ids(btype, blobs)
+
+    def _payloads(self, rows: Iterator[tuple[int, int, tuple]], order: list[int],
+                  uses: dict[int, int]) -> Iterator[tuple[tuple, bytes]]:
+        """(row, verified payload) for rows given as (block, ordinal, row), blocks read in
+        `order` (up to `ahead` at once); a block's result is dropped after its `uses` rows."""
+        pending: dict[int, Future] = {}
+        queue = deque(order)
+
+        def top_up() -> None:
+            while queue and len(pending) < self.ahead:
+                b = queue.popleft()
+                if self.plan.blocks[b][4] != _VECTORS:
+                    pending[b] = _failed(b)
+                else:
+                    pending[b] = self.pool.submit(self._read, b)
+
+        top_up()
+        for b, ordinal, row in rows:
+            if b not in pending:
+                top_up()
+            fut = pending.get(b)
+            if fut is None:                     # not in `order`: cannot happen
+                raise IntegrityError("restore plan does not match the rows")
+            try:
+                blobs, ids = fut.result()
+            except _WrongType:
+                raise IntegrityError(f"blob {row[1].hex()[:16]} has the wrong type") from None
+            if ordinal >= len(blobs):
+                raise IntegrityError(f"blob {row[1].hex()[:16]} is not where the index says")
+            if ids[ordinal] != row[1]:
+                raise IntegrityError(f"blob {row[1].hex()[:16]} does not match its content id")
+            yield row, blobs[ordinal]
+            uses[b] -= 1
+            if not uses[b]:
+                del pending[b]
+                top_up()
+
+    def stream(self, path: str, tmp: TempRows) -> Iterator[tuple[tuple, bytes]]:
+        """The rows not set aside, in manifest order; the others go to the spool."""
+        plan = self.plan
+        kept = ~plan.aside
+        order = _first_appearance(plan.block_of[kept])
+        uses = dict(zip(*np.unique(plan.block_of[kept], return_counts=True)))
+        uses = {int(b): int(c) for b, c in uses.items()}
+        return self._payloads(self._stream_rows(path, tmp), order, uses)
+
+    def _stream_rows(self, path: str, tmp: TempRows) -> Iterator[tuple[int, int, tuple]]:
+        plan = self.plan
+        block_of, ordinal, aside = plan.block_of.tolist(), plan.ordinal.tolist(), plan.aside
+        i = 0
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    ids, vrefs, mraws, docs, uris = pickle.load(f)
+                except EOFError:
+                    return
+                n = len(ids)
+                if aside[i:i + n].any():
+                    with tmp.env.begin(write=True) as txn:
+                        for k in np.flatnonzero(aside[i:i + n]).tolist():
+                            j = i + k
+                            key = block_of[j].to_bytes(4, "big") + ordinal[j].to_bytes(4, "big") + j.to_bytes(8, "big")
+                            txn.put(key, spool_dumps((ids[k], vrefs[k], mraws[k], docs[k], uris[k])), db=tmp.rows)
+                for k, row in enumerate(zip(ids, vrefs, mraws, docs, uris)):
+                    j = i + k
+                    if not aside[j]:
+                        yield block_of[j], ordinal[j], row
+                i += n
+
+    def aside(self, tmp: TempRows) -> Iterator[tuple[tuple, bytes]]:
+        """The rows set aside, in location order (each of their blocks read once more)."""
+        blocks = np.unique(self.plan.block_of[self.plan.aside]).tolist()
+        uses = dict(zip(*np.unique(self.plan.block_of[self.plan.aside], return_counts=True)))
+        uses = {int(b): int(c) for b, c in uses.items()}
+
+        def rows() -> Iterator[tuple[int, int, tuple]]:
+            for key, value in tmp.items_released():
+                yield int.from_bytes(key[:4], "big"), int.from_bytes(key[4:8], "big"), spool_loads(value)
+
+        return self._payloads(rows(), blocks, uses)
+
+
+def _first_appearance(block_of: np.ndarray) -> list[int]:
+    if not len(block_of):
+        return []
+    uniq, first = np.unique(block_of, return_index=True)
+    return uniq[np.argsort(first)].tolist()
+
+
+def _batches(items: Iterator[tuple[tuple, bytes]], batch_size: int, namespace: str, pool: Workers,
+             workers: int) -> Iterator[RecordBatch]:
+    """Group verified rows into batches, decoded by the pool a few batches ahead."""
+    ahead: deque[Future] = deque()
+    buf: list[tuple[tuple, bytes]] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) >= batch_size:
+            ahead.append(pool.submit(_decode, buf, namespace))
+            buf = []
+            if len(ahead) > workers:
+                yield ahead.popleft().result()
+    if buf:
+        ahead.append(pool.submit(_decode, buf, namespace))
+    while ahead:
+        yield ahead.popleft().result()
+
+
+def _decode(items: list[tuple[tuple, bytes]], namespace: str) -> RecordBatch:
+    ids = [row[0] for row, _ in items]
+    payloads = [p for _, p in items]
+    metadata = meta_values([row[2] for row, _ in items])
+    docs = [row[3] for row, _ in items]
+    uris = [row[4] for row, _ in items]
     documents = docs if any(d is not None for d in docs) else None
     uri_col = uris if any(u is not None for u in uris) else None
     dense = decode_dense_batch(payloads)
@@ -106,3 +290,13 @@ def meta_values(raws: list[bytes]) -> list[Any]:
         if len(out) == len(raws):
             return out
     return [meta_value(r) for r in raws]
+
+
+class _WrongType(Exception):
+    """A block the index lists under another blob type than the one asked for."""
+
+
+def _failed(b: int) -> Future:
+    fut: Future = Future()
+    fut.set_exception(_WrongType(b))
+    return fut

@@ -53,6 +53,7 @@ class Repository:
         self._id_key = master.id_key
         self._index: IndexCache | None = None
         self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self._pack_keys: dict[bytes, bytes] = {}
         self.warnings: list[str] = []           # problems that did not stop the operation
         self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
         self.damaged_snapshots: set[str] = set()
@@ -220,13 +221,17 @@ class Repository:
         except ObjectNotFound:
             pass
 
-    def verify_pack(self, name: str, indexed: list[packfmt.BlockInfo] | None) -> packs.PackCheck:
-        """Read a pack whole and verify it against the index (check --read-data)."""
-        return packs.verify_pack(self, name, indexed)
+    def verify_packs(self, names: Iterable[str], indexed: dict[bytes, list[packfmt.BlockInfo]],
+                     workers: int = 1) -> Iterator[tuple[str, packs.PackCheck]]:
+        """Read packs whole and verify them against the index (check --read-data), `workers`
+        at a time; (name, findings) in the order given."""
+        return packs.verify_packs(self, names, indexed, workers)
 
-    def repack(self, writer: Writer, name: str, keep: Callable[[bytes], bool], expected: int) -> int:
-        """Copy the blobs of a pack that `keep(id)` chooses into new packs (prune)."""
-        return packs.repack(self, writer, name, keep, expected)
+    def repack(self, writer: Writer, items: list[tuple[str, int]], keep: Callable[[str, bytes], bool],
+               workers: int = 1) -> Iterator[int]:
+        """Copy the blobs `keep(pack name, id)` chooses out of packs (name, expected count)
+        into new packs (prune); yields the count copied per pack."""
+        return packs.repack(self, writer, items, keep, workers)
 
     def object_sizes(self) -> dict[str, int]:
         """Total bytes of the packs, index files, snapshots and key files."""
@@ -234,18 +239,21 @@ class Repository:
                 for t in (FileType.DATA, FileType.INDEX, FileType.SNAPSHOTS, FileType.KEYS)}
 
     # ---- reading and writing namespaces -------------------------------------------------
-    def writer(self, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None) -> Writer:
-        """A write session (see writer.py); `copy_all`/`before_save` are prune's (packer.py)."""
-        return Writer(self, copy_all, before_save)
+    def writer(self, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None,
+               workers: int = 1) -> Writer:
+        """A write session (see writer.py); `copy_all`/`before_save` are prune's (packer.py);
+        `workers` > 1 compresses blocks and saves packs beside the caller."""
+        return Writer(self, copy_all, before_save, workers)
 
     def namespace_rows(self, entry: dict[str, Any]) -> Iterator[Row]:
         """The manifest rows of a namespace entry, sorted by record key, each blob verified."""
         return iter_state(self, entry)
 
     def read_namespace(self, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                       batch_size: int = 1000, namespace: str = "") -> Iterator[RecordBatch]:
-        """The records of a namespace entry (or of the given rows of it) as verified batches."""
-        return reader.read_namespace(self, entry, rows, batch_size, namespace)
+                       batch_size: int = 1000, namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+        """The records of a namespace entry (or of the given rows of it) as verified batches;
+        `workers` > 1 reads and decodes blocks and batches ahead in that many threads."""
+        return reader.read_namespace(self, entry, rows, batch_size, namespace, workers)
 
     # ---- reachability -----------------------------------------------------------------
     def mark_snapshots(self, snaps: list[Snapshot], marks: reachable.BlobMarks, name: str = "used",
@@ -259,25 +267,36 @@ class Repository:
         return reachable.check_references(self, snaps, damaged, on_snapshot)
 
     # ---- blobs ------------------------------------------------------------------------
-    def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
-        key = (pack, number)
-        cached = self._block_cache.get(key)
-        if cached is not None:
-            self._block_cache.move_to_end(key)
-            return cached
+    def read_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
+        """The blobs of one block, fetched, authenticated and decoded (no cache; threads may
+        call it at once)."""
         name = pack.hex()
         try:
-            header = self.backend.load(FileType.DATA, name, 0, packfmt.PACK_HEADER)
+            key = self._pack_keys.get(pack)
+            if key is None:
+                header = self.backend.load(FileType.DATA, name, 0, packfmt.PACK_HEADER)
+                key = self._pack_keys[pack] = packfmt.pack_key(self.master, header)
+                if len(self._pack_keys) > 4096:
+                    self._pack_keys.clear()
             sealed = self.backend.load(FileType.DATA, name, offset, length)
         except ObjectNotFound:
             raise IntegrityError(f"pack {name[:16]} is missing") from None
         if len(sealed) != length:
             raise IntegrityError(f"pack {name[:16]} is truncated")
-        plain = packfmt.open_block(packfmt.pack_key(self.master, header), pack, number, blob_type, sealed)
+        plain = packfmt.open_block(key, pack, number, blob_type, sealed)
         try:
-            blobs = blockfmt.decode_block(plain)
+            return blockfmt.decode_block(plain)
         except Exception as e:
             raise IntegrityError(f"pack {name[:16]} block {number}: cannot decode ({e})") from None
+
+    def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
+        """read_block, through a cache of the last 4 blocks."""
+        key = (pack, number)
+        cached = self._block_cache.get(key)
+        if cached is not None:
+            self._block_cache.move_to_end(key)
+            return cached
+        blobs = self.read_block(pack, number, offset, length, blob_type)
         self._block_cache[key] = blobs
         if len(self._block_cache) > 4:
             self._block_cache.popitem(last=False)

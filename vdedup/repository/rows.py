@@ -11,12 +11,15 @@ repository: one batch per batch of records read from a source, made by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from ..format import manifest as mf
 from ..format.values import same
+
+if TYPE_CHECKING:
+    from .columns import Cols
 
 Row = mf.Row
 record_key = mf.record_key
@@ -60,6 +63,12 @@ class RowBatch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def cols(self) -> "Cols":
+        """The batch as a run of rows (record keys computed)."""
+        from .columns import Cols
+        raw = self.vrefs.tobytes()
+        return Cols.of(self.ids, [raw[i:i + 32] for i in range(0, len(raw), 32)], self.mraws, self.docs, self.uris)
 
     def rows(self) -> Iterator[Row]:
         """The batch as full manifest rows."""

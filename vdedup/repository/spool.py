@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import lmdb
 
 from ..format import manifest as mf
+from .columns import Cols
 from .index_cache import cache_root
 
 RELEASE_ROWS = 65536           # spool entries read between two releases of its map
@@ -85,6 +86,30 @@ class TempRows:
         with self.env.begin(write=True) as txn:
             for r in rows:
                 txn.put(r.key, spool_dumps((r.id, r.vref, r.mraw, r.doc, r.uri)), db=self.rows)
+
+    def put_cols(self, run: "Cols") -> None:
+        """Store a run of rows (a repeated record key: the later row wins)."""
+        values = list(map(spool_dumps, zip(run.ids, run.vrefs, run.mraws, run.docs, run.uris)))
+        with self.env.begin(write=True) as txn:
+            txn.cursor(db=self.rows).putmulti(zip(run.keys, values))
+
+    def iter_cols(self, size: int = 1024) -> Iterator["Cols"]:
+        """The spooled rows in key order, as runs of `size`."""
+        with self.env.begin(db=self.rows) as txn:
+            run = Cols.empty()
+            for k, v in txn.cursor():
+                rid, vref, mraw, doc, uri = spool_loads(v)
+                run.keys.append(bytes(k))
+                run.ids.append(rid)
+                run.vrefs.append(vref)
+                run.mraws.append(mraw)
+                run.docs.append(doc)
+                run.uris.append(uri)
+                if len(run) >= size:
+                    yield run
+                    run = Cols.empty()
+            if len(run):
+                yield run
 
     def put_delta(self, row: mf.Row, txn) -> None:
         mraw = row.mraw if row.op != mf.OP_DELETE and row.flags & (mf.F_META | mf.F_META_PATCH) else None

@@ -18,23 +18,42 @@ to commit in a single snapshot.
 """
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
+
 from ..format.objects import BlobType
-from ..format.values import meta_bytes
+from ..format.values import meta_bytes_many
 from ..model import RecordBatch
 from . import manifest
+from .columns import Cols
 from .packer import Packer
-from .payloads import encode_batch
-from .rows import Row, RowBatch
+from .hashing import HashWorkers, digests_inline
+from .payloads import EncodedBatch, encode_batch
+from .rows import RowBatch
 from .snapshot import Snapshot
 from .spool import TempRows, spool_dir
 
 
+LOOKAHEAD = 2                  # batches whose content ids are computed ahead
+HASH_AFTER = 20_000            # records a session stores before it starts hash workers
+
+
 class Writer:
-    def __init__(self, repo, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None):
+    """`workers` > 1: blocks are compressed and packs saved beside the caller (packer.py),
+    and, once a session has stored HASH_AFTER records, content ids are computed by
+    `workers - 1` hash worker processes (hashing.py) while the caller reads on."""
+
+    def __init__(self, repo, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None,
+                 workers: int = 1):
         self.repo = repo
-        self._packer = Packer(repo, copy_all=copy_all, before_save=before_save)
+        self.workers = max(1, workers)
+        self._packer = Packer(repo, copy_all=copy_all, before_save=before_save, workers=self.workers)
+        self._hashers: HashWorkers | None = None
+        self._hashing: ThreadPoolExecutor | None = None
+        self._records = 0
 
     @property
     def bytes_written(self) -> int:
@@ -44,16 +63,47 @@ class Writer:
     # ---- records ----------------------------------------------------------------------
     def store_batch(self, batch: RecordBatch) -> RowBatch:
         """Store the batch's new vector payloads; return its manifest rows."""
-        enc = encode_batch(batch, self.repo.master.id_key)
-        raw = enc.vrefs.tobytes()
-        new = self._packer.add_many(BlobType.VECTORS, [raw[i:i + 32] for i in range(0, len(raw), 32)],
-                                    enc.payload)
+        return self._finish(*self._start(batch))
+
+    def store_batches(self, batches: Iterable[RecordBatch]) -> Iterator[RowBatch]:
+        """store_batch for each batch, in order; with workers, the content ids of the next
+        batches are computed while the caller reads them and the packer stores earlier ones."""
+        ahead: deque[tuple] = deque()
+        for batch in batches:
+            ahead.append(self._start(batch))
+            if len(ahead) > LOOKAHEAD:
+                yield self._finish(*ahead.popleft())
+        while ahead:
+            yield self._finish(*ahead.popleft())
+
+    def _start(self, batch: RecordBatch) -> tuple:
+        enc = encode_batch(batch)
+        self._records += len(batch)
+        if self._hashers is None and self.workers > 1 and self._records >= HASH_AFTER:
+            self._hashers = HashWorkers(self.repo.master.id_key, self.workers - 1)
+            self._hashing = ThreadPoolExecutor(len(self._hashers) or 1, "vdedup-hash")
+        if self._hashing is not None and self._hashers:
+            ids: Future = self._hashing.submit(self._hashers.digests, enc.data, enc.offsets, enc.prefix)
+        else:
+            ids = Future()
+            ids.set_result(digests_inline(self.repo.master.id_key, enc.data, enc.offsets, enc.prefix))
         n = len(batch)
-        mraws = [meta_bytes(m) for m in (batch.metadata or [None] * n)]
+        mraws = meta_bytes_many(batch.metadata or [None] * n)
+        return batch, enc, ids, mraws
+
+    def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes]) -> RowBatch:
+        raw = ids_future.result()
+        ids = [raw[i:i + 32] for i in range(0, len(raw), 32)]
+        if enc.rows is not None:
+            new = self._packer.add_rows(BlobType.VECTORS, ids, enc.rows)
+        else:
+            new = self._packer.add_many(BlobType.VECTORS, ids, enc.payload)   # type: ignore[arg-type]
+        n = len(batch)
         docs = batch.documents or [None] * n
         uris = batch.uris or [None] * n
         size = enc.size + sum(map(_row_size, batch.ids, mraws, docs, uris))
-        return RowBatch(list(batch.ids), enc.vrefs, mraws, docs, uris, size, new)
+        vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
+        return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new)
 
     # ---- manifests --------------------------------------------------------------------
     def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
@@ -68,20 +118,19 @@ class Writer:
         (a repeated id: the last one wins) and the entry says `"ordered": false`."""
         logical = [0]
 
-        def rows() -> Iterator[Row]:
+        def runs() -> Iterator[Cols]:
             for b in batches:
                 logical[0] += b.logical_bytes
-                yield from b.rows()
+                yield b.cols()
 
         with TempRows(spool_dir()) as tmp:
             if ordered:
                 entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, 0,
-                                                        manifest.sorted_rows(rows()))
+                                                        manifest.sorted_runs(runs()))
                 entry["logical_bytes"] = logical[0]
                 return entry, stats
-            for b in batches:
-                logical[0] += b.logical_bytes
-                tmp.put_many(list(b.rows()))
+            for run in runs():
+                tmp.put_cols(run)
             entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, logical[0])
         entry["ordered"] = False
         return entry, stats
@@ -99,15 +148,34 @@ class Writer:
     def commit(self, snap: Snapshot) -> int:
         """Flush, then save the snapshot (the commit point); returns the snapshot's size."""
         self.flush()
+        self.close()
         return self.repo.save_snapshot(snap)
 
     def save_progress(self) -> None:
         """After a failure: index the packs already saved (best effort), so the next run
         reuses them; blocks not yet in a saved pack are lost."""
         try:
-            self._packer.write_index()
+            self._packer.abort()
         except Exception:
             pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the worker threads and processes (flush first to keep what was stored)."""
+        self._packer.close()
+        if self._hashing is not None:
+            self._hashing.shutdown(wait=True, cancel_futures=True)
+            self._hashing = None
+        if self._hashers is not None:
+            self._hashers.close()
+            self._hashers = None
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _row_size(rid: Any, mraw: bytes, doc: str | None, uri: str | None) -> int:

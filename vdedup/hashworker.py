@@ -1,0 +1,70 @@
+"""The child side of vdedup.repository.hashing: keyed BLAKE3 of many messages.
+
+Run as `python -c "from vdedup.hashworker import main; main()"` by HashWorkers, which keeps
+it outside the repository package so the child imports nothing but blake3. It reads its
+key and the path of a shared-memory file from standard input (never from its arguments or
+environment), maps the file, and then answers jobs until its input closes:
+
+    job:    u32 n | u32 prefix length | u32 digest length | (n + 1) x u64 offsets | prefix
+    answer: n digests, message i = the bytes offsets[i]..offsets[i+1] of the shared memory,
+            digest i = BLAKE3(key, prefix || message i) cut to the digest length
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import sys
+
+_JOB = struct.Struct(">III")
+
+
+def _read(fd: int, n: int) -> bytes:
+    parts = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def main() -> None:
+    from blake3 import blake3
+    inp, out = sys.stdin.fileno(), sys.stdout.fileno()
+    key = _read(inp, 32)
+    (plen,) = struct.unpack(">I", _read(inp, 4))
+    path = _read(inp, plen).decode()
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        shared = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+    _write(out, b"R")                      # mapped: the parent may unlink the file now
+    mv = memoryview(shared)
+    while True:
+        try:
+            n, prefix_len, dlen = _JOB.unpack(_read(inp, _JOB.size))
+        except EOFError:
+            return
+        offsets = struct.unpack(f">{n + 1}Q", _read(inp, 8 * (n + 1)))
+        prefix = _read(inp, prefix_len)
+        base = blake3(prefix, key=key)
+        digests = []
+        for a, b in zip(offsets, offsets[1:]):
+            h = base.copy()
+            h.update(mv[a:b])
+            digests.append(h.digest(dlen))
+        _write(out, b"".join(digests))
+
+
+if __name__ == "__main__":
+    main()

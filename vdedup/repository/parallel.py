@@ -1,0 +1,75 @@
+"""Running per-pack or per-block work on several threads, in order (repository layer).
+
+`Workers(repo, n)` gives a map that keeps the input order with at most 2 x n items in
+flight (so memory stays bounded by a few packs), and, for n > 1, hash worker processes
+for the content ids that must be recomputed (hashing.py). With n = 1 everything runs on
+the calling thread.
+"""
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from .hashing import HashWorkers, digests_inline
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Workers:
+    def __init__(self, repo, workers: int, hash_processes: bool = True):
+        self.repo = repo
+        self.n = max(1, workers)
+        self._pool = ThreadPoolExecutor(self.n, "vdedup-work") if self.n > 1 else None
+        self._hashers = HashWorkers(repo.master.id_key, self.n - 1) if self.n > 1 and hash_processes else None
+
+    def content_ids(self, blob_type: int, blobs: list[bytes]) -> list[bytes]:
+        """Every blob's content id (docs/design.md §3.6)."""
+        offsets = [0]
+        for b in blobs:
+            offsets.append(offsets[-1] + len(b))
+        data = b"".join(blobs)
+        prefix = bytes([blob_type])
+        if self._hashers is not None and len(self._hashers):
+            raw = self._hashers.digests(data, offsets, prefix)
+        else:
+            raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
+        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+
+    def submit(self, fn: Callable[..., R], *args) -> Future:
+        """fn(*args) on a thread (n > 1) or at once on this one; a future either way."""
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:         # handed to whoever asks for the result
+            fut.set_exception(e)
+        return fut
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """fn over items, results in input order."""
+        if self._pool is None:
+            for item in items:
+                yield fn(item)
+            return
+        ahead: deque[Future] = deque()
+        for item in items:
+            ahead.append(self._pool.submit(fn, item))
+            if len(ahead) >= 2 * self.n:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._hashers is not None:
+            self._hashers.close()
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
