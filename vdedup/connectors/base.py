@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol, runtime_checkable
 
+import numpy as np
+
+from ..errors import NotSupported
 from ..model import CollectionSchema, RecordBatch, RecordId
 
 
@@ -52,3 +55,22 @@ class Connector(Protocol):
     # only when everything written so far is readable; `finish(collection)` is called once a
     # collection's records are all written (e.g. to build indexes after a bulk load). The
     # engine calls them when present.
+    # Optional attribute: `url_collection`, the collection (index, class, table) the URL the
+    # connector was opened with names, or None: a restore writes there (as `--as` would).
+    # Optional: `query(collection, namespace, vector, k, vector_name="")`, the ids of the k
+    # nearest records to `vector` by the collection's own metric and index (as the database
+    # serves them); `verify` compares them with exact answers. Without it: NotSupported.
+
+
+def query(connector: Connector, collection: str, namespace: str, vector: np.ndarray, k: int,
+          vector_name: str = "") -> list[RecordId]:
+    """The connector's nearest-neighbour query; NotSupported when it has none."""
+    fn = getattr(connector, "query", None)
+    if fn is None:
+        raise NotSupported(f"the {connector.provider} connector has no nearest-neighbour query")
+    return list(fn(collection, namespace, vector, k, vector_name))
+
+
+def url_collection(connector: Connector) -> str | None:
+    """The collection the connector's URL names, if any."""
+    return getattr(connector, "url_collection", None)

@@ -2,6 +2,8 @@
 
     chroma:///abs/path/to/persist-dir         chromadb.PersistentClient (in-process)
     chroma://HOST:PORT[?tenant=T&database=D&ssl=1]   chromadb.HttpClient
+    ...&collection=C (either form)            names one collection: a backup reads only it,
+                                              a restore writes into it
 
 A server token, when one is needed, comes from the environment (`CHROMA_API_KEY`, sent as
 the `x-chroma-token` header), never from the URL.
@@ -53,7 +55,7 @@ SPANN_PARAMS = ("search_nprobe", "write_nprobe", "ef_construction", "ef_search",
 MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound variables
 ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
 DEFAULT_PORT = 8000
-URL_QUERY_KEYS = {"tenant", "database", "ssl"}
+URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection"}
 TOKEN_ENV = "CHROMA_API_KEY"
 TOKEN_HEADER = "x-chroma-token"
 
@@ -67,6 +69,7 @@ class ChromaConnector:
 
     provider = "chroma"
     key_ordered_scan = False      # rows come in insertion order
+    url_collection: str | None = None     # the collection the URL names (?collection=C)
 
     def __init__(self, client: Any, where: str) -> None:
         self._client = client
@@ -83,12 +86,21 @@ class ChromaConnector:
         refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
         tenancy = {k: u.query[k] for k in ("tenant", "database") if u.query.get(k)}
         if not u.host:
-            return cls._persistent(u.path, tenancy)
-        if u.path not in ("", "/"):
-            raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
-                             "use ?tenant=T&database=D")
-        ssl = u.query.get("ssl", "0").lower() in ("1", "true", "yes", "on")
-        return cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy)
+            conn = cls._persistent(u.path, tenancy)
+        else:
+            if u.path not in ("", "/"):
+                raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
+                                 "use ?tenant=T&database=D")
+            ssl = u.query.get("ssl", "0").lower() in ("1", "true", "yes", "on")
+            conn = cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy)
+        conn.url_collection = u.query.get("collection") or None
+        return conn
+
+    @classmethod
+    def storage_absent(cls, u: SourceURL) -> bool:
+        """Whether the URL names a persist directory that opening would create (no database)."""
+        return (not u.host and os.path.isabs(u.path or "")
+                and not os.path.exists(os.path.join(u.path, "chroma.sqlite3")))
 
     @classmethod
     def _persistent(cls, path: str, tenancy: dict[str, str]) -> "ChromaConnector":
@@ -135,6 +147,8 @@ class ChromaConnector:
     # --------------------------------------------------------------- reading
 
     def list_collections(self) -> list[str]:
+        if self.url_collection is not None:
+            return [self.url_collection]
         names: list[str] = []
         seen: set[str] = set()
         page = 1000
@@ -235,6 +249,15 @@ class ChromaConnector:
             documents=docs if any(d is not None for d in docs) else None,
             uris=links if any(x is not None for x in links) else None,
         )
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest records as the collection's index serves them."""
+        _no_namespace(namespace)
+        col = self._collection(collection)
+        with self._errors("query", collection, data=True):
+            got = col.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, include=[])
+        return list(got["ids"][0])
 
     # --------------------------------------------------------------- writing
 

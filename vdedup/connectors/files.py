@@ -88,6 +88,7 @@ class FilesConnector:
     """One export directory: vectors.npy + records.jsonl, as one collection."""
 
     provider = "files"
+    url_collection: str | None = None     # the collection the URL names (?collection=NAME)
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
         self._path = path
@@ -116,7 +117,9 @@ class FilesConnector:
         name = u.query.get("collection") or os.path.basename(path)
         if not name:
             raise UsageError("cannot name the collection: add ?collection=NAME")
-        return cls(path, name, metric)
+        conn = cls(path, name, metric)
+        conn.url_collection = u.query.get("collection") or None
+        return conn
 
     # ----------------------------------------------------------------- reading
 

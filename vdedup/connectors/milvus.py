@@ -202,6 +202,11 @@ class MilvusConnector:
 
     # --------------------------------------------------------------- reading
 
+    @property
+    def url_collection(self) -> str | None:
+        """The collection the URL names (a restore writes there)."""
+        return self._only
+
     def list_collections(self) -> list[str]:
         if self._only is not None:
             return [self._only]
@@ -363,6 +368,28 @@ class MilvusConnector:
         finally:
             with contextlib.suppress(Exception):
                 it.close()
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest entities as the collection's index serves them (`search`)."""
+        fields = self._schema_fields(collection)
+        marker = self._markers.get(collection)
+        field = vector_name if marker is None else \
+            next((v["field"] for v in marker["vectors"] if v["name"] == vector_name), vector_name)
+        pk = next(f for f in fields if f.primary)
+        self._load(collection)
+        parts = self._partitions_arg(collection, namespace)
+        with self._errors("query", collection, data=True):
+            hits = self._live().search(
+                collection, data=[[float(x) for x in np.asarray(vector, dtype=np.float32)]],
+                anns_field=field, limit=k, partition_names=parts,
+                output_fields=[N_STATE] if marker is not None else [], consistency_level="Strong")[0]
+        out: list[RecordId] = []
+        for h in hits:
+            rid = h.get("id", h.get(pk.name))
+            state = (h.get("entity") or {}).get(N_STATE) or {}
+            out.append(int(rid) if pk.type == "INT64" or state.get("int_id") else str(rid))
+        return out
 
     # --------------------------------------------------------------- writing
 

@@ -42,7 +42,7 @@ from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ..errors import CollectionNotFound, NotSupported, SourceError, UsageError, VdedupError
 from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
                      RecordId, SparseField, SparseVector, VectorField)
 from .common import refuse_secret_params, refuse_unknown_params, translated_errors
@@ -67,6 +67,7 @@ for _prefix in ("vector", "halfvec", "sparsevec"):
                            f"{_prefix}_l1_ops": Metric.MANHATTAN})
 OPCLASS_METRIC.update({"bit_hamming_ops": Metric.HAMMING, "bit_jaccard_ops": Metric.JACCARD})
 VECTOR_AMS = ("hnsw", "ivfflat")
+DISTANCE_OPS = {Metric.EUCLIDEAN: "<->", Metric.DOT: "<#>", Metric.COSINE: "<=>", Metric.MANHATTAN: "<+>"}
 SPARSE_MAX_DIM = 1_000_000_000     # pgvector's limit, for a sparse field of unknown dimension
 
 # Types whose psycopg values the repository stores exactly; any other is read as its text form
@@ -177,6 +178,11 @@ class PgvectorConnector:
         with self._errors("list tables"):
             rows = self._live().execute(sql).fetchall()
         return [t if s == "public" else f"{s}.{t}" for s, t in rows]
+
+    @property
+    def url_collection(self) -> str | None:
+        """The table the URL names (?table=T; a restore writes there)."""
+        return self._table
 
     def exists(self, collection: str) -> bool:
         try:
@@ -313,6 +319,39 @@ class PgvectorConnector:
                     rec.vectors[c["name"]] = _parse_dense(kind, v)
             records.append(rec)
         return RecordBatch.from_records(records)
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest rows by the operator of the column's vector index (an
+        index scan, as the database serves such a query)."""
+        _no_namespace(namespace)
+        layout = self._layout(collection, refresh=True)
+        marker = layout["neutral"]
+        column = vector_name if not marker else \
+            next((v["column"] for v in marker["vectors"] if v["name"] == vector_name), vector_name)
+        col = layout["by_name"].get(column)
+        index = next((i for i in layout["indexes"] if i["vector_column"] == column), None)
+        op = DISTANCE_OPS.get(OPCLASS_METRIC.get(index["opclasses"][0])) if index else None
+        if col is None or col["vector"] not in ("vector", "halfvec") or op is None:
+            raise NotSupported(f"table {collection}: no vector index on {column!r} to query")
+        pk = layout["pk"]
+        if marker:
+            ids = _qi(NEUTRAL_ID)
+        elif layout["id_encoding"] == "int":
+            ids = _qi(pk[0])
+        else:
+            ids = ", ".join(f"{_qi(p)}::text" for p in pk)
+        literal = "[" + ",".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32)) + "]"
+        with self._errors("query", collection, data=True):
+            rows = self._live().execute(
+                f"SELECT {ids} FROM {_qualified(collection)} ORDER BY {_qi(column)} {op} "
+                f"%s::{col['vector']} LIMIT %s", (literal, k)).fetchall()
+        if marker:
+            mixed = marker["id_type"] in (IdType.UUID.value, IdType.UNKNOWN.value)
+            return [int(r[0]) if mixed and int_text(r[0]) else r[0] for r in rows]
+        if layout["id_encoding"] == "json":
+            return [json.dumps(list(r), ensure_ascii=False) for r in rows]
+        return [r[0] for r in rows]
 
     # --------------------------------------------------------------- writing
 

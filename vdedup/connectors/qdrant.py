@@ -86,6 +86,12 @@ class QdrantConnector:
         return cls._remote(u)
 
     @classmethod
+    def storage_absent(cls, u: SourceURL) -> bool:
+        """Whether the URL names local storage that opening would create (no meta.json yet)."""
+        return (u.scheme == "qdrant+local" and not u.host and os.path.isabs(u.path or "")
+                and not os.path.exists(os.path.join(u.path, "meta.json")))
+
+    @classmethod
     def _local(cls, u: SourceURL) -> "QdrantConnector":
         _known_params(u, LOCAL_QUERY_KEYS)
         if u.host:
@@ -146,6 +152,11 @@ class QdrantConnector:
                 client.close()
 
     # --------------------------------------------------------------- reading
+
+    @property
+    def url_collection(self) -> str | None:
+        """The collection the URL names (a restore writes there)."""
+        return self._only
 
     def list_collections(self) -> list[str]:
         if self._only is not None:
@@ -220,6 +231,16 @@ class QdrantConnector:
                 yield RecordBatch.from_records([_record(p, datatypes) for p in points], "")
             if offset is None:
                 return
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest points as the collection serves them (`query_points`)."""
+        _no_namespace(namespace)
+        with self._errors("query", collection, data=True):
+            found = self._live().query_points(
+                collection, query=[float(x) for x in np.asarray(vector, dtype=np.float32)],
+                using=vector_name or None, limit=k, with_payload=False, with_vectors=False)
+        return [p.id if isinstance(p.id, int) else str(uuid.UUID(str(p.id))) for p in found.points]
 
     # --------------------------------------------------------------- writing
 

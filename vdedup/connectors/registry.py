@@ -36,7 +36,10 @@ def register(scheme: str, target: str, extra: str, sdk: str) -> None:
     REGISTRY[scheme] = Registration(target, extra, sdk)
 
 
-def open_connector(url: str | SourceURL) -> Connector:
+def open_connector(url: str | SourceURL, read_only: bool = False) -> Connector:
+    """The connector for a URL. `read_only` (dry runs): where opening would create the local
+    storage the URL names (the connector's `storage_absent(url)` says so), an empty stand-in
+    that creates nothing is returned instead."""
     u = parse_url(url) if isinstance(url, str) else url
     reg = REGISTRY.get(ALIASES.get(u.provider, u.provider))
     if reg is None:
@@ -50,4 +53,8 @@ def open_connector(url: str | SourceURL) -> Connector:
         ) from None
     module_name, cls_name = reg.target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
+    absent = getattr(cls, "storage_absent", None) if read_only else None
+    if absent is not None and absent(u):
+        from .absent import AbsentTarget
+        return AbsentTarget(cls.provider, u.redacted(), u.query.get("collection") or None)
     return cls.from_url(u)

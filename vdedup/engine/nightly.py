@@ -51,12 +51,13 @@ def secret_in_env(var: str, secret: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def asset_connector(store: AssetStore, asset: Asset) -> Iterator[Connector]:
-    """An open connector for the asset, its secret in the environment while it is open."""
+def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False) -> Iterator[Connector]:
+    """An open connector for the asset, its secret in the environment while it is open
+    (`read_only`: for a dry run, see registry.open_connector)."""
     secret = store.secret(asset)
     with secret_in_env(asset.secret_env, secret):
         del secret
-        connector = open_connector(parse_url(asset.url))
+        connector = open_connector(parse_url(asset.url), read_only=read_only)
         try:
             yield connector
         finally:
