@@ -181,9 +181,8 @@ def ai_restore(
         target = store.get(target_instance or asset)
         collections = list(collection or []) or None
         translation = TranslationOptions(exact=exact)
-        with asset_connector(store, target, read_only=True) as probe:     # creates nothing yet
-            name = target_name(snap, collections, as_name, url_collection(probe))
-        with asset_connector(store, target, read_only=dry_run) as connector:
+        with asset_connector(store, target, read_only=dry_run, create_on_write=True) as connector:
+            name = target_name(snap, collections, as_name, url_collection(connector))
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_restore(repo, snap, connector, parse_url(target.url).redacted(),
                                      collections, name, overwrite, reporter,

@@ -8,7 +8,6 @@ from typing import List, Optional
 import typer
 
 from vdedup.connectors import open_connector, parse_url
-from vdedup.connectors.absent import AbsentTarget
 from vdedup.connectors.base import url_collection
 from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.restore import (Selection, TranslationOptions, restore as run_restore, restore_in_place,
@@ -166,9 +165,9 @@ def restore(
                 raise UsageError("--target URL is required (or --in-place to restore into the source)")
             target = snap.source
         url = parse_url(target)
-        # opened read-only first: a target that does not exist yet is not created by a dry
-        # run, nor by a restore refused for its arguments
-        connector = open_connector(url, read_only=True)
+        # a target that does not exist yet is created by the first write, not by a dry run nor
+        # by a restore refused for its arguments or its plan
+        connector = open_connector(url, read_only=dry_run, create_on_write=True)
         report = None
         try:
             named = url_collection(connector)
@@ -180,8 +179,6 @@ def restore(
                 selection.collections = selection.collections or [named]
             elif not in_place:
                 as_name = target_name(snap, collection or None, as_name, named, fold_namespaces)
-            if isinstance(connector, AbsentTarget) and not dry_run:
-                connector = open_connector(url)
             with RichReporter(enabled=not json_out) as reporter:
                 if in_place:
                     def safety(names: list[str]):

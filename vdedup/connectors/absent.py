@@ -3,11 +3,12 @@
 Opening an embedded database at a new path creates it (Chroma's persist directory, Qdrant's
 local storage with its `.lock` and `meta.json`). A dry run must create nothing, so the
 registry hands it this stand-in instead: a database with no collections, which refuses any
-write.
+write. A restore gets `OpenOnWrite`: the same empty view while it plans (so a refused plan or
+a usage error leaves nothing behind), and the real connector from its first write on.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import CollectionNotFound, UsageError
 from ..model import CollectionSchema, RecordBatch, RecordId
@@ -47,3 +48,34 @@ class AbsentTarget:
 
     def close(self) -> None:
         pass
+
+
+class OpenOnWrite:
+    """An empty database until the first write, which opens the real connector (creating its
+    storage); every call after that goes to the real one."""
+
+    def __init__(self, absent: AbsentTarget, open_real: Callable[[], Any]) -> None:
+        self._absent = absent
+        self._open_real = open_real
+        self._real: Any = None
+
+    def _opened(self) -> Any:
+        if self._real is None:
+            self._real = self._open_real()
+        return self._real
+
+    def __getattr__(self, name: str) -> Any:          # reads: the empty view until opened
+        return getattr(self._real if self._real is not None else self._absent, name)
+
+    def create_collection(self, schema: CollectionSchema, name: str) -> None:
+        self._opened().create_collection(schema, name)
+
+    def write(self, collection: str, batch: RecordBatch) -> None:
+        self._opened().write(collection, batch)
+
+    def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
+        self._opened().delete(collection, ids, namespace)
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()

@@ -36,10 +36,11 @@ def register(scheme: str, target: str, extra: str, sdk: str) -> None:
     REGISTRY[scheme] = Registration(target, extra, sdk)
 
 
-def open_connector(url: str | SourceURL, read_only: bool = False) -> Connector:
-    """The connector for a URL. `read_only` (dry runs): where opening would create the local
-    storage the URL names (the connector's `storage_absent(url)` says so), an empty stand-in
-    that creates nothing is returned instead."""
+def open_connector(url: str | SourceURL, read_only: bool = False, create_on_write: bool = False) -> Connector:
+    """The connector for a URL. Where opening would create the local storage the URL names
+    (the connector's `storage_absent(url)` says so): with `read_only` (dry runs, verify) an
+    empty stand-in that creates nothing; with `create_on_write` (restores) that stand-in until
+    the first write opens the real connector."""
     u = parse_url(url) if isinstance(url, str) else url
     reg = REGISTRY.get(ALIASES.get(u.provider, u.provider))
     if reg is None:
@@ -53,8 +54,9 @@ def open_connector(url: str | SourceURL, read_only: bool = False) -> Connector:
         ) from None
     module_name, cls_name = reg.target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    absent = getattr(cls, "storage_absent", None) if read_only else None
+    absent = getattr(cls, "storage_absent", None) if read_only or create_on_write else None
     if absent is not None and absent(u):
-        from .absent import AbsentTarget
-        return AbsentTarget(cls.provider, u.redacted(), u.query.get("collection") or None)
+        from .absent import AbsentTarget, OpenOnWrite
+        empty = AbsentTarget(cls.provider, u.redacted(), u.query.get("collection") or None)
+        return empty if read_only else OpenOnWrite(empty, lambda: cls.from_url(u))
     return cls.from_url(u)

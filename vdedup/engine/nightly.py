@@ -51,13 +51,14 @@ def secret_in_env(var: str, secret: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False) -> Iterator[Connector]:
+def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False,
+                    create_on_write: bool = False) -> Iterator[Connector]:
     """An open connector for the asset, its secret in the environment while it is open
-    (`read_only`: for a dry run, see registry.open_connector)."""
+    (`read_only`, `create_on_write`: see registry.open_connector)."""
     secret = store.secret(asset)
     with secret_in_env(asset.secret_env, secret):
         del secret
-        connector = open_connector(parse_url(asset.url), read_only=read_only)
+        connector = open_connector(parse_url(asset.url), read_only=read_only, create_on_write=create_on_write)
         try:
             yield connector
         finally:
