@@ -188,6 +188,12 @@ def test_the_documented_commands_run_as_written(connect, tmp_path, repo_path, so
     assert report["ok"] and report["recall_at_10"] == 1.0
     assert [(n["expected"], n["found"], n["sampled"], n["sample"]["differing"]) for n in report["namespaces"]] \
         == [(40, 40, 40, 0), (40, 40, 40, 0)]
+    # restore --verify: the same comparison right after a restore (here under another name)
+    r = vdedup_proc("ai-assets", "restore", "--asset", "customer-rag-index", "--target-instance", "qdrant-prod-02",
+                    "--as", "checked", "--verify", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "checked__tenant-b: records 40 of 40; sampled 40, differing 0, missing 0; recall@10 1.0000" in r.stdout
+    assert "verify ok" in r.stdout
     # a second restore into the same target refuses to overwrite (exit 16), one line
     r = vdedup_proc("ai-assets", "restore", "--asset", "customer-rag-index", "--version", snaps[0]["id"][:8],
                     "--target-instance", "qdrant-prod-02", env=env)

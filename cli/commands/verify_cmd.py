@@ -40,9 +40,11 @@ def verify(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sample (default: a new one each run)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Compare a live collection with a snapshot: counts per namespace, sampled records bit for bit
-    (or within the plan's inexact bounds), and recall@10 of the target's nearest-neighbour answers
-    against exact answers from the snapshot. Exit 0 when they match, 17 when they do not."""
+    """Compare a live collection with a snapshot (exit 17 when they differ).
+
+    Counts per namespace, sampled records bit for bit (or within the plan's inexact bounds),
+    and recall@10 of the target's nearest-neighbour answers against exact answers computed
+    from the snapshot. Exit 0 when everything matches, 17 when it does not."""
     try:
         metric_value = Metric(metric.lower()) if metric else None
     except ValueError:

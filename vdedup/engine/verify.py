@@ -38,7 +38,7 @@ from ..repository import Repository, Snapshot
 from ..repository.manifest import iter_state
 from .events import Reporter
 from .fidelity import Bounds, Deviation, compare
-from .translate import TranslationPlan, _cast, build_plan
+from .translate import ORIGINAL_ID, TranslationPlan, _cast, build_plan
 
 K = 10
 QUERY_METRICS = (Metric.COSINE, Metric.DOT, Metric.EUCLIDEAN, Metric.MANHATTAN)
@@ -398,7 +398,14 @@ def measure_inexact(repo: Repository, entry: dict[str, Any], plan: TranslationPl
         break
     if not got:
         return dev
-    rows = [r for r in iter_state(repo, entry) if _key(plan.target_id(r.id, r.meta)) in got]
+    # the target id depends on the metadata only where the snapshot carries original ids
+    by_meta = not plan.identity and any(f.name == ORIGINAL_ID for f in plan.source_schema.metadata_fields)
+    rows = []
+    for r in iter_state(repo, entry):
+        if _key(plan.target_id(r.id, r.meta if by_meta else None)) in got:
+            rows.append(r)
+            if len(rows) == len(got):
+                break
     bounds = Bounds.of(plan)
     for rec in iter_records(repo, entry, rows):
         t = plan.transform(rec)
