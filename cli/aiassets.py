@@ -8,7 +8,8 @@ console script (CLI layer).
     backupengine ai-assets restore --asset "customer-rag-index" --version latest --target-instance "qdrant-prod-02"
 
 Every command is also `vdedup ai-assets ...`; the repository comes from VDEDUP_REPOSITORY or
-`--repo` (before `ai-assets`), the password as for every vdedup command.
+`--repo` (before `ai-assets`), the password as for every vdedup command. `backupengine` is the
+whole vdedup CLI under that name, so `backupengine portal` opens the web portal (docs/portal.md).
 """
 from __future__ import annotations
 

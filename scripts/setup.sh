@@ -9,5 +9,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e ".[all,test]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import vdedup, vdedup_cli, chromadb, pytest" \
+.venv/bin/python -c "import vdedup, vdedup_cli, vdedup_portal, chromadb, pytest, playwright" \
   || { echo "setup: installation failed" >&2; exit 1; }

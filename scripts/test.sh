@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/bench-deps.sh --restic          # the benchmark smoke test compares with restic
+bash scripts/browser-deps.sh                 # Chromium for the portal's browser tests (tests/portal)
 trap 'bash scripts/servers.sh stop' EXIT
 bash scripts/servers.sh start
 # shellcheck disable=SC1090
