@@ -183,7 +183,10 @@ def ai_restore(
         collections = list(collection or []) or None
         translation = TranslationOptions(exact=exact)
         with asset_connector(store, target, read_only=dry_run, create_on_write=True) as connector:
-            name = target_name(snap, collections, as_name, url_collection(connector))
+            # another instance whose URL names a collection receives the restore there; the
+            # asset itself (no --target-instance) is restored under its own names or --as
+            named = url_collection(connector) if target_instance else None
+            name = target_name(snap, collections, as_name, named)
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_restore(repo, snap, connector, parse_url(target.url).redacted(),
                                      collections, name, overwrite, reporter,
