@@ -234,3 +234,25 @@ def test_version_is_latest_an_id_or_a_time():
     assert pick_version(snaps, "2026-11-03").id[0] == "b"     # midnight, local time: before the 3rd's run
     with pytest.raises(SnapshotNotFound):
         pick_version(snaps, "2026-10-01T00:00:00+00:00")
+
+
+def test_an_asset_restores_into_itself_under_another_name(repo_path, source_pc, capsys, monkeypatch):
+    """The asset's own URL names its index (pinecone://INDEX): restoring the asset into itself
+    with --as writes a new index of that name; into another instance whose URL names an index,
+    the restore goes there, and --as naming another one is a usage error."""
+    written = pinecone_asset_index(source_pc, "customer-rag-index", n=10)
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+    cli = Cli(capsys, monkeypatch, "--repo", repo_path)
+    cli("init")
+    cli("connect", "--provider", "pinecone", "--name", "customer-rag-index",
+        pc_url(source_pc, "customer-rag-index"), "--secret-stdin", input=PC_SECRET + "\n")
+    cli("connect", "--provider", "pinecone", "--name", "staging", pc_url(source_pc, "staging-index"),
+        "--secret-stdin", input=PC_SECRET + "\n")
+    cli("ai-assets", "backup", "--asset", "customer-rag-index")
+    out = cli.json("ai-assets", "restore", "--asset", "customer-rag-index", "--as", "rag-copy", "--json")
+    assert out["collections"] == {"rag-copy": 20}
+    assert sorted(read_pinecone(source_pc, "rag-copy")) == sorted(written)
+    out = cli.json("ai-assets", "restore", "--asset", "customer-rag-index", "--target-instance", "staging", "--json")
+    assert out["collections"] == {"staging-index": 20}
+    cli("ai-assets", "restore", "--asset", "customer-rag-index", "--target-instance", "staging",
+        "--as", "elsewhere", expect=2)
