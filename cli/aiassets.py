@@ -21,7 +21,6 @@ from rich.table import Table
 
 from vdedup.assets.store import ASSET_TYPE, Asset, AssetStore, normalize_provider
 from vdedup.connectors import parse_url
-from vdedup.connectors.base import url_collection
 from vdedup.engine.nightly import asset_connector, asset_snapshots
 from vdedup.engine.restore import TranslationOptions, restore as run_restore, target_name
 from vdedup.engine.verify import VerifyOptions, verify as run_verify
@@ -185,7 +184,7 @@ def ai_restore(
         with asset_connector(store, target, read_only=dry_run, create_on_write=True) as connector:
             # another instance whose URL names a collection receives the restore there; the
             # asset itself (no --target-instance) is restored under its own names or --as
-            named = url_collection(connector) if target_instance else None
+            named = connector.url_collection if target_instance else None
             name = target_name(snap, collections, as_name, named)
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_restore(repo, snap, connector, parse_url(target.url).redacted(),

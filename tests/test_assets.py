@@ -227,19 +227,41 @@ def test_secrets_never_reach_disk_output_or_audit(tmp_path, repo_path, pc, cli, 
     assert not any("rag" in p.name or "local" in p.name for p in (repo_path / "assets").iterdir())
 
 
-def test_secret_reaches_only_the_connector_env_and_is_restored(tmp_path, repo_path, pc, monkeypatch):
+def test_the_stored_secret_is_an_argument_and_the_environment_is_never_used(tmp_path, repo_path, pc,
+                                                                           monkeypatch):
+    """An asset's connector gets exactly the stored secret: not a key from the environment
+    (not even when the asset has no secret), and nothing writes the environment."""
     pinecone_asset_index(pc, "idx", n=10)
-    monkeypatch.setenv("PINECONE_API_KEY", "the-users-own-value")
     assert vdedup("--repo", repo_path, "init") == 0
     monkeypatch.setenv("MY_SECRET", PC_SECRET)
     assert vdedup("--repo", repo_path, "connect", "-p", "pinecone", "--name", "idx", pc_url(pc, "idx"),
                   "--secret-env", "MY_SECRET") == 0
+    assert vdedup("--repo", repo_path, "connect", "-p", "pinecone", "--name", "keyless", pc_url(pc, "idx"),
+                  "--no-secret") == 0
     monkeypatch.delenv("MY_SECRET")
-    assert vdedup("--repo", repo_path, "backup", "--asset", "idx") == 0    # used the stored key
-    assert os.environ["PINECONE_API_KEY"] == "the-users-own-value"        # and put the old one back
+    before = dict(os.environ)
+    monkeypatch.setenv("PINECONE_API_KEY", "the-users-own-wrong-value")
+    assert vdedup("--repo", repo_path, "backup", "--asset", "idx") == 0    # the stored key, not this one
+    assert os.environ["PINECONE_API_KEY"] == "the-users-own-wrong-value"
+    # the right key in the environment: an asset connected without a secret still uses none
+    monkeypatch.setenv("PINECONE_API_KEY", PC_SECRET)
+    r = run("backup", "--asset", "keyless", env={**proc_env(VDEDUP_REPOSITORY=str(repo_path)),
+                                                "PINECONE_API_KEY": PC_SECRET}, expect=2)
+    assert "no Pinecone API key" in r.stderr and "Traceback" not in r.stderr
+    assert vdedup("--repo", repo_path, "backup", "--asset", "keyless") == 2
     monkeypatch.delenv("PINECONE_API_KEY")
-    assert vdedup("--repo", repo_path, "backup", "--asset", "idx") == 0
-    assert "PINECONE_API_KEY" not in os.environ
+    assert dict(os.environ) == before
+    # what the command line itself reads: a plain URL uses the documented variable
+    r = run("backup", pc_url(pc, "idx"), env={**proc_env(VDEDUP_REPOSITORY=str(repo_path)),
+                                             "PINECONE_API_KEY": PC_SECRET})
+    assert "saved" in r.stdout
+
+
+def test_nightly_code_never_writes_the_environment():
+    import inspect
+    import vdedup.engine.nightly as nightly
+    source = inspect.getsource(nightly)
+    assert "os.environ" not in source and "putenv" not in source and not hasattr(nightly, "secret_in_env")
 
 
 def test_wrong_password_cannot_read_the_store_recovery_key_can(tmp_path, repo_path, capsys):

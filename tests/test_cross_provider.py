@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 
 from cross_sources import PC_KEY, PROVIDERS, SHORT, SOURCES, WV_KEY, Places
-from vdedup.connectors import open_connector
 from vdedup.engine.translate import DIRECTION_BOUND, FLOAT_BOUND
+from vdtest import env_connector
 from vdedup.format import values
 from vdtest import vdedup
 
 
 def _records(url: str, name: str) -> dict:
-    conn = open_connector(url)
+    conn = env_connector(url)
     try:
         out = {}
         for ns in conn.describe(name).namespaces:
@@ -41,7 +41,7 @@ def _records(url: str, name: str) -> dict:
 
 
 def _schema(url: str, name: str):
-    conn = open_connector(url)
+    conn = env_connector(url)
     try:
         return conn.describe(name)
     finally:
@@ -74,7 +74,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from vdedup.connectors import pinecone as pc_connector
+    from vdedup.connectors.pinecone import connector as pc_connector
     from vdedup.testing.pinecone_emulator import PineconeEmulator
     from vdedup.testing.weaviate_emulator import WeaviateEmulator
     mp = pytest.MonkeyPatch()

@@ -26,6 +26,13 @@ def vdedup_proc(*args: str, env: dict | None = None, input: str | None = None) -
                           capture_output=True, text=True, env=full_env, input=input, timeout=600)
 
 
+def env_connector(url: str):
+    """A connector opened as the command line opens one: with the credentials the provider's
+    documented environment variables hold (connectors never read the environment themselves)."""
+    from vdedup.connectors import credentials_for, open_connector
+    return open_connector(url, credentials_for(url, os.environ))
+
+
 def make_records(n: int, dim: int = 64, seed: int = 0, start: int = 0):
     """Deterministic sample records with every Chroma metadata type."""
     rng = np.random.default_rng(seed)

@@ -1,12 +1,13 @@
 """`backup`: a source URL, one connected asset (`--asset`), or every one (`--all`) (CLI layer)."""
 from __future__ import annotations
 
+import os
 from typing import Callable, List, Optional
 
 import typer
 
 from vdedup.assets.store import Asset, AssetStore
-from vdedup.connectors import open_connector, parse_url
+from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.nightly import backup_assets
 from vdedup.errors import PartialFailure, UsageError, VdedupError
@@ -91,7 +92,7 @@ def backup(
     url = parse_url(source)
     repo = open_repository()
     try:
-        connector = open_connector(url)
+        connector = open_connector(url, credentials_for(url, os.environ))   # the CLI is the edge
         try:
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],

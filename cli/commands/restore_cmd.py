@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from typing import List, Optional
 
 import typer
 
-from vdedup.connectors import open_connector, parse_url
-from vdedup.connectors.base import url_collection
+from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.restore import (Selection, TranslationOptions, restore as run_restore, restore_in_place,
                                    target_name)
@@ -171,10 +171,11 @@ def restore(
         url = parse_url(target)
         # a target that does not exist yet is created by the first write, not by a dry run nor
         # by a restore refused for its arguments or its plan
-        connector = open_connector(url, read_only=dry_run, create_on_write=True)
+        connector = open_connector(url, credentials_for(url, os.environ),   # the CLI is the edge
+                                   read_only=dry_run, create_on_write=True)
         report = None
         try:
-            named = url_collection(connector)
+            named = connector.url_collection
             if in_place and named:
                 if snap.collection(named) is None:
                     raise UsageError(f"an in-place restore writes into the snapshot's own collections; "

@@ -1,12 +1,12 @@
 """`verify`: compare a live collection with a snapshot (CLI layer)."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
 
-from vdedup.connectors import open_connector, parse_url
-from vdedup.connectors.base import url_collection
+from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.restore import TranslationOptions, target_name
 from vdedup.engine.verify import VerifyOptions, verify as run_verify
 from vdedup.errors import UsageError
@@ -55,9 +55,9 @@ def verify(
         snap = repo.find_snapshot(snapshot, source)
         AUDIT.note(snapshot=snap.id)
         url = parse_url(target or snap.source)
-        connector = open_connector(url, read_only=True)
+        connector = open_connector(url, credentials_for(url, os.environ), read_only=True)
         try:
-            name = target_name(snap, collection or None, as_name, url_collection(connector), fold_namespaces)
+            name = target_name(snap, collection or None, as_name, connector.url_collection, fold_namespaces)
             with RichReporter(enabled=not json_out) as reporter:
                 report = run_verify(repo, snap, connector, url.redacted(), collection or None, name,
                                     namespace or None, translation,

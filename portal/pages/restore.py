@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from vdedup.assets.store import Asset, AssetStore
 from vdedup.connectors import open_connector, parse_url
-from vdedup.connectors.base import Connector, url_collection
+from vdedup.connectors.base import Connector
 from vdedup.connectors.url import SECRET_KEYS
 from vdedup.engine.backup import backup
 from vdedup.engine.events import Reporter
@@ -163,7 +163,7 @@ def run_restore(repo: Repository, store: AssetStore, asset: Asset, choice: Choic
                                       selection, reporter, dry_run=dry_run)
         else:
             # another database whose address names an index: that is where the data goes
-            named = url_collection(connector) if choice.mode == "other" else None
+            named = connector.url_collection if choice.mode == "other" else None
             as_name = target_name(snap, selection.collections, choice.as_name or None, named)
             result = restore(repo, snap, connector, address, None, as_name, choice.overwrite,
                              reporter, selection=selection, dry_run=dry_run, translation=choice.translation())

@@ -13,8 +13,8 @@ import pytest
 chromadb = pytest.importorskip("chromadb")
 from chromadb.config import Settings  # noqa: E402
 
-from vdedup.connectors import open_connector, parse_url  # noqa: E402
-from vdedup.connectors.chroma import ChromaConnector, _space  # noqa: E402
+from vdedup.connectors import Credentials, open_connector, parse_url  # noqa: E402
+from vdedup.connectors.chroma.connector import ChromaConnector, _space  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric, RecordBatch, VectorField  # noqa: E402
 
@@ -168,7 +168,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 def test_importing_connectors_does_not_import_chromadb() -> None:
-    code = ("import sys, vdedup.connectors, vdedup.connectors.chroma; "
+    code = ("import sys, vdedup.connectors, vdedup.connectors.chroma.connector; "
             "sys.exit(1 if 'chromadb' in sys.modules else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root,
@@ -459,9 +459,8 @@ def test_errors_are_wrapped(chroma_dir: Path, closed_port: int, monkeypatch) -> 
     finally:
         conn.close()
 
-    monkeypatch.setenv("CHROMA_API_KEY", "tok-SECRET-123")
     with pytest.raises(SourceError) as err:
-        open_connector(f"chroma://127.0.0.1:{closed_port}")
+        open_connector(f"chroma://127.0.0.1:{closed_port}", Credentials("tok-SECRET-123", "CHROMA_API_KEY"))
     msg = err.value.message
     assert msg.startswith(f"cannot reach Chroma at 127.0.0.1:{closed_port}: ")
     assert "\n" not in msg and "SECRET" not in msg

@@ -24,8 +24,8 @@ pymilvus = pytest.importorskip("pymilvus")
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
 from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors.milvus import (MilvusConnector, _as_bytes, _dense_value,  # noqa: E402
-                                      _vector_out)
+from vdedup.connectors.milvus.connector import MilvusConnector  # noqa: E402
+from vdedup.connectors.milvus.values import as_bytes, dense_value, vector_out  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import IdType, Metric, RecordBatch  # noqa: E402
 from vdtest import vdedup, vdedup_proc  # noqa: E402
@@ -435,7 +435,7 @@ def test_write_upserts_and_delete(raw, url) -> None:
         assert conn.count(name) == 4        # an upsert, not a duplicate
         assert conn.count(name, "extra") == 2 and conn.count(name, "_default") == 2
         # Canary: milvus-lite's count(*) ignores partition_names (the connector pages ids
-        # there instead). When this fails, lite is fixed: drop MilvusConnector._count_by_ids.
+        # there instead). When this fails, lite is fixed: drop milvus/reader.py's _count_by_ids.
         got = raw.query(name, filter="", output_fields=["count(*)"], partition_names=["extra"],
                         consistency_level="Strong")
         assert got[0]["count(*)"] == 4
@@ -464,27 +464,27 @@ def test_byte_vector_conversions_are_exact() -> None:
     """The types milvus-lite cannot store, on the values pymilvus hands over (bytes, or a
     list holding one bytes object) and back to what it accepts."""
     h = np.array([0.5, -1.25, 65504.0, 1e-7], dtype=np.float16)
-    got = _dense_value([h.tobytes()], "FLOAT16_VECTOR", 4)
+    got = dense_value([h.tobytes()], "FLOAT16_VECTOR", 4)
     assert got.dtype == np.float16 and got.tobytes() == h.tobytes()
-    assert _vector_out(got, "FLOAT16_VECTOR", "h") == h.astype("<f2").tobytes()
+    assert vector_out(got, "FLOAT16_VECTOR", "h") == h.astype("<f2").tobytes()
     bf = (np.array([1.0, -2.5, 3.14159], np.float32).view(np.uint32) >> 16).astype(np.uint16)
-    got = _dense_value(bf.astype("<u2").tobytes(), "BFLOAT16_VECTOR", 3)
+    got = dense_value(bf.astype("<u2").tobytes(), "BFLOAT16_VECTOR", 3)
     assert got.dtype == np.uint16 and got.tobytes() == bf.tobytes()
-    assert _vector_out(got, "BFLOAT16_VECTOR", "bf") == bf.astype("<u2").tobytes()
+    assert vector_out(got, "BFLOAT16_VECTOR", "bf") == bf.astype("<u2").tobytes()
     i8 = np.array([-128, 0, 127, 5], np.int8)
-    got = _dense_value(i8.tobytes(), "INT8_VECTOR", 4)
+    got = dense_value(i8.tobytes(), "INT8_VECTOR", 4)
     assert got.dtype == np.int8 and got.tobytes() == i8.tobytes()
     packed = bytes([0b10110000, 0b00000001])
-    bits = _dense_value([packed], "BINARY_VECTOR", 16)
+    bits = dense_value([packed], "BINARY_VECTOR", 16)
     assert bits.dtype == np.bool_ and bits.tolist()[:4] == [True, False, True, True]
-    assert bits.sum() == 4 and _vector_out(bits, "BINARY_VECTOR", "b") == packed
+    assert bits.sum() == 4 and vector_out(bits, "BINARY_VECTOR", "b") == packed
     # after a trip through the repository a binary vector is uint8 0/1: same bytes out
-    assert _vector_out(bits.astype(np.uint8), "BINARY_VECTOR", "b") == packed
-    assert _as_bytes(np.frombuffer(packed, np.uint8), np.uint8) == packed
+    assert vector_out(bits.astype(np.uint8), "BINARY_VECTOR", "b") == packed
+    assert as_bytes(np.frombuffer(packed, np.uint8), np.uint8) == packed
     with pytest.raises(UsageError):
-        _vector_out(np.ones(4, np.float32), "FLOAT16_VECTOR", "h")
+        vector_out(np.ones(4, np.float32), "FLOAT16_VECTOR", "h")
     with pytest.raises(UsageError):
-        _vector_out(np.full(3, 0.1), "FLOAT_VECTOR", "v")
+        vector_out(np.full(3, 0.1), "FLOAT_VECTOR", "v")
 
 
 @pytest.mark.parametrize("dtype", ["FLOAT16_VECTOR", "BFLOAT16_VECTOR", "BINARY_VECTOR",
@@ -503,7 +503,7 @@ def test_milvus_lite_refuses_byte_vectors(raw, dtype: str) -> None:
 
 
 def test_importing_the_connector_does_not_import_pymilvus() -> None:
-    code = ("import sys, vdedup.connectors, vdedup.connectors.milvus; "
+    code = ("import sys, vdedup.connectors, vdedup.connectors.milvus.connector; "
             "sys.exit(1 if 'pymilvus' in sys.modules else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root,

@@ -11,8 +11,8 @@ import pytest
 
 pinecone = pytest.importorskip("pinecone")
 
-from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors import pinecone as pc_connector  # noqa: E402
+from vdtest import env_connector  # noqa: E402
+from vdedup.connectors.pinecone import connector as pc_connector  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric  # noqa: E402
 from vdedup.testing.pinecone_emulator import PineconeEmulator  # noqa: E402
@@ -193,7 +193,7 @@ def test_backup_change_backup_restore_each_snapshot_bit_for_bit(emulator, client
 
 def test_describe_records_index_and_namespaces(emulator, client):
     seed_source(client)
-    conn = open_connector(f"pinecone://{SOURCE}")
+    conn = env_connector(f"pinecone://{SOURCE}")
     schema = conn.describe(SOURCE)
     assert schema.namespaces == NAMESPACES
     assert schema.vectors[0].dim == DIM and schema.vectors[0].metric == Metric.DOT
@@ -210,7 +210,7 @@ def test_describe_records_index_and_namespaces(emulator, client):
 
 def test_scan_batches_are_bounded_and_complete(emulator, client):
     seed_source(client)
-    conn = open_connector(f"pinecone://{SOURCE}")
+    conn = env_connector(f"pinecone://{SOURCE}")
     seen = []
     for batch in conn.scan(SOURCE, "beta", batch_size=128):
         assert 0 < len(batch) <= 128 and batch.namespace == "beta"
@@ -221,7 +221,7 @@ def test_scan_batches_are_bounded_and_complete(emulator, client):
     conn.close()
     # ?host= names the data-plane host directly (no describe needed for it)
     host = client.indexes.describe(SOURCE).host
-    conn = open_connector(f"pinecone://{SOURCE}?host={host}")
+    conn = env_connector(f"pinecone://{SOURCE}?host={host}")
     assert sum(len(b) for b in conn.scan(SOURCE, "")) == PER_NAMESPACE
     conn.close()
 
@@ -244,7 +244,7 @@ def test_missing_index_exits_15(emulator, repo_path, capsys):
     assert vdedup("--repo", repo_path, "init") == 0
     assert vdedup("--repo", repo_path, "backup", "pinecone://no-such-index") == 15
     assert "not found" in capsys.readouterr().err
-    conn = open_connector("pinecone://")
+    conn = env_connector("pinecone://")
     with pytest.raises(CollectionNotFound):
         conn.describe("no-such-index")
     assert conn.exists("no-such-index") is False
@@ -254,11 +254,11 @@ def test_secrets_and_bad_urls_are_refused(emulator, monkeypatch):
     for url in ("pinecone://idx?api_key=abc", "pinecone://user:secret@idx",
                 "pinecone://idx?color=red", "pinecone://Bad_Name", "pinecone://?host=http://x"):
         with pytest.raises(UsageError) as err:
-            open_connector(url)
+            env_connector(url)
         assert "secret" not in str(err.value) or "api_key" in str(err.value)
     monkeypatch.delenv("PINECONE_API_KEY")
     with pytest.raises(UsageError, match="PINECONE_API_KEY"):
-        open_connector("pinecone://idx")
+        env_connector("pinecone://idx")
 
 
 def test_throttling_is_retried_and_counted(emulator, client, repo_path, capsys):
@@ -280,7 +280,7 @@ def test_throttling_is_retried_and_counted(emulator, client, repo_path, capsys):
 def test_persistent_throttling_fails_after_bounded_attempts(emulator, client, monkeypatch):
     seed_source(client, SMALL)
     monkeypatch.setattr(pc_connector, "MAX_ATTEMPTS", 2)
-    conn = open_connector(f"pinecone://{SOURCE}")
+    conn = env_connector(f"pinecone://{SOURCE}")
     conn.describe(SOURCE)
     emulator.inject(429, 10_000)
     before = len(emulator.requests)
@@ -325,7 +325,7 @@ def test_eventual_consistency_restore_is_complete_when_reported(emulator, client
     assert out["warnings"] == []
     assert time.monotonic() - started >= 1.5
     # the same through the connector alone: write, then settle, then everything reads back
-    conn = open_connector("pinecone://")
+    conn = env_connector("pinecone://")
     batch = next(conn.scan(SOURCE, "alpha", batch_size=50))
     create_hybrid(client, "eventual-two")
     conn.write("eventual-two", batch)

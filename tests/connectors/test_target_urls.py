@@ -15,7 +15,7 @@ pinecone = pytest.importorskip("pinecone")
 
 from cross_sources import pg_database  # noqa: E402
 from qdrant_rest_bridge import RestBridge  # noqa: E402
-from vdedup.connectors import open_connector  # noqa: E402
+from vdtest import env_connector  # noqa: E402
 from vdedup.connectors import pinecone as pc_connector  # noqa: E402
 from vdedup.testing.pinecone_emulator import PineconeEmulator  # noqa: E402
 from vdedup.testing.weaviate_emulator import WeaviateEmulator  # noqa: E402
@@ -54,7 +54,7 @@ def _json(capsys, *args: Any, code: int = 0) -> Any:
 
 
 def _collections(url: str) -> dict[str, int]:
-    conn = open_connector(url)
+    conn = env_connector(url)
     try:
         return {c: sum(conn.count(c, ns) for ns in conn.describe(c).namespaces) for c in conn.list_collections()}
     finally:

@@ -19,8 +19,8 @@ from weaviate.classes.config import Configure, DataType, Property, VectorDistanc
 from weaviate.classes.init import Auth  # noqa: E402
 from weaviate.classes.tenants import Tenant  # noqa: E402
 
-from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors import weaviate as wvconn  # noqa: E402
+from vdtest import env_connector  # noqa: E402
+from vdedup.connectors.weaviate import connector as wvconn  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, MetadataField, Metric, RecordBatch,  # noqa: E402
                           VectorField)
@@ -180,7 +180,7 @@ def summary(capsys, *args: str) -> dict[str, Any]:
 
 
 def test_importing_the_connector_does_not_import_weaviate() -> None:
-    code = ("import sys, vdedup.connectors, vdedup.connectors.weaviate; "
+    code = ("import sys, vdedup.connectors, vdedup.connectors.weaviate.connector; "
             "sys.exit(1 if 'weaviate' in sys.modules else 0)")
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root,
@@ -244,10 +244,10 @@ def test_backup_change_backup_restore_bit_for_bit(emulator, keyed, repo_path, ca
 
 
 def test_describe_and_scan_types(seeded, keyed) -> None:
-    conn = open_connector(f"weaviate://{seeded.host}:{seeded.port}")
+    conn = env_connector(f"weaviate://{seeded.host}:{seeded.port}")
     try:
         assert {"Doc", "Note"} <= set(conn.list_collections())
-        only = open_connector(f"weaviate://{seeded.host}:{seeded.port}/Doc")
+        only = env_connector(f"weaviate://{seeded.host}:{seeded.port}/Doc")
         try:
             assert only.list_collections() == ["Doc"]
         finally:
@@ -292,11 +292,11 @@ def test_wrong_key_missing_class_and_bad_urls(seeded, keyed, repo_path, monkeypa
     assert "401" in err and "WEAVIATE_API_KEY" in err and "SECRET" not in err
     monkeypatch.delenv("WEAVIATE_API_KEY")
     with pytest.raises(SourceError, match="401.*set WEAVIATE_API_KEY"):
-        open_connector(url)
+        env_connector(url)
     monkeypatch.setenv("WEAVIATE_API_KEY", KEY)
     with pytest.raises(SourceError, match=f"cannot reach Weaviate at 127.0.0.1:{closed_port}"):
-        open_connector(f"weaviate://127.0.0.1:{closed_port}")
-    conn = open_connector(url)
+        env_connector(f"weaviate://127.0.0.1:{closed_port}")
+    conn = env_connector(url)
     try:
         for call in (lambda: conn.describe("Missing"), lambda: list(conn.scan("Missing")),
                      lambda: conn.count("Missing")):
@@ -309,7 +309,7 @@ def test_wrong_key_missing_class_and_bad_urls(seeded, keyed, repo_path, monkeypa
 
 
 def test_throttling_and_faults_are_retried_within_bounds(seeded, keyed) -> None:
-    conn = open_connector(f"weaviate://{seeded.host}:{seeded.port}?timeout=0.5")
+    conn = env_connector(f"weaviate://{seeded.host}:{seeded.port}?timeout=0.5")
     try:
         want = raw_objects(seeded, "Note")
         seeded.fail(429, times=3, path="/v1/objects")
@@ -332,7 +332,7 @@ def test_throttling_and_faults_are_retried_within_bounds(seeded, keyed) -> None:
 
 
 def test_foreign_schema_and_refused_records(seeded, keyed) -> None:
-    conn = open_connector(f"weaviate://{seeded.host}:{seeded.port}")
+    conn = env_connector(f"weaviate://{seeded.host}:{seeded.port}")
     schema = CollectionSchema(provider="chroma", name="docs",
                               vectors=(VectorField("", 4, Metric.EUCLIDEAN),),
                               metadata_fields=(MetadataField("a", "str"), MetadataField("k", "int")))

@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("weaviate")
 
-from vdedup.connectors import open_connector  # noqa: E402
-from vdedup.connectors import weaviate as wvconn  # noqa: E402
+from vdtest import env_connector  # noqa: E402
+from vdedup.connectors.weaviate import connector as wvconn  # noqa: E402
 from vdedup.engine.translate import build_plan, check_plan  # noqa: E402
 from vdedup.errors import SourceError, UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, IdType, MetadataField, Metric, Record,  # noqa: E402
@@ -37,7 +37,7 @@ def emu() -> Iterator[WeaviateEmulator]:
 def conn(emu, monkeypatch) -> Iterator[Any]:
     monkeypatch.setenv("WEAVIATE_API_KEY", KEY)
     monkeypatch.setattr(wvconn, "BACKOFF", 0.01)
-    c = open_connector(f"weaviate://{emu.host}:{emu.port}")
+    c = env_connector(f"weaviate://{emu.host}:{emu.port}")
     try:
         yield c
     finally:

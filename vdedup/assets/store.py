@@ -17,11 +17,12 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from blake3 import blake3
 
 from ..backend.base import FileType
+from ..connectors.registry import descriptors, lookup
 from ..crypto.aead import open_sealed, seal
 from ..crypto.keys import CTX_ASSETS
 from ..errors import IntegrityError, ObjectNotFound, UsageError, VdedupError
@@ -32,16 +33,25 @@ CTX_ASSET_IDS = "vdedup 2026-11-25 asset object ids"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 ASSET_TYPE = "ai_vector_db"
 
-# the environment variable each connector reads its secret from
-SECRET_ENV = {
-    "pinecone": "PINECONE_API_KEY",
-    "qdrant": "QDRANT_API_KEY",
-    "weaviate": "WEAVIATE_API_KEY",
-    "milvus": "MILVUS_TOKEN",
-    "postgresql": "PGPASSWORD",
-    "chroma": "CHROMA_API_KEY",
-}
-PROVIDER_ALIASES = {"postgres": "postgresql", "pgvector": "postgresql"}
+
+class _SecretEnv(Mapping[str, str]):
+    """provider -> the environment variable named for its secret (from the connectors'
+    descriptors: the variable the command line reads it from)."""
+
+    def _table(self) -> dict[str, str]:
+        return {d.name: d.primary_secret_env or "" for d in descriptors() if d.asset}
+
+    def __getitem__(self, provider: str) -> str:
+        return self._table()[provider]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+SECRET_ENV: Mapping[str, str] = _SecretEnv()
 
 
 class AssetNotFound(VdedupError):
@@ -55,11 +65,15 @@ class AssetExists(VdedupError):
 
 
 def normalize_provider(provider: str) -> str:
-    p = provider.strip().lower()
-    p = PROVIDER_ALIASES.get(p, p)
-    if p not in SECRET_ENV:
-        raise UsageError(f"unknown provider {provider!r} (known: {', '.join(sorted(SECRET_ENV))})")
-    return p
+    """The registry name of a provider that can be a connected asset (aliases accepted)."""
+    known = ", ".join(sorted(SECRET_ENV))
+    try:
+        d = lookup(provider)
+    except UsageError:
+        raise UsageError(f"unknown provider {provider!r} (known: {known})") from None
+    if not d.asset:
+        raise UsageError(f"{d.title} cannot be a connected asset (known: {known})")
+    return d.name
 
 
 def secret_env_for(provider: str) -> str:

@@ -12,15 +12,24 @@ from typing import Any, Callable, Iterator
 
 from ..errors import CollectionNotFound, UsageError
 from ..model import CollectionSchema, RecordBatch, RecordId
+from .base import ConnectorBase
+from .url import SourceURL
 
 
-class AbsentTarget:
-    """An empty, read-only database at a location that does not exist yet."""
+class AbsentTarget(ConnectorBase):
+    """An empty, read-only database at a location that does not exist yet, standing in for
+    a connector of class `cls` (its provider, descriptor and scan order)."""
 
-    def __init__(self, provider: str, where: str, url_collection: str | None = None) -> None:
-        self.provider = provider
+    def __init__(self, cls: type, where: str, url_collection: str | None = None) -> None:
+        self.provider = cls.provider
+        self.descriptor = cls.descriptor
+        self.key_ordered_scan = cls.key_ordered_scan
         self.url_collection = url_collection
         self._where = where
+
+    @classmethod
+    def from_url(cls, url: SourceURL, credentials: Any) -> "AbsentTarget":
+        raise UsageError("an absent target is made by the registry, not opened")
 
     def list_collections(self) -> list[str]:
         return []

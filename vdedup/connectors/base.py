@@ -1,22 +1,39 @@
 """The connector interface (connector layer; depends only on model and errors).
 
-A connector talks to one database. The engine drives it through this protocol and
-never imports an SDK itself. All SDK errors are wrapped at this boundary into
-`SourceError` / `CollectionNotFound` (see vdedup.errors).
+A connector talks to one database. The engine drives it through `Connector` and never imports
+an SDK itself. All SDK errors are wrapped at this boundary into `SourceError` /
+`CollectionNotFound` (see vdedup.errors).
+
+`Connector` declares everything the engine may call, optional capabilities included, so the
+engine never probes with getattr. `ConnectorBase` gives the optional members their defaults;
+every built-in connector derives from it, and so should a third-party one (or implement every
+member itself: the protocol is what the engine relies on).
 """
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
 from ..errors import NotSupported
-from ..model import CollectionSchema, RecordBatch, RecordId
+from ..model import CollectionSchema, DiscoveredIndex, RecordBatch, RecordId
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .credentials import Credentials
+    from .descriptor import Descriptor
+    from .url import SourceURL
 
 
 @runtime_checkable
 class Connector(Protocol):
-    provider: str
+    provider: str                       # the provider name written into schemas
+    descriptor: "Descriptor"            # what the registry knows of it
+    key_ordered_scan: bool              # scan() yields records in id order (see engine/backup.py)
+    url_collection: str | None          # the collection the URL names: a restore writes there
+
+    @classmethod
+    def from_url(cls, url: "SourceURL", credentials: "Credentials") -> "Connector":
+        """Open a connection to the database a URL names, with exactly these credentials."""
 
     def list_collections(self) -> list[str]:
         """Names of every collection (index, table, class) the credentials can see."""
@@ -30,6 +47,10 @@ class Connector(Protocol):
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
         """Every record of one namespace, in batches of at most batch_size (bounded memory)."""
 
+    def discover(self) -> list[DiscoveredIndex]:
+        """What the credentials reach: each collection with its record count, dimensions,
+        metric and namespaces where they are cheap to learn (None where not)."""
+
     def create_collection(self, schema: CollectionSchema, name: str) -> None:
         """Create an empty collection `name` from `schema`."""
 
@@ -39,38 +60,84 @@ class Connector(Protocol):
     def write(self, collection: str, batch: RecordBatch) -> None:
         """Insert or replace the batch's records (in batch.namespace)."""
 
+    def write_new(self, collection: str, batch: RecordBatch) -> None:
+        """Insert records the caller guarantees are not in the collection (a restore into a
+        collection it has just created, every id once): a faster write where replacing
+        costs a look-up. Default: write()."""
+
+    def settle(self, collection: str, namespace: str = "") -> None:
+        """Return once everything written so far is readable (eventually consistent
+        providers). Default: at once."""
+
+    def finish(self, collection: str) -> None:
+        """A collection's records are all written (e.g. build indexes after a bulk load).
+        Default: nothing to do."""
+
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
         """Delete records by id."""
+
+    def query(self, collection: str, namespace: str, vector: "np.ndarray", k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k records nearest to `vector`, by the collection's own metric and
+        index, as the database serves them (verify compares them with exact answers).
+        Default: NotSupported."""
 
     def close(self) -> None:
         """Release clients and connections."""
 
-    # Optional: `write_new(collection, batch)` inserts records the caller guarantees are not in
-    # the collection (restore into a collection it has just created, every id once): a faster
-    # write where replacing costs a look-up. Without it the engine calls `write`.
-    # Optional attribute: `key_ordered_scan = False` on a connector whose scan order has no
-    # reason to follow the ids (table storage order, insertion order); backup then spools the
-    # rows from the start instead of first trying to stream them (engine/backup.py).
-    # Optional: `settle(collection, namespace)`, for eventually consistent providers, returns
-    # only when everything written so far is readable; `finish(collection)` is called once a
-    # collection's records are all written (e.g. to build indexes after a bulk load). The
-    # engine calls them when present.
-    # Optional attribute: `url_collection`, the collection (index, class, table) the URL the
-    # connector was opened with names, or None: a restore writes there (as `--as` would).
-    # Optional: `query(collection, namespace, vector, k, vector_name="")`, the ids of the k
-    # nearest records to `vector` by the collection's own metric and index (as the database
-    # serves them); `verify` compares them with exact answers. Without it: NotSupported.
 
+class ConnectorBase:
+    """Defaults for the optional members of `Connector`; a connector overrides what it has.
 
-def query(connector: Connector, collection: str, namespace: str, vector: np.ndarray, k: int,
-          vector_name: str = "") -> list[RecordId]:
-    """The connector's nearest-neighbour query; NotSupported when it has none."""
-    fn = getattr(connector, "query", None)
-    if fn is None:
-        raise NotSupported(f"the {connector.provider} connector has no nearest-neighbour query")
-    return list(fn(collection, namespace, vector, k, vector_name))
+    Subclasses set `provider` and `descriptor` and implement the required methods."""
 
+    provider: ClassVar[str]
+    descriptor: ClassVar["Descriptor"]
+    # False for a connector whose scan order has no reason to follow the ids (table storage
+    # order, insertion order): backup then spools the rows from the start instead of first
+    # trying to stream them (engine/backup.py).
+    key_ordered_scan: ClassVar[bool] = True
+    # The collection (index, class, table) the URL the connector was opened with names, or
+    # None: a restore writes there, as `--as` would say.
+    url_collection: str | None = None
 
-def url_collection(connector: Connector) -> str | None:
-    """The collection the connector's URL names, if any."""
-    return getattr(connector, "url_collection", None)
+    @classmethod
+    def storage_absent(cls, url: "SourceURL") -> bool:
+        """Whether the URL names local storage that opening would create (a dry run then
+        reads it as an empty database instead of opening it). Default: no local storage."""
+        return False
+
+    def query(self, collection: str, namespace: str, vector: "np.ndarray", k: int,
+              vector_name: str = "") -> list[RecordId]:
+        raise NotSupported(f"the {self.provider} connector has no nearest-neighbour query")
+
+    def write_new(self, collection: str, batch: RecordBatch) -> None:
+        self.write(collection, batch)        # type: ignore[attr-defined]
+
+    def settle(self, collection: str, namespace: str = "") -> None:
+        return None
+
+    def finish(self, collection: str) -> None:
+        return None
+
+    def discover(self) -> list[DiscoveredIndex]:
+        """Each collection described and counted, namespace by namespace. A collection that
+        cannot be read (e.g. a table without a primary key) is listed with the reason."""
+        from ..errors import VdedupError
+
+        found = []
+        for name in self.list_collections():          # type: ignore[attr-defined]
+            try:
+                schema = self.describe(name)           # type: ignore[attr-defined]
+                count = sum(self.count(name, ns) for ns in schema.namespaces)  # type: ignore[attr-defined]
+            except VdedupError as e:
+                found.append(DiscoveredIndex(self.descriptor.name, name, problem=e.message))
+                continue
+            found.append(DiscoveredIndex.of(self.descriptor.name, schema, count))
+        return found
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()                           # type: ignore[attr-defined]

@@ -1,27 +1,36 @@
 """What several connectors do alike (connector layer; depends only on model and errors).
 
 Only what is the same in meaning lives here: refusing secrets and unknown parameters in a
-source URL, turning SDK exceptions into one-line vdedup errors at the connector boundary, the
-one-line form of an exception's message, and the JSON-safe copy of settings an SDK reports
-(kept verbatim in schema extras). Retry loops stay with their connectors: each
-provider says differently what is transient and how long to wait.
+source URL, reading an on/off URL parameter, refusing a namespace where a provider has none,
+telling an unreachable server from other failures, turning SDK exceptions into one-line vdedup
+errors at the connector boundary, the one-line form of an exception's message, and the
+JSON-safe copy of settings an SDK reports (kept verbatim in schema extras). Retry loops stay
+with their connectors: each provider says differently what is transient and how long to wait.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
 import re
+import sys
 from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from ..errors import UsageError, VdedupError
 from .url import SECRET_KEYS, SourceURL
 
 DETAIL_MAX = 240          # characters of an SDK message kept in an error
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 
-def refuse_credentials(u: SourceURL, provider: str, instead: str) -> None:
-    """A user name or password in the URL: refused, saying where the secret goes instead."""
-    if u.username or u.password:
+def refuse_credentials(u: SourceURL, provider: str, instead: str, user_allowed: bool = False) -> None:
+    """A password (or, unless `user_allowed`, a user name) in the URL: refused, saying where
+    the secret goes instead."""
+    if user_allowed and u.password:
+        raise UsageError(f"a password does not belong in a {provider} URL: {instead}")
+    if u.password or (u.username and not user_allowed):
         raise UsageError(f"credentials do not belong in a {provider} URL: {instead}")
 
 
@@ -34,11 +43,34 @@ def refuse_secret_params(u: SourceURL, provider: str, instead: str,
         raise UsageError(f"secret {secret[0]!r} in a {provider} URL: {instead}")
 
 
-def refuse_unknown_params(u: SourceURL, provider: str, known: set[str]) -> None:
+def refuse_unknown_params(u: SourceURL, provider: str, known: set[str], form: str = "") -> None:
+    """A query parameter the connector does not know (`form` names the URL form, e.g.
+    qdrant+local, when the known ones depend on it)."""
     unknown = sorted(set(u.query) - known)
     if unknown:
+        which = f"known for {form}" if form else "known"
         raise UsageError(f"unknown {provider} URL parameter {unknown[0]!r} "
-                         f"(known: {', '.join(sorted(known))})")
+                         f"({which}: {', '.join(sorted(known))})")
+
+
+def flag(value: str | None) -> bool:
+    """An on/off URL parameter: 1, true, yes or on (any case) is on; absent is off."""
+    return (value or "0").lower() in TRUE_WORDS
+
+
+def refuse_namespace(namespace: str, message: str) -> None:
+    """Providers without namespaces hold only the namespace ""."""
+    if namespace:
+        raise UsageError(message.format(namespace=namespace))
+
+
+def is_unreachable(e: BaseException) -> bool:
+    """A connection that could not be made or timed out: the OS's own errors, and httpx's
+    transport errors (the HTTP library of several SDKs; looked for only if already loaded)."""
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        return True
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(e, httpx.TransportError)
 
 
 @contextlib.contextmanager
@@ -53,10 +85,15 @@ def translated_errors(translate: Callable[[Exception], VdedupError]) -> Iterator
         raise translate(e) from e
 
 
-def error_detail(e: BaseException, echo: re.Pattern[str] | None = None) -> str:
+def error_detail(e: BaseException, echo: re.Pattern[str] | None = None,
+                 prefer_message: bool = False) -> str:
     """`Type: first line of the message`, at most DETAIL_MAX characters. With `echo`, what it
-    matches (values an SDK echoes from the records) is cut and said to be withheld."""
-    text = (str(e).strip().splitlines() or [""])[0].strip() or type(e).__name__
+    matches (values an SDK echoes from the records) is cut and said to be withheld. With
+    `prefer_message`, an exception's `message` attribute (SDKs whose str() adds codes and
+    decoration) is used instead of its str()."""
+    message = getattr(e, "message", None) if prefer_message else None
+    text = message if isinstance(message, str) and message else str(e)
+    text = (text.strip().splitlines() or [""])[0].strip() or type(e).__name__
     if echo is not None:
         cut = echo.sub("", text)
         if cut != text:
@@ -68,14 +105,21 @@ def error_detail(e: BaseException, echo: re.Pattern[str] | None = None) -> str:
 
 def json_safe(value: Any, other: Callable[[Any], Any] = str) -> Any:
     """A JSON-serialisable copy of what an SDK reports: keys become strings, tuples lists,
-    non-finite floats their str(); any other value becomes what `other` makes of it (by
-    default its str()), itself made JSON-safe."""
-    if value is None or isinstance(value, (bool, int, str)):
+    non-finite floats their str(), integer enums their name, numpy scalars Python ones, bytes
+    {"base64": ...}; any other value becomes what `other` makes of it (by default its str()),
+    itself made JSON-safe."""
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, int):
+        return value.name if type(value) is not int and hasattr(value, "name") else int(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return {str(k): json_safe(v, other) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v, other) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item(), other)
+    if isinstance(value, (bytes, bytearray)):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
     return json_safe(other(value), other)

@@ -1,11 +1,12 @@
 """Backup: read a source through its connector, store what changed, commit a snapshot
 (engine layer).
 
-Per namespace, every record is split into its vector payload (a content-addressed
-VECTORS blob, stored only if new) and its row (id, vector content id, metadata, document,
-uri), spooled into a sorted temporary LMDB. The rows are then compared with the previous
-snapshot of the same source to write a manifest delta (or a new base). Order: packs, index,
-then the snapshot (the commit point), all under a shared lock.
+Per namespace, each batch of records read from the source goes to the repository's write
+session, which stores the vector payloads it does not hold yet (content-addressed VECTORS
+blobs) and gives back the batch's manifest rows (id, vector content id, metadata,
+document, uri). The rows are compared with the previous snapshot of the same source to
+write a manifest delta (or a new base). Order: packs, index, then the snapshot (the commit
+point), all under a shared lock.
 """
 from __future__ import annotations
 
@@ -14,19 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from blake3 import blake3
-
 from ..connectors.base import Connector
 from ..errors import SourceError
-from ..format import manifest as mf
-from ..format.objects import BlobType
-from ..format.values import meta_bytes
-from ..format.vectors import dense_batch_rows, encode_payload
 from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
-from ..repository import Repository, Snapshot
-from ..repository.index_cache import cache_root
-from ..repository.manifest import TempRows, Unsorted, sorted_rows, write_namespace
-from ..repository.packer import Packer
+from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer
 from .events import Reporter
 
 BATCH_SIZE = 1000
@@ -126,7 +118,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
     reporter = reporter or Reporter()
     started = time.monotonic()
     lock = repo.lock(exclusive=False, operation="backup")
-    packer = Packer(repo)
+    writer = repo.writer()
     try:
         parent = next((s for s in reversed(repo.list_snapshots()) if s.source == source), None)
         names = list(collections) if collections else connector.list_collections()
@@ -146,7 +138,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                     prev_ns = next((n for n in prev_coll["namespaces"] if n["name"] == ns), None)
                 label = schema.name + (f"/{ns}" if ns else "")
                 entry, st, new_blobs, observed = _backup_namespace(
-                    repo, packer, connector, schema.name, ns, prev_ns, observed, reporter, batch_size, label)
+                    writer, connector, schema.name, ns, prev_ns, observed, reporter, batch_size, label)
                 totals["vector_blobs_new"] += new_blobs
                 reporter.done()
                 entries.append(entry)
@@ -156,21 +148,19 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
             final_schema = observed.complete(schema)
             snap.collections.append({"name": schema.name, "schema": final_schema.to_dict(),
                                      "count": sum(e["count"] for e in entries), "namespaces": entries})
-        packer.flush()                       # packs, then index ...
         snap.summary = {**totals, "logical_bytes": sum(e["logical_bytes"] for c in snap.collections
                                                        for e in c["namespaces"])}
-        size = repo.save_snapshot(snap)      # ... then the snapshot: the commit point
-        totals_bytes = packer.bytes_written + size
+        size = writer.commit(snap)           # packs, then index, then the snapshot: the commit point
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,
-                            totals_bytes, totals)
+                            writer.bytes_written + size, totals)
     except BaseException:
-        _save_progress(packer)
+        writer.save_progress()               # index the packs already saved: the next run reuses them
         raise
     finally:
         lock.release()
 
 
-def _backup_namespace(repo: Repository, packer: Packer, connector: Connector, collection: str, ns: str,
+def _backup_namespace(writer: Writer, connector: Connector, collection: str, ns: str,
                       prev: dict[str, Any] | None, observed: "_Observed", reporter: Reporter, batch_size: int,
                       label: str) -> tuple[dict[str, Any], dict[str, int], int, "_Observed"]:
     """Back up one namespace: (entry, stats, vector blobs stored, what was observed).
@@ -184,83 +174,29 @@ def _backup_namespace(repo: Repository, packer: Packer, connector: Connector, co
     (`key_ordered_scan = False`)."""
     total = connector.count(collection, ns)
     reporter.phase(f"backup {label}", total)
-    new_blobs = 0
-    if getattr(connector, "key_ordered_scan", True) and (prev is None or prev.get("ordered", True)):
+    new_blobs = [0]
+    if connector.key_ordered_scan and (prev is None or prev.get("ordered", True)):
         saved = observed.copy()
-        acc = [0, 0]
-        with TempRows(cache_root() + "/tmp") as tmp:
-            scan = _scan_rows(repo, connector, collection, ns, batch_size, packer, observed, reporter, acc)
-            try:
-                rows = sorted_rows(r for batch_rows in scan for r in batch_rows)
-                entry, st = write_namespace(repo, packer, ns, tmp, prev, 0, rows)
-                entry["logical_bytes"] = acc[0]
-                return entry, st, acc[1], observed
-            except Unsorted:
-                scan.close()                     # ends the connector's scan (cursor, files)
-        observed = saved
-        new_blobs = acc[1]                       # stored by the interrupted pass: not new again
-        reporter.phase(f"backup {label} (reading again: not in id order)", total)
-    acc = [0, 0]
-    with TempRows(cache_root() + "/tmp") as tmp:
-        for batch_rows in _scan_rows(repo, connector, collection, ns, batch_size, packer, observed, reporter, acc):
-            tmp.put_many(batch_rows)
-        entry, st = write_namespace(repo, packer, ns, tmp, prev, acc[0])
-    entry["ordered"] = False
-    return entry, st, new_blobs + acc[1], observed
+        scan = _scan_rows(writer, connector, collection, ns, batch_size, observed, reporter, new_blobs)
+        try:
+            entry, st = writer.write_namespace(ns, prev, scan, ordered=True)
+            return entry, st, new_blobs[0], observed
+        except Unsorted:
+            scan.close()                         # ends the connector's scan (cursor, files)
+        observed = saved                         # vector blobs stored by the interrupted pass stay
+        reporter.phase(f"backup {label} (reading again: not in id order)", total)   # counted, not new again
+    scan = _scan_rows(writer, connector, collection, ns, batch_size, observed, reporter, new_blobs)
+    entry, st = writer.write_namespace(ns, prev, scan, ordered=False)
+    return entry, st, new_blobs[0], observed
 
 
-def _row_size(row: mf.Row) -> int:
-    """A row's share of logical_bytes: id, vector content id, metadata, document, uri."""
-    rid = row.id
-    return (len(rid) if type(rid) is str else 8) + 32 + len(row.mraw) + \
-        (len(row.doc) if row.doc else 0) + (len(row.uri) if row.uri else 0)
-
-
-def _scan_rows(repo: Repository, connector: Connector, collection: str, ns: str, batch_size: int,
-               packer: Packer, observed: _Observed, reporter: Reporter, acc: list[int]) -> Iterator[list[mf.Row]]:
+def _scan_rows(writer: Writer, connector: Connector, collection: str, ns: str, batch_size: int,
+               observed: _Observed, reporter: Reporter, new_blobs: list[int]) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
-    (acc[0] accumulates their logical bytes, acc[1] the vector blobs stored)."""
-    Row, full, fields = mf.Row, mf.OP_FULL, mf.ALL_FIELDS
+    (new_blobs[0] accumulates the vector blobs stored)."""
     for batch in connector.scan(collection, ns, batch_size):
         observed.see_batch(batch)
-        before = packer.blobs_written
-        vrefs, size = _store_vectors(repo, packer, batch)
-        acc[1] += packer.blobs_written - before
-        n = len(batch.ids)
-        metas = batch.metadata or [None] * n
-        docs = batch.documents or [None] * n
-        uris = batch.uris or [None] * n
-        rows = [Row(rid, vref, None, doc, uri, full, fields, meta_bytes(meta))
-                for rid, vref, meta, doc, uri in zip(batch.ids, vrefs, metas, docs, uris)]
-        acc[0] += size + sum(map(_row_size, rows))
+        rows = writer.store_batch(batch)
+        new_blobs[0] += rows.new_blobs
         reporter.advance(len(rows))
         yield rows
-
-
-def _store_vectors(repo: Repository, packer: Packer, batch: RecordBatch) -> tuple[list[bytes], int]:
-    """Store the batch's vector payloads (those not yet in the repository); returns every
-    record's vector content id and the payloads' total size. A batch of plain dense vectors
-    is encoded at once, and a payload is copied out only when it is new."""
-    plain = not batch.multi and not batch.sparse and all(m.all() for m in batch.dense_present.values())
-    built = dense_batch_rows(batch.dense, bytes([int(BlobType.VECTORS)])) if plain else None
-    if built is None:
-        vrefs, size = [], 0
-        for rec in batch.records():
-            payload = encode_payload(rec.vectors, rec.sparse)
-            vrefs.append(packer.add(BlobType.VECTORS, payload)[0])
-            size += len(payload)
-        return vrefs, size
-    buf, width = built
-    key = repo.master.id_key
-    mv = memoryview(buf)
-    vrefs = [blake3(mv[i:i + width], key=key).digest() for i in range(0, len(buf), width)]
-    packer.add_many(BlobType.VECTORS, vrefs, lambda i: buf[i * width + 1:(i + 1) * width])
-    return vrefs, len(vrefs) * (width - 1)
-
-
-def _save_progress(packer: Packer) -> None:
-    """After a failure, index the packs already saved so that the next backup reuses them."""
-    try:
-        packer.write_index()
-    except Exception:
-        pass

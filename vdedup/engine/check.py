@@ -14,13 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend.base import FileType
 from ..errors import UsageError, VdedupError
-from ..format import block as blockfmt
-from ..format import pack as packfmt
-from ..format.objects import BlobType, ObjectType, open_object
-from ..repository import Repository, Snapshot
-from ..repository.manifest import tree_blob_ids, vector_refs
+from ..repository import BlockInfo, Repository
 from .events import Reporter
 
 
@@ -67,44 +62,6 @@ def select_packs(names: list[str], subset: str | None) -> list[str]:
     return sorted(random.SystemRandom().sample(list(names), k))
 
 
-def _read_pack(repo: Repository, name: str, result: CheckResult, damaged: set[bytes],
-               indexed_blocks: list[packfmt.BlockInfo] | None) -> None:
-    pack_id = bytes.fromhex(name)
-    data = repo.backend.load(FileType.DATA, name)
-    try:
-        key = packfmt.pack_key(repo.master, data[:packfmt.PACK_HEADER])
-    except VdedupError as e:                 # no key, no block can be read
-        result.errors.append(f"pack {name[:16]}: {e.message}")
-        damaged.update(b for blk in (indexed_blocks or []) for b, _ in blk.blobs)
-        return
-    try:
-        tlen = int.from_bytes(data[-4:], "big")
-        blocks = packfmt.open_trailer(key, pack_id, data[-4 - tlen:-4])
-    except Exception as e:                   # the blocks may still be fine: check them by the index
-        msg = e.message if isinstance(e, VdedupError) else f"trailer cannot be decoded ({e})"
-        result.errors.append(f"pack {name[:16]}: {msg}")
-        blocks = indexed_blocks or []
-    if indexed_blocks is not None:          # the trailer has no ids: take them from the index
-        if not packfmt.same_layout(blocks, indexed_blocks):
-            result.errors.append(f"pack {name[:16]}: contents differ from the index")
-        blocks = indexed_blocks
-    for b in blocks:
-        try:
-            plain = packfmt.open_block(key, pack_id, b.number, b.blob_type, data[b.offset:b.offset + b.length])
-            blobs = blockfmt.decode_block(plain)
-            if len(blobs) != len(b.blobs):
-                raise VdedupError("block holds a different number of blobs than listed")
-            for (blob_id, raw_len), blob in zip(b.blobs, blobs):
-                if len(blob) != raw_len or (blob_id and repo.content_id(BlobType(b.blob_type), blob) != blob_id):
-                    damaged.add(blob_id)
-                    result.errors.append(f"pack {name[:16]} block {b.number}: blob {blob_id.hex()[:16]} "
-                                         f"does not match its content id")
-        except Exception as e:   # any failure to authenticate or decode is damage
-            msg = e.message if isinstance(e, VdedupError) else str(e)
-            result.errors.append(f"pack {name[:16]} block {b.number}: {msg}")
-            damaged.update(blob_id for blob_id, _ in b.blobs if blob_id)
-
-
 def check(repo: Repository, read_data: bool = False, reporter: Reporter | None = None,
           subset: str | None = None) -> CheckResult:
     """`subset` (n/t or x%) reads only part of the packs; it implies read_data."""
@@ -116,21 +73,17 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
     lock = repo.lock(exclusive=False, operation="check")
     try:
         # index files and packs
-        packs_in_index: dict[bytes, list[packfmt.BlockInfo]] = {}
+        packs_in_index: dict[bytes, list[BlockInfo]] = {}
         n_index = 0
-        for name, _ in repo.backend.list(FileType.INDEX):
+        for name in repo.list_index_files():
             try:
-                body = open_object(repo.master, ObjectType.INDEX, name, repo.backend.load(FileType.INDEX, name))
-                packs_in_index.update(packfmt.decode_index(body))
+                packs_in_index.update(repo.read_index_file(name))
                 n_index += 1
             except VdedupError as e:
                 result.errors.append(f"index {name[:16]}: {e.message}")
-        stored = {}
-        for name, size in repo.backend.list(FileType.DATA):
-            if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
-                stored[name] = size
-            else:
-                result.warnings.append(f"data/{name[:32]} is not a pack name; ignored")
+        stored, strays = repo.list_packs()
+        for name in strays:
+            result.warnings.append(f"data/{name[:32]} is not a pack name; ignored")
         for pack_id, blocks in packs_in_index.items():
             need = max((b.offset + b.length for b in blocks), default=0)
             size = stored.get(pack_id.hex())
@@ -148,44 +101,35 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         if read_data:
             reporter.phase("read data", len(to_read))
             for name in to_read:
-                _read_pack(repo, name, result, damaged, packs_in_index.get(bytes.fromhex(name)))
+                found = repo.verify_pack(name, packs_in_index.get(bytes.fromhex(name)))
+                result.errors.extend(found.errors)
+                damaged |= found.damaged
                 reporter.advance(1)
             reporter.done()
 
-        # snapshots and everything they reference
+        # snapshots and everything they reference (parts shared by snapshots are read once)
         snaps = []
-        for name, _ in repo.backend.list(FileType.SNAPSHOTS):
+        for name in repo.snapshot_names():
             try:
-                snaps.append(Snapshot.from_dict(repo.load_json_object(ObjectType.SNAPSHOT, name)))
+                snaps.append(repo.load_snapshot(name))
             except VdedupError as e:
                 result.errors.append(f"snapshot {name[:8]}: {e.message}")
         reporter.phase("check snapshots", len(snaps))
         refs = 0
-        for snap in snaps:
-            for coll in snap.collections:
-                for entry in coll["namespaces"]:
-                    where = f"snapshot {snap.short_id} collection {coll['name']!r}" + \
-                            (f" namespace {entry['name']!r}" if entry["name"] else "")
-                    try:
-                        bad = 0
-                        for blob_id in tree_blob_ids(repo, entry):
-                            if blob_id in damaged or repo.index.get(blob_id) is None:
-                                bad += 1
-                        for vref in vector_refs(repo, entry):
-                            refs += 1
-                            if vref in damaged or repo.index.get(vref) is None:
-                                bad += 1
-                        if bad:
-                            result.errors.append(f"{where}: {bad} referenced blobs are damaged or missing")
-                            result.affected.append({"snapshot": snap.id, "time": snap.time,
-                                                    "collection": coll["name"], "namespace": entry["name"],
-                                                    "blobs": bad})
-                    except VdedupError as e:
-                        result.errors.append(f"{where}: {e.message}")
-                        result.affected.append({"snapshot": snap.id, "time": snap.time,
-                                                "collection": coll["name"], "namespace": entry["name"],
-                                                "blobs": None})
-            reporter.advance(1)
+        for ns in repo.check_references(snaps, damaged, on_snapshot=lambda: reporter.advance(1)):
+            snap, entry = ns.snapshot, ns.entry
+            where = f"snapshot {snap.short_id} collection {ns.collection!r}" + \
+                    (f" namespace {entry['name']!r}" if entry["name"] else "")
+            affected = {"snapshot": snap.id, "time": snap.time, "collection": ns.collection,
+                        "namespace": entry["name"]}
+            if ns.error is not None:
+                result.errors.append(f"{where}: {ns.error.message}")
+                result.affected.append({**affected, "blobs": None})
+                continue
+            refs += ns.vector_refs
+            if ns.bad:
+                result.errors.append(f"{where}: {ns.bad} referenced blobs are damaged or missing")
+                result.affected.append({**affected, "blobs": ns.bad})
         reporter.done()
         result.counts = {"snapshots": len(snaps), "index_files": n_index, "packs": len(stored),
                          "blobs": repo.index.count(), "records_checked": refs,

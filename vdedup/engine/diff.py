@@ -9,13 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..format import manifest as mf
-from ..format import values
-from ..repository import Repository, Snapshot
-from ..repository.manifest import iter_state
+from ..repository import KINDS, Repository, Row, Snapshot, changed_fields
 from .events import Reporter
-
-KINDS = ("vector", "metadata", "document", "uri")
 
 
 @dataclass
@@ -62,21 +57,7 @@ class DiffResult:
                 "namespaces": [n.to_dict() for n in self.namespaces], "totals": self.totals()}
 
 
-def _kinds(a: mf.Row, b: mf.Row) -> list[str]:
-    """Which parts of a record differ (metadata compared in its exact typed encoding)."""
-    out = []
-    if a.vref != b.vref:
-        out.append("vector")
-    if a.mraw != b.mraw:
-        out.append("metadata")
-    if not values.same(a.doc, b.doc):
-        out.append("document")
-    if not values.same(a.uri, b.uri):
-        out.append("uri")
-    return out
-
-
-def _walk(rows_a: Iterator[mf.Row], rows_b: Iterator[mf.Row], nd: NamespaceDiff) -> None:
+def _walk(rows_a: Iterator[Row], rows_b: Iterator[Row], nd: NamespaceDiff) -> None:
     a = next(rows_a, None)
     b = next(rows_b, None)
     while a is not None or b is not None:
@@ -91,7 +72,7 @@ def _walk(rows_a: Iterator[mf.Row], rows_b: Iterator[mf.Row], nd: NamespaceDiff)
                 nd.ids["added"].append(b.id)
             b = next(rows_b, None)
         else:
-            kinds = _kinds(a, b)
+            kinds = changed_fields(a, b)
             if kinds:
                 nd.changed += 1
                 for k in kinds:
@@ -128,7 +109,7 @@ def diff(repo: Repository, a: Snapshot, b: Snapshot, with_ids: bool = False,
             if ea is not None and eb is not None and _same_entry(ea, eb):
                 nd.unchanged = ea["count"]
             else:
-                _walk(iter_state(repo, ea) if ea else iter([]), iter_state(repo, eb) if eb else iter([]), nd)
+                _walk(repo.namespace_rows(ea) if ea else iter([]), repo.namespace_rows(eb) if eb else iter([]), nd)
             reporter.done()
             if ea is None:
                 nd.status = "added"

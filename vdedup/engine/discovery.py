@@ -1,47 +1,36 @@
 """Discovery: the indexes a set of credentials reaches, with their sizes (engine layer).
 
-A minimal version over today's connector protocol (list_collections, describe, count), so
-that the portal can show what a pasted key reaches before anything is stored. The secret
-is handed to the connector the way connected assets hand it over (nightly.secret_in_env):
-in this process only, for as long as the connector is open.
+Each connector lists what it can see (`Connector.discover`: collections, indexes, classes or
+tables with a vector column, with record count, dimensions, metric and namespaces where they
+are cheap to learn). The secret is an argument handed to the connector when it is opened, the
+way connected assets hand theirs over; nothing is stored and the environment is not read:
+`discover(url)` without a secret uses none.
 """
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from ..assets.store import Asset, AssetStore
+from ..connectors import NO_CREDENTIALS, Credentials, open_connector, parse_url
+from ..model import DiscoveredIndex
+from .nightly import asset_connector
 
-from ..assets.store import PROVIDER_ALIASES, SECRET_ENV
-from ..connectors import open_connector, parse_url
-from .nightly import secret_in_env
-
-
-@dataclass(frozen=True)
-class DiscoveredIndex:
-    provider: str
-    name: str
-    count: int | None                 # records in every namespace together
-    dims: int | None                  # of the first dense vector, when the provider says
-    metric: str | None
-    namespaces: tuple[str, ...]
+__all__ = ["DiscoveredIndex", "discover", "discover_asset"]
 
 
-def discover(url: str, secret: str | None = None) -> list[DiscoveredIndex]:
-    """Every collection (index, class, table) at `url` that the secret can read."""
-    u = parse_url(url)
-    var = SECRET_ENV.get(PROVIDER_ALIASES.get(u.provider, u.provider))
-    with secret_in_env(var, secret) if var else contextlib.nullcontext():
-        connector = open_connector(u)
-        try:
-            found = []
-            for name in connector.list_collections():
-                schema = connector.describe(name)
-                dense = schema.vectors[0] if schema.vectors else None
-                metric = dense.metric.value if dense is not None else None
-                found.append(DiscoveredIndex(
-                    connector.provider, name,
-                    sum(connector.count(name, ns) for ns in schema.namespaces),
-                    dense.dim if dense is not None else None,
-                    None if metric == "unknown" else metric, tuple(schema.namespaces)))
-            return found
-        finally:
-            connector.close()
+def discover(url: str, secret: str | None = None, *,
+             credentials: Credentials | None = None) -> list[DiscoveredIndex]:
+    """Every collection (index, class, table) at `url` that the secret can read. `url` may name
+    a whole account or server (e.g. `pinecone://`, `qdrant://HOST:6333`; docs/urls.md) or one
+    collection. `credentials` (instead of `secret`) says where a secret came from, for messages."""
+    if credentials is None:
+        credentials = Credentials(secret, "the given secret") if secret is not None else NO_CREDENTIALS
+    connector = open_connector(parse_url(url), credentials)
+    try:
+        return connector.discover()
+    finally:
+        connector.close()
+
+
+def discover_asset(store: AssetStore, asset: Asset) -> list[DiscoveredIndex]:
+    """What a connected asset's stored secret reaches now."""
+    with asset_connector(store, asset) as connector:
+        return connector.discover()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..format import values
 from ..model import Record
+from ..repository import same_value
 from .translate import TranslationPlan
 
 
@@ -111,13 +111,13 @@ def _same_vectors(want: dict[str, np.ndarray], have: dict[str, np.ndarray], boun
 def _same_metadata(want: Any, have: Any, bounds: Bounds, dev: Deviation) -> bool:
     want, have = want or None, have or None
     if not bounds.floats or not isinstance(want, dict) or not isinstance(have, dict):
-        return values.same(values.canonical(want), values.canonical(have))
+        return same_value(want, have)
     if sorted(want, key=str) != sorted(have, key=str):
         return False
     for k, a in want.items():
         bound = bounds.floats.get(k)
         if bound is None:
-            if not values.same(values.canonical(a), values.canonical(have[k])):
+            if not same_value(a, have[k]):
                 return False
         elif not _close(a, have[k], bound, dev):
             return False
@@ -134,4 +134,4 @@ def _close(a: Any, b: Any, bound: float, dev: Deviation) -> bool:
         return rel <= bound
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_close(x, y, bound, dev) for x, y in zip(a, b))
-    return values.same(values.canonical(a), values.canonical(b))
+    return same_value(a, b)

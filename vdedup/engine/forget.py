@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..backend.base import FileType
-from ..errors import ObjectNotFound, UsageError
+from ..errors import UsageError
 from ..repository import Repository, Snapshot
 from .events import Reporter
 
@@ -209,10 +208,7 @@ def forget(repo: Repository, policy: Policy, group_by: tuple[str, ...] = ("sourc
         doomed = result.to_remove
         reporter.phase("remove snapshots", len(doomed))
         for s in doomed:
-            try:
-                repo.backend.remove(FileType.SNAPSHOTS, s.id)
-            except ObjectNotFound:
-                pass
+            repo.remove_snapshot(s.id)
             result.removed.append(s.id)
             reporter.advance(1)
         reporter.done()

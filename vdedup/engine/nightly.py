@@ -1,8 +1,9 @@
 """Backups of connected assets: one, several, or every one (engine layer).
 
-A connected asset's secret is decrypted from the credential store and put only into this
-process's environment, under the variable its connector reads (e.g. PINECONE_API_KEY), for
-as long as the connector is open; the previous value is put back afterwards. Each asset's
+A connected asset's secret is decrypted from the credential store and handed to its connector
+as the credentials it is opened with, and to nothing else: the process environment is never
+written, and an asset stored without a secret is opened with none (whatever variables such as
+PINECONE_API_KEY the process happens to hold). Each asset's
 snapshot is tagged `asset:NAME`; its stored forget policy, if any, is applied to that
 asset's snapshots only (never to other assets' or hand-made snapshots).
 """
@@ -10,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..assets.store import Asset, AssetStore
-from ..backend.base import FileType
-from ..connectors import open_connector, parse_url
+from ..connectors import Credentials, open_connector, parse_url
 from ..connectors.base import Connector
-from ..errors import ObjectNotFound, VdedupError
+from ..errors import VdedupError
 from ..repository import Repository, Snapshot
 from .backup import BATCH_SIZE, BackupResult, backup
 from .events import Reporter
@@ -35,34 +34,16 @@ def asset_snapshots(repo: Repository, name: str) -> list[Snapshot]:
 
 
 @contextlib.contextmanager
-def secret_in_env(var: str, secret: str | None) -> Iterator[None]:
-    """Set `var` in this process only, and restore what was there before."""
-    had = var in os.environ
-    old = os.environ.get(var)
-    if secret is not None:
-        os.environ[var] = secret
-    try:
-        yield
-    finally:
-        if had:
-            os.environ[var] = old            # type: ignore[assignment]
-        else:
-            os.environ.pop(var, None)
-
-
-@contextlib.contextmanager
 def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False,
                     create_on_write: bool = False) -> Iterator[Connector]:
-    """An open connector for the asset, its secret in the environment while it is open
+    """An open connector for the asset, opened with its stored secret (or none)
     (`read_only`, `create_on_write`: see registry.open_connector)."""
-    secret = store.secret(asset)
-    with secret_in_env(asset.secret_env, secret):
-        del secret
-        connector = open_connector(parse_url(asset.url), read_only=read_only, create_on_write=create_on_write)
-        try:
-            yield connector
-        finally:
-            connector.close()
+    connector = open_connector(parse_url(asset.url), Credentials.stored(store.secret(asset)),
+                               read_only=read_only, create_on_write=create_on_write)
+    try:
+        yield connector
+    finally:
+        connector.close()
 
 
 def forget_available() -> bool:
@@ -92,10 +73,7 @@ def apply_asset_policy(repo: Repository, asset: Asset) -> list[str] | None:
         removed = []
         for g in decisions:
             for s in g.remove:
-                try:
-                    repo.backend.remove(FileType.SNAPSHOTS, s.id)
-                except ObjectNotFound:
-                    pass
+                repo.remove_snapshot(s.id)
                 removed.append(s.id)
         return removed
     finally:

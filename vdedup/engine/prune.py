@@ -27,24 +27,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
-import lmdb
-
-from ..backend.base import FileType
-from ..errors import IntegrityError, ObjectNotFound, UsageError, VdedupError
-from ..format import block as blockfmt
-from ..format import manifest as mf
-from ..format import pack as packfmt
-from ..format.objects import BlobType, ObjectType, open_object
-from ..repository import Repository, Snapshot
-from ..repository.index_cache import cache_root
-from ..repository.manifest import iter_delta_layer, tree_blob_ids, vector_refs
-from ..repository.packer import Packer
+from ..errors import IntegrityError, UsageError
+from ..repository import BlobMarks, BlockInfo, Repository, Snapshot, Writer
 from .events import Reporter
 
 DEFAULT_MAX_UNUSED = "5%"
@@ -54,110 +42,15 @@ INDEX_PACKS_PER_FILE = 2000
 
 # ---- marking referenced blobs ------------------------------------------------------------
 
-class BlobMarks:
-    """A disk-backed set of blob ids (LMDB in a temporary directory of the cache)."""
-
-    def __init__(self):
-        parent = os.path.join(cache_root(), "tmp")
-        os.makedirs(parent, mode=0o700, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix=f"vdedup-marks-{os.getpid()}-", dir=parent)
-        self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=8, sync=False, metasync=False,
-                             writemap=True, map_async=True)
-        self._dbs: dict[str, Any] = {}
-
-    def db(self, name: str):
-        if name not in self._dbs:
-            self._dbs[name] = self.env.open_db(name.encode())
-        return self._dbs[name]
-
-    def add_many(self, ids: Iterable[bytes], name: str = "used", value: bytes = b"") -> None:
-        db = self.db(name)
-        txn = self.env.begin(write=True, db=db)
-        n = 0
-        try:
-            for blob_id in ids:
-                txn.put(blob_id, value, db=db)
-                n += 1
-                if n % 100_000 == 0:
-                    txn.commit()
-                    txn = self.env.begin(write=True, db=db)
-            txn.commit()
-        except BaseException:
-            txn.abort()
-            raise
-
-    def get(self, blob_id: bytes, name: str = "used") -> bytes | None:
-        with self.env.begin(db=self.db(name)) as txn:
-            v = txn.get(blob_id)
-            return None if v is None else bytes(v)
-
-    def put(self, blob_id: bytes, value: bytes, name: str) -> None:
-        with self.env.begin(write=True, db=self.db(name)) as txn:
-            txn.put(blob_id, value)
-
-    def keys(self, name: str = "used"):
-        with self.env.begin(db=self.db(name)) as txn:
-            for k, v in txn.cursor():
-                yield bytes(k), bytes(v)
-
-    def count(self, name: str = "used") -> int:
-        db = self.db(name)
-        with self.env.begin() as txn:
-            return txn.stat(db)["entries"]
-
-    def close(self) -> None:
-        self.env.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> "BlobMarks":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 def mark_snapshots(repo: Repository, snaps: list[Snapshot], marks: BlobMarks, name: str = "used",
                    reporter: Reporter | None = None) -> int:
-    """Mark every blob the snapshots reference; returns how many references were not indexed.
-
-    A namespace entry (base, deltas) shared by several snapshots is walked once, and so is a
-    base or delta layer shared by several entries: the sets hold manifest ids, not records.
-    """
+    """Mark every blob the snapshots reference (Repository.mark_snapshots, with progress);
+    returns how many references were not indexed."""
     reporter = reporter or Reporter()
-    seen_bases: set[str] = set()
-    seen_chunks: set[str] = set()
-    missing = 0
     reporter.phase("find used data", len(snaps))
-    for snap in snaps:
-        for coll in snap.collections:
-            for entry in coll["namespaces"]:
-                new_layers = [layer for layer in entry["deltas"]
-                              if not all(c in seen_chunks for c in layer["chunks"])]
-                if entry["base"] in seen_bases and not new_layers:
-                    continue
-                sub = {"name": entry["name"], "base": entry["base"], "deltas": new_layers}
-                ids: list[bytes] = []
-                if entry["base"] not in seen_bases:
-                    ids.extend(tree_blob_ids(repo, {**sub, "deltas": []}))
-                    ids.extend(vector_refs(repo, {**sub, "deltas": []}))
-                for layer in new_layers:
-                    ids.extend(bytes.fromhex(c) for c in layer["chunks"])
-                    ids.extend(_delta_vrefs(repo, layer))
-                    seen_chunks.update(layer["chunks"])
-                seen_bases.add(entry["base"])
-                for blob_id in ids:
-                    if not repo.index.contains(blob_id):
-                        missing += 1
-                marks.add_many(ids, name)
-        reporter.advance(1)
+    missing = repo.mark_snapshots(snaps, marks, name, on_snapshot=lambda: reporter.advance(1))
     reporter.done()
     return missing
-
-
-def _delta_vrefs(repo: Repository, layer: dict[str, Any]) -> Iterable[bytes]:
-    for r in iter_delta_layer(repo, layer):
-        if r.op != mf.OP_DELETE and r.flags & mf.F_VREF:
-            yield r.vref  # type: ignore[misc]
 
 
 # ---- options ---------------------------------------------------------------------------------
@@ -184,7 +77,7 @@ def parse_max_unused(text: str) -> tuple[str, float]:
 # ---- local state (what a killed prune left to delete) ---------------------------------------------
 
 def _state_path(repo: Repository) -> str:
-    return os.path.join(cache_root(), repo.id, "prune-state.json")
+    return os.path.join(repo.cache_dir, "prune-state.json")
 
 
 def _load_state(repo: Repository) -> dict[str, Any]:
@@ -249,29 +142,10 @@ class PruneResult:
         return {"message_type": "summary", **d}
 
 
-def _blob_sizes(block: packfmt.BlockInfo) -> list[int]:
+def _blob_sizes(block: BlockInfo) -> list[int]:
     """Stored bytes per blob of a block: its share of the sealed block by raw length."""
     raw_total = sum(n for _, n in block.blobs) or 1
     return [block.length * n // raw_total for _, n in block.blobs]
-
-
-class _RepackPacker(Packer):
-    """A packer that stores every blob given to it once, even if the index already has it,
-    and notes each pack id in the local prune state before saving the pack, so that a re-run
-    after a kill deletes the packs it wrote but had not indexed yet."""
-
-    def __init__(self, repo: Repository, state: dict[str, Any]):
-        super().__init__(repo)
-        self.state = state
-
-    def known(self, blob_id: bytes) -> bool:
-        return blob_id in self._session_ids
-
-    def _finish_pack(self) -> None:
-        if self._pack is not None:
-            self.state["written"].append(self._pack_id.hex())
-            _save_state(self.repo, self.state)
-        super()._finish_pack()
 
 
 def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
@@ -286,9 +160,8 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
         repo.sync_index()
         snaps = repo.list_snapshots()
         result.snapshots = len(snaps)
-        stored = {name: size for name, size in repo.backend.list(FileType.DATA)
-                  if len(name) == 64 and all(c in "0123456789abcdef" for c in name)}
-        index_sizes = {name: size for name, size in repo.backend.list(FileType.INDEX)}
+        stored, _ = repo.list_packs()
+        index_sizes = repo.list_index_files()
         result.bytes_before = sum(stored.values()) + sum(index_sizes.values())
         with BlobMarks() as marks:
             missing = mark_snapshots(repo, snaps, marks, "used", reporter)
@@ -347,13 +220,15 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             # 1. repack the used blobs of the packs chosen for it (each new pack is indexed at once)
             state = {"seen_unindexed": seen, "obsolete": sorted(delete_unindexed), "written": []}
             _save_state(repo, state)
-            packer = _RepackPacker(repo, state)
+            writer = _repack_writer(repo, state)
             if to_repack:
                 reporter.phase("repack", len(to_repack))
                 for pid in to_repack:
-                    result.blobs_repacked += _repack(repo, pid, marks, packer, packs[pid].used_blobs)
+                    result.blobs_repacked += repo.repack(
+                        writer, pid.hex(), lambda blob_id, pid=pid: marks.get(blob_id, "claimed") == pid,
+                        packs[pid].used_blobs)
                     reporter.advance(1)
-                packer.flush()
+                writer.flush()
                 reporter.done()
             result.packs_written = _count_new_packs(repo, stored)
             # 2. index files for the packs that stay but lose their index file
@@ -365,27 +240,20 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             # 3. remove the replaced index files
             reporter.phase("remove index files", len(drop_files))
             for name in drop_files:
-                try:
-                    repo.backend.remove(FileType.INDEX, name)
-                except ObjectNotFound:
-                    pass
+                repo.remove_index_file(name)
                 result.index_files_deleted += 1
                 reporter.advance(1)
             reporter.done()
             # 4. remove the packs no index names any more
             reporter.phase("remove packs", len(doomed))
             for name in doomed:
-                try:
-                    repo.backend.remove(FileType.DATA, name)
-                except ObjectNotFound:
-                    pass
+                repo.remove_pack(name)
                 reporter.advance(1)
             reporter.done()
             _save_state(repo, {"seen_unindexed": {k: v for k, v in seen.items() if k not in doomed},
                                "obsolete": [], "written": []})
             repo.sync_index()        # index files were removed: the cache rebuilds itself
-        after = sum(s for _, s in repo.backend.list(FileType.DATA)) + \
-            sum(s for _, s in repo.backend.list(FileType.INDEX))
+        after = sum(repo.list_packs()[0].values()) + sum(repo.list_index_files().values())
         result.bytes_after = after
         result.bytes_freed = result.bytes_before - after
         return result
@@ -463,43 +331,18 @@ def _choose(packs: dict[bytes, PackInfo], mode: str, limit: float) -> None:
         unused -= p.unused
 
 
-def _repack(repo: Repository, pid: bytes, marks: BlobMarks, packer: Packer, expected: int) -> int:
-    """Copy the blobs this pack holds for the snapshots into new packs, each verified.
-
-    Pack trailers carry no blob ids: every block is decrypted (authenticated) and each blob's id
-    recomputed from its content; exactly the `expected` blobs the index says this pack holds for
-    the snapshots must be found, or prune stops before deleting anything."""
-    name = pid.hex()
-    try:
-        data = repo.backend.load(FileType.DATA, name)
-        key = packfmt.pack_key(repo.master, data[:packfmt.PACK_HEADER])
-        tlen = int.from_bytes(data[-4:], "big")
-        blocks = packfmt.open_trailer(key, pid, data[-4 - tlen:-4])
-    except VdedupError as e:
-        raise IntegrityError(f"cannot repack pack {name[:16]}: {e.message}; prune stopped before "
-                             f"deleting anything", hint="run 'vdedup check --read-data'") from None
-    n = 0
-    for b in blocks:
-        try:
-            plain = packfmt.open_block(key, pid, b.number, b.blob_type, data[b.offset:b.offset + b.length])
-            blobs = blockfmt.decode_block(plain)
-        except Exception as e:
-            msg = e.message if isinstance(e, VdedupError) else str(e)
-            raise IntegrityError(f"cannot repack pack {name[:16]} block {b.number}: {msg}; prune stopped "
-                                 f"before deleting anything", hint="run 'vdedup check --read-data'") from None
-        for blob in blobs:
-            blob_id = repo.content_id(BlobType(b.blob_type), blob)
-            if marks.get(blob_id, "claimed") == pid:
-                packer.add(BlobType(b.blob_type), blob, blob_id)
-                n += 1
-    if n != expected:
-        raise IntegrityError(f"pack {name[:16]} holds {n} of the {expected} blobs the index lists for it; "
-                             f"prune stopped before deleting anything", hint="run 'vdedup check --read-data'")
-    return n
+def _repack_writer(repo: Repository, state: dict[str, Any]) -> Writer:
+    """A write session that stores every blob given to it once, even if the index already
+    has it, and notes each pack id in the local prune state before saving the pack, so that
+    a re-run after a kill deletes the packs it wrote but had not indexed yet."""
+    def note(pack_id: bytes) -> None:
+        state["written"].append(pack_id.hex())
+        _save_state(repo, state)
+    return repo.writer(copy_all=True, before_save=note)
 
 
 def _count_new_packs(repo: Repository, before: dict[str, int]) -> int:
-    return sum(1 for name, _ in repo.backend.list(FileType.DATA) if name not in before)
+    return sum(1 for name in repo.list_packs()[0] if name not in before)
 
 
 def _write_index_files(repo: Repository, need: list[bytes], drop_files: list[str]) -> int:
@@ -508,20 +351,19 @@ def _write_index_files(repo: Repository, need: list[bytes], drop_files: list[str
     if not need:
         return 0
     wanted = set(need)
-    buf: dict[bytes, list[packfmt.BlockInfo]] = {}
+    buf: dict[bytes, list[BlockInfo]] = {}
     written = 0
 
     def flush() -> None:
         nonlocal written, buf
         if not buf:
             return
-        name = secrets.token_hex(32)
-        repo.backend.save(FileType.INDEX, name, repo.seal(ObjectType.INDEX, name, packfmt.encode_index(buf)))
+        repo.write_index_file(buf)
         written += 1
         buf = {}
 
     for name in drop_files:
-        body = packfmt.decode_index(_open_index(repo, name))
+        body = repo.read_index_file(name)
         for pid, blocks in body.items():
             if pid in wanted:
                 wanted.discard(pid)
@@ -533,7 +375,3 @@ def _write_index_files(repo: Repository, need: list[bytes], drop_files: list[str
         raise IntegrityError(f"{len(wanted)} pack(s) lost their index entries during prune; "
                              f"old index files were kept", hint="run 'vdedup check'")
     return written
-
-
-def _open_index(repo: Repository, name: str) -> bytes:
-    return open_object(repo.master, ObjectType.INDEX, name, repo.backend.load(FileType.INDEX, name))

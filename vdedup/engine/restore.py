@@ -11,10 +11,10 @@ A target URL that names a collection is where the data goes (`target_name`). Ine
 of a plan (the target's own float rounding) are listed with the result, and what they did is
 measured after the write by reading back the first records written (verify.measure_inexact).
 
-Rows are read from the manifest in key order, then re-sorted by where their vector blob
-lives (pack, block, position) in a temporary LMDB, so every block is fetched, decrypted
-and decompressed once. Every vector payload is checked against its content id and every
-manifest blob against its own, so nothing unverified reaches the target.
+Records come from the repository as verified batches (`Repository.read_namespace`: rows
+re-sorted by where their vector blob lives, every block fetched, decrypted and
+decompressed once, every payload and manifest blob checked against its content id), so
+nothing unverified reaches the target.
 """
 from __future__ import annotations
 
@@ -23,15 +23,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 from ..connectors.base import Connector
-from ..errors import CollectionNotFound, IntegrityError, NotInSnapshot, TargetNotEmpty, UsageError
-from ..format import manifest as mf
-from ..format.objects import BlobType
-from ..format.values import meta_bytes, meta_value, meta_values_json
-from ..format.vectors import decode_dense_batch, decode_payload, encode_payload
+from ..errors import CollectionNotFound, NotInSnapshot, TargetNotEmpty, UsageError
 from ..model import CollectionSchema, Metric, Record, RecordBatch
-from ..repository import Repository, Snapshot
-from ..repository.index_cache import cache_root
-from ..repository.manifest import TempRows, iter_state, spool_dumps, spool_loads
+from ..repository import Repository, Row, Snapshot, changed_fields
 from .events import Reporter
 from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_original_id, id_kind
 from .where import Predicate
@@ -51,7 +45,7 @@ class Selection:
     def is_partial(self) -> bool:
         return bool(self.namespaces or self.ids is not None or self.where is not None)
 
-    def matches(self, row: mf.Row) -> bool:
+    def matches(self, row: Row) -> bool:
         if self.ids is not None and row.id not in self.ids and str(row.id) not in self.ids:
             return False
         if self.where is not None:
@@ -151,99 +145,23 @@ def select_namespaces(coll: dict[str, Any], names: list[str] | None) -> list[dic
 
 
 def iter_records(repo: Repository, entry: dict[str, Any],
-                 rows: Iterable[mf.Row] | None = None) -> Iterator[Record]:
+                 rows: Iterable[Row] | None = None) -> Iterator[Record]:
     """Records of a namespace entry (or of the given rows of it), in storage order, verified."""
     for batch in iter_batches(repo, entry, rows):
         yield from batch.records()
 
 
-def _spool_by_location(repo: Repository, rows: Iterable[mf.Row], tmp: TempRows) -> int:
-    """Spool rows keyed by where their vector blob lives; returns how many."""
-    seq = 0
-    chunk: list[mf.Row] = []
-
-    def put(txn) -> None:
-        nonlocal seq
-        for row, raw in zip(chunk, repo.index.get_many([r.vref for r in chunk])):
-            if raw is None:
-                raise IntegrityError(f"vector blob {row.vref.hex()[:16]} is not in the index")
-            # pack id | block | ordinal (BlobLocation.to_bytes: pack[32] block offset length ordinal ...)
-            key = raw[:36] + raw[48:52] + seq.to_bytes(8, "big")
-            txn.put(key, spool_dumps((row.id, row.vref, row.mraw, row.doc, row.uri, raw)), db=tmp.rows)
-            seq += 1
-        chunk.clear()
-
-    chunks = 0
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= 1000:
-            with tmp.env.begin(write=True) as txn:
-                put(txn)
-            chunks += 1
-            if chunks % 64 == 0:             # bound what the maps add to resident memory
-                tmp.release_pages()
-                repo.index.release_pages()
-    with tmp.env.begin(write=True) as txn:
-        put(txn)
-    return seq
-
-
-def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[mf.Row] | None = None,
+def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[Row] | None = None,
                  batch_size: int = BATCH_SIZE, namespace: str = "") -> Iterator[RecordBatch]:
     """The records of a namespace entry (or of the given rows of it) as batches, in storage
-    order (each block is fetched, decrypted and decompressed once), every vector payload
-    verified against its content id."""
-    with TempRows(cache_root() + "/tmp") as tmp:
-        seq = _spool_by_location(repo, iter_state(repo, entry) if rows is None else rows, tmp)
-        if rows is None and seq != entry["count"]:
-            raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {seq} records, "
-                                 f"snapshot says {entry['count']}")
-        buf: list[tuple] = []
-        for _, v in tmp.items_released():
-            buf.append(spool_loads(v))
-            if len(buf) >= batch_size:
-                yield _batch(repo, buf, namespace)
-                buf = []
-        if buf:
-            yield _batch(repo, buf, namespace)
-
-
-def _batch(repo: Repository, spooled: list[tuple], namespace: str) -> RecordBatch:
-    ids, payloads, metas, docs, uris = [], [], [], [], []
-    blob_at, vectors_type = repo.blob_at_raw, BlobType.VECTORS
-    for rid, vref, mraw, doc, uri, loc in spooled:
-        ids.append(rid)
-        payloads.append(blob_at(vref, vectors_type, loc))
-        metas.append(mraw)
-        docs.append(doc)
-        uris.append(uri)
-    metadata = _meta_values(metas)
-    documents = docs if any(d is not None for d in docs) else None
-    uri_col = uris if any(u is not None for u in uris) else None
-    dense = decode_dense_batch(payloads)
-    if dense is not None:
-        return RecordBatch(ids=ids, dense=dense, metadata=metadata, documents=documents, uris=uri_col,
-                           namespace=namespace)
-    records = []
-    for rid, payload, meta, doc, uri in zip(ids, payloads, metadata, docs, uris):
-        vectors, sparse = decode_payload(payload)
-        records.append(Record(rid, vectors, sparse, meta, doc, uri))
-    return RecordBatch.from_records(records, namespace)
-
-
-def _meta_values(raws: list[bytes]) -> list[Any]:
-    """Decode many metadata values: one JSON parse when all are JSON text."""
-    if raws and all(r[0] >= 0x20 for r in raws):
-        out = meta_values_json(raws)
-        if len(out) == len(raws):
-            return out
-    return [meta_value(r) for r in raws]
+    order, every vector payload verified against its content id."""
+    return repo.read_namespace(entry, rows, batch_size, namespace)
 
 
 def _writer(connector: Connector, fresh: bool) -> Any:
-    """connector.write, or its optional write_new when every record written is new to the
+    """connector.write, or its write_new when every record written is new to the
     collection (a restore into a collection it has just created)."""
-    return (getattr(connector, "write_new", None) if fresh else None) or connector.write
+    return connector.write_new if fresh else connector.write
 
 
 def _write_batches(connector: Connector, name: str, batches: Iterator[RecordBatch],
@@ -278,16 +196,12 @@ def _write_all(connector: Connector, name: str, namespace: str, records: Iterato
 
 def _settle(connector: Connector, name: str, namespace: str) -> None:
     """Wait until what was written is readable (eventually consistent providers)."""
-    settle = getattr(connector, "settle", None)
-    if settle is not None:
-        settle(name, namespace)
+    connector.settle(name, namespace)
 
 
 def _finish(connector: Connector, name: str) -> None:
     """Tell the connector a collection is complete (e.g. build indexes after a bulk load)."""
-    finish = getattr(connector, "finish", None)
-    if finish is not None:
-        finish(name)
+    connector.finish(name)
 
 
 def _with_original_id_type(repo: Repository, schema: CollectionSchema, parts: list) -> CollectionSchema:
@@ -297,7 +211,7 @@ def _with_original_id_type(repo: Repository, schema: CollectionSchema, parts: li
     for coll, tplan, entry, _ in parts:
         if tplan.identity or not any(f.name == ORIGINAL_ID for f in tplan.source_schema.metadata_fields):
             continue
-        for row in iter_state(repo, entry):
+        for row in repo.namespace_rows(entry):
             meta = row.meta if isinstance(row.meta, dict) else {}
             original = decode_original_id(meta.get(ORIGINAL_ID))
             kind = id_kind(original if original is not None else row.id)
@@ -307,7 +221,7 @@ def _with_original_id_type(repo: Repository, schema: CollectionSchema, parts: li
     return schema
 
 
-def _counting(rows: Iterator[mf.Row], plan: NamespacePlan) -> Iterator[mf.Row]:
+def _counting(rows: Iterator[Row], plan: NamespacePlan) -> Iterator[Row]:
     for row in rows:
         plan.write += 1
         yield row
@@ -370,7 +284,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             if dry_run:
                 for coll, _, entry, tns in parts:
                     np_ = NamespacePlan(coll["name"], name, tns)
-                    for row in iter_state(repo, entry):
+                    for row in repo.namespace_rows(entry):
                         if selection.matches(row):
                             np_.write += 1
                     result.plan.append(np_)
@@ -386,7 +300,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                 reporter.phase(f"restore {label}", None if selection.is_partial else entry["count"])
                 rows = None
                 if selection.is_partial:
-                    rows = _counting((r for r in iter_state(repo, entry) if selection.matches(r)), np_)
+                    rows = _counting((r for r in repo.namespace_rows(entry) if selection.matches(r)), np_)
                 else:
                     np_.write = entry["count"]
                 batches = iter_batches(repo, entry, rows, batch_size, tns)
@@ -428,27 +342,16 @@ def _observe(repo: Repository, connector: Connector, name: str, parts: list, res
                                    f"({', '.join(sorted(dev.parts))}): run vdedup verify")
 
 
-def _live_rows(repo: Repository, connector: Connector, name: str, namespace: str, tmp: TempRows,
-               batch_size: int) -> Iterator[mf.Row]:
-    """The live records of a namespace as manifest rows (vector content id, metadata bytes),
-    in key order: what a backup would record, computed without storing anything."""
-    content_id, vectors = repo.content_id, BlobType.VECTORS
+def _live_batches(connector: Connector, name: str, namespace: str, batch_size: int) -> Iterator[RecordBatch]:
+    """The live records of a namespace (none where the target lacks the namespace)."""
     try:
-        for batch in connector.scan(name, namespace, batch_size):
-            metas = batch.metadata or [None] * len(batch)
-            docs = batch.documents or [None] * len(batch)
-            uris = batch.uris or [None] * len(batch)
-            rows = [mf.Row(rec.id, content_id(vectors, encode_payload(rec.vectors, rec.sparse)), None,
-                           doc, uri, mf.OP_FULL, mf.ALL_FIELDS, meta_bytes(meta))
-                    for rec, meta, doc, uri in zip(batch.records(), metas, docs, uris)]
-            tmp.put_many(rows)
+        yield from connector.scan(name, namespace, batch_size)
     except CollectionNotFound:
-        pass                          # a namespace (partition, tenant) the target does not have
-    return tmp.iter_rows()
+        return                        # a namespace (partition, tenant) the target does not have
 
 
-def _in_place_diff(current: Iterator[mf.Row] | None, wanted: Iterator[mf.Row], selection: Selection,
-                   plan: NamespacePlan, deletions: list) -> Iterator[mf.Row]:
+def _in_place_diff(current: Iterator[Row] | None, wanted: Iterator[Row], selection: Selection,
+                   plan: NamespacePlan, deletions: list) -> Iterator[Row]:
     """Rows of the snapshot to (re)write; fills `deletions` with ids to delete as it goes."""
     cur = current if current is not None else iter(())
     a = next(cur, None)
@@ -466,7 +369,7 @@ def _in_place_diff(current: Iterator[mf.Row] | None, wanted: Iterator[mf.Row], s
             b = next(wanted, None)
         else:
             if selection.matches(b):
-                if mf.diff(a, b) is None:
+                if not changed_fields(a, b):
                     plan.unchanged += 1
                 else:
                     plan.write += 1
@@ -495,11 +398,10 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
     for coll in chosen:
         for entry in select_namespaces(coll, selection.namespaces):
             np_ = NamespacePlan(coll["name"], coll["name"], entry["name"])
-            with TempRows(cache_root() + "/tmp") as tmp:
-                cur_rows = _live_rows(repo, connector, coll["name"], entry["name"], tmp, batch_size) \
-                    if coll["name"] in present else None
-                for _ in _in_place_diff(cur_rows, iter_state(repo, entry), selection, np_, []):
-                    pass
+            cur_rows = repo.rows_of(_live_batches(connector, coll["name"], entry["name"], batch_size)) \
+                if coll["name"] in present else None
+            for _ in _in_place_diff(cur_rows, repo.namespace_rows(entry), selection, np_, []):
+                pass
             result.plan.append(np_)
     if dry_run or not confirm(result.plan):
         result.dry_run = True
@@ -521,8 +423,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                     if cur_coll else None
                 np_ = NamespacePlan(name, name, entry["name"])
                 deletions: list = []
-                rows = _in_place_diff(iter_state(repo, cur_entry) if cur_entry else None,
-                                      iter_state(repo, entry), selection, np_, deletions)
+                rows = _in_place_diff(repo.namespace_rows(cur_entry) if cur_entry else None,
+                                      repo.namespace_rows(entry), selection, np_, deletions)
                 reporter.phase(f"restore {label} in place", None)
                 written += _write_batches(connector, name,
                                           iter_batches(repo, entry, rows, batch_size, entry["name"]), reporter)

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend.base import FileType
-from ..repository import Repository, Snapshot
+from ..repository import BlobMarks, Repository, Snapshot
 
 
 def repository_stats(repo: Repository, snapshots: list[Snapshot] | None = None) -> dict[str, Any]:
     all_snaps = repo.list_snapshots()
     snaps = all_snaps if snapshots is None else snapshots
-    sizes = {t: sum(size for _, size in repo.backend.list(t))
-             for t in (FileType.DATA, FileType.INDEX, FileType.SNAPSHOTS, FileType.KEYS)}
-    packs = sum(1 for _ in repo.backend.list(FileType.DATA))
+    sizes = repo.object_sizes()
+    packs = sum(1 for _ in repo.list_packs()[0])
     unique_raw = 0
     blobs = 0
     extra: dict[str, Any] = {}
@@ -26,11 +24,10 @@ def repository_stats(repo: Repository, snapshots: list[Snapshot] | None = None) 
         unique_raw = index_raw
         blobs = repo.index.count()
     else:
-        from .prune import BlobMarks, mark_snapshots   # one marking code for stats and prune
         chosen = {s.id for s in snaps}
         with BlobMarks() as marks:
-            mark_snapshots(repo, snaps, marks, "chosen")
-            mark_snapshots(repo, [s for s in all_snaps if s.id not in chosen], marks, "others")
+            repo.mark_snapshots(snaps, marks, "chosen")
+            repo.mark_snapshots([s for s in all_snaps if s.id not in chosen], marks, "others")
             exclusive_raw = exclusive_blobs = 0
             for blob_id, _ in marks.keys("chosen"):
                 loc = repo.index.get(blob_id)
@@ -49,13 +46,13 @@ def repository_stats(repo: Repository, snapshots: list[Snapshot] | None = None) 
         "logical_bytes": logical,
         "unique_bytes": unique_raw,
         "stored_bytes": stored,
-        "pack_bytes": sizes[FileType.DATA],
-        "index_bytes": sizes[FileType.INDEX],
-        "snapshot_bytes": sizes[FileType.SNAPSHOTS],
+        "pack_bytes": sizes["data"],
+        "index_bytes": sizes["index"],
+        "snapshot_bytes": sizes["snapshots"],
         "packs": packs,
         "blobs": blobs,
         "dedup_ratio": round(logical / unique_raw, 3) if unique_raw else None,
-        "compression_ratio": round(index_raw / sizes[FileType.DATA], 3) if sizes[FileType.DATA] else None,
+        "compression_ratio": round(index_raw / sizes["data"], 3) if sizes["data"] else None,
         "space_saving_ratio": round(logical / stored, 3) if stored else None,
         **extra,
         "per_snapshot": [{"id": s.id, "time": s.time, "records": s.record_count(),

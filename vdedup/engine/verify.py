@@ -30,12 +30,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..connectors.base import Connector, query as connector_query
+from ..connectors.base import Connector
 from ..errors import CollectionNotFound, NotSupported
-from ..format import manifest as mf
 from ..model import CollectionSchema, Metric, Record, RecordBatch
-from ..repository import Repository, Snapshot
-from ..repository.manifest import iter_state
+from ..repository import Repository, Row, Snapshot
 from .events import Reporter
 from .fidelity import Bounds, Deviation, compare
 from .translate import ORIGINAL_ID, TranslationPlan, _cast, build_plan
@@ -180,8 +178,8 @@ def _key(rid: Any) -> tuple[str, Any]:
     return (type(rid).__name__, rid)
 
 
-def _reservoir(rows: Iterator[mf.Row], n: int, rng: random.Random) -> list[mf.Row]:
-    out: list[mf.Row] = []
+def _reservoir(rows: Iterator[Row], n: int, rng: random.Random) -> list[Row]:
+    out: list[Row] = []
     for i, row in enumerate(rows):
         if i < n:
             out.append(row)
@@ -223,7 +221,7 @@ def _check_namespace(repo: Repository, entry: dict[str, Any], plan: TranslationP
                      tname: str, tns: str, want: int, options: VerifyOptions, rng: random.Random,
                      report: NamespaceReport, iter_records, iter_batches) -> None:
     bounds = Bounds.of(plan)
-    rows = _reservoir(iter_state(repo, entry), want, rng)
+    rows = _reservoir(repo.namespace_rows(entry), want, rng)
     expected: dict[tuple[str, Any], Record] = {}
     order: list[tuple[str, Any]] = []
     for rec in iter_records(repo, entry, rows):
@@ -245,7 +243,7 @@ def _check_namespace(repo: Repository, entry: dict[str, Any], plan: TranslationP
         if not qs:
             continue
         try:
-            answers[f.target] = [[_key(r) for r in connector_query(connector, tname, tns, v, K, f.target)]
+            answers[f.target] = [[_key(r) for r in connector.query(tname, tns, v, K, f.target)]
                                  for _, v in qs]
         except NotSupported:
             brute[f.target] = _TopK(np.stack([_as_float(v, f.dtype) for _, v in qs]), f.metric, K)
@@ -406,7 +404,7 @@ def measure_inexact(repo: Repository, entry: dict[str, Any], plan: TranslationPl
     # the target id depends on the metadata only where the snapshot carries original ids
     by_meta = not plan.identity and any(f.name == ORIGINAL_ID for f in plan.source_schema.metadata_fields)
     rows = []
-    for r in iter_state(repo, entry):
+    for r in repo.namespace_rows(entry):
         if _key(plan.target_id(r.id, r.meta if by_meta else None)) in got:
             rows.append(r)
             if len(rows) == len(got):

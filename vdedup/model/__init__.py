@@ -1,6 +1,7 @@
 """Model layer: records, record batches and collection schemas. No I/O."""
+from .discovery import DiscoveredIndex
 from .record import Record, RecordBatch, RecordId, SparseColumn, SparseVector
 from .schema import CollectionSchema, IdType, MetadataField, Metric, SparseField, VectorField
 
-__all__ = ["Record", "RecordBatch", "RecordId", "SparseColumn", "SparseVector",
+__all__ = ["DiscoveredIndex", "Record", "RecordBatch", "RecordId", "SparseColumn", "SparseVector",
            "CollectionSchema", "IdType", "MetadataField", "Metric", "SparseField", "VectorField"]

@@ -1,5 +1,18 @@
-"""Repository layer: packs, index (LMDB cache), keys, locks, snapshots, manifests."""
-from .repo import Repository
-from .snapshot import Snapshot
+"""Repository layer: packs, index (LMDB cache), keys, locks, snapshots, manifests.
 
-__all__ = ["Repository", "Snapshot"]
+The only door to stored bytes: the engine reads and writes through `Repository`'s verbs
+(a `Writer` session to store batches and namespaces and commit a snapshot,
+`read_namespace` / `namespace_rows` to read them back, `mark_snapshots` /
+`check_references` / `verify_pack` / `repack` / the index and pack listings for check
+and prune) and the neutral row types re-exported here; it imports neither format/ nor
+backend/.
+"""
+from ..format.pack import BlockInfo
+from .reachable import BlobMarks, NamespaceRefs
+from .repo import Repository
+from .rows import KINDS, Row, RowBatch, Unsorted, changed_fields, same_value
+from .snapshot import Snapshot
+from .writer import Writer
+
+__all__ = ["BlobMarks", "BlockInfo", "KINDS", "NamespaceRefs", "Repository", "Row", "RowBatch", "Snapshot",
+           "Unsorted", "Writer", "changed_fields", "same_value"]

@@ -11,139 +11,28 @@ unchanged segments deduplicate against the old one.
 from __future__ import annotations
 
 import heapq
-import pickle
 import os
-import shutil
 import struct
-import tempfile
 from typing import Any, Iterable, Iterator
 
-import lmdb
 from blake3 import blake3
 
 from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format.objects import BlobType
+from .rows import Unsorted
+from .spool import TempRows
 
 SEGMENT_AVG_MASK = 1023        # about 1,024 rows per segment
 SEGMENT_MAX = 8192
 DELTA_CHUNK = 4096
 MAX_DELTAS = 16                # a new base after this many deltas...
 MAX_DELTA_FRACTION = 0.25      # ...or when the deltas hold more rows than this share of the base
-RELEASE_ROWS = 65536           # spool entries read between two releases of its map
-
-
-def spool_dumps(obj: Any) -> bytes:
-    """Encoding of spooled rows: pickle (C-fast, exact for every metadata type). Spools are
-    private to the process that writes them (mode 0700, deleted after use) and never enter
-    the repository, whose objects use the typed codec in format/values.py."""
-    return pickle.dumps(obj, protocol=5)
-
-
-def spool_loads(raw: bytes) -> Any:
-    return pickle.loads(raw)
-
-
-class TempRows:
-    """A sorted, disk-backed set of rows (LMDB in a temporary directory)."""
-
-    def __init__(self, parent_dir: str | None = None):
-        if parent_dir:
-            os.makedirs(parent_dir, mode=0o700, exist_ok=True)
-            remove_stale_spools(parent_dir)
-        self.dir = tempfile.mkdtemp(prefix=f"vdedup-rows-{os.getpid()}-", dir=parent_dir)
-        self._open()
-
-    def _open(self) -> None:
-        self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=4, sync=False, metasync=False,
-                             writemap=True, map_async=True)
-        self.rows = self.env.open_db(b"rows")
-        self.delta = self.env.open_db(b"delta")
-
-    def release_pages(self) -> None:
-        """Close and reopen the spool (no transaction may be open): the pages of the map the
-        process has written or read count in its resident memory until the map is dropped."""
-        self.env.close()
-        self._open()
-
-    def items_released(self, every: int = RELEASE_ROWS) -> Iterator[tuple[bytes, bytes]]:
-        """Every (key, value) of the rows table in key order, dropping the map every `every`
-        entries. Nothing else may use this spool while the iteration runs."""
-        last: bytes | None = None
-        while True:
-            n = 0
-            with self.env.begin(db=self.rows) as txn:
-                cur = txn.cursor()
-                ok = cur.first() if last is None else cur.set_range(last)
-                if ok and last is not None and cur.key() == last:
-                    ok = cur.next()
-                while ok and n < every:
-                    last = cur.key()
-                    yield last, cur.value()
-                    n += 1
-                    ok = cur.next()
-                if not ok:
-                    return
-            self.release_pages()
-
-    def put_many(self, rows: list[mf.Row]) -> None:
-        """Store rows (a repeated record key: the later row wins)."""
-        with self.env.begin(write=True) as txn:
-            for r in rows:
-                txn.put(r.key, spool_dumps((r.id, r.vref, r.mraw, r.doc, r.uri)), db=self.rows)
-
-    def put_delta(self, row: mf.Row, txn) -> None:
-        mraw = row.mraw if row.op != mf.OP_DELETE and row.flags & (mf.F_META | mf.F_META_PATCH) else None
-        txn.put(row.key, spool_dumps((row.id, row.op, row.flags, row.vref, mraw, row.doc, row.uri)),
-                db=self.delta)
-
-    def count(self, db=None) -> int:
-        with self.env.begin() as txn:
-            return txn.stat(db or self.rows)["entries"]
-
-    def iter_rows(self) -> Iterator[mf.Row]:
-        with self.env.begin(db=self.rows) as txn:
-            Row, full, fields = mf.Row, mf.OP_FULL, mf.ALL_FIELDS
-            for k, v in txn.cursor():
-                rid, vref, mraw, doc, uri = spool_loads(v)
-                row = Row(rid, vref, None, doc, uri, full, fields, mraw)
-                row._key = k                         # the spool's key is the record key
-                yield row
-
-    def iter_delta(self) -> Iterator[mf.Row]:
-        with self.env.begin(db=self.delta) as txn:
-            for _, v in txn.cursor():
-                rid, op, flags, vref, mraw, doc, uri = spool_loads(v)
-                yield mf.Row(rid, vref, None, doc, uri, op, flags, mraw)
-
-    def close(self) -> None:
-        self.env.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> "TempRows":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def remove_stale_spools(parent_dir: str) -> None:
-    """Delete spools left by killed processes: they hold plaintext rows."""
-    for name in os.listdir(parent_dir):
-        parts = name.split("-")
-        if not name.startswith("vdedup-rows-") or len(parts) < 4 or not parts[2].isdigit():
-            continue
-        try:
-            os.kill(int(parts[2]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(parent_dir, name), ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 # ---- reading ------------------------------------------------------------------------------
 
-def _tree(repo, blob_id: bytes | str, decode):
+def tree(repo, blob_id: bytes | str, decode):
     """Load a TREE blob (verified against its id) and decode it; failures are integrity errors."""
     raw_id = bytes.fromhex(blob_id) if isinstance(blob_id, str) else blob_id
     data = repo.load_blob(raw_id, BlobType.TREE)
@@ -154,13 +43,13 @@ def _tree(repo, blob_id: bytes | str, decode):
 
 
 def iter_base(repo, base_hex: str) -> Iterator[mf.Row]:
-    for seg_id, _ in _tree(repo, base_hex, mf.decode_segment_list):
-        yield from _tree(repo, seg_id, mf.decode_segment)
+    for seg_id, _ in tree(repo, base_hex, mf.decode_segment_list):
+        yield from tree(repo, seg_id, mf.decode_segment)
 
 
 def iter_delta_layer(repo, layer: dict[str, Any]) -> Iterator[mf.Row]:
     for chunk in layer["chunks"]:
-        yield from _tree(repo, chunk, mf.decode_delta)
+        yield from tree(repo, chunk, mf.decode_delta)
 
 
 def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
@@ -179,31 +68,7 @@ def iter_state(repo, entry: dict[str, Any]) -> Iterator[mf.Row]:
         raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
 
 
-def tree_blob_ids(repo, entry: dict[str, Any]) -> Iterator[bytes]:
-    """Every TREE blob a namespace entry references (for check and prune)."""
-    yield bytes.fromhex(entry["base"])
-    for seg_id, _ in _tree(repo, entry["base"], mf.decode_segment_list):
-        yield seg_id
-    for layer in entry["deltas"]:
-        for chunk in layer["chunks"]:
-            yield bytes.fromhex(chunk)
-
-
-def vector_refs(repo, entry: dict[str, Any]) -> Iterator[bytes]:
-    """Every vector blob referenced by a namespace entry, including superseded delta rows."""
-    for r in iter_base(repo, entry["base"]):
-        yield r.vref  # type: ignore[misc]
-    for layer in entry["deltas"]:
-        for r in iter_delta_layer(repo, layer):
-            if r.op != mf.OP_DELETE and r.flags & mf.F_VREF:
-                yield r.vref  # type: ignore[misc]
-
-
 # ---- writing ------------------------------------------------------------------------------
-
-class Unsorted(Exception):
-    """Rows that were to arrive in record-key order did not (or an id came twice)."""
-
 
 def sorted_rows(rows: Iterable[mf.Row]) -> Iterator[mf.Row]:
     """Pass rows through, raising Unsorted at the first one not after the one before it."""

@@ -38,9 +38,20 @@ def pack_target() -> int:
 
 
 class Packer:
-    def __init__(self, repo, on_bytes: Callable[[int], None] | None = None):
+    """Writes new blobs into packs and indexes every saved pack.
+
+    `copy_all`: store every blob given, even one the index already lists (prune's repack,
+    which copies blobs out of packs about to be deleted). `before_save(pack id)` is called
+    before each pack is saved (prune notes the pack, so a re-run after a kill can delete it).
+    Several packers, in one process or many, may write into one repository at once: pack and
+    index names are random, and a blob stored twice is harmless (prune keeps one copy)."""
+
+    def __init__(self, repo, on_bytes: Callable[[int], None] | None = None, copy_all: bool = False,
+                 before_save: Callable[[bytes], None] | None = None):
         self.repo = repo
         self.on_bytes = on_bytes
+        self.copy_all = copy_all
+        self.before_save = before_save
         self._blocks: dict[int, tuple[list[bytes], list[bytes], int]] = {}
         self._pack: bytearray | None = None
         self._pack_id = b""
@@ -55,7 +66,9 @@ class Packer:
         self._indexed = 0
 
     def known(self, blob_id: bytes) -> bool:
-        return blob_id in self._session_ids or self.repo.index.contains(blob_id)
+        if blob_id in self._session_ids:
+            return True
+        return not self.copy_all and self.repo.index.contains(blob_id)
 
     def add(self, blob_type: BlobType, data: bytes, blob_id: bytes | None = None) -> tuple[bytes, bool]:
         """Store a blob unless it exists; returns (id, was new)."""
@@ -70,7 +83,8 @@ class Packer:
         `data_of(i)` gives blob i's data, asked for only when it is new. Returns how many were new."""
         session = self._session_ids
         stored: set[bytes] = set()     # the session set forgets ids once they are indexed
-        for i, (blob_id, indexed) in enumerate(zip(blob_ids, self.repo.index.contains_many(blob_ids))):
+        in_index = [False] * len(blob_ids) if self.copy_all else self.repo.index.contains_many(blob_ids)
+        for i, (blob_id, indexed) in enumerate(zip(blob_ids, in_index)):
             if indexed or blob_id in session or blob_id in stored:
                 continue
             self._store(blob_type, data_of(i), blob_id)
@@ -111,6 +125,8 @@ class Packer:
     def _finish_pack(self) -> None:
         if self._pack is None:
             return
+        if self.before_save is not None:
+            self.before_save(self._pack_id)
         self._pack += packfmt.seal_trailer(self._pack_key, self._pack_id, self._pack_blocks)
         self.repo.backend.save(FileType.DATA, self._pack_id.hex(), bytes(self._pack))
         self.bytes_written += len(self._pack)

@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from blake3 import blake3
 
@@ -26,10 +26,16 @@ from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExi
 from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType, open_json, open_object, seal_json, seal_object
+from ..model import RecordBatch
 from . import keys as keyfiles
+from . import packs, reachable, reader
 from .index_cache import IndexCache, cache_root
 from .locks import Lock, LockInfo
+from .manifest import iter_state
+from .rows import Row
 from .snapshot import Snapshot, find
+from .spool import TempRows, spool_dir
+from .writer import Writer, batch_rows
 
 FORMAT_VERSION = 1
 KNOWN_FEATURES: set[str] = set()
@@ -89,6 +95,11 @@ class Repository:
     def id(self) -> str:
         return self.config["id"]
 
+    @property
+    def cache_dir(self) -> str:
+        """This repository's directory in the local cache (index cache, prune state)."""
+        return os.path.join(cache_root(), self.id)
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
@@ -137,9 +148,96 @@ class Repository:
         return [e for pid, blocks in packs.items() for e in packfmt.locations(pid, blocks)]
 
     def index_files(self) -> Iterator[tuple[str, dict[bytes, list[packfmt.BlockInfo]]]]:
+        """Every index file: (name, {pack id: block table})."""
         for name, _ in self.backend.list(FileType.INDEX):
-            body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
-            yield name, packfmt.decode_index(body)
+            yield name, self.read_index_file(name)
+
+    def list_index_files(self) -> dict[str, int]:
+        """Name -> size of every index file."""
+        return dict(self.backend.list(FileType.INDEX))
+
+    def read_index_file(self, name: str) -> dict[bytes, list[packfmt.BlockInfo]]:
+        """One index file: {pack id: block table}; IntegrityError/FormatError if it does not open."""
+        body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
+        return packfmt.decode_index(body)
+
+    def write_index_file(self, packs: dict[bytes, list[packfmt.BlockInfo]]) -> str:
+        """Save a new index file naming these packs; returns its name."""
+        name = secrets.token_hex(32)
+        self.backend.save(FileType.INDEX, name, self.seal(ObjectType.INDEX, name, packfmt.encode_index(packs)))
+        return name
+
+    def remove_index_file(self, name: str) -> None:
+        try:
+            self.backend.remove(FileType.INDEX, name)
+        except ObjectNotFound:
+            pass
+
+    # ---- packs ------------------------------------------------------------------------
+    def list_packs(self) -> tuple[dict[str, int], list[str]]:
+        """(pack name -> size, names in data/ that are not pack names)."""
+        packs_, strays = {}, []
+        for name, size in self.backend.list(FileType.DATA):
+            if _is_pack_name(name):
+                packs_[name] = size
+            else:
+                strays.append(name)
+        return packs_, strays
+
+    def load_pack(self, name: str) -> bytes:
+        return self.backend.load(FileType.DATA, name)
+
+    def remove_pack(self, name: str) -> None:
+        try:
+            self.backend.remove(FileType.DATA, name)
+        except ObjectNotFound:
+            pass
+
+    def verify_pack(self, name: str, indexed: list[packfmt.BlockInfo] | None) -> packs.PackCheck:
+        """Read a pack whole and verify it against the index (check --read-data)."""
+        return packs.verify_pack(self, name, indexed)
+
+    def repack(self, writer: Writer, name: str, keep: Callable[[bytes], bool], expected: int) -> int:
+        """Copy the blobs of a pack that `keep(id)` chooses into new packs (prune)."""
+        return packs.repack(self, writer, name, keep, expected)
+
+    def object_sizes(self) -> dict[str, int]:
+        """Total bytes of the packs, index files, snapshots and key files."""
+        return {t: sum(size for _, size in self.backend.list(t))
+                for t in (FileType.DATA, FileType.INDEX, FileType.SNAPSHOTS, FileType.KEYS)}
+
+    # ---- reading and writing namespaces -------------------------------------------------
+    def writer(self, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None) -> Writer:
+        """A write session (see writer.py); `copy_all`/`before_save` are prune's (packer.py)."""
+        return Writer(self, copy_all, before_save)
+
+    def namespace_rows(self, entry: dict[str, Any]) -> Iterator[Row]:
+        """The manifest rows of a namespace entry, sorted by record key, each blob verified."""
+        return iter_state(self, entry)
+
+    def rows_of(self, batches: Iterable[RecordBatch]) -> Iterator[Row]:
+        """The manifest rows a backup of these records would record, sorted by record key
+        (spooled to disk: bounded memory), without storing anything."""
+        with TempRows(spool_dir()) as tmp:
+            for batch in batches:
+                tmp.put_many(list(batch_rows(self, batch).rows()))
+            yield from tmp.iter_rows()
+
+    def read_namespace(self, entry: dict[str, Any], rows: Iterable[Row] | None = None,
+                       batch_size: int = 1000, namespace: str = "") -> Iterator[RecordBatch]:
+        """The records of a namespace entry (or of the given rows of it) as verified batches."""
+        return reader.read_namespace(self, entry, rows, batch_size, namespace)
+
+    # ---- reachability -----------------------------------------------------------------
+    def mark_snapshots(self, snaps: list[Snapshot], marks: reachable.BlobMarks, name: str = "used",
+                       on_snapshot: Callable[[], None] | None = None) -> int:
+        """Mark every blob the snapshots reference; returns how many are not indexed."""
+        return reachable.mark_snapshots(self, snaps, marks, name, on_snapshot)
+
+    def check_references(self, snaps: list[Snapshot], damaged: set[bytes],
+                         on_snapshot: Callable[[], None] | None = None) -> Iterator[reachable.NamespaceRefs]:
+        """Per namespace entry of the snapshots: references damaged or missing from the index."""
+        return reachable.check_references(self, snaps, damaged, on_snapshot)
 
     # ---- blobs ------------------------------------------------------------------------
     def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
@@ -208,6 +306,19 @@ class Repository:
         snaps.sort(key=lambda s: (s.time, s.id))
         return snaps
 
+    def snapshot_names(self) -> list[str]:
+        return [name for name, _ in self.backend.list(FileType.SNAPSHOTS)]
+
+    def load_snapshot(self, name: str) -> Snapshot:
+        return Snapshot.from_dict(self.load_json_object(ObjectType.SNAPSHOT, name))
+
+    def remove_snapshot(self, snapshot_id: str) -> None:
+        """Remove a snapshot object (its data stays until prune); gone already is fine."""
+        try:
+            self.backend.remove(FileType.SNAPSHOTS, snapshot_id)
+        except ObjectNotFound:
+            pass
+
     def find_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
         return find(self.list_snapshots(), ref, source)
 
@@ -237,6 +348,10 @@ class Repository:
 _FILE_TYPE = {ObjectType.CONFIG: FileType.CONFIG, ObjectType.INDEX: FileType.INDEX,
               ObjectType.SNAPSHOT: FileType.SNAPSHOTS, ObjectType.LOCK: FileType.LOCKS,
               ObjectType.AUDIT: FileType.AUDIT, ObjectType.ASSET: FileType.ASSETS}
+
+
+def _is_pack_name(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
 def _now() -> str:

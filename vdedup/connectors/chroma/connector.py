@@ -5,8 +5,9 @@
     ...&collection=C (either form)            names one collection: a backup reads only it,
                                               a restore writes into it
 
-A server token, when one is needed, comes from the environment (`CHROMA_API_KEY`, sent as
-the `x-chroma-token` header), never from the URL.
+A server token, when one is needed, is the secret of the credentials the connector is opened
+with (sent as the `x-chroma-token` header; at the command line `CHROMA_API_KEY` holds it),
+never the URL.
 
 Why the code looks the way it does (chromadb 1.5.9):
 - Collections are always opened with `embedding_function=None`: the default one downloads
@@ -37,11 +38,15 @@ from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
-                     refuse_unknown_params, translated_errors)
-from .url import SourceURL
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
+                      refuse_namespace, refuse_secret_params, refuse_unknown_params,
+                      translated_errors)
+from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
+from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 
 SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
 METRIC_TO_SPACE = {metric: space for space, metric in SPACE_TO_METRIC.items()}
@@ -56,18 +61,21 @@ MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound var
 ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
 DEFAULT_PORT = 8000
 URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection"}
-TOKEN_ENV = "CHROMA_API_KEY"
+TOKEN_ENV = DESCRIPTOR.secret_env[0]
 TOKEN_HEADER = "x-chroma-token"
+NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
+                 "map each namespace to its own collection")
 
 NAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
 # SDK messages echo offending values after these words; cut them so no record data leaks.
 DATA_ECHO_RE = re.compile(r"(,?\s*\b(got|Got|found duplicates of|but got)\b).*$")
 
 
-class ChromaConnector:
+class ChromaConnector(ConnectorBase):
     """One Chroma database (a persist directory, or a server's tenant and database)."""
 
     provider = "chroma"
+    descriptor = DESCRIPTOR
     key_ordered_scan = False      # rows come in insertion order
     url_collection: str | None = None     # the collection the URL names (?collection=C)
 
@@ -80,7 +88,7 @@ class ChromaConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "ChromaConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
         refuse_credentials(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_secret_params(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
@@ -91,8 +99,9 @@ class ChromaConnector:
             if u.path not in ("", "/"):
                 raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
                                  "use ?tenant=T&database=D")
-            ssl = u.query.get("ssl", "0").lower() in ("1", "true", "yes", "on")
-            conn = cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy)
+            ssl = flag(u.query.get("ssl"))
+            conn = cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy,
+                             credentials.secret)
         conn.url_collection = u.query.get("collection") or None
         return conn
 
@@ -119,12 +128,12 @@ class ChromaConnector:
         return cls(client, path)
 
     @classmethod
-    def _http(cls, host: str, port: int, ssl: bool, tenancy: dict[str, str]) -> "ChromaConnector":
+    def _http(cls, host: str, port: int, ssl: bool, tenancy: dict[str, str],
+              token: str | None) -> "ChromaConnector":
         import chromadb
         from chromadb.config import Settings
 
         where = f"{host}:{port}"
-        token = os.environ.get(TOKEN_ENV)
         headers = {TOKEN_HEADER: token} if token else None
         try:
             client = chromadb.HttpClient(
@@ -203,14 +212,14 @@ class ChromaConnector:
         )
 
     def count(self, collection: str, namespace: str = "") -> int:
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         col = self._collection(collection)
         with self._errors("count", collection):
             return int(col.count())
 
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         size = min(batch_size, MAX_IDS_PER_CALL)
@@ -253,7 +262,7 @@ class ChromaConnector:
     def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
               vector_name: str = "") -> list[RecordId]:
         """The ids of the k nearest records as the collection's index serves them."""
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         col = self._collection(collection)
         with self._errors("query", collection, data=True):
             got = col.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, include=[])
@@ -289,7 +298,7 @@ class ChromaConnector:
         self._put(collection, batch, replace=False)
 
     def _put(self, collection: str, batch: RecordBatch, replace: bool) -> None:
-        _no_namespace(batch.namespace)
+        refuse_namespace(batch.namespace, NO_NAMESPACES)
         if not len(batch):
             return
         ids = _string_ids(batch.ids)
@@ -322,7 +331,7 @@ class ChromaConnector:
                 col.upsert(ids=ids[a:b], embeddings=embeddings[a:b], **extra)
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
-        _no_namespace(namespace)
+        refuse_namespace(namespace, NO_NAMESPACES)
         keys = _string_ids(ids)
         col = self._collection(collection)
         for a in range(0, len(keys), MAX_IDS_PER_CALL):
@@ -381,13 +390,7 @@ def _detail(e: BaseException, data: bool = False) -> str:
 
 
 def _is_unreachable(e: BaseException) -> bool:
-    try:
-        import httpx
-        if isinstance(e, httpx.TransportError):
-            return True
-    except ImportError:   # pragma: no cover - httpx is a chromadb dependency
-        pass
-    return isinstance(e, (ConnectionError, TimeoutError)) or "Could not connect" in str(e)
+    return is_unreachable(e) or "Could not connect" in str(e)
 
 
 @contextlib.contextmanager
@@ -402,10 +405,6 @@ def _valid_name(name: str) -> bool:
     return isinstance(name, str) and 3 <= len(name) <= 512 and NAME_RE.fullmatch(name) is not None
 
 
-def _no_namespace(namespace: str) -> None:
-    if namespace:
-        raise UsageError(f"Chroma collections have no namespaces (got {namespace!r}); "
-                         "map each namespace to its own collection")
 
 
 def _configuration(col: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
     weaviate://HOST:PORT[/Class][?https=1&grpc_port=50051&timeout=60]
 
-The API key comes from the environment (`WEAVIATE_API_KEY`, sent as `Authorization: Bearer`),
-never from the URL. A `/Class` path limits a backup to that class.
+The API key is the secret of the credentials the connector is opened with (sent as
+`Authorization: Bearer`; at the command line `WEAVIATE_API_KEY` holds it), never the URL. A `/Class` path limits a backup to that class.
 
 Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
 - Client v4 does schema over REST but batch writes, `iterator()`, tenant listing and
@@ -26,7 +26,7 @@ Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
   verbatim and written back with their beacons only (`href` is derived by the server).
 - Throttling (429) and 5xx answers and timeouts are retried a bounded number of times with
   exponential backoff, honouring `Retry-After`.
-- A schema from another provider becomes a class in the *neutral layout* (weaviate_layout.py),
+- A schema from another provider becomes a class in the *neutral layout* (layout.py),
   marked by JSON in the class description (`{"vdedup": 1, "layout": "neutral", ...}`) so that
   describe() and scan() give the neutral form back exactly: the namespace "" lives in the
   reserved tenant `_default` (tenant names must match [A-Za-z0-9_-]{1,64}; other names that do
@@ -43,23 +43,25 @@ Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
 from __future__ import annotations
 
 import contextlib
-import copy
-import os
 import re
 import time
-import uuid as uuidlib
 from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, MetadataField, Metric, Record, RecordBatch,
-                     RecordId, VectorField)
-from .common import refuse_credentials, refuse_secret_params, refuse_unknown_params
-from .url import SourceURL
-from .weaviate_layout import Layout, neutral_class
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
+from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
+from ..url import SourceURL
+from .descriptor import DESCRIPTOR
+from .layout import Layout
+from .schema import (PRIMITIVE_TYPES, TYPE_NAMES, class_for, multi_tenant, property_types,
+                     vector_fields)
+from .values import object_id, to_object, to_record
 
-KEY_ENV = "WEAVIATE_API_KEY"
+KEY_ENV = DESCRIPTOR.secret_env[0]
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 50051
 URL_QUERY_KEYS = {"https", "grpc_port", "timeout"}
@@ -71,14 +73,6 @@ BACKOFF = 0.2                # seconds, doubled per retry ...
 BACKOFF_CAP = 5.0            # ... up to this
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
-DISTANCE_TO_METRIC = {"cosine": Metric.COSINE, "dot": Metric.DOT, "l2-squared": Metric.EUCLIDEAN,
-                      "manhattan": Metric.MANHATTAN, "hamming": Metric.HAMMING}
-METRIC_TO_DISTANCE = {m: d for d, m in DISTANCE_TO_METRIC.items()}
-TYPE_NAMES = {"text": "str", "string": "str", "uuid": "str", "date": "str", "blob": "str",
-              "int": "int", "number": "float", "boolean": "bool", "object": "dict",
-              "geoCoordinates": "dict", "phoneNumber": "dict"}
-PRIMITIVE_TYPES = set(TYPE_NAMES) | {t + "[]" for t in TYPE_NAMES}
-SERVER_COMPUTED = ("actualCount", "actualVirtualCount")
 QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
@@ -94,13 +88,16 @@ class _HttpStatus(Exception):
         self.retry_after = retry_after
 
 
-class WeaviateConnector:
+class WeaviateConnector(ConnectorBase):
     """One Weaviate instance (all its classes, or the one class named in the URL)."""
 
     provider = "weaviate"
+    descriptor = DESCRIPTOR
 
-    def __init__(self, client: Any, http: Any, where: str, only: str | None = None) -> None:
+    def __init__(self, client: Any, http: Any, where: str, only: str | None = None,
+                 key_origin: str | None = None) -> None:
         self._client = client
+        self._key_origin = key_origin        # where the API key came from (None: no key)
         self._http = http
         self._where = where
         self._only = only
@@ -109,7 +106,7 @@ class WeaviateConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "WeaviateConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "WeaviateConnector":
         refuse_credentials(u, "Weaviate", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Weaviate", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Weaviate", URL_QUERY_KEYS)
@@ -119,7 +116,7 @@ class WeaviateConnector:
         if only is not None and not CLASS_RE.match(only):
             raise UsageError(f"invalid Weaviate class name {only!r} in the URL "
                              "(must match ^[A-Z][_0-9A-Za-z]*$)")
-        https = u.query.get("https", "0").lower() in ("1", "true", "yes", "on")
+        https = flag(u.query.get("https"))
         port = u.port or (443 if https else DEFAULT_PORT)
         try:
             grpc_port = int(u.query.get("grpc_port", DEFAULT_GRPC_PORT))
@@ -130,23 +127,23 @@ class WeaviateConnector:
             raise UsageError("timeout in a Weaviate URL must be positive")
         if grpc_port == port:     # the client insists they differ; its gRPC port is never used
             grpc_port = port + 1 if port < 65535 else port - 1
-        return cls._connect(u.host, port, https, grpc_port, timeout, only)
+        return cls._connect(u.host, port, https, grpc_port, timeout, only, credentials)
 
     @classmethod
     def _connect(cls, host: str, port: int, https: bool, grpc_port: int, timeout: float,
-                 only: str | None) -> "WeaviateConnector":
+                 only: str | None, credentials: Credentials) -> "WeaviateConnector":
         import httpx
         import weaviate
         from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
         where = f"{host}:{port}"
-        key = os.environ.get(KEY_ENV) or None
+        key = credentials.secret or None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         scheme = "https" if https else "http"
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         http = httpx.Client(base_url=f"{scheme}://{netloc}/v1", headers=headers,
                             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-        conn = cls(None, http, where, only)
+        conn = cls(None, http, where, only, credentials.origin if key else None)
 
         def connect() -> Any:
             return weaviate.connect_to_custom(
@@ -194,11 +191,11 @@ class WeaviateConnector:
 
     def describe(self, collection: str) -> CollectionSchema:
         cls = self._class(collection, fresh=True)
-        tenants = self._tenants(collection) if _multi_tenant(cls) else []
+        tenants = self._tenants(collection) if multi_tenant(cls) else []
         layout = Layout.of(cls)
         if layout is not None:
-            return layout.describe(cls, tenants, _vector_fields(cls), _multi_tenant(cls))
-        namespaces = tuple(t["name"] for t in tenants) if _multi_tenant(cls) else ("",)
+            return layout.describe(cls, tenants, vector_fields(cls), multi_tenant(cls))
+        namespaces = tuple(t["name"] for t in tenants) if multi_tenant(cls) else ("",)
         fields = []
         for p in cls.get("properties") or []:
             base = p["dataType"][0]
@@ -210,7 +207,7 @@ class WeaviateConnector:
                                         indexed=bool(p.get("indexFilterable") or p.get("indexSearchable"))))
         return CollectionSchema(
             provider=self.provider, name=cls["class"], id_type=IdType.UUID,
-            vectors=_vector_fields(cls), metadata_fields=tuple(fields), namespaces=namespaces,
+            vectors=vector_fields(cls), metadata_fields=tuple(fields), namespaces=namespaces,
             options={"description": cls.get("description")},
             extras={"class": cls, "tenants": tenants})
 
@@ -237,7 +234,7 @@ class WeaviateConnector:
         cls = self._class(collection)
         tenant = self._tenant(cls, namespace)
         layout = Layout.of(cls)
-        types = _property_types(cls)
+        types = property_types(cls)
         limit = min(batch_size, MAX_LIMIT)
         after: str | None = None
         while True:
@@ -249,8 +246,8 @@ class WeaviateConnector:
             page = self._rest("scan", collection, "GET", "/objects", params=params)
             objects = page.get("objects") or []
             if objects:
-                records = [layout.record(o, _record(o, {})) if layout is not None
-                           else _record(o, types)
+                records = [layout.record(o, to_record(o, {})) if layout is not None
+                           else to_record(o, types)
                            for o in objects]
                 yield RecordBatch.from_records(records, namespace)
                 after = objects[-1]["id"]
@@ -287,7 +284,7 @@ class WeaviateConnector:
         if not isinstance(name, str) or not CLASS_RE.match(name):
             raise UsageError(f"invalid Weaviate class name {name!r} "
                              "(must match ^[A-Z][_0-9A-Za-z]*$)")
-        body, tenants = _class_for(schema, name)
+        body, tenants = class_for(schema, name)
         self._retry("create class", name, lambda: self._live().collections.create_from_dict(body))
         self._classes.pop(name, None)
         if tenants:
@@ -315,12 +312,12 @@ class WeaviateConnector:
                 layout = Layout.of(cls)
                 assert layout is not None
             named = bool(cls.get("vectorConfig"))
-            objects = [_object(layout.to_write(rec, cls), cls["class"], tenant, set(), named)
+            objects = [to_object(layout.to_write(rec, cls), cls["class"], tenant, set(), named)
                        for rec in records]
         else:
             refs = {p["name"] for p in cls.get("properties") or [] if p["dataType"][0] not in PRIMITIVE_TYPES}
             named = bool(cls.get("vectorConfig"))
-            objects = [_object(rec, cls["class"], tenant, refs, named) for rec in records]
+            objects = [to_object(rec, cls["class"], tenant, refs, named) for rec in records]
         for a in range(0, len(objects), WRITE_CHUNK):
             chunk = objects[a:a + WRITE_CHUNK]
             answer = self._rest("write", collection, "POST", "/batch/objects",
@@ -338,7 +335,7 @@ class WeaviateConnector:
         if namespace:
             handle = handle.with_tenant(namespace)
         for rid in ids:
-            oid = _uuid(rid)
+            oid = object_id(rid)
             self._retry("delete", collection, lambda: handle.data.delete_by_id(oid))
 
     # --------------------------------------------------------------- helpers
@@ -364,12 +361,12 @@ class WeaviateConnector:
     def _tenant(self, cls: dict[str, Any], namespace: str) -> str:
         """The tenant that holds a namespace ("" for a class without multi-tenancy)."""
         layout = Layout.of(cls)
-        if layout is not None and _multi_tenant(cls):
+        if layout is not None and multi_tenant(cls):
             namespace = layout.tenants.get(namespace, namespace)
-        if _multi_tenant(cls) and not namespace:
+        if multi_tenant(cls) and not namespace:
             raise UsageError(f"Weaviate class {cls['class']!r} is multi-tenant: "
                              "every namespace must name a tenant")
-        if not _multi_tenant(cls) and namespace:
+        if not multi_tenant(cls) and namespace:
             raise UsageError(f"Weaviate class {cls['class']!r} is not multi-tenant "
                              f"(got namespace {namespace!r})")
         return namespace
@@ -410,9 +407,9 @@ class WeaviateConnector:
                    collection: str | None) -> VdedupError:
         target = f" {collection!r}" if collection else ""
         if status == 401:
-            how = "check" if os.environ.get(KEY_ENV) else "set"
+            how = f"check {self._key_origin}" if self._key_origin else f"set {KEY_ENV}"
             return SourceError(f"Weaviate at {self._where} refused the credentials (401 "
-                               f"unauthorized): {how} {KEY_ENV}")
+                               f"unauthorized): {how}")
         if status == 403:
             return SourceError(f"Weaviate at {self._where} forbids {action}{target} for this "
                                "API key (403)")
@@ -431,10 +428,6 @@ class WeaviateConnector:
 
 
 # ------------------------------------------------------------------- functions
-
-
-def _multi_tenant(cls: dict[str, Any]) -> bool:
-    return bool((cls.get("multiTenancyConfig") or {}).get("enabled"))
 
 
 def _status(e: BaseException) -> tuple[int | None, float | None]:
@@ -496,122 +489,3 @@ def _clean(text: str) -> str:
 def _detail(e: BaseException) -> str:
     message = getattr(e, "message", None) or str(e)
     return f"{type(e).__name__}: {_clean(message) or type(e).__name__}"
-
-
-def _vector_fields(cls: dict[str, Any]) -> tuple[VectorField, ...]:
-    configs: dict[str, dict[str, Any]] = {}
-    if cls.get("vectorConfig"):
-        configs.update(cls["vectorConfig"])
-    # The legacy unnamed vector exists when the class has a top-level vectorIndexConfig (a
-    # named-vector class may still carry a top-level "vectorizer": "none").
-    if "vectorIndexConfig" in cls:
-        configs[""] = {"vectorizer": cls.get("vectorizer"),
-                       "vectorIndexType": cls.get("vectorIndexType"),
-                       "vectorIndexConfig": cls.get("vectorIndexConfig") or {}}
-    out = []
-    for name in sorted(configs):
-        conf = configs[name]
-        index_conf = conf.get("vectorIndexConfig") or {}
-        distance = index_conf.get("distance")
-        multi = bool((index_conf.get("multivector") or {}).get("enabled"))
-        out.append(VectorField(
-            name=name, dim=None, metric=DISTANCE_TO_METRIC.get(distance, Metric.UNKNOWN),
-            dtype="float32", multivector=multi,
-            index={"type": conf.get("vectorIndexType"), "distance": distance,
-                   "vectorizer": conf.get("vectorizer")}))
-    return tuple(out)
-
-
-def _property_types(cls: dict[str, Any]) -> dict[str, Any]:
-    """name -> dataType (or, for objects, (dataType, nested types)) for value fixing."""
-    def walk(props: list[dict[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for p in props:
-            base = p["dataType"][0]
-            out[p["name"]] = (base, walk(p["nestedProperties"])) if p.get("nestedProperties") else base
-        return out
-    return walk(cls.get("properties") or [])
-
-
-def _fix(value: Any, kind: Any) -> Any:
-    """Give values the type their dataType says (a whole number arrives as an int)."""
-    if isinstance(kind, tuple):
-        base, nested = kind
-        if isinstance(value, list):
-            return [_fix(v, kind) for v in value]
-        if isinstance(value, dict):
-            return {k: _fix(v, nested.get(k)) for k, v in value.items()}
-        return value
-    if kind in ("number", "number[]"):
-        if isinstance(value, list):
-            return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-    return value
-
-
-def _record(obj: dict[str, Any], types: dict[str, Any]) -> Record:
-    vectors: dict[str, np.ndarray] = {}
-    if obj.get("vector"):
-        vectors[""] = np.asarray(obj["vector"], dtype=np.float32)
-    for name, vec in (obj.get("vectors") or {}).items():
-        if vec is not None and len(vec):
-            vectors[name] = np.asarray(vec, dtype=np.float32)
-    props = obj.get("properties") or {}
-    metadata = {k: _fix(v, types.get(k)) for k, v in props.items()}
-    return Record(id=str(obj["id"]), vectors=vectors, metadata=metadata)
-
-
-def _uuid(rid: RecordId) -> str:
-    try:
-        return str(uuidlib.UUID(str(rid)))
-    except ValueError:
-        raise UsageError("Weaviate object ids are UUIDs: map other ids to UUIDs first") from None
-
-
-def _object(rec: Record, cls: str, tenant: str, refs: set[str], named: bool) -> dict[str, Any]:
-    if rec.sparse:
-        raise UsageError("Weaviate cannot store sparse vectors "
-                         f"({', '.join(repr(n) for n in rec.sparse)})")
-    props = dict(rec.metadata or {})
-    for name in refs & set(props):
-        if isinstance(props[name], list):
-            props[name] = [{"beacon": r["beacon"]} if isinstance(r, dict) and "beacon" in r else r
-                           for r in props[name]]
-    obj: dict[str, Any] = {"class": cls, "id": _uuid(rec.id), "properties": props}
-    if tenant:
-        obj["tenant"] = tenant
-    vectors = {}
-    for name, vec in rec.vectors.items():
-        arr = np.asarray(vec)
-        exact = arr.astype(np.float32)
-        if arr.dtype != np.float32 and not np.array_equal(exact.astype(arr.dtype), arr):
-            raise UsageError(f"{arr.dtype} vectors cannot be stored exactly in Weaviate (float32)")
-        if not np.isfinite(exact).all():
-            raise UsageError("Weaviate rejects NaN or infinite vector values")
-        vectors[name] = exact.tolist()
-    if "" in vectors:
-        if named:
-            raise UsageError(f"Weaviate class {cls!r} has named vectors only: "
-                             "map the unnamed vector to a name first")
-        obj["vector"] = vectors.pop("")
-    if vectors:
-        obj["vectors"] = vectors
-    return obj
-
-
-def _class_for(schema: CollectionSchema, name: str) -> tuple[dict[str, Any], list[str]]:
-    """The class definition to create, and the tenants to create in it."""
-    original = schema.extras.get("class") if schema.provider == "weaviate" else None
-    if isinstance(original, dict):
-        body = copy.deepcopy(original)
-        body["class"] = name
-        for computed in SERVER_COMPUTED:      # the server works these out itself
-            (body.get("shardingConfig") or {}).pop(computed, None)
-        tenants = [t["name"] for t in schema.extras.get("tenants") or []]
-        if not tenants and _multi_tenant(body):
-            layout = Layout.of(body)
-            mapping = layout.tenants if layout is not None else {}
-            tenants = [mapping.get(n, n) for n in schema.namespaces]
-        return body, [t for t in tenants if t]
-    return neutral_class(schema, name, METRIC_TO_DISTANCE)

@@ -4,9 +4,10 @@
                                                    describe, or `host=` to skip that)
     pinecone://[?controller=URL]                   every index of the project
 
-The API key comes from `PINECONE_API_KEY`, never from the URL or argv. The control-plane
-URL is `controller=` or `PINECONE_CONTROLLER_HOST` (both only needed for an emulator or a
-private deployment); the default is Pinecone's own, https://api.pinecone.io.
+The API key is the secret of the credentials the connector is opened with (at the command
+line `PINECONE_API_KEY` holds it), never the URL or argv. The control-plane URL is
+`controller=` or `PINECONE_CONTROLLER_HOST` (not a secret; both only needed for an emulator or
+a private deployment); the default is Pinecone's own, https://api.pinecone.io.
 
 Why the code looks the way it does (`pinecone` SDK 10.x, REST API 2026-07):
 - Only indexes whose schema is the classic vector one (fields `_values` and/or
@@ -32,9 +33,6 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import contextlib
-import hashlib
-import json
-import math
 import os
 import random
 import re
@@ -44,52 +42,50 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ..model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
+from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
+from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
                      SparseField, SparseVector, VectorField)
-from .common import (error_detail, json_safe, refuse_credentials, refuse_secret_params,
-                     refuse_unknown_params)
-from .url import SourceURL
+from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
+from ..url import SourceURL
+from .descriptor import DESCRIPTOR
+from .schema import (API_VERSION, DEFAULT_NAMESPACE_ALIAS, DENSE_FIELD, METRIC_FROM, SPARSE_FIELD,
+                     deployment_for, fields_for, index_info, json_safe, ns_name, refuse_pod,
+                     spec_of, vector_index_only)
+from .values import as_upsert, chunks, digest, string_ids, to_vectors
 
 T = TypeVar("T")
 
-KEY_ENV = "PINECONE_API_KEY"
+KEY_ENV = DESCRIPTOR.secret_env[0]
 CONTROLLER_ENV = "PINECONE_CONTROLLER_HOST"
 URL_QUERY_KEYS = {"host", "controller"}
-API_VERSION = "2026-07"
-DENSE_FIELD = "_values"
-SPARSE_FIELD = "_sparse_values"
-DEFAULT_NAMESPACE_ALIAS = "__default__"
 
-METRIC_FROM = {"cosine": Metric.COSINE, "euclidean": Metric.EUCLIDEAN, "dotproduct": Metric.DOT}
-METRIC_TO = {m: name for name, m in METRIC_FROM.items()}
-DEFAULT_DEPLOYMENT = {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}
 
 LIST_LIMIT = 100                 # ids per list page (the API's default and maximum)
 FETCH_IDS = 1000                 # ids per fetch call (the API's maximum)
 FETCH_URL_BYTES = 16 * 1024      # and at most this much of ids in one fetch URL
 FETCH_WORKERS = 4                # fetch calls in flight per scan
-UPSERT_VECTORS = 1000            # vectors per upsert (the API's maximum)
-UPSERT_BYTES = 1_500_000         # estimated JSON per upsert (the API's limit is 2 MB)
 MAX_ATTEMPTS = 6                 # tries per call, each including the SDK's own retries
 BACKOFF_BASE = 0.5               # seconds; doubled per attempt, with jitter
 BACKOFF_CAP = 20.0
 READY_TIMEOUT = 600.0            # seconds to wait for a new index to be ready
 SETTLE_TIMEOUT = 300.0           # seconds to wait for written records to be readable
 POLL_INTERVAL = 0.2
-MAX_SAFE_INT = 2**53
 
 NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?")
 
 
-class PineconeConnector:
+class PineconeConnector(ConnectorBase):
     """One Pinecone project (optionally pinned to one index by the URL)."""
 
     provider = "pinecone"
+    descriptor = DESCRIPTOR
 
     def __init__(self, client: Any, where: str, index: str | None = None,
-                 data_host: str | None = None) -> None:
+                 data_host: str | None = None, key_origin: str = KEY_ENV) -> None:
         self._pc = client
+        self._key_origin = key_origin             # where the API key came from, for messages
         self._where = where                       # control-plane URL: safe for messages
         self._index = index
         self._hosts: dict[str, str] = {index: data_host} if index and data_host else {}
@@ -99,7 +95,7 @@ class PineconeConnector:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "PineconeConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
         refuse_credentials(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Pinecone", URL_QUERY_KEYS)
@@ -112,9 +108,10 @@ class PineconeConnector:
                              "digits and '-', starting and ending with a letter or digit")
         if u.query.get("host") and index is None:
             raise UsageError("?host= needs an index: pinecone://INDEX?host=URL")
-        key = os.environ.get(KEY_ENV, "")
+        key = credentials.secret or ""
         if not key.strip():
-            raise UsageError(f"no Pinecone API key: set {KEY_ENV}")
+            raise UsageError(f"no Pinecone API key: set {KEY_ENV}, or store one with the "
+                             "connected asset ('vdedup assets rotate NAME')")
         controller = u.query.get("controller") or os.environ.get(CONTROLLER_ENV) or None
         from pinecone import Pinecone, RetryConfig
 
@@ -123,7 +120,8 @@ class PineconeConnector:
                               retry_config=RetryConfig(max_retries=2, backoff_factor=0.1, max_wait=2.0))
         except Exception as e:
             raise SourceError(f"cannot open the Pinecone client: {_detail(e)}") from e
-        return cls(client, controller or "https://api.pinecone.io", index, u.query.get("host"))
+        return cls(client, controller or "https://api.pinecone.io", index, u.query.get("host"),
+                   credentials.origin)
 
     def close(self) -> None:
         for handle in self._handles.values():
@@ -159,10 +157,10 @@ class PineconeConnector:
 
     def describe(self, collection: str) -> CollectionSchema:
         model = self._model(collection)
-        info = _index_info(model)
-        _refuse_pod(collection, info)
+        info = index_info(model)
+        refuse_pod(collection, info)
         fields = info["schema"].get("fields") or {}
-        _vector_index_only(collection, fields)
+        vector_index_only(collection, fields)
         vectors: tuple[VectorField, ...] = ()
         sparse: tuple[SparseField, ...] = ()
         dense = fields.get(DENSE_FIELD)
@@ -173,7 +171,7 @@ class PineconeConnector:
         if SPARSE_FIELD in fields:
             sparse = (SparseField(name="", metric=Metric.DOT),)
         stats = self._stats(collection)
-        namespaces = sorted(_ns_name(n) for n in stats.namespaces) or [""]
+        namespaces = sorted(ns_name(n) for n in stats.namespaces) or [""]
         extras = {
             "api_version": API_VERSION,
             "schema": info["schema"],
@@ -183,11 +181,11 @@ class PineconeConnector:
             "tags": info.get("tags"),
             "vector_type": "dense" if dense is not None else "sparse",
             "metric": dense.get("metric") if dense is not None else "dotproduct",
-            "spec": _spec(info),
+            "spec": spec_of(info),
         }
         return CollectionSchema(
             provider=self.provider, name=collection, id_type=IdType.STRING, vectors=vectors,
-            sparse=sparse, namespaces=tuple(namespaces), extras=_json_safe(extras))
+            sparse=sparse, namespaces=tuple(namespaces), extras=json_safe(extras))
 
     def count(self, collection: str, namespace: str = "") -> int:
         written = self._written.get((collection, namespace))
@@ -200,7 +198,7 @@ class PineconeConnector:
              batch_size: int = 1000) -> Iterator[RecordBatch]:
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
-        _refuse_pod(collection, _index_info(self._model(collection)))
+        refuse_pod(collection, index_info(self._model(collection)))
         handle = self._handle(collection)
         size = min(batch_size, FETCH_IDS)
         with futures.ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="pinecone-fetch") as pool:
@@ -285,11 +283,11 @@ class PineconeConnector:
         if not NAME_RE.fullmatch(name or ""):
             raise UsageError(f"invalid Pinecone index name {name!r}: 1-45 lower-case letters, "
                              "digits and '-', starting and ending with a letter or digit")
-        fields = _fields_for(schema)
+        fields = fields_for(schema)
         same = schema.provider == self.provider
         extras = schema.extras if same else {}
         deployment = extras.get("deployment") if isinstance(extras.get("deployment"), dict) else None
-        deployment = _deployment_for(deployment)
+        deployment = deployment_for(deployment)
         kwargs: dict[str, Any] = {"name": name, "schema": {"fields": fields},
                                   "deployment": deployment, "timeout": -1}
         if extras.get("deletion_protection") in ("enabled", "disabled"):
@@ -313,14 +311,14 @@ class PineconeConnector:
     def write(self, collection: str, batch: RecordBatch) -> None:
         if not len(batch):
             return
-        vectors = _vectors(batch)
+        vectors = to_vectors(batch)
         handle = self._handle(collection)
         written = self._written.setdefault((collection, batch.namespace), {})
-        for chunk in _chunks(vectors):
+        for chunk in chunks(vectors):
             self._call(lambda: handle.upsert(vectors=chunk, namespace=batch.namespace),
                        "upsert into", collection)
             for v in chunk:
-                written[v["id"]] = _digest(v)
+                written[v["id"]] = digest(v)
 
     def settle(self, collection: str, namespace: str = "") -> None:
         """Wait until every record written to the namespace reads back as written."""
@@ -337,7 +335,7 @@ class PineconeConnector:
                 got = self._call(lambda: handle.fetch(ids=ids, namespace=namespace),
                                  "fetch from", collection).vectors
                 late.extend(rid for rid in ids
-                            if rid not in got or _digest(_as_upsert(got[rid])) != written[rid])
+                            if rid not in got or digest(as_upsert(got[rid])) != written[rid])
             waiting = late
             if waiting:
                 if time.monotonic() > deadline:
@@ -347,7 +345,7 @@ class PineconeConnector:
                 time.sleep(POLL_INTERVAL)
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
-        keys = _string_ids(ids)
+        keys = string_ids(ids)
         handle = self._handle(collection)
         for a in range(0, len(keys), FETCH_IDS):
             part = keys[a:a + FETCH_IDS]
@@ -427,7 +425,7 @@ class PineconeConnector:
                    attempts: int, usage: bool) -> VdedupError:
         target = f" {collection!r}" if collection else ""
         if status == 401:
-            return SourceError(f"Pinecone at {self._where} rejected the API key from {KEY_ENV} "
+            return SourceError(f"Pinecone at {self._where} rejected the API key from {self._key_origin} "
                                f"(401 Unauthorized)")
         if status == 404 and action in ("describe", "open") and collection:
             return CollectionNotFound(f"Pinecone index {collection!r} not found at {self._where}")
@@ -444,198 +442,3 @@ class PineconeConnector:
 def _detail(e: BaseException) -> str:
     """One line of an SDK message; record values are never echoed by the calls we make."""
     return error_detail(e)
-
-
-def _index_info(model: Any) -> dict[str, Any]:
-    return _json_safe(model.to_dict())
-
-
-def _refuse_pod(collection: str, info: dict[str, Any]) -> None:
-    if (info.get("deployment") or {}).get("deployment_type") == "pod":
-        raise SourceError(f"pod-based index {collection} cannot be listed; Pinecone's list API is "
-                          "serverless-only (back it up after moving it to a serverless index)")
-
-
-def _vector_index_only(collection: str, fields: dict[str, Any]) -> None:
-    other = sorted(set(fields) - {DENSE_FIELD, SPARSE_FIELD})
-    if other or not fields:
-        raise SourceError(f"Pinecone index {collection!r} is a document index (schema fields "
-                          f"{', '.join(other) or 'none'}); only vector indexes are supported")
-
-
-def _spec(info: dict[str, Any]) -> dict[str, Any] | None:
-    spec = info.get("spec")
-    if isinstance(spec, dict):
-        spec = {k: v for k, v in spec.items() if v is not None}
-        for inner in spec.values():
-            if isinstance(inner, dict):
-                inner.pop("schema", None)
-                inner.pop("read_capacity", None)
-    return spec or None
-
-
-def _ns_name(name: str) -> str:
-    return "" if name == DEFAULT_NAMESPACE_ALIAS else name
-
-
-def _json_safe(value: Any) -> Any:
-    """A JSON-serialisable copy; SDK models become their to_dict(), anything else its str()."""
-    return json_safe(value, lambda v: v.to_dict() if hasattr(v, "to_dict") else str(v))
-
-
-def _fields_for(schema: CollectionSchema) -> dict[str, Any]:
-    """The 2026-07 schema fields of a vector index that holds what `schema` describes."""
-    if len(schema.vectors) > 1 or len(schema.sparse) > 1:
-        raise UsageError("a Pinecone index holds at most one dense and one sparse vector "
-                         f"(schema has {len(schema.vectors)} dense, {len(schema.sparse)} sparse)")
-    fields: dict[str, Any] = {}
-    if schema.vectors:
-        v = schema.vectors[0]
-        if v.multivector:
-            raise UsageError(f"Pinecone cannot store multivectors (vector {v.name!r})")
-        if v.dtype != "float32":
-            raise UsageError(f"Pinecone stores float32 vectors, not {v.dtype} (vector {v.name!r})")
-        if v.dim is None:
-            raise UsageError(f"the dimension of vector {v.name!r} is unknown: Pinecone needs one")
-        metric = METRIC_TO.get(v.metric)
-        if metric is None:
-            raise UsageError(f"metric {v.metric.value!r} cannot be represented in Pinecone "
-                             "(it supports cosine, euclidean and dotproduct)")
-        if schema.sparse and metric != "dotproduct":
-            raise UsageError("Pinecone keeps sparse values beside dense ones only in a dotproduct "
-                             f"index (the dense metric is {v.metric.value})")
-        fields[DENSE_FIELD] = {"type": "dense_vector", "dimension": int(v.dim), "metric": metric}
-    if schema.sparse:
-        fields[SPARSE_FIELD] = {"type": "sparse_vector"}
-    if not fields:
-        raise UsageError("a Pinecone index needs a dense or a sparse vector; the schema has neither")
-    return fields
-
-
-def _deployment_for(original: dict[str, Any] | None) -> dict[str, Any]:
-    if original and original.get("deployment_type") == "managed" \
-            and original.get("cloud") and original.get("region"):
-        return {"deployment_type": "managed", "cloud": original["cloud"],
-                "region": original["region"]}
-    return dict(DEFAULT_DEPLOYMENT)
-
-
-def _string_ids(ids: list[RecordId]) -> list[str]:
-    out = []
-    for i in ids:
-        if not isinstance(i, str) or not i:
-            raise UsageError("Pinecone ids are non-empty strings: map integer or UUID ids first")
-        out.append(i)
-    return out
-
-
-def _metadata_value(key: str, value: Any) -> Any:
-    if isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        if abs(int(value)) > MAX_SAFE_INT:
-            raise UsageError(f"metadata field {key!r} holds an integer beyond 2**53, which "
-                             "Pinecone (float64) cannot store exactly")
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value):
-            raise UsageError(f"metadata field {key!r} holds NaN or infinity, which Pinecone refuses")
-        return float(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value):
-        return list(value)
-    kind = "null" if value is None else type(value).__name__
-    raise UsageError(f"metadata field {key!r} holds a {kind}; Pinecone keeps only strings, "
-                     "numbers, booleans and lists of strings")
-
-
-def _vectors(batch: RecordBatch) -> list[dict[str, Any]]:
-    if batch.multi:
-        raise UsageError("Pinecone cannot store multivectors")
-    if set(batch.dense) - {""} or set(batch.sparse) - {""}:
-        names = sorted(set(batch.dense) | set(batch.sparse))
-        raise UsageError(f"Pinecone holds one unnamed dense and one unnamed sparse vector per "
-                         f"record (batch has: {', '.join(repr(n) for n in names)})")
-    if batch.documents and any(d is not None for d in batch.documents):
-        raise UsageError("Pinecone vector indexes have no documents: map them to metadata first")
-    if batch.uris and any(u is not None for u in batch.uris):
-        raise UsageError("Pinecone vector indexes have no uris: map them to metadata first")
-    ids = _string_ids(batch.ids)
-    dense = batch.dense.get("")
-    mask = batch.dense_present.get("")
-    if dense is not None:
-        if dense.dtype != np.float32:
-            as32 = dense.astype(np.float32)
-            if not np.array_equal(as32.astype(dense.dtype), dense):
-                raise UsageError(f"{dense.dtype} vectors cannot be stored exactly in Pinecone (float32)")
-            dense = as32
-        if not np.isfinite(dense).all():
-            raise UsageError("Pinecone refuses NaN or infinite vector values")
-    sparse = batch.sparse.get("")
-    out = []
-    for i, rid in enumerate(ids):
-        v: dict[str, Any] = {"id": rid}
-        if dense is not None and (mask is None or mask[i]):
-            v["values"] = dense[i].tolist()
-        sv = sparse.row(i) if sparse is not None else None
-        if sv is not None and len(sv.indices):
-            v["sparse_values"] = {"indices": sv.indices.tolist(), "values": sv.values.tolist()}
-        if "values" not in v and "sparse_values" not in v:
-            raise UsageError("Pinecone needs dense or sparse values for every record")
-        meta = batch.metadata[i] if batch.metadata is not None else None
-        if meta:
-            v["metadata"] = {str(k): _metadata_value(str(k), x) for k, x in meta.items()}
-        out.append(v)
-    return out
-
-
-def _estimate(v: dict[str, Any]) -> int:
-    size = 40 + len(v["id"]) + 20 * len(v.get("values", ()))
-    sv = v.get("sparse_values")
-    if sv:
-        size += 32 * len(sv["indices"])
-    if v.get("metadata"):
-        size += len(json.dumps(v["metadata"], ensure_ascii=False).encode())
-    return size
-
-
-def _chunks(vectors: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for v in vectors:
-        cost = _estimate(v)
-        if chunk and (len(chunk) >= UPSERT_VECTORS or size + cost > UPSERT_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(v)
-        size += cost
-    if chunk:
-        yield chunk
-
-
-def _as_upsert(r: Any) -> dict[str, Any]:
-    """A fetched record in the shape `write` sends, for comparing digests."""
-    v: dict[str, Any] = {"id": r.id}
-    if r.values:
-        v["values"] = r.values
-    if r.sparse_values is not None and r.sparse_values.indices:
-        v["sparse_values"] = {"indices": r.sparse_values.indices, "values": r.sparse_values.values}
-    if r.metadata:
-        v["metadata"] = r.metadata
-    return v
-
-
-def _digest(v: dict[str, Any]) -> bytes:
-    """What a record holds, as Pinecone keeps it (float32 values, float64 numbers), hashed."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(v["id"].encode())
-    h.update(np.asarray(v.get("values", ()), dtype=np.float64).astype(np.float32).tobytes())
-    sv = v.get("sparse_values")
-    if sv:
-        h.update(b"|s|" + np.asarray(sv["indices"], dtype=np.uint32).tobytes())
-        h.update(np.asarray(sv["values"], dtype=np.float64).astype(np.float32).tobytes())
-    meta = v.get("metadata")
-    if meta:
-        norm = {k: float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x
-                for k, x in meta.items()}
-        h.update(b"|m|" + json.dumps(norm, sort_keys=True, ensure_ascii=False).encode())
-    return h.digest()

@@ -41,9 +41,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
-from ..model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from .url import SourceURL
+from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
+from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ..common import refuse_namespace, refuse_unknown_params
+from ..credentials import NO_CREDENTIALS, Credentials
+from ..base import ConnectorBase
+from ..url import SourceURL
+from .descriptor import DESCRIPTOR
 
 VECTORS_FILE = "vectors.npy"
 RECORDS_FILE = "records.jsonl"
@@ -84,10 +88,11 @@ def _plain_dense(batch: RecordBatch, dim: int) -> bool:
             and not batch.dense_present and arr.ndim == 2 and arr.shape == (len(batch.ids), dim))
 
 
-class FilesConnector:
+class FilesConnector(ConnectorBase):
     """One export directory: vectors.npy + records.jsonl, as one collection."""
 
     provider = "files"
+    descriptor = DESCRIPTOR
     url_collection: str | None = None     # the collection the URL names (?collection=NAME)
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
@@ -97,13 +102,11 @@ class FilesConnector:
         self._writing: dict[str, Any] | None = None     # the export being written by a restore
 
     @classmethod
-    def from_url(cls, u: SourceURL) -> "FilesConnector":
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "FilesConnector":
+        """An export needs no credentials: any given are not used."""
         if u.username or u.password:
             raise UsageError("a files URL takes no credentials")
-        unknown = sorted(set(u.query) - URL_QUERY_KEYS)
-        if unknown:
-            raise UsageError(f"unknown files URL parameter {unknown[0]!r} "
-                             f"(known: {', '.join(sorted(URL_QUERY_KEYS))})")
+        refuse_unknown_params(u, "files", URL_QUERY_KEYS)
         if u.host:
             raise UsageError("a files URL names a local directory: files:///abs/path/to/dir")
         path = u.path
@@ -188,14 +191,14 @@ class FilesConnector:
 
     def count(self, collection: str, namespace: str = "") -> int:
         self._check(collection)
-        _no_namespace(namespace)
+        refuse_namespace(namespace, "a files export has no namespaces")
         if self._writing is not None:
             return int(self._writing["rows"])
         return int(self._vectors().shape[0])
 
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
         self._check(collection)
-        _no_namespace(namespace)
+        refuse_namespace(namespace, "a files export has no namespaces")
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         arr = self._vectors()
@@ -280,7 +283,7 @@ class FilesConnector:
         w = self._writing
         if w is None or collection != self._name:
             raise UsageError("an existing export is not written to: restore into a new directory")
-        _no_namespace(batch.namespace)
+        refuse_namespace(batch.namespace, "a files export has no namespaces")
         if _plain_dense(batch, w["dim"]):
             self._write_plain(batch)
             return
@@ -362,9 +365,6 @@ class FilesConnector:
             self._writing = None
 
 
-def _no_namespace(namespace: str) -> None:
-    if namespace:
-        raise UsageError("a files export has no namespaces")
 
 
 def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:

@@ -7,7 +7,7 @@ This module builds that table (its DDL and marker), recognises it again (the mar
 trusted only while the table still has exactly the marker's columns), gives its schema back,
 and holds the rules its rows follow: ids of a mixed id type kept as decimal text, metadata as
 JSON text that json.loads turns back into values of the same types (`json`, not `jsonb`, so
-the text is kept as written). Reading and writing its rows is the connector's (pgvector.py).
+the text is kept as written). Reading and writing its rows is the connector's (connector.py).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import json
 import re
 from typing import Any
 
-from ..errors import UsageError
-from ..model import (CollectionSchema, IdType, MetadataField, Metric, RecordId, SparseField,
+from ...errors import UsageError
+from ...model import (CollectionSchema, IdType, MetadataField, Metric, RecordId, SparseField,
                      VectorField)
 
 METRIC_OPS = {Metric.EUCLIDEAN: "l2_ops", Metric.DOT: "ip_ops", Metric.COSINE: "cosine_ops",

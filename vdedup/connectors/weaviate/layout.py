@@ -4,8 +4,8 @@ A schema from another provider becomes a class in the neutral layout, marked by 
 class description (`{"vdedup": 1, "layout": "neutral", ...}`) so that describe() and scan()
 give the neutral form back exactly. This module builds such a class (neutral_class), reads it
 back (Layout: its marker and its properties' descriptions) and turns records into the
-properties it holds and back; the connector (weaviate.py) does the talking to the server and
-the plain object shapes. Why the layout is as it is: see weaviate.py's docstring.
+properties it holds and back; the connector (connector.py) does the talking to the server and
+the plain object shapes. Why the layout is as it is: see connector.py's docstring.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import math
 import re
 from typing import Any
 
-from ..errors import SourceError, UsageError
-from ..model import CollectionSchema, IdType, MetadataField, Metric, Record, VectorField
+from ...errors import SourceError, UsageError
+from ...model import CollectionSchema, IdType, MetadataField, Metric, Record, VectorField
 
 # The neutral layout: how a class created from another provider's schema holds it exactly.
 MARKER = "vdedup"                # key of the JSON marker kept in the class description

@@ -1,0 +1,155 @@
+"""Reading Milvus: describe, count and scan (connector layer).
+
+Reading uses `query_iterator` (plain queries stop at 16,384 rows) after loading the
+collection. Namespaces are partitions (`_default` included); a partition-key collection has
+one namespace "": its partitions belong to Milvus, which routes rows by the key. Counting
+uses `count(*)` with Strong consistency.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+
+from ...errors import CollectionNotFound, SourceError, UsageError
+from ...model import CollectionSchema, RecordBatch, RecordId
+from .layout import N_STATE, neutral_batch, neutral_schema, partition_name, read_marker
+from .schema import index_info, native_schema
+from .session import Session
+from .values import to_batch
+
+MAX_ITER_BATCH = 16384       # Milvus refuses larger query pages
+
+
+def exists(s: Session, collection: str) -> bool:
+    with s.errors("look up", collection):
+        return bool(s.client.has_collection(collection))
+
+
+def describe(s: Session, provider: str, collection: str) -> CollectionSchema:
+    client = s.client
+    with s.errors("describe", collection):
+        info = client.describe_collection(collection)
+        partitions = sorted(client.list_partitions(collection))
+    marker = read_marker(info)
+    if marker is not None:
+        return neutral_schema(provider, s.db, collection, s.where, info, marker, partitions)
+    with s.errors("describe", collection):
+        index_names = client.list_indexes(collection)
+        indexes = [index_info(client.describe_index(collection, n), n) for n in index_names]
+        aliases = sorted(client.list_aliases(collection_name=collection).get("aliases") or [])
+        load_state = str(client.get_load_state(collection).get("state"))
+    return native_schema(provider, s.db, collection, info, indexes, aliases, load_state,
+                         partitions)
+
+
+def count(s: Session, collection: str, namespace: str = "") -> int:
+    try:
+        s.load(collection)
+    except CollectionNotFound:
+        raise
+    except SourceError:
+        # Real Milvus loads only collections whose vector fields all have an index;
+        # without one, the (flushed) row statistics are the best count there is.
+        return _count_from_stats(s, collection, namespace)
+    try:
+        parts = s.partitions_arg(collection, namespace)
+    except CollectionNotFound:
+        if not exists(s, collection):
+            raise
+        return 0                    # a partition that does not exist holds no records
+    if parts and s.is_lite():
+        return _count_by_ids(s, collection, parts)
+    with s.errors("count", collection):
+        got = s.client.query(collection, filter="", output_fields=["count(*)"],
+                             partition_names=parts, consistency_level="Strong")
+    return int(got[0]["count(*)"])
+
+
+def _count_from_stats(s: Session, collection: str, namespace: str) -> int:
+    if s.marker(collection) is not None:
+        namespace = partition_name(namespace)
+    client = s.client
+    with s.errors("count", collection):
+        if namespace and not s.partition_key(collection):
+            if not client.has_partition(collection, namespace):
+                return 0
+            stats = client.get_partition_stats(collection, namespace)
+        else:
+            stats = client.get_collection_stats(collection)
+    return int(stats.get("row_count", 0))
+
+
+def _count_by_ids(s: Session, collection: str, parts: list[str]) -> int:
+    """milvus-lite answers count(*) for the whole collection whatever partition is
+    asked, so there a partition is counted by paging its primary keys."""
+    pk = next(f.name for f in s.fields(collection) if f.primary)
+    total = 0
+    with s.errors("count", collection):
+        it = s.client.query_iterator(collection, batch_size=MAX_ITER_BATCH, filter="",
+                                     output_fields=[pk], partition_names=parts)
+        try:
+            while True:
+                rows = it.next()
+                if not rows:
+                    return total
+                total += len(rows)
+        finally:
+            with contextlib.suppress(Exception):
+                it.close()
+
+
+def scan(s: Session, collection: str, namespace: str = "",
+         batch_size: int = 1000) -> Iterator[RecordBatch]:
+    if batch_size < 1:
+        raise UsageError("batch size must be at least 1")
+    fields = s.fields(collection)
+    marker = s.marker(collection)
+    s.load(collection)
+    parts = s.partitions_arg(collection, namespace)
+    with s.errors("scan", collection):
+        # A Strong query first: the iterator reads at a timestamp of its own (client-side
+        # when the server gives none, as Milvus 2.3 does), which may not yet see writes
+        # and deletes made just before; this waits until they are visible.
+        s.client.query(collection, filter="", output_fields=["count(*)"],
+                       partition_names=parts, consistency_level="Strong")
+        it = s.client.query_iterator(
+            collection, batch_size=min(batch_size, MAX_ITER_BATCH), filter="",
+            output_fields=["*"], partition_names=parts, consistency_level="Strong")
+    try:
+        while True:
+            with s.errors("scan", collection, data=True):
+                rows = it.next()
+            if not rows:
+                return
+            if marker is not None:
+                yield neutral_batch(rows, fields, marker, namespace)
+            else:
+                yield to_batch(rows, fields, namespace, s.where, collection)
+    finally:
+        with contextlib.suppress(Exception):
+            it.close()
+
+
+def query(s: Session, collection: str, namespace: str, vector: Any, k: int,
+          vector_name: str = "") -> list[RecordId]:
+    """The ids of the k nearest entities as the collection's index serves them (`search`)."""
+    fields = s.fields(collection)
+    marker = s.marker(collection)
+    field = vector_name if marker is None else \
+        next((v["field"] for v in marker["vectors"] if v["name"] == vector_name), vector_name)
+    pk = next(f for f in fields if f.primary)
+    s.load(collection)
+    parts = s.partitions_arg(collection, namespace)
+    with s.errors("query", collection, data=True):
+        hits = s.client.search(
+            collection, data=[[float(x) for x in np.asarray(vector, dtype=np.float32)]],
+            anns_field=field, limit=k, partition_names=parts,
+            output_fields=[N_STATE] if marker is not None else [], consistency_level="Strong")[0]
+    out: list[RecordId] = []
+    for h in hits:
+        rid = h.get("id", h.get(pk.name))
+        state = (h.get("entity") or {}).get(N_STATE) or {}
+        out.append(int(rid) if pk.type == "INT64" or state.get("int_id") else str(rid))
+    return out

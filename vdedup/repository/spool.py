@@ -1,0 +1,135 @@
+"""Temporary row spools: sorted, disk-backed sets of manifest rows (repository layer).
+
+Backup spools the rows of a source that does not read in record-key order, and the
+delta it computes; restore spools rows by where their vector blob lives. Spools hold
+plaintext rows, so they are private to the process (a directory of mode 0700 under the
+cache, named with the owning pid), deleted after use, and removed by the next process
+when their owner was killed (docs/design.md §10).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tempfile
+from typing import Any, Iterator
+
+import lmdb
+
+from ..format import manifest as mf
+from .index_cache import cache_root
+
+RELEASE_ROWS = 65536           # spool entries read between two releases of its map
+
+
+def spool_dir() -> str:
+    """Where spools are made: `<cache root>/tmp`."""
+    return os.path.join(cache_root(), "tmp")
+
+
+def spool_dumps(obj: Any) -> bytes:
+    """Encoding of spooled rows: pickle (C-fast, exact for every metadata type). Spools are
+    private to the process that writes them (mode 0700, deleted after use) and never enter
+    the repository, whose objects use the typed codec in format/values.py."""
+    return pickle.dumps(obj, protocol=5)
+
+
+def spool_loads(raw: bytes) -> Any:
+    return pickle.loads(raw)
+
+
+class TempRows:
+    """A sorted, disk-backed set of rows (LMDB in a temporary directory)."""
+
+    def __init__(self, parent_dir: str | None = None):
+        if parent_dir:
+            os.makedirs(parent_dir, mode=0o700, exist_ok=True)
+            remove_stale_spools(parent_dir)
+        self.dir = tempfile.mkdtemp(prefix=f"vdedup-rows-{os.getpid()}-", dir=parent_dir)
+        self._open()
+
+    def _open(self) -> None:
+        self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=4, sync=False, metasync=False,
+                             writemap=True, map_async=True)
+        self.rows = self.env.open_db(b"rows")
+        self.delta = self.env.open_db(b"delta")
+
+    def release_pages(self) -> None:
+        """Close and reopen the spool (no transaction may be open): the pages of the map the
+        process has written or read count in its resident memory until the map is dropped."""
+        self.env.close()
+        self._open()
+
+    def items_released(self, every: int = RELEASE_ROWS) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of the rows table in key order, dropping the map every `every`
+        entries. Nothing else may use this spool while the iteration runs."""
+        last: bytes | None = None
+        while True:
+            n = 0
+            with self.env.begin(db=self.rows) as txn:
+                cur = txn.cursor()
+                ok = cur.first() if last is None else cur.set_range(last)
+                if ok and last is not None and cur.key() == last:
+                    ok = cur.next()
+                while ok and n < every:
+                    last = cur.key()
+                    yield last, cur.value()
+                    n += 1
+                    ok = cur.next()
+                if not ok:
+                    return
+            self.release_pages()
+
+    def put_many(self, rows: list[mf.Row]) -> None:
+        """Store rows (a repeated record key: the later row wins)."""
+        with self.env.begin(write=True) as txn:
+            for r in rows:
+                txn.put(r.key, spool_dumps((r.id, r.vref, r.mraw, r.doc, r.uri)), db=self.rows)
+
+    def put_delta(self, row: mf.Row, txn) -> None:
+        mraw = row.mraw if row.op != mf.OP_DELETE and row.flags & (mf.F_META | mf.F_META_PATCH) else None
+        txn.put(row.key, spool_dumps((row.id, row.op, row.flags, row.vref, mraw, row.doc, row.uri)),
+                db=self.delta)
+
+    def count(self, db=None) -> int:
+        with self.env.begin() as txn:
+            return txn.stat(db or self.rows)["entries"]
+
+    def iter_rows(self) -> Iterator[mf.Row]:
+        with self.env.begin(db=self.rows) as txn:
+            Row, full, fields = mf.Row, mf.OP_FULL, mf.ALL_FIELDS
+            for k, v in txn.cursor():
+                rid, vref, mraw, doc, uri = spool_loads(v)
+                row = Row(rid, vref, None, doc, uri, full, fields, mraw)
+                row._key = k                         # the spool's key is the record key
+                yield row
+
+    def iter_delta(self) -> Iterator[mf.Row]:
+        with self.env.begin(db=self.delta) as txn:
+            for _, v in txn.cursor():
+                rid, op, flags, vref, mraw, doc, uri = spool_loads(v)
+                yield mf.Row(rid, vref, None, doc, uri, op, flags, mraw)
+
+    def close(self) -> None:
+        self.env.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "TempRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def remove_stale_spools(parent_dir: str) -> None:
+    """Delete spools left by killed processes: they hold plaintext rows."""
+    for name in os.listdir(parent_dir):
+        parts = name.split("-")
+        if not name.startswith("vdedup-rows-") or len(parts) < 4 or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent_dir, name), ignore_errors=True)
+        except PermissionError:
+            pass

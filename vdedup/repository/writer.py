@@ -1,0 +1,126 @@
+"""A write session: the one way blobs, manifests and snapshots get into a repository
+(repository layer).
+
+It keeps the commit protocol of docs/design.md §7: new blobs go into packs, each saved pack
+is indexed at once, and a snapshot is saved only by `commit`, after every pending pack and
+index file is written. If the operation fails, `save_progress` indexes the packs already
+saved so that the next run reuses them.
+
+The engine hands it columnar batches: `store_batch` takes a batch of records, stores the
+vector payloads the repository does not hold yet (their content ids are computed here) and
+returns the batch's manifest rows; `write_namespace` turns a namespace's row batches (and
+the previous snapshot's entry for it) into a new namespace entry.
+
+Several writers may work on one repository at once, in one process or in many (pack and
+index names are random; a blob two writers both store is kept once by prune): a worker can
+write the packs and index of its share and hand back namespace entries for one coordinator
+to commit in a single snapshot.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+from ..format.objects import BlobType
+from ..format.values import meta_bytes
+from ..model import RecordBatch
+from . import manifest
+from .packer import Packer
+from .payloads import encode_batch
+from .rows import Row, RowBatch
+from .snapshot import Snapshot
+from .spool import TempRows, spool_dir
+
+
+class Writer:
+    def __init__(self, repo, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None):
+        self.repo = repo
+        self._packer = Packer(repo, copy_all=copy_all, before_save=before_save)
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of packs and index files saved so far."""
+        return self._packer.bytes_written
+
+    # ---- records ----------------------------------------------------------------------
+    def store_batch(self, batch: RecordBatch) -> RowBatch:
+        """Store the batch's new vector payloads; return its manifest rows."""
+        enc = encode_batch(batch, self.repo.master.id_key)
+        raw = enc.vrefs.tobytes()
+        new = self._packer.add_many(BlobType.VECTORS, [raw[i:i + 32] for i in range(0, len(raw), 32)],
+                                    enc.payload)
+        n = len(batch)
+        mraws = [meta_bytes(m) for m in (batch.metadata or [None] * n)]
+        docs = batch.documents or [None] * n
+        uris = batch.uris or [None] * n
+        size = enc.size + sum(map(_row_size, batch.ids, mraws, docs, uris))
+        return RowBatch(list(batch.ids), enc.vrefs, mraws, docs, uris, size, new)
+
+    # ---- manifests --------------------------------------------------------------------
+    def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
+                        ordered: bool) -> tuple[dict[str, Any], dict[str, int]]:
+        """The snapshot entry of namespace `name` holding the rows of `batches`, written as a
+        delta against `prev` (the parent snapshot's entry, or None) or as a new base, and
+        the counts (added, changed, deleted, unchanged).
+
+        `ordered`: the rows arrive in record-key order and stream straight into the merge;
+        at the first row out of order (or an id given twice) this raises Unsorted, having
+        stored nothing but vector blobs. Otherwise the rows are spooled and sorted first
+        (a repeated id: the last one wins) and the entry says `"ordered": false`."""
+        logical = [0]
+
+        def rows() -> Iterator[Row]:
+            for b in batches:
+                logical[0] += b.logical_bytes
+                yield from b.rows()
+
+        with TempRows(spool_dir()) as tmp:
+            if ordered:
+                entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, 0,
+                                                        manifest.sorted_rows(rows()))
+                entry["logical_bytes"] = logical[0]
+                return entry, stats
+            for b in batches:
+                logical[0] += b.logical_bytes
+                tmp.put_many(list(b.rows()))
+            entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, logical[0])
+        entry["ordered"] = False
+        return entry, stats
+
+    # ---- blobs copied as they are (prune) -------------------------------------------------
+    def copy_blob(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
+        """Store a blob already verified against `blob_id` (repack)."""
+        self._packer.add(blob_type, data, blob_id)
+
+    # ---- commit -----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Save every pending block and pack, then the index file naming them."""
+        self._packer.flush()
+
+    def commit(self, snap: Snapshot) -> int:
+        """Flush, then save the snapshot (the commit point); returns the snapshot's size."""
+        self.flush()
+        return self.repo.save_snapshot(snap)
+
+    def save_progress(self) -> None:
+        """After a failure: index the packs already saved (best effort), so the next run
+        reuses them; blocks not yet in a saved pack are lost."""
+        try:
+            self._packer.write_index()
+        except Exception:
+            pass
+
+
+def _row_size(rid: Any, mraw: bytes, doc: str | None, uri: str | None) -> int:
+    """A row's share of logical_bytes: id, vector content id, metadata, document, uri."""
+    return (len(rid) if type(rid) is str else 8) + 32 + len(mraw) + (len(doc) if doc else 0) + \
+        (len(uri) if uri else 0)
+
+
+def batch_rows(repo, batch: RecordBatch) -> RowBatch:
+    """The manifest rows a backup would record for a batch of records (the same content
+    ids), computed without storing anything: what an in-place restore compares the live
+    records with before it asks to go ahead."""
+    enc = encode_batch(batch, repo.master.id_key)
+    n = len(batch)
+    return RowBatch(list(batch.ids), enc.vrefs, [meta_bytes(m) for m in (batch.metadata or [None] * n)],
+                    list(batch.documents or [None] * n), list(batch.uris or [None] * n))
