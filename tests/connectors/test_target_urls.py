@@ -16,7 +16,7 @@ pinecone = pytest.importorskip("pinecone")
 from cross_sources import pg_database  # noqa: E402
 from qdrant_rest_bridge import RestBridge  # noqa: E402
 from vdtest import env_connector  # noqa: E402
-from vdedup.connectors import pinecone as pc_connector  # noqa: E402
+from vdedup.connectors.pinecone import connector as pc_connector  # noqa: E402
 from vdedup.testing.pinecone_emulator import PineconeEmulator  # noqa: E402
 from vdedup.testing.weaviate_emulator import WeaviateEmulator  # noqa: E402
 from vdtest import vdedup  # noqa: E402
