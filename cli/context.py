@@ -36,6 +36,7 @@ class AuditNote:
     password: str | None = field(default=None, repr=False)   # only to audit `init`
     skip: bool = False                # e.g. `audit` itself: reading the log is not logged
     items: list[dict[str, Any]] = field(default_factory=list)   # one entry each (backup --all)
+    removed: list[str] | None = None  # snapshot ids a forget removed (evidence against rollback)
 
     def note(self, asset: str | None = None, snapshot: str | None = None, **counts: Any) -> None:
         if asset is not None:
@@ -46,6 +47,16 @@ class AuditNote:
 
 
 AUDIT = AuditNote()
+WARNINGS: list[str] = []       # shown on stderr as they come, and added to --json output
+
+
+def show_warning(message: str) -> None:
+    """A repository warning (a damaged object skipped, the repository went backwards): loud,
+    on stderr even with --quiet, and in the command's --json output."""
+    if message not in WARNINGS:
+        WARNINGS.append(message)
+        sys.stderr.write(f"vdedup: warning: {message}\n")
+        sys.stderr.flush()
 
 
 def reset_audit() -> AuditNote:
@@ -55,6 +66,8 @@ def reset_audit() -> AuditNote:
     AUDIT.password = None
     AUDIT.skip = False
     AUDIT.items = []
+    AUDIT.removed = None
+    WARNINGS.clear()
     return AUDIT
 
 
@@ -72,10 +85,16 @@ def read_secret(env: str, file_env: str, prompt: str, confirm: bool, missing: st
     path = os.environ.get(file_env)
     if path:
         try:
-            with open(path, encoding="utf-8") as f:
-                pw = f.read().rstrip("\r\n")
+            with open(path, "rb") as f:
+                raw = f.read()
         except OSError as e:
             raise PasswordRequired(f"cannot read {file_env}: {e.strerror}") from None
+        try:
+            pw = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise PasswordRequired(f"{file_env} is not UTF-8 text (is it the right file?)",
+                                   hint=f"{file_env} names a file holding the password as text, "
+                                        "one line") from None
         if not pw:
             raise PasswordRequired(f"{file_env} is empty")
         return pw
@@ -103,5 +122,9 @@ def open_repository() -> Repository:
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     repo = Repository.open(backend, read_password())
+    repo.on_warning = show_warning
     AUDIT.repo = repo            # the audit entry of this command goes into this repository
+    from vdedup.engine.rollback import observe
+    for problem in observe(repo):     # has the repository gone backwards since we last saw it?
+        show_warning(problem)
     return repo

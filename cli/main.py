@@ -105,7 +105,9 @@ def _audit(operation: str | None, code: int, error: BaseException | None) -> Non
             log.append(operation, item.get("outcome", outcome),
                        asset=item.get("asset", note.asset), snapshot=item.get("snapshot", note.snapshot),
                        counts=item.get("counts", note.counts), exit_code=item.get("exit_code", code),
-                       error=item.get("error", err_class))
+                       error=item.get("error", err_class), removed=item.get("removed", note.removed))
+        from vdedup.engine.rollback import observe
+        observe(repo)              # remember the repository as this command leaves it
     except Exception as e:    # the operation itself is done; say that its record is missing
         if os.environ.get("VDEDUP_DEBUG"):
             traceback.print_exc()

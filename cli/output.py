@@ -12,13 +12,17 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 
 from vdedup.engine.events import Reporter
 
-from .context import OPTIONS
+from .context import OPTIONS, WARNINGS
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
+    """Data to stdout; an object (not a list) also carries the run's repository warnings."""
+    if isinstance(obj, dict) and WARNINGS:
+        have = list(obj.get("warnings") or [])
+        obj = {**obj, "warnings": have + [w for w in WARNINGS if w not in have]}
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
 

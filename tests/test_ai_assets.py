@@ -223,7 +223,20 @@ def test_without_a_terminal_connect_needs_its_options(repo_path, capsys, monkeyp
     cli("ai-assets", "restore", "--asset", "x", "--version", "yesterday", expect=2)
 
 
-def test_version_is_latest_an_id_or_a_time():
+@pytest.fixture(params=["UTC", "America/New_York", "Asia/Kolkata"])
+def local_zone(request, monkeypatch):
+    """Run under this local time zone (TZ), whatever the machine's own zone is."""
+    import time
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_version_is_latest_an_id_or_a_time(local_zone):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
     from vdedup_cli.aiassets import pick_version
     snaps = [Snapshot(id=f"{c}" * 64, time=t, hostname="h", username="u", source="s", provider="p")
              for c, t in (("a", "2026-11-01T03:00:00+00:00"), ("b", "2026-11-02T03:00:00+00:00"),
@@ -231,7 +244,14 @@ def test_version_is_latest_an_id_or_a_time():
     assert pick_version(snaps, "latest").id[0] == "c"
     assert pick_version(snaps, "bbbb").id[0] == "b"
     assert pick_version(snaps, "2026-11-02T12:00:00+00:00").id[0] == "b"
-    assert pick_version(snaps, "2026-11-03").id[0] == "b"     # midnight, local time: before the 3rd's run
+    # a time without a zone is local time: midnight of the 3rd is 00:00 UTC, 05:00 UTC in New
+    # York (after the 3rd's 03:00 UTC run) and 18:30 UTC on the 2nd in Kolkata
+    midnight = dt.datetime(2026, 11, 3, tzinfo=ZoneInfo(local_zone))
+    expect = "c" if midnight >= dt.datetime(2026, 11, 3, 3, tzinfo=dt.timezone.utc) else "b"
+    assert expect == {"UTC": "b", "America/New_York": "c", "Asia/Kolkata": "b"}[local_zone]
+    assert pick_version(snaps, "2026-11-03").id[0] == expect
+    # 02:00 local on the 3rd: before the 03:00 UTC run in UTC, after it in New York (07:00 UTC)
+    assert pick_version(snaps, "2026-11-03 02:00").id[0] == ("c" if local_zone == "America/New_York" else "b")
     with pytest.raises(SnapshotNotFound):
         pick_version(snaps, "2026-10-01T00:00:00+00:00")
 

@@ -73,8 +73,8 @@ def test_nightly_backups_restore_every_snapshot_exactly(tmp_path, repo_path, sou
 
 def test_incremental_bytes_added(tmp_path, repo_path, source, capsys):
     src, col = source
-    vdedup("--repo", repo_path, "init")
-    vdedup("--repo", repo_path, "backup", f"chroma://{src}")
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"chroma://{src}") == 0
     size1 = repo_bytes(repo_path)
     # change the vectors of 50 records: about 50 * 96 * 4 bytes of new data
     ids = sorted(read_all(src, "docs"))[:50]
@@ -95,9 +95,9 @@ def test_incremental_bytes_added(tmp_path, repo_path, source, capsys):
 
 def test_ls_and_stats(repo_path, source, capsys):
     src, _ = source
-    vdedup("--repo", repo_path, "init")
-    vdedup("--repo", repo_path, "backup", f"chroma://{src}")
-    vdedup("--repo", repo_path, "backup", f"chroma://{src}")
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"chroma://{src}") == 0
+    assert vdedup("--repo", repo_path, "backup", f"chroma://{src}") == 0
     ls = _json_out(capsys, "--repo", repo_path, "ls", "latest", "--json")
     coll = ls["collections"][0]
     assert coll["name"] == "docs" and coll["count"] == 3000
@@ -113,8 +113,8 @@ def test_ls_and_stats(repo_path, source, capsys):
 
 def test_restore_refuses_non_empty_target_and_overwrite_upserts(tmp_path, repo_path, source, capsys):
     src, col = source
-    vdedup("--repo", repo_path, "init")
-    vdedup("--repo", repo_path, "backup", f"chroma://{src}")
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"chroma://{src}") == 0
     before = read_all(src, "docs")
     col.delete(ids=sorted(before)[:100])
     assert vdedup("--repo", repo_path, "restore", "latest", "--target", f"chroma://{src}") == 16
@@ -127,7 +127,7 @@ def test_collections_selected_and_missing(tmp_path, repo_path, source, capsys):
     src, _ = source
     client, other = chroma_collection(src, "other", None)      # Chroma's default space: l2
     add_records(other, *make_records(50, dim=8, seed=2))
-    vdedup("--repo", repo_path, "init")
+    assert vdedup("--repo", repo_path, "init") == 0
     out = _json_out(capsys, "--repo", repo_path, "backup", f"chroma://{src}", "--collection", "other", "--json")
     assert out["collections"] == {"other": 50}
     ls = _json_out(capsys, "--repo", repo_path, "ls", "latest", "--json")
@@ -154,7 +154,7 @@ def test_cosine_collections_restore_within_chroma_rounding(tmp_path, repo_path, 
     src = tmp_path / "src"
     _, col = chroma_collection(src, "docs", "cosine")
     add_records(col, *make_records(500, dim=32))
-    vdedup("--repo", repo_path, "init")
+    assert vdedup("--repo", repo_path, "init") == 0
     assert vdedup("--repo", repo_path, "backup", f"chroma://{src}") == 0
     conn = open_connector(f"chroma://{src}")
     scanned = {r.id: r for b in conn.scan("docs") for r in b.records()}

@@ -8,8 +8,10 @@ restic must be installed (bash scripts/bench-deps.sh --restic); the test fails, 
 without it."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import statistics
 import shutil
 import subprocess
 import sys
@@ -56,7 +58,7 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
             assert row is not None, f"{tool}: no result for scenario {s}"
             assert row["runs"] == 2                 # two repetitions; the nightly samples are the two nights
             assert 0 < row["wall_s"] < 120, (tool, s, row["wall_s"])
-            assert 0 <= row["cpu_s"] < 120, (tool, s, row["cpu_s"])
+            assert 0 < row["cpu_s"] < 120, (tool, s, row["cpu_s"])     # a child process ran
             assert 5 < row["peak_rss_mb"] < 4000, (tool, s, row["peak_rss_mb"])
             assert row["wall_s_min"] <= row["wall_s"] <= row["wall_s_max"]
         init, night, meta, same = (agg[tool][s] for s in ("initial", "nightly", "metadata", "unchanged"))
@@ -90,10 +92,45 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
                                                       "unchanged 1", "unchanged 2", "night 2"]
         assert sizes == sorted(sizes) and sizes[0] > 0
 
+    # every byte figure comes from the repository sizes measured before and after each run
+    samples = res["chain"]["samples"]
+    for tool in TOOLS:
+        for s, ms in samples[tool].items():
+            for m in ms:
+                assert m["bytes_added"] == m["repo_bytes_after"] - m["repo_bytes_before"], (tool, s, m)
+                assert m["repo_bytes_after"] > 0, (tool, s)
+                if m.get("minimum_bytes"):
+                    assert m["ratio"] == pytest.approx(m["bytes_added"] / m["minimum_bytes"]), (tool, s, m)
+        grown = growth[tool]
+        for prev, cur in zip(grown, grown[1:]):
+            # between two backups only the restores' audit entries (a few hundred bytes) are added
+            extra = cur["repo_bytes"] - prev["repo_bytes"] - cur["bytes_added"]
+            assert 0 <= extra < 8192, (tool, prev, cur)
+        # the aggregate is the median of those samples, not a figure of its own
+        for s in ("nightly", "metadata"):
+            assert agg[tool][s]["ratio"] == pytest.approx(
+                statistics.median(m["ratio"] for m in samples[tool][s]))
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import peers
     tnames = [(t["tool"], t["target"]) for t in res["targets"]]
     assert len(tnames) == 2 * 6 + 2 and ("vdedup-files", "nightly wall time <= 0.5x restic's") in tnames
+    # each verdict is the comparison of the measured figures with the target, not a constant
+    expected = _verdicts(peers, agg)
+    checked = 0
     for t in res["targets"]:
         assert t["holds"] in (True, False, None)
+        if (t["tool"], t["target"]) in expected:
+            assert t["holds"] is expected[(t["tool"], t["target"])], t
+            checked += 1
+    assert checked == 2 * 6, checked
+    # known-bad figures make every such verdict False, known-good ones True
+    bad = _doctored(agg, peers, good=False)
+    good = _doctored(agg, peers, good=True)
+    for doctored, want in ((bad, False), (good, True)):
+        verdicts = {(t["tool"], t["target"]): t["holds"] for t in peers.targets(doctored, res)}
+        for key in expected:
+            assert verdicts[key] is want, (key, verdicts[key], want)
 
     md = (out / "peers.md").read_text()
     assert "| tool | scenario | wall s |" in md and "## Targets for vdedup" in md and "shared" in md
@@ -107,3 +144,37 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
         import plots
         files = plots.plot_all(out / "peers.json", out)
         assert len(files) == 4 and all(f.stat().st_size > 1000 for f in files)
+
+
+def _verdicts(peers, agg: dict) -> dict[tuple[str, str], bool]:
+    """What each ratio and wall-time target should say about these aggregate figures."""
+    out = {}
+    rs = agg["restic"]
+    for tool in ("vdedup", "vdedup-files"):
+        v = agg[tool]
+        out[(tool, f"nightly change adds <= {peers.NIGHTLY_RATIO_TARGET}x the minimum")] = \
+            v["nightly"]["ratio"] <= peers.NIGHTLY_RATIO_TARGET
+        out[(tool, f"metadata-only change adds <= {peers.METADATA_RATIO_TARGET}x its minimum")] = \
+            v["metadata"]["ratio"] <= peers.METADATA_RATIO_TARGET
+        out[(tool, "unchanged re-run adds < 0.1% of the stored size")] = \
+            v["unchanged"]["bytes_added"] < peers.UNCHANGED_FRACTION_TARGET * v["unchanged"]["repo_bytes_before"]
+        out[(tool, "nightly wall time <= 0.5x restic's")] = \
+            v["nightly"]["wall_s"] <= peers.NIGHTLY_WALL_VS_RESTIC * rs["nightly"]["wall_s"]
+        out[(tool, "initial backup wall time <= restic's")] = v["initial"]["wall_s"] <= rs["initial"]["wall_s"]
+        out[(tool, "restore (latest) wall time <= restic's")] = \
+            v["restore_latest"]["wall_s"] <= rs["restore_latest"]["wall_s"]
+    return out
+
+
+def _doctored(agg: dict, peers, good: bool) -> dict:
+    """The aggregate with the vdedup figures set far on one side of every target."""
+    d = copy.deepcopy(agg)
+    for tool in ("vdedup", "vdedup-files"):
+        v = d[tool]
+        v["nightly"]["ratio"] = peers.NIGHTLY_RATIO_TARGET * (0.5 if good else 10)
+        v["metadata"]["ratio"] = peers.METADATA_RATIO_TARGET * (0.5 if good else 10)
+        stored = v["unchanged"]["repo_bytes_before"]
+        v["unchanged"]["bytes_added"] = 0 if good else stored
+        for s in ("nightly", "initial", "restore_latest"):
+            v[s]["wall_s"] = d["restic"][s]["wall_s"] * (0.1 if good else 10)
+    return d

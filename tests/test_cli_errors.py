@@ -77,6 +77,20 @@ def test_password_file_and_no_secret_in_output(tmp_path, repo_path, repo_with_sn
     _one_line_error(proc, 12, "VDEDUP_PASSWORD_FILE")
 
 
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00\x01binary\n", b"\x80abc", b"ok\x00\xc3\x28"])
+def test_binary_password_file_is_one_clear_line(tmp_path, repo_path, repo_with_snapshot, content):
+    """A password file that is not UTF-8 text (a key file, an image picked by mistake) is a
+    missing password (exit 12) named in one line, not an internal UnicodeDecodeError."""
+    pw_file = tmp_path / "pw.bin"
+    pw_file.write_bytes(content)
+    proc = vdedup_proc("--repo", repo_path, "snapshots", env={"VDEDUP_PASSWORD": "", "VDEDUP_PASSWORD_FILE": str(pw_file)})
+    _one_line_error(proc, 12, "VDEDUP_PASSWORD_FILE")
+    assert "not UTF-8 text" in proc.stderr and "Unicode" not in proc.stderr
+    # the same for a new password read by `key add`
+    proc = vdedup_proc("--repo", repo_path, "key", "add", env={"VDEDUP_NEW_PASSWORD_FILE": str(pw_file)})
+    _one_line_error(proc, 12, "VDEDUP_NEW_PASSWORD_FILE")
+
+
 def test_locked_repository_refuses_with_exit_11(repo_path, repo_with_snapshot):
     from vdedup.backend import LocalBackend
     from vdedup.repository import Repository
@@ -91,9 +105,13 @@ def test_locked_repository_refuses_with_exit_11(repo_path, repo_with_snapshot):
 
 
 def test_url_credentials_never_shown(tmp_path, repo_path, repo_with_snapshot):
+    """A credential in a source URL is bad input, refused before any connection is tried:
+    exit 2 (usage), whether or not the server is reachable, and the secret is never echoed."""
+    before = _digest(repo_path)
     proc = vdedup_proc("--repo", repo_path, "backup", f"chroma://user:s3cret-token@127.0.0.1:{_closed_port()}")
-    assert proc.returncode in (2, 15)
+    _one_line_error(proc, 2, "credentials do not belong in a Chroma URL")
     assert "s3cret-token" not in proc.stdout + proc.stderr
+    assert _digest(repo_path) == before
 
 
 @pytest.mark.parametrize("args", [["nosuchcmd"], ["snapshots", "--bogus"], ["restore"]])

@@ -14,6 +14,9 @@ from vdtest import (PASSWORD, add_records, assert_same_records, chroma_collectio
                     read_all, vdedup)
 
 
+SLOW = 0.5          # seconds each save takes in the overlapping backups
+
+
 def _backend(repo_url):
     return open_backend(repo_url, os.environ.get("VDEDUP_S3_ENDPOINT"))
 
@@ -30,7 +33,7 @@ def test_two_backups_at_once_both_succeed_and_restore_exactly(tmp_path, repo_url
     assert vdedup("--repo", repo_url, "init") == 0
     backend = _backend(repo_url)
     # slow storage, so that the two backups really overlap
-    env = dict(os.environ, VDEDUP_TEST_FAULTS="save:*:delay:seconds=0.25", VDEDUP_PACK_SIZE="1")
+    env = dict(os.environ, VDEDUP_TEST_FAULTS=f"save:*:delay:seconds={SLOW}", VDEDUP_PACK_SIZE="1")
     procs = [subprocess.Popen([sys.executable, "-m", "vdedup_cli.main", "--repo", repo_url, "backup",
                                f"chroma://{src}", "--json"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env) for src in srcs]
@@ -40,9 +43,16 @@ def test_two_backups_at_once_both_succeed_and_restore_exactly(tmp_path, repo_url
         n = len(list(backend.list("locks")))
         most_locks = max(most_locks, n)
         # probe only once both backups hold their locks: a probe while one is still taking its
-        # lock is a real prune racing it, and the backup then rightly refuses (exit 11)
+        # lock is a real prune racing it, and the backup then rightly refuses (exit 11). A lock
+        # object seen is not yet a lock held (its writer still lists the others), so both must
+        # have been visible for a while (a lock's time is taken before its slow save)
         if n >= 2 and refused is None:
             repo = Repository.open(backend, PASSWORD)
+            held = [lk for lk in repo.list_locks() if time.time() - lk.time > SLOW + 0.15]
+            if len(held) < 2:
+                repo.close()
+                time.sleep(0.02)
+                continue
             try:
                 repo.lock(exclusive=True, operation="prune").release()
                 refused = False

@@ -88,6 +88,13 @@ class NotSupported(VdedupError):
     exit_code = 1
 
 
+class KeyFileDamaged(IntegrityError):
+    """No key opened, and a key file the secret could have opened is damaged or refused
+    (malformed, its checksum wrong, absurd KDF parameters): not a wrong password."""
+    hint = ("another password or the recovery key may still open the repository; "
+            "'vdedup check' lists the damaged key files")
+
+
 class MissingDependency(VdedupError):
     exit_code = 18
 
@@ -100,12 +107,31 @@ class ObjectNotFound(BackendError):
     pass
 
 
+class WriteRefused(BackendError):
+    """The storage refuses writes: disk full, read-only, no permission (ENOSPC, EROFS,
+    EACCES, S3 AccessDenied). Reading may still work: readers fall back to no lock."""
+
+
+class RetentionActive(WriteRefused):
+    """An object is under retention (S3 Object Lock) and cannot be removed yet."""
+
+    def __init__(self, message: str, until=None, hint: str | None = None):
+        super().__init__(message, hint)
+        self.until = until          # datetime (UTC) when the retention ends
+
+
 class ObjectExists(BackendError):
     pass
 
 
 class TransientBackendError(BackendError):
     """A retry may succeed (timeouts, throttling, 5xx)."""
+
+
+class LockLost(RepositoryLocked):
+    """Our lock could not be refreshed in time: the operation stops before the lock would be
+    taken for stale, so that a prune elsewhere cannot delete what this operation still needs."""
+    hint = "check the repository storage (it refused or failed the lock writes) and run the operation again"
 
 
 class Interrupted(VdedupError):

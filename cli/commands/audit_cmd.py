@@ -5,11 +5,13 @@ import typer
 from rich.table import Table
 
 from vdedup.assets.audit import AuditLog
+from vdedup.engine.rollback import audit_problems
 from vdedup.errors import IntegrityError
+from vdedup.repository.state_memory import StateMemory
 
 from ..app import app
 from ..context import AUDIT, open_repository
-from ..output import out, print_json
+from ..output import err, out, print_json
 
 
 def _counts(c: dict) -> str:
@@ -24,16 +26,22 @@ def audit(
     """Show the audit log: who did what to this repository, and when."""
     AUDIT.skip = True          # reading the log is not itself logged
     repo = open_repository()
+    problems: list[str] = []
     try:
         log = AuditLog(repo)
         result = log.verify() if verify else None
         entries = result.entries if result is not None and result.ok else log.read()
+        if result is not None and result.ok:
+            # a valid chain may still be cut short: compare with what this machine saw and
+            # with the audit heads the snapshots recorded
+            names = set(repo.snapshot_names())
+            problems = audit_problems(repo, entries, repo.list_snapshots(), names, StateMemory.load(repo.id))
     finally:
         repo.close()
     if json_out:
         d = {"message_type": "audit", "entries": entries}
         if result is not None:
-            d["verify"] = result.to_dict()
+            d["verify"] = {**result.to_dict(), "ok": result.ok and not problems, "problems": problems}
         print_json(d)
     else:
         table = Table(box=None, pad_edge=False)
@@ -47,8 +55,13 @@ def audit(
                           e.get("host") or "", e.get("operation") or "", e.get("asset") or "",
                           (e.get("snapshot") or "")[:8], _counts(e.get("counts")), outcome)
         out.print(table)
-        if result is not None and result.ok:
+        if result is not None and result.ok and not problems:
             out.print(f"audit chain verified: {len(result.entries)} entries, head {result.head[:16]}")
+    for p in problems:
+        err.print(f"error: {p}", markup=False)
+    if problems:
+        raise IntegrityError(f"audit log: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                             hint="entries or snapshots were removed outside vdedup; see docs/assets.md")
     if result is not None and not result.ok:
         raise IntegrityError(f"audit log: {result.problem} (position {result.position})",
                              hint="the audit log was altered: an entry was removed, changed or reordered")

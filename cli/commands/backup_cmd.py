@@ -35,7 +35,8 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
                             "counts": {"records": o.records, "bytes_added": o.bytes_added,
                                        **({"forgotten": len(o.forgotten)} if o.forgotten else {})},
                             "outcome": "ok" if o.ok else "error", "exit_code": o.exit_code,
-                            "error": o.error_class})
+                            "error": o.error_class,
+                            **({"removed": list(o.forgotten)} if o.forgotten is not None else {})})
     failed = [o for o in outcomes if not o.ok]
     if json_out:
         print_json({"message_type": "summary", "assets": [o.to_dict() for o in outcomes],

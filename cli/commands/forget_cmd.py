@@ -7,11 +7,12 @@ import typer
 
 from vdedup.engine.forget import Policy, forget as run_forget, parse_duration, parse_group_by
 from vdedup.engine.prune import DEFAULT_MAX_UNUSED, prune as run_prune
+from vdedup.errors import PartialFailure
 
 from ..app import app
-from ..context import open_repository
-from ..output import RichReporter, info, out, print_json
-from .prune_cmd import print_prune
+from ..context import AUDIT, open_repository
+from ..output import RichReporter, err, info, out, print_json
+from .prune_cmd import print_prune, retained_failure
 
 
 @app.command()
@@ -39,6 +40,7 @@ def forget(
     try:
         with RichReporter(enabled=not json_out) as reporter:
             result = run_forget(repo, policy, groups, dry_run, reporter)
+            AUDIT.removed = list(result.removed)       # in the audit entry: not a rollback
             pruned = None
             if prune:
                 pruned = run_prune(repo, max_unused=max_unused, dry_run=dry_run, reporter=reporter)
@@ -49,6 +51,7 @@ def forget(
         if pruned is not None:
             d["prune"] = pruned.to_dict()
         print_json(d)
+        _retained(result, pruned)
         return
     for g in result.groups:
         label = ", ".join(f"{k} {v if not isinstance(v, list) else ','.join(v) or '(none)'}" for k, v in g.key.items())
@@ -64,3 +67,17 @@ def forget(
         print_prune(pruned)
     elif n and not dry_run:
         info("run 'vdedup prune' to free the space these snapshots used")
+    for r in result.retained:
+        err.print(f"  retained {r['snapshot'][:8]} until {r['until']} (Object Lock)", markup=False)
+    _retained(result, pruned)
+
+
+def _retained(result, pruned) -> None:
+    """Exit 3 when Object Lock kept snapshots the policy removes: they go on a later run."""
+    if pruned is not None and not result.retained:
+        retained_failure(pruned)
+    if result.retained:
+        last = max(r["until"] for r in result.retained)
+        raise PartialFailure(f"{len(result.retained)} snapshot(s) the policy removes are under retention "
+                             f"(Object Lock) until {last} at the latest; they stay until then",
+                             hint="run forget again after the retention ends")

@@ -37,10 +37,10 @@ def key_list(json_out: bool = typer.Option(False, "--json", help="Print a JSON a
         print_json([k.to_dict() for k in keys])
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("", "ID", "Kind", "Created", "KDF"):
+    for col in ("", "ID", "Kind", "Created", "KDF", "Status"):
         table.add_column(col)
     for k in keys:
-        table.add_row("*" if k.current else "", k.id[:8], k.kind, k.created, k.kdf)
+        table.add_row("*" if k.current else "", k.id[:8], k.kind, k.created, k.kdf, k.status)
     out.print(table)
 
 

@@ -5,10 +5,11 @@ import typer
 
 from vdedup.engine.forget import parse_duration
 from vdedup.engine.prune import DEFAULT_MAX_UNUSED, PruneResult, prune as run_prune
+from vdedup.errors import PartialFailure
 
 from ..app import app
 from ..context import open_repository
-from ..output import RichReporter, human_bytes, info, out, print_json
+from ..output import RichReporter, err, human_bytes, info, out, print_json
 
 
 def print_prune(r: PruneResult) -> None:
@@ -23,6 +24,8 @@ def print_prune(r: PruneResult) -> None:
         info(f"kept {r.unindexed_kept} unindexed pack(s) younger than the grace period (--keep-unindexed-for)")
     out.print(f"{'would free' if r.dry_run else 'freed'} {human_bytes(r.bytes_freed)}; "
               f"unused data left: {human_bytes(r.unused_after)}")
+    for x in r.retained:
+        err.print(f"  retained {x['object'][:22]} until {x['until']} (Object Lock)", markup=False)
     _ = verb
 
 
@@ -60,5 +63,15 @@ def prune(
         repo.close()
     if json_out:
         print_json(result.to_dict())
-        return
-    print_prune(result)
+    else:
+        print_prune(result)
+    retained_failure(result)
+
+
+def retained_failure(r: PruneResult) -> None:
+    """Exit 3 when Object Lock kept data prune would have removed: a later prune removes it."""
+    if r.retained:
+        last = max(x["until"] for x in r.retained)
+        raise PartialFailure(f"{len(r.retained)} object(s) prune would remove are under retention (Object "
+                             f"Lock) until {last} at the latest; they stay until then",
+                             hint="run prune again after the retention ends")

@@ -1,9 +1,12 @@
 """`init` and `unlock` (CLI layer)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from vdedup.backend import open_backend
+from vdedup.errors import UsageError
 from vdedup.repository import Repository
 
 from ..app import app
@@ -12,18 +15,34 @@ from ..output import err, info, out, print_json
 
 
 @app.command()
-def init(json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+def init(
+    object_lock_days: Optional[int] = typer.Option(None, "--object-lock-days", min=1, max=36500,
+                                                   help="S3 only: an immutable repository; everything a backup "
+                                                        "needs is retained N days (S3 Object Lock)."),
+    object_lock_mode: str = typer.Option("governance", "--object-lock-mode",
+                                         help="governance (whoever holds s3:BypassGovernanceRetention can "
+                                              "still delete) or compliance (nobody can, not even the "
+                                              "account's root)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
     """Create a new, encrypted repository and print its one-time recovery key."""
+    mode = object_lock_mode.strip().upper()
+    if mode not in ("GOVERNANCE", "COMPLIANCE"):
+        raise UsageError(f"--object-lock-mode {object_lock_mode!r}: governance or compliance")
     backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
     password = read_password(confirm=True)
-    repo, recovery = Repository.init(backend, password)
+    lock = {"mode": mode, "days": object_lock_days} if object_lock_days else None
+    repo, recovery = Repository.init(backend, password, object_lock=lock)
     AUDIT.repo = repo
     try:
         if json_out:
             print_json({"message_type": "initialized", "id": repo.id, "location": backend.location,
-                        "recovery_key": recovery})
+                        "recovery_key": recovery, "object_lock": lock})
             return
         out.print(f"created repository {repo.id[:8]} at {backend.location}")
+        if lock:
+            out.print(f"Object Lock: every backup is retained {lock['days']} days ({mode.lower()} mode); "
+                      f"forget and prune remove nothing younger")
         out.print("")
         out.print("recovery key (shown only this once; store it offline, it unlocks the repository")
         out.print("if the password is lost; give it as the password to use it):")

@@ -30,7 +30,9 @@ from ..repository import Repository
 CTX_AUDIT = "vdedup 2026-11-25 audit chain"
 GENESIS = "0" * 64
 ENTRY_FIELDS = ("seq", "time", "user", "host", "operation", "asset", "snapshot", "counts",
-                "outcome", "exit_code", "error", "prev")
+                "outcome", "exit_code", "error", "prev", "removed")
+# `removed` (since 0.2, only when snapshots were removed): the ids of the snapshots a forget
+# (or an asset's forget policy) removed, so that `check` can tell them from a rollback
 
 
 def _canonical(entry: dict[str, Any]) -> bytes:
@@ -77,11 +79,14 @@ class AuditLog:
 
     def append(self, operation: str, outcome: str = "ok", *, asset: str | None = None,
                snapshot: str | None = None, counts: dict[str, int] | None = None,
-               exit_code: int = 0, error: str | None = None) -> dict[str, Any]:
+               exit_code: int = 0, error: str | None = None,
+               removed: list[str] | None = None) -> dict[str, Any]:
         base = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
                 "user": _user(), "host": socket.gethostname(), "operation": operation,
                 "asset": asset, "snapshot": snapshot, "counts": dict(counts or {}),
                 "outcome": outcome, "exit_code": exit_code, "error": error}
+        if removed:
+            base["removed"] = sorted(removed)
         for _ in range(100):
             names = self._names()
             if names:
@@ -97,6 +102,32 @@ class AuditLog:
             except ObjectExists:
                 continue          # another writer took this number: chain onto theirs
         raise IntegrityError("audit log: could not append an entry (too many concurrent writers)")
+
+    def head(self) -> tuple[int, str]:
+        """(number of the last entry, its hash); (0, GENESIS) for an empty log. The last entry
+        is found by its name, so this costs one listing and one read."""
+        names = self._names()
+        if not names:
+            return 0, GENESIS
+        return int(names[-1]), self.digest(self.repo.load_json_object(ObjectType.AUDIT, names[-1]))
+
+    def entry_hash(self, seq: int) -> str | None:
+        """The hash of entry `seq`, or None when there is no such entry."""
+        try:
+            return self.digest(self.repo.load_json_object(ObjectType.AUDIT, entry_name(seq)))
+        except ObjectNotFound:
+            return None
+
+    def read_after(self, seq: int) -> list[dict[str, Any]]:
+        """The readable entries numbered above `seq`."""
+        out = []
+        for name in self._names():
+            if int(name) > seq:
+                try:
+                    out.append(self.repo.load_json_object(ObjectType.AUDIT, name))
+                except (ObjectNotFound, IntegrityError, FormatError, ValueError):
+                    continue
+        return out
 
     def read(self) -> list[dict[str, Any]]:
         """Every entry that can be read, in order (unreadable ones are skipped: see verify)."""
@@ -132,3 +163,15 @@ class AuditLog:
             prev = self.digest(entry)
             expected += 1
         return VerifyResult(entries, True, None, None, prev)
+
+
+def snapshot_audit_head(repo: Repository) -> dict[str, Any] | None:
+    """What a new snapshot records of the audit log: its length and head hash. None (with a
+    warning) when the last entry cannot be read: that must not stop a backup."""
+    try:
+        seq, head = AuditLog(repo).head()
+    except (IntegrityError, ValueError) as e:
+        repo.warn(f"the audit log's last entry cannot be read ({getattr(e, 'message', type(e).__name__)}); "
+                  f"the snapshot does not record the audit head")
+        return None
+    return {"seq": seq, "hash": head}

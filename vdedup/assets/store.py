@@ -183,22 +183,40 @@ class AssetStore:
             return None          # removed concurrently
         return Asset._from_record(d, object_name)
 
+    def _load_checked(self, object_name: str) -> Asset | None:
+        """The asset in an object, or None (with a warning naming the object) when it cannot
+        be read or does not belong to the name it holds: one damaged object must not make
+        the other assets unusable; `check` reports it."""
+        try:
+            a = self._load(object_name)
+        except (IntegrityError, ValueError, KeyError, TypeError, AttributeError) as e:
+            why = e.message if isinstance(e, IntegrityError) else f"malformed: {type(e).__name__}"
+            self.repo.warn(f"assets/{object_name[:16]} cannot be read ({why}); skipped (see 'vdedup check')")
+            return None
+        if a is not None and object_name.split("-", 1)[0] != self._name_id(a.name):
+            self.repo.warn(f"assets/{object_name[:16]} does not belong to the name it holds; skipped "
+                           f"(see 'vdedup check')")
+            return None
+        return a
+
     def list(self) -> list[Asset]:
         newest: dict[str, Asset] = {}
         for object_name, _ in self.repo.backend.list(FileType.ASSETS):
-            a = self._load(object_name)
+            a = self._load_checked(object_name)
             if a is None:
                 continue
-            if object_name.split("-", 1)[0] != self._name_id(a.name):
-                raise IntegrityError(f"asset object {object_name[:16]} does not belong to its name")
             prev = newest.get(a.name)
             if prev is None or a._order() > prev._order():
                 newest[a.name] = a
         return sorted(newest.values(), key=lambda a: a.name)
 
     def get(self, name: str) -> Asset:
-        found = [a for a in (self._load(n) for n in self._objects(name)) if a is not None and a.name == name]
+        objects = self._objects(name)
+        found = [a for a in (self._load_checked(n) for n in objects) if a is not None and a.name == name]
         if not found:
+            if objects:
+                raise IntegrityError(f"asset {name!r} is damaged: none of its {len(objects)} record(s) "
+                                     f"can be read", hint="run 'vdedup check' to see what is damaged")
             raise AssetNotFound(f"no connected asset named {name!r}")
         return max(found, key=lambda a: a._order())
 

@@ -19,7 +19,8 @@ class FileType:
     LOCKS = "locks"
     AUDIT = "audit"
     ASSETS = "assets"
-    ALL = (CONFIG, KEYS, SNAPSHOTS, INDEX, DATA, LOCKS, AUDIT, ASSETS)
+    KEYLIST = "keylist"
+    ALL = (CONFIG, KEYS, SNAPSHOTS, INDEX, DATA, LOCKS, AUDIT, ASSETS, KEYLIST)
 
 
 class Backend(Protocol):

@@ -4,7 +4,9 @@ Rules decide which calls misbehave, deterministically (every Nth matching call):
 - `fail`: raise TransientBackendError before the call reaches the backend;
 - `fail-after`: let the call happen, then raise TransientBackendError, as when a request
   succeeds on the server but its response is lost (for `list`: after the first name);
-- `delay`: sleep `seconds` before the call (slow storage; gives tests time to interrupt).
+- `delay`: sleep `seconds` before the call (slow storage; gives tests time to interrupt);
+- `refuse`: raise WriteRefused (permanent, not retried) before the call, as a full disk, a
+  read-only mount or an S3 AccessDenied do.
 Settings: `every=N` (every Nth matching call), `after=N` (leave the first N alone, e.g. a
 network lost after N uploads), `times=N` (at most N faults), `seconds=S` (for delay).
 
@@ -20,11 +22,11 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..errors import TransientBackendError, UsageError
+from ..errors import TransientBackendError, UsageError, WriteRefused
 from .base import Backend
 
 OPS = ("save", "load", "stat", "list", "remove", "exists", "create_layout")
-KINDS = ("fail", "fail-after", "delay")
+KINDS = ("fail", "fail-after", "delay", "refuse")
 ENV = "VDEDUP_TEST_FAULTS"
 
 
@@ -101,7 +103,7 @@ class FaultyBackend:
 
     def _before(self, op: str, ftype: str) -> bool:
         """Apply delay and fail rules; returns whether the call must fail after running."""
-        delay, fail, fail_after = 0.0, False, False
+        delay, fail, fail_after, refuse = 0.0, False, False, False
         with self._lock:
             for r in self.rules:
                 if r.matches(op, ftype) and r.hit():
@@ -109,12 +111,16 @@ class FaultyBackend:
                         delay += r.seconds
                     elif r.kind == "fail":
                         fail = True
+                    elif r.kind == "refuse":
+                        refuse = True
                     else:
                         fail_after = True
-            if fail or fail_after:
+            if fail or fail_after or refuse:
                 self.faults += 1
         if delay:
             time.sleep(delay)
+        if refuse:
+            raise WriteRefused(f"cannot {'write' if op == 'save' else op} {ftype}: the storage refuses writes (injected fault)")
         if fail:
             raise TransientBackendError(f"injected fault: {op} {ftype} (transient)")
         return fail_after

@@ -12,8 +12,11 @@ import os
 import secrets
 from typing import Iterator
 
-from ..errors import BackendError, ObjectExists, ObjectNotFound
+from ..errors import BackendError, ObjectExists, ObjectNotFound, WriteRefused
 from .base import FileType
+
+# the storage refuses writes, though reads may work: full, read-only, no permission
+REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class LocalBackend:
@@ -31,6 +34,13 @@ class LocalBackend:
 
     def exists(self) -> bool:
         return os.path.isfile(os.path.join(self.location, "config"))
+
+    def enable_object_lock(self, mode: str, days: int) -> None:
+        from ..errors import UsageError
+        raise UsageError("Object Lock needs an S3 repository (s3://bucket/prefix)")
+
+    def configure_object_lock(self, mode: str, days: float) -> None:
+        """A copy of an Object Lock repository here: nothing is retained."""
 
     def create_layout(self) -> None:
         try:
@@ -67,6 +77,8 @@ class LocalBackend:
             finally:
                 os.close(dfd)
         except OSError as e:
+            if e.errno in REFUSED:
+                raise WriteRefused(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e
             raise BackendError(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e
 
     def load(self, ftype: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -116,6 +128,6 @@ class LocalBackend:
         except FileNotFoundError:
             raise ObjectNotFound(f"{ftype}/{name[:16]} not found") from None
         except OSError as e:
-            if e.errno == errno.EACCES:
-                raise BackendError(f"cannot remove {ftype}/{name[:16]}: permission denied") from e
+            if e.errno in REFUSED:
+                raise WriteRefused(f"cannot remove {ftype}/{name[:16]}: {e.strerror}") from e
             raise BackendError(f"cannot remove {ftype}/{name[:16]}: {e.strerror}") from e

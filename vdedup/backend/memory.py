@@ -16,6 +16,13 @@ class MemoryBackend:
     def exists(self) -> bool:
         return ("config", "config") in self.objects
 
+    def enable_object_lock(self, mode: str, days: int) -> None:
+        from ..errors import UsageError
+        raise UsageError("Object Lock needs an S3 repository (s3://bucket/prefix)")
+
+    def configure_object_lock(self, mode: str, days: float) -> None:
+        """A copy of an Object Lock repository here: nothing is retained."""
+
     def create_layout(self) -> None:
         pass
 

@@ -14,14 +14,20 @@ botocore's own retries are switched off: `retry.RetryBackend` is the one retry p
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any, Iterator
 
-from ..errors import (BackendError, MissingDependency, ObjectExists, ObjectNotFound,
-                      TransientBackendError, UsageError)
+from ..errors import (BackendError, MissingDependency, ObjectExists, ObjectNotFound, RetentionActive,
+                      TransientBackendError, UsageError, WriteRefused)
 from .base import FileType
 
 MULTIPART_THRESHOLD = 8 << 20     # objects larger than this go up in parts
+# with Object Lock, what is saved with a retention: everything a backup needs and the audit
+# log; not locks (removed on release) and not assets (replaced by `assets rotate`)
+RETAINED_TYPES = (FileType.CONFIG, FileType.KEYS, FileType.KEYLIST, FileType.SNAPSHOTS,
+                  FileType.INDEX, FileType.DATA, FileType.AUDIT)
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 PART_SIZE = 8 << 20               # S3's minimum part size is 5 MiB (except the last part)
 MIN_PART_SIZE = 5 << 20
 
@@ -77,6 +83,7 @@ class S3Backend:
         self.part_size = part_size
         self.list_page_size = list_page_size
         self._client = client
+        self.object_lock: tuple[str, float] | None = None     # (mode, retention seconds)
         _, botocore = _boto()
         self._exc = botocore.exceptions
 
@@ -124,6 +131,8 @@ class S3Backend:
                 return ObjectExists(f"{where} already exists")
             if code in _TRANSIENT_CODES or status in (408, 429) or (status >= 500 and status != 501):
                 return TransientBackendError(f"{op} {where}: {code or status} (transient)")
+            if op in ("write", "remove") and (code in ("AccessDenied", "AllAccessDisabled") or status == 403):
+                return WriteRefused(f"{op} {where}: {code or status} (the store refuses writes)")
             return BackendError(f"{op} {where}: {code or 'HTTP ' + str(status)}"
                                 + (f" ({status})" if status else ""))
         if isinstance(e, (exc.NoCredentialsError, exc.PartialCredentialsError)):
@@ -200,13 +209,67 @@ class S3Backend:
         except (self._exc.BotoCoreError, OSError) as e:
             raise self._error(e, "create bucket", "") from None
 
+    # ---- Object Lock ----------------------------------------------------------------------
+    def enable_object_lock(self, mode: str, days: int) -> None:
+        """At init: a bucket with Object Lock (created so if missing; an existing one must
+        have it), and every later save of RETAINED_TYPES gets a retention of `days`."""
+        if mode not in LOCK_MODES:
+            raise UsageError(f"object lock mode {mode!r}: one of governance, compliance")
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            exists = True
+        except self._exc.ClientError as e:
+            if int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) != 404:
+                raise self._error(e, "check bucket", "") from None
+            exists = False
+        except (self._exc.BotoCoreError, OSError) as e:
+            raise self._error(e, "check bucket", "") from None
+        if not exists:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "ObjectLockEnabledForBucket": True}
+            region = self.client.meta.region_name
+            if region and region not in ("us-east-1", "aws-global"):
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            self._call("create bucket", "", self.client.create_bucket, **kwargs)
+        else:
+            try:
+                cfg = self.client.get_object_lock_configuration(Bucket=self.bucket)
+                enabled = cfg.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+            except self._exc.ClientError:
+                enabled = False
+            if not enabled:
+                raise UsageError(f"the bucket {self.bucket} exists without Object Lock: use a new bucket "
+                                 f"(vdedup creates it with Object Lock), or enable Object Lock on this one first")
+        self.configure_object_lock(mode, days)
+
+    def configure_object_lock(self, mode: str, days: float) -> None:
+        """Retention for the saves of this session (the repository's config says it)."""
+        seconds = float(days) * 86400
+        test = os.environ.get("VDEDUP_TEST_RETENTION_SECONDS")
+        if test:                      # test suites only: retention short enough to expire
+            seconds = float(test)
+        self.object_lock = (mode, seconds)
+
+    def _retention(self, ftype: str) -> dict[str, Any]:
+        if self.object_lock is None or ftype not in RETAINED_TYPES:
+            return {}
+        mode, seconds = self.object_lock
+        until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+        return {"ObjectLockMode": mode, "ObjectLockRetainUntilDate": until}
+
+    def retained_until(self, ftype: str, name: str) -> dt.datetime | None:
+        """When the retention of an object ends, if it has one that has not ended."""
+        key = self._key(ftype, name)
+        r = self._call("read", key, self.client.head_object, Bucket=self.bucket, Key=key)
+        return _until(r)
+
     def save(self, ftype: str, name: str, data: bytes) -> None:
         key = self._key(ftype, name)
+        lock = self._retention(ftype)
         if len(data) > self.multipart_threshold:
-            self._save_multipart(key, data)
+            self._save_multipart(key, data, lock)
             return
         self._call("write", key, self.client.put_object, Bucket=self.bucket, Key=key,
-                   Body=bytes(data), IfNoneMatch="*")
+                   Body=bytes(data), IfNoneMatch="*", **lock)
 
     def _refuse_existing(self, key: str) -> None:
         """A cheap early refusal before uploading parts; the conditional completion is what
@@ -220,9 +283,9 @@ class S3Backend:
             raise err from None
         raise ObjectExists(f"{self._where(key)} already exists")
 
-    def _save_multipart(self, key: str, data: bytes) -> None:
+    def _save_multipart(self, key: str, data: bytes, lock: dict[str, Any]) -> None:
         self._refuse_existing(key)
-        up = self._call("write", key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key)
+        up = self._call("write", key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key, **lock)
         upload_id = up["UploadId"]
         view = memoryview(data)
         try:
@@ -237,8 +300,13 @@ class S3Backend:
                     if r.get(ck):
                         part[ck] = r[ck]
                 parts.append(part)
-            self._call("write", key, self.client.complete_multipart_upload, Bucket=self.bucket,
-                       Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+            done = self._call("write", key, self.client.complete_multipart_upload, Bucket=self.bucket,
+                              Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+            if lock:          # stores that ignore the retention of a multipart upload get it now
+                kw: dict[str, Any] = {"VersionId": done["VersionId"]} if done.get("VersionId") else {}
+                self._call("write", key, self.client.put_object_retention, Bucket=self.bucket, Key=key,
+                           Retention={"Mode": lock["ObjectLockMode"],
+                                      "RetainUntilDate": lock["ObjectLockRetainUntilDate"]}, **kw)
         except BaseException:
             try:   # leave no billable orphaned parts behind
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -307,10 +375,36 @@ class S3Backend:
             token = page.get("NextContinuationToken")
 
     def remove(self, ftype: str, name: str) -> None:
-        """S3's DeleteObject succeeds for a missing key; a HEAD first keeps ObjectNotFound."""
+        """S3's DeleteObject succeeds for a missing key; a HEAD first keeps ObjectNotFound.
+        With Object Lock (a versioned bucket) the version itself is deleted, for good: a plain
+        delete would only hide it behind a delete marker. A version under retention cannot be
+        deleted: RetentionActive says until when (vdedup never bypasses a retention)."""
         key = self._key(ftype, name)
-        self._call("read", key, self.client.head_object, Bucket=self.bucket, Key=key)
-        self._call("remove", key, self.client.delete_object, Bucket=self.bucket, Key=key)
+        head = self._call("read", key, self.client.head_object, Bucket=self.bucket, Key=key)
+        if self.object_lock is None:
+            self._call("remove", key, self.client.delete_object, Bucket=self.bucket, Key=key)
+            return
+        until = _until(head)
+        if until is not None:
+            raise RetentionActive(f"{ftype}/{name[:16]} is under retention until "
+                                  f"{until.isoformat(timespec='seconds')} (Object Lock)", until=until)
+        kw = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
+        try:
+            self._call("remove", key, self.client.delete_object, Bucket=self.bucket, Key=key, **kw)
+        except WriteRefused as e:            # retention set by someone else, or a legal hold
+            raise RetentionActive(f"{ftype}/{name[:16]} cannot be removed: {e.message}") from None
+
+
+def _until(head: dict[str, Any]) -> dt.datetime | None:
+    """The end of an object's retention from a HEAD response, if it is still in the future."""
+    until = head.get("ObjectLockRetainUntilDate")
+    if isinstance(until, str):
+        until = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
+    if until is None:
+        return None
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=dt.timezone.utc)
+    return until if until > dt.datetime.now(dt.timezone.utc) else None
 
 
 def _one_line(e: Exception) -> str:

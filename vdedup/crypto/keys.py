@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from blake3 import blake3
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from ..errors import FormatError, UsageError
 from .aead import open_sealed, seal
 
 CTX_ENC = "vdedup 2026-11-25 object encryption root"
@@ -25,6 +26,15 @@ CTX_RECOVERY = "vdedup 2026-11-25 recovery key wrapping"
 CTX_ASSETS = "vdedup 2026-11-25 credential store"
 
 DEFAULT_SCRYPT = {"n": 2 ** 17, "r": 8, "p": 1}
+# VDEDUP_SCRYPT_N (new keys, test suites only) must be a power of two in this range
+SCRYPT_N_ENV_RANGE = (2 ** 10, 2 ** 20)
+# what a key file may ask of us before scrypt runs: larger values are refused unread, so a
+# planted key file cannot make an unlock allocate gigabytes or spin for hours
+SCRYPT_MAX_N = 2 ** 20
+SCRYPT_MAX_R = 32
+SCRYPT_MAX_P = 16
+SCRYPT_MAX_MEMORY = 1 << 30          # 128 * n * r bytes
+SCRYPT_MAX_WORK = 2 ** 24            # n * r * p: 128 x the default's CPU work
 
 
 def derive(context: str, material: bytes, length: int = 32) -> bytes:
@@ -56,14 +66,45 @@ class MasterKey:
 
 
 def scrypt_params() -> dict:
-    """Scrypt parameters for new keys; VDEDUP_SCRYPT_N lowers N for test suites only."""
+    """Scrypt parameters for new keys; VDEDUP_SCRYPT_N lowers N for test suites only, and only
+    to a power of two in SCRYPT_N_ENV_RANGE (n=2 would make a password key worthless)."""
     params = dict(DEFAULT_SCRYPT)
-    if os.environ.get("VDEDUP_SCRYPT_N"):
-        params["n"] = int(os.environ["VDEDUP_SCRYPT_N"])
+    text = os.environ.get("VDEDUP_SCRYPT_N", "").strip()
+    if text:
+        lo, hi = SCRYPT_N_ENV_RANGE
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if not (lo <= n <= hi and n & (n - 1) == 0):
+            raise UsageError(f"VDEDUP_SCRYPT_N={text!r}: must be a power of two from {lo} to {hi} "
+                             f"(it lowers the scrypt cost of new keys for test suites; unset it otherwise)")
+        params["n"] = n
     return params
 
 
+def scrypt_problem(kdf: dict) -> str | None:
+    """Why scrypt parameters read from a key file are refused (None: they are acceptable).
+    Checked before scrypt runs: its memory is 128 * n * r bytes, its work n * r * p."""
+    n, r, p = kdf.get("n"), kdf.get("r"), kdf.get("p")
+    if not all(type(v) is int for v in (n, r, p)):
+        return "scrypt parameters n, r, p are not integers"
+    if n < 2 or n & (n - 1) or n > SCRYPT_MAX_N:
+        return f"scrypt n={n} is not a power of two from 2 to {SCRYPT_MAX_N}"
+    if not 1 <= r <= SCRYPT_MAX_R or not 1 <= p <= SCRYPT_MAX_P:
+        return f"scrypt r={r}, p={p} out of range (r 1-{SCRYPT_MAX_R}, p 1-{SCRYPT_MAX_P})"
+    if 128 * n * r > SCRYPT_MAX_MEMORY:
+        return (f"scrypt n={n}, r={r} needs {128 * n * r >> 20} MiB of memory "
+                f"(at most {SCRYPT_MAX_MEMORY >> 20} MiB)")
+    if n * r * p > SCRYPT_MAX_WORK:
+        return f"scrypt n={n}, r={r}, p={p} asks for more than {SCRYPT_MAX_WORK // 2 ** 20}x2^20 rounds of work"
+    return None
+
+
 def kdf_password(password: str, kdf: dict) -> bytes:
+    problem = scrypt_problem(kdf)
+    if problem:                         # never reached through unlock, which checks first
+        raise FormatError(f"key file refused: {problem}")
     salt = base64.b64decode(kdf["salt"])
     return Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(password.encode("utf-8"))
 

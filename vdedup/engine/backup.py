@@ -19,6 +19,7 @@ from ..connectors.base import Connector
 from ..errors import SourceError
 from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
 from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer
+from ..assets.audit import snapshot_audit_head
 from .events import Reporter
 
 BATCH_SIZE = 1000
@@ -150,6 +151,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                                      "count": sum(e["count"] for e in entries), "namespaces": entries})
         snap.summary = {**totals, "logical_bytes": sum(e["logical_bytes"] for c in snap.collections
                                                        for e in c["namespaces"])}
+        snap.audit_head = snapshot_audit_head(repo)      # evidence against a cut-off audit log
         size = writer.commit(snap)           # packs, then index, then the snapshot: the commit point
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,
                             writer.bytes_written + size, totals)

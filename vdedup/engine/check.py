@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import UsageError, VdedupError
 from ..repository import BlockInfo, Repository
+from .check_metadata import check_metadata
 from .events import Reporter
 
 
@@ -70,7 +71,7 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         parse_subset(subset)        # bad input fails before the lock is taken
         read_data = True
     result = CheckResult()
-    lock = repo.lock(exclusive=False, operation="check")
+    lock = repo.read_lock("check")         # lock-free, with a warning, on read-only storage
     try:
         # index files and packs
         packs_in_index: dict[bytes, list[BlockInfo]] = {}
@@ -134,6 +135,7 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         result.counts = {"snapshots": len(snaps), "index_files": n_index, "packs": len(stored),
                          "blobs": repo.index.count(), "records_checked": refs,
                          "packs_read": len(to_read)}
+        check_metadata(repo, snaps, result)      # keys, assets, audit log, rollback
         return result
     finally:
         lock.release()

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import UsageError
+from ..errors import RetentionActive, UsageError
 from ..repository import Repository, Snapshot
 from .events import Reporter
 
@@ -180,6 +180,7 @@ class ForgetResult:
     groups: list[GroupDecision]
     dry_run: bool
     removed: list[str] = field(default_factory=list)
+    retained: list[dict[str, str]] = field(default_factory=list)   # {snapshot, until}: Object Lock
 
     @property
     def to_remove(self) -> list[Snapshot]:
@@ -190,7 +191,8 @@ class ForgetResult:
                 "groups": [g.to_dict() for g in self.groups],
                 "kept": sum(len(g.keep) for g in self.groups),
                 "removed": len(self.removed) if not self.dry_run else 0,
-                "would_remove": len(self.to_remove) if self.dry_run else 0}
+                "would_remove": len(self.to_remove) if self.dry_run else 0,
+                "retained": self.retained}
 
 
 def forget(repo: Repository, policy: Policy, group_by: tuple[str, ...] = ("source",),
@@ -208,7 +210,13 @@ def forget(repo: Repository, policy: Policy, group_by: tuple[str, ...] = ("sourc
         doomed = result.to_remove
         reporter.phase("remove snapshots", len(doomed))
         for s in doomed:
-            repo.remove_snapshot(s.id)
+            try:
+                repo.remove_snapshot(s.id)
+            except RetentionActive as e:    # Object Lock: it stays until its retention ends
+                result.retained.append({"snapshot": s.id, "until": e.until.isoformat(timespec="seconds")
+                                        if e.until else ""})
+                reporter.advance(1)
+                continue
             result.removed.append(s.id)
             reporter.advance(1)
         reporter.done()

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from ..assets.store import Asset, AssetStore
 from ..connectors import Credentials, open_connector, parse_url
 from ..connectors.base import Connector
-from ..errors import VdedupError
+from ..errors import RetentionActive, VdedupError
 from ..repository import Repository, Snapshot
 from .backup import BATCH_SIZE, BackupResult, backup
 from .events import Reporter
@@ -73,7 +73,10 @@ def apply_asset_policy(repo: Repository, asset: Asset) -> list[str] | None:
         removed = []
         for g in decisions:
             for s in g.remove:
-                repo.remove_snapshot(s.id)
+                try:
+                    repo.remove_snapshot(s.id)
+                except RetentionActive:      # Object Lock: removed by a later run
+                    continue
                 removed.append(s.id)
         return removed
     finally:

@@ -31,9 +31,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import IntegrityError, UsageError
+from ..errors import IntegrityError, RetentionActive, UsageError
 from ..repository import BlobMarks, BlockInfo, Repository, Snapshot, Writer
 from .events import Reporter
+from .prune_retention import hold_retained
 
 DEFAULT_MAX_UNUSED = "5%"
 DEFAULT_KEEP_UNINDEXED = 3600.0
@@ -135,6 +136,7 @@ class PruneResult:
     unused_after: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    retained: list[dict[str, str]] = field(default_factory=list)   # Object Lock: {object, until}
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items()}
@@ -158,7 +160,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
     lock = repo.lock(exclusive=not dry_run, operation="prune")
     try:
         repo.sync_index()
-        snaps = repo.list_snapshots()
+        snaps = repo.list_snapshots(strict=True)    # an unreadable snapshot may need any pack
         result.snapshots = len(snaps)
         stored, _ = repo.list_packs()
         index_sizes = repo.list_index_files()
@@ -184,6 +186,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
                     delete_unindexed.append(name)
                 else:
                     result.unindexed_kept += 1
+            held_files, result.retained = hold_retained(repo, packs, file_packs, delete_unindexed)
             result.packs = len(packs)
             result.used_bytes = sum(p.used for p in packs.values())
             result.unused_bytes = sum(p.unused for p in packs.values())
@@ -200,7 +203,7 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             keep_files, drop_files = [], []
             for name in sorted(file_packs, key=lambda n: any(p in gone for p in file_packs[n])):
                 pids = file_packs[name]
-                if any(p in gone for p in pids) or all(p in covered for p in pids) and pids:
+                if name not in held_files and (any(p in gone for p in pids) or all(p in covered for p in pids) and pids):
                     drop_files.append(name)
                 else:
                     keep_files.append(name)
@@ -240,7 +243,14 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             # 3. remove the replaced index files
             reporter.phase("remove index files", len(drop_files))
             for name in drop_files:
-                repo.remove_index_file(name)
+                try:
+                    repo.remove_index_file(name)
+                except RetentionActive as e:   # it stays, and so does every pack it names
+                    keep = {pid.hex() for pid in file_packs[name]}
+                    doomed = [d for d in doomed if d not in keep]
+                    result.retained.append({"object": f"index/{name}", "until": str(e.until or "")})
+                    reporter.advance(1)
+                    continue
                 result.index_files_deleted += 1
                 reporter.advance(1)
             reporter.done()

@@ -241,7 +241,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
     chosen = select_collections(snapshot, collections or selection.collections)
     if as_name and len(chosen) != 1 and not translation.fold_namespaces:
         raise UsageError("--as needs exactly one collection (use --collection NAME)")
-    lock = repo.lock(exclusive=False, operation="restore")
+    lock = repo.read_lock("restore")       # lock-free, with a warning, on read-only storage
     result = RestoreResult(snapshot, target, 0.0, dry_run=dry_run)
     try:
         # every target is checked before anything is written; several snapshot collections
@@ -409,7 +409,7 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
         return result
     safety = take_safety_snapshot(present) if present else None
     result.safety_snapshot = safety.id if safety else None
-    lock = repo.lock(exclusive=False, operation="restore")
+    lock = repo.read_lock("restore")       # lock-free, with a warning, on read-only storage
     try:
         for coll in chosen:
             name = coll["name"]

@@ -138,7 +138,7 @@ def verify(repo: Repository, snapshot: Snapshot, connector: Connector, target: s
     started = time.monotonic()
     result = VerifyResult(snapshot, target, options.min_recall)
     chosen = select_collections(snapshot, collections)
-    lock = repo.lock(exclusive=False, operation="verify")
+    lock = repo.read_lock("verify")       # lock-free, with a warning, on read-only storage
     try:
         work = []
         for coll in chosen:

@@ -33,6 +33,7 @@ class ObjectType(IntEnum):
     LOCK = 4
     AUDIT = 5
     ASSET = 6
+    KEYLIST = 7
 
 
 class BlobType(IntEnum):

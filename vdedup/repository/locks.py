@@ -5,6 +5,12 @@ Backup and restore take shared locks; anything that deletes takes an exclusive o
 is stale when its process is gone (same host) or it was not refreshed for STALE_AFTER
 seconds; stale locks never block, and `unlock` removes them. A held lock is refreshed in
 the background every REFRESH_EVERY seconds.
+
+A refresh that fails is retried every RETRY_EVERY seconds; once our newest lock object is
+GIVE_UP_AFTER old (well before STALE_AFTER, when another client may take it for stale and a
+prune may delete what we still need), the operation stops: every backend call it makes
+through the repository raises LockLost. Readers that cannot write a lock at all (full disk,
+read-only storage, no permission) read without one, with a warning (`read_lock`).
 """
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
-from ..errors import ObjectNotFound, RepositoryLocked, VdedupError
+from ..errors import LockLost, ObjectNotFound, RepositoryLocked, WriteRefused
 from ..format.objects import ObjectType
 
 STALE_AFTER = 30 * 60
 REFRESH_EVERY = 5 * 60
+RETRY_EVERY = 30
+GIVE_UP_AFTER = STALE_AFTER - 3 * REFRESH_EVERY // 2      # 22.5 minutes without a refresh
 
 
 @dataclass
@@ -59,14 +68,20 @@ class Lock:
         self.exclusive = exclusive
         self.operation = operation
         self.name: str | None = None
+        self.written_at = 0.0                 # `time` of our newest lock object
+        self.refresh_error: str | None = None
+        self.lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._guard: LockGuardBackend | None = None
 
     def _write(self) -> str:
         name = secrets.token_hex(32)
-        body = {"time": time.time(), "hostname": socket.gethostname(), "pid": os.getpid(),
+        now = time.time()
+        body = {"time": now, "hostname": socket.gethostname(), "pid": os.getpid(),
                 "username": _username(), "exclusive": self.exclusive, "operation": self.operation}
         self.repo.save_json_object(ObjectType.LOCK, name, body)
+        self.written_at = now
         return name
 
     def acquire(self) -> "Lock":
@@ -80,23 +95,54 @@ class Lock:
                 raise RepositoryLocked(
                     f"repository is locked: {kind} lock held by '{other.operation}' "
                     f"(pid {other.pid} on {other.hostname}, since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(other.time))})")
+        # every later backend call of the operation goes through the guard, which stops it
+        # once the lock is lost
+        self._guard = LockGuardBackend(self.repo.backend, self)
+        self.repo.backend = self._guard
         self._thread = threading.Thread(target=self._refresh, daemon=True)
         self._thread.start()
         return self
 
     def _refresh(self) -> None:
-        while not self._stop.wait(REFRESH_EVERY):
+        wait = REFRESH_EVERY
+        while not self._stop.wait(wait):
             try:
                 new = self._write()
-                old, self.name = self.name, new
+            except Exception as e:        # storage full, gone, refusing: try again sooner
+                self.refresh_error = getattr(e, "message", None) or type(e).__name__
+                if time.time() - self.written_at > GIVE_UP_AFTER:
+                    self.lost = True
+                    return
+                wait = min(RETRY_EVERY, REFRESH_EVERY)
+                continue
+            old, self.name = self.name, new
+            self.refresh_error = None
+            wait = REFRESH_EVERY
+            try:
                 self.repo.backend.remove("locks", old)
-            except VdedupError:
-                pass
+            except Exception:
+                pass                      # an old lock object of ours goes stale by itself
+
+    def check(self) -> None:
+        """Raise LockLost once the lock can no longer be relied on."""
+        if not self.lost and self.written_at and time.time() - self.written_at > GIVE_UP_AFTER:
+            self.lost = True
+        if self.lost:
+            age = int(time.time() - self.written_at)
+            raise LockLost(f"the {self.operation} lock could not be refreshed for {age} s "
+                           f"({self.refresh_error or 'no refresh succeeded'}); stopped before other "
+                           f"clients may take it for stale (after {STALE_AFTER} s)")
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._guard is not None:
+            if self.repo.backend is self._guard:
+                self.repo.backend = self._guard.inner
+            else:                         # a lock taken after ours wraps our guard: pass through
+                self._guard.lock = None
+            self._guard = None
         if self.name:
             try:
                 self.repo.backend.remove("locks", self.name)
@@ -109,3 +155,84 @@ class Lock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class NoLock:
+    """What a reader holds when the storage refused its lock: nothing to refresh or remove."""
+    name = None
+    lost = False
+
+    def check(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> "NoLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def read_lock(repo, operation: str) -> Lock | NoLock:
+    """A shared lock for an operation that only reads (restore, check). When the storage
+    refuses the lock object (full disk, read-only mount, no permission, S3 AccessDenied), read
+    without one rather than not at all, with a warning: data an exclusive operation started
+    meanwhile removes would make the read fail loudly, never silently. A live exclusive lock
+    still blocks, as it would have."""
+    try:
+        return Lock(repo, False, operation).acquire()
+    except WriteRefused as e:
+        for other in repo.list_locks():
+            if other.exclusive and not other.is_stale():
+                raise RepositoryLocked(f"repository is locked: an exclusive lock held by '{other.operation}' "
+                                       f"(pid {other.pid} on {other.hostname})") from None
+        repo.warn(f"cannot write a lock ({e.message}): {operation} reads without one; do not run "
+                  f"prune until it is done")
+        return NoLock()
+
+
+class LockGuardBackend:
+    """Wraps the repository's backend while a lock is held: every call except on locks/
+    first checks that the lock is still good, so an operation cannot outlive its lock."""
+
+    def __init__(self, inner, lock: Lock | None):
+        self.inner = inner
+        self.lock = lock
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    def __getattr__(self, name: str):
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def _check(self, ftype: str) -> None:
+        if self.lock is not None and ftype != "locks":
+            self.lock.check()
+
+    def save(self, ftype: str, name: str, data: bytes) -> None:
+        self._check(ftype)
+        self.inner.save(ftype, name, data)
+
+    def load(self, ftype: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        self._check(ftype)
+        return self.inner.load(ftype, name, offset, length)
+
+    def stat(self, ftype: str, name: str) -> int:
+        self._check(ftype)
+        return self.inner.stat(ftype, name)
+
+    def list(self, ftype: str) -> Iterator[tuple[str, int]]:
+        self._check(ftype)
+        return self.inner.list(ftype)
+
+    def remove(self, ftype: str, name: str) -> None:
+        self._check(ftype)
+        self.inner.remove(ftype, name)
+
+    def exists(self) -> bool:
+        return self.inner.exists()

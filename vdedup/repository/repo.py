@@ -22,15 +22,16 @@ from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
 from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,
-                      RepositoryNotFound)
+                      RepositoryNotFound, SnapshotNotFound)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
 from ..format.objects import BlobType, ObjectType, open_json, open_object, seal_json, seal_object
 from ..model import RecordBatch
+from . import keylist
 from . import keys as keyfiles
 from . import packs, reachable, reader
 from .index_cache import IndexCache, cache_root
-from .locks import Lock, LockInfo
+from .locks import Lock, LockInfo, NoLock, read_lock
 from .manifest import iter_state
 from .rows import Row
 from .snapshot import Snapshot, find
@@ -53,25 +54,38 @@ class Repository:
         self._id_key = master.id_key
         self._index: IndexCache | None = None
         self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self.warnings: list[str] = []           # problems that did not stop the operation
+        self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
+        self.damaged_snapshots: set[str] = set()
 
     # ---- lifecycle ------------------------------------------------------------------
     @classmethod
-    def init(cls, backend: Backend, password: str) -> tuple["Repository", str]:
-        """Create a repository; returns it and the one-time recovery key text."""
+    def init(cls, backend: Backend, password: str,
+             object_lock: dict[str, Any] | None = None) -> tuple["Repository", str]:
+        """Create a repository; returns it and the one-time recovery key text.
+        `object_lock` ({"mode": "GOVERNANCE"|"COMPLIANCE", "days": N}, S3 only): every object a
+        backup needs is saved with that retention (docs/design.md §2)."""
         if backend.exists():
             raise RepositoryExists(f"a repository already exists at {backend.location}")
+        if object_lock:
+            backend.enable_object_lock(object_lock["mode"], object_lock["days"])
         backend.create_layout()
         # key files without a config are what an interrupted init leaves: they belong to no
         # repository (the config is written last), so they are removed, never reused
-        for name, _ in list(backend.list(FileType.KEYS)):
-            backend.remove(FileType.KEYS, name)
+        for ftype in (FileType.KEYS, FileType.KEYLIST):
+            for name, _ in list(backend.list(ftype)):
+                backend.remove(ftype, name)
         master = MasterKey.generate()
-        key_id = keyfiles.add_password_key(backend, master, password)
-        _, recovery_text = keyfiles.add_recovery_key(backend, master)
+        password_key = keyfiles.write_password_key(backend, master, password)
+        recovery_key, recovery_text = keyfiles.write_recovery_key(backend, master)
+        keylist.update(backend, master, add=[password_key, recovery_key], present=[])
+        key_id = password_key.id
         config = {"version": FORMAT_VERSION, "id": secrets.token_hex(32),
                   "created": _now(), "program": f"vdedup {__version__}",
                   "features": [], "content_id": "blake3-keyed-256", "cipher": "aes-256-gcm",
                   "compression": "zstd+byte-shuffle"}
+        if object_lock:
+            config["object_lock"] = {"mode": object_lock["mode"], "days": int(object_lock["days"])}
         backend.save(FileType.CONFIG, CONFIG_NAME, seal_json(master, ObjectType.CONFIG, CONFIG_NAME, config))
         return cls(backend, master, config, key_id), recovery_text
 
@@ -79,9 +93,20 @@ class Repository:
     def open(cls, backend: Backend, password: str) -> "Repository":
         if not backend.exists():
             raise RepositoryNotFound(f"no repository at {backend.location}")
-        master, key_id = keyfiles.unlock(backend, password)
         raw = backend.load(FileType.CONFIG, CONFIG_NAME)
-        config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+        configs: dict[bytes, Any] = {}
+
+        def opens_config(master: MasterKey) -> bool:
+            try:
+                configs[master.secret] = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+                return True
+            except IntegrityError:
+                return False
+
+        master, key_id = keyfiles.unlock(backend, password, opens_config)
+        config = configs.get(master.secret)
+        if config is None:            # a key opened, but the config does not with it: say why
+            config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
         unknown = set(config.get("features", [])) - KNOWN_FEATURES
         if unknown:
             raise FormatError(f"repository uses features this vdedup {__version__} does not know: "
@@ -89,6 +114,9 @@ class Repository:
         if config.get("version") != FORMAT_VERSION:
             raise FormatError(f"repository format version {config.get('version')} is not supported "
                               f"by vdedup {__version__}")
+        lock = config.get("object_lock")
+        if isinstance(lock, dict):           # the sealed config says so: saves get a retention
+            backend.configure_object_lock(str(lock.get("mode")), float(lock.get("days", 0)))
         return cls(backend, master, config, key_id)
 
     @property
@@ -295,16 +323,40 @@ class Repository:
             raise IntegrityError(f"blob {blob_id.hex()[:16]} does not match its content id")
         return data
 
+    def warn(self, message: str) -> None:
+        """Report a problem that does not stop the operation (e.g. a damaged object skipped)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            if self.on_warning is not None:
+                self.on_warning(message)
+
     # ---- snapshots --------------------------------------------------------------------
-    def list_snapshots(self) -> list[Snapshot]:
+    def list_snapshots(self, strict: bool = False) -> list[Snapshot]:
+        """Every snapshot, oldest first. One that cannot be read (damaged, junk) is skipped
+        with a warning naming it, so the others stay usable; `strict` (prune: a snapshot it
+        cannot read may reference data it must keep) raises instead."""
         snaps = []
         for name, _ in self.backend.list(FileType.SNAPSHOTS):
             try:
                 snaps.append(Snapshot.from_dict(self.load_json_object(ObjectType.SNAPSHOT, name)))
             except ObjectNotFound:
                 continue   # removed by a concurrent forget
+            except (IntegrityError, ValueError, TypeError, KeyError, AttributeError) as e:
+                if strict:
+                    raise IntegrityError(f"snapshot {name[:8]} cannot be read: {_why(e)}",
+                                         hint="run 'vdedup check' to see what is damaged") from None
+                self.damaged_snapshots.add(name)
+                self.warn(f"snapshots/{name[:16]} cannot be read ({_why(e)}); skipped (see 'vdedup check')")
         snaps.sort(key=lambda s: (s.time, s.id))
         return snaps
+
+    def asset_object_names(self) -> list[str]:
+        """The objects of the credential store (rollback evidence compares them)."""
+        return [name for name, _ in self.backend.list(FileType.ASSETS)]
+
+    def keylist_generations(self) -> list[int]:
+        """The generations of the key list present (§3.7)."""
+        return [int(name) for name, _ in self.backend.list(FileType.KEYLIST) if name.isdigit()]
 
     def snapshot_names(self) -> list[str]:
         return [name for name, _ in self.backend.list(FileType.SNAPSHOTS)]
@@ -320,7 +372,15 @@ class Repository:
             pass
 
     def find_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
-        return find(self.list_snapshots(), ref, source)
+        snaps = self.list_snapshots()
+        try:
+            return find(snaps, ref, source)
+        except SnapshotNotFound:
+            hit = [n for n in self.damaged_snapshots if ref and n.startswith(ref.lower())]
+            if hit:
+                raise IntegrityError(f"snapshot {hit[0][:8]} is damaged and cannot be read",
+                                     hint="run 'vdedup check' to see what is damaged") from None
+            raise
 
     def new_snapshot(self, source: str, provider: str, tags: list[str], parent: str | None) -> Snapshot:
         return Snapshot(id=secrets.token_hex(32), time=_now(), hostname=socket.gethostname(),
@@ -333,6 +393,10 @@ class Repository:
     # ---- locks ------------------------------------------------------------------------
     def lock(self, exclusive: bool, operation: str) -> Lock:
         return Lock(self, exclusive, operation).acquire()
+
+    def read_lock(self, operation: str) -> Lock | NoLock:
+        """A shared lock, or none (with a warning) when the storage refuses writes."""
+        return read_lock(self, operation)
 
     def list_locks(self) -> list[LockInfo]:
         out = []
@@ -347,7 +411,12 @@ class Repository:
 
 _FILE_TYPE = {ObjectType.CONFIG: FileType.CONFIG, ObjectType.INDEX: FileType.INDEX,
               ObjectType.SNAPSHOT: FileType.SNAPSHOTS, ObjectType.LOCK: FileType.LOCKS,
-              ObjectType.AUDIT: FileType.AUDIT, ObjectType.ASSET: FileType.ASSETS}
+              ObjectType.AUDIT: FileType.AUDIT, ObjectType.ASSET: FileType.ASSETS,
+              ObjectType.KEYLIST: FileType.KEYLIST}
+
+
+def _why(e: Exception) -> str:
+    return e.message if isinstance(e, IntegrityError) else f"malformed: {type(e).__name__}"
 
 
 def _is_pack_name(name: str) -> bool:

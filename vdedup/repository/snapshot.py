@@ -25,6 +25,9 @@ class Snapshot:
     collections: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     program: str = ""
+    # the audit log when the backup ran: {"seq": last entry's number, "hash": its hash};
+    # evidence against a cut-off log (engine/rollback.py). None in older snapshots.
+    audit_head: dict[str, Any] | None = None
 
     @property
     def short_id(self) -> str:
