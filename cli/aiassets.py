@@ -22,7 +22,8 @@ from rich.table import Table
 from vdedup.assets.store import ASSET_TYPE, Asset, AssetStore, normalize_provider
 from vdedup.connectors import parse_url
 from vdedup.engine.nightly import asset_connector, asset_snapshots
-from vdedup.engine.restore import TranslationOptions, restore as run_restore
+from vdedup.engine.restore import TranslationOptions, restore as run_restore, target_name
+from vdedup.engine.verify import VerifyOptions, verify as run_verify
 from vdedup.errors import SnapshotNotFound, UsageError
 from vdedup.repository.snapshot import Snapshot, find, newest_at_or_before
 
@@ -158,11 +159,19 @@ def ai_restore(
     as_name: Optional[str] = typer.Option(None, "--as", help="Restore the (single) collection under this name."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into existing non-empty collections."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; write nothing."),
+    exact: bool = typer.Option(False, "--exact", help="Refuse the inexact steps too (the target's own float "
+                               "rounding, e.g. cosine vectors normalised): exit 19."),
+    verify: bool = typer.Option(False, "--verify", help="After the restore, compare the target with the "
+                                "version (as vdedup verify does); exit 17 when they differ."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records written per request."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Restore a version of an asset into a connected instance (translated across providers)."""
+    from .commands.restore_cmd import inexact_lines, verify_lines, verify_outcome
     AUDIT.note(asset=asset)
+    if verify and dry_run:
+        raise UsageError("--verify checks what a restore wrote: not with --dry-run")
+    report = None
     repo = open_repository()
     try:
         store = AssetStore(repo)
@@ -170,22 +179,36 @@ def ai_restore(
         snap = pick_version(asset_snapshots(repo, asset), version)
         AUDIT.note(snapshot=snap.id)
         target = store.get(target_instance or asset)
-        with asset_connector(store, target) as connector:
+        collections = list(collection or []) or None
+        translation = TranslationOptions(exact=exact)
+        with asset_connector(store, target, read_only=dry_run, create_on_write=True) as connector:
+            # another instance whose URL names a collection receives the restore there; the
+            # asset itself (no --target-instance) is restored under its own names or --as
+            named = connector.url_collection if target_instance else None
+            name = target_name(snap, collections, as_name, named)
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_restore(repo, snap, connector, parse_url(target.url).redacted(),
-                                     list(collection or []) or None, as_name, overwrite, reporter,
-                                     batch_size, None, dry_run, TranslationOptions())
+                                     collections, name, overwrite, reporter,
+                                     batch_size, None, dry_run, translation)
+                if verify:
+                    report = run_verify(repo, snap, connector, parse_url(target.url).redacted(), collections,
+                                        name, None, translation, VerifyOptions(), reporter)
     finally:
         repo.close()
     AUDIT.note(records=sum(result.collections.values()))
     if json_out:
-        print_json({**result.to_dict(), "asset": asset, "target_instance": target.name})
+        print_json({**result.to_dict(), "asset": asset, "target_instance": target.name,
+                    **({"verify": report.to_dict()} if report else {})})
+        if report:
+            verify_outcome(report)
         return
     for t in result.translations:
+        fidelity = t.get("fidelity", "exact" if t["lossless"] else "lossy")
         err.print(f"translated from {t['source_provider']} to {t['target_provider']} "
-                  f"({'lossless' if t['lossless'] else 'LOSSY'})", markup=False)
+                  f"({fidelity.upper() if fidelity == 'lossy' else fidelity})", markup=False)
     for w in result.warnings:
         info(f"warning: {w}")
+    inexact_lines(result)
     if result.dry_run:
         out.print(f"dry run: nothing was written. Plan for version {snap.short_id}:")
         for p in result.plan:
@@ -193,6 +216,9 @@ def ai_restore(
         return
     for name, n in result.collections.items():
         out.print(f"restored {n} records into {target.name}/{name} from version {snap.short_id}", markup=False)
+    if report:
+        verify_lines(report)
+        verify_outcome(report)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -39,7 +39,8 @@ def main(
 
     Exit codes: 0 ok, 1 error, 2 usage, 3 partial, 10 no repository, 11 locked, 12 wrong or
     missing password, 13 repository exists, 14 snapshot not found, 15 source error,
-    16 target not empty, 17 integrity error, 18 missing dependency, 130 interrupted.
+    16 target not empty, 17 integrity error (or verify found differences), 18 missing
+    dependency, 19 translation refused, 130 interrupted.
     """
     OPTIONS.repo = repo
     OPTIONS.quiet = quiet

@@ -74,12 +74,16 @@ class RichReporter(Reporter):
     def translation(self, plan: dict) -> None:
         if not self.messages:
             return
+        fidelity = plan.get("fidelity", "exact" if plan["lossless"] else "lossy")
         err.print(f"translation of {plan['collection']!r} from {plan['source_provider']} to "
-                  f"{plan['target_provider']} ({'lossless' if plan['lossless'] else 'LOSSY'}):", markup=False)
+                  f"{plan['target_provider']} ({fidelity.upper() if fidelity == 'lossy' else fidelity}):",
+                  markup=False)
         for step in plan["steps"]:
             accepted = f" (accepted by {step['accepted_by']})" if step.get("accepted_by") else ""
-            err.print(f"  {'=' if step['lossless'] else '!'} {step['part']}: {step['detail']}{accepted}",
-                      markup=False)
+            kind = step.get("kind", "lossless" if step["lossless"] else "lossy")
+            mark = {"lossless": "=", "inexact": "~"}.get(kind, "!")
+            bound = f" (inexact, within {step['bound']:g})" if kind == "inexact" else ""
+            err.print(f"  {mark} {step['part']}: {step['detail']}{bound}{accepted}", markup=False)
         for e in plan["errors"]:
             err.print(f"  x {e}", markup=False)
 

@@ -49,24 +49,73 @@ def test_in_place_restore_writes_only_the_difference_and_can_be_undone(repo_path
     assert_same_records(state_b, read_all(src, "docs"))
 
 
-def test_in_place_needs_confirmation_when_not_interactive(repo_path, changed_source):
+def test_in_place_needs_confirmation_when_not_interactive(repo_path, changed_source, capsys):
+    """Plan, confirm, then the safety snapshot: a refused restore leaves no snapshot behind."""
     src, col, snap_a, _ = changed_source
     before = read_all(src, "docs")
+    snaps = [s["id"] for s in _json(capsys, "--repo", repo_path, "snapshots", "--json")]
     proc = vdedup_proc("--repo", repo_path, "restore", snap_a, "--in-place")
     assert proc.returncode == 2 and "--yes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "docs: write 18, delete 7, unchanged 482" in proc.stderr          # the plan came first
+    assert "safety snapshot" not in proc.stderr
     assert_same_records(before, read_all(src, "docs"))
+    assert [s["id"] for s in _json(capsys, "--repo", repo_path, "snapshots", "--json")] == snaps
 
 
 def test_dry_run_writes_nothing(tmp_path, repo_path, changed_source, capsys):
     src, col, snap_a, _ = changed_source
     before = read_all(src, "docs")
+    snaps = [s["id"] for s in _json(capsys, "--repo", repo_path, "snapshots", "--json")]
     out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--in-place", "--dry-run", "--json")
     assert out["dry_run"] and out["collections"] == {} and out["plan"][0]["delete"] == 7
+    assert out["safety_snapshot"] is None
     assert_same_records(before, read_all(src, "docs"))
+    assert [s["id"] for s in _json(capsys, "--repo", repo_path, "snapshots", "--json")] == snaps
     out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--target", f"chroma://{tmp_path / 'new'}",
                 "--dry-run", "--json")
     assert out["plan"][0]["write"] == 500
-    assert not (tmp_path / "new").exists() or "docs" not in str(list((tmp_path / "new").rglob("*")))
+    assert not (tmp_path / "new").exists()
+    # a non-empty target: the dry run says the restore would be refused
+    out = _json(capsys, "--repo", repo_path, "restore", snap_a, "--target", f"chroma://{src}", "--dry-run", "--json")
+    assert any("would be refused (exit 16)" in w for w in out["warnings"])
+
+
+def _files_export(path, n: int = 40):
+    path.mkdir()
+    vecs = np.random.default_rng(7).standard_normal((n, 8)).astype(np.float32)
+    np.save(path / "vectors.npy", vecs)
+    (path / "records.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "metadata": {"i": i}}) + "\n"
+                                                for i in range(n)))
+
+
+@pytest.mark.parametrize("provider", ["chroma", "qdrant+local", "files"])
+@pytest.mark.parametrize("made", [False, True], ids=["absent", "empty-dir"])
+def test_a_dry_run_into_a_local_path_creates_nothing(provider, made, tmp_path, repo_path, capsys):
+    """Every provider whose URL is a local path: a dry run (restore, in place) and a verify leave a path that does not exist absent, and an empty directory empty."""
+    vdedup("--repo", repo_path, "init")
+    if provider == "files":
+        _files_export(tmp_path / "export")
+        source = f"files://{tmp_path / 'export'}?metric=cosine"
+    else:
+        _, col = chroma_collection(tmp_path / "src", "docs", "cosine")
+        add_records(col, *make_records(40, dim=8))
+        source = f"chroma://{tmp_path / 'src'}"
+    snap = _json(capsys, "--repo", repo_path, "backup", source, "--json")["snapshot_id"]
+    new = tmp_path / "new" / "dir"
+    if made:
+        new.mkdir(parents=True)
+    target = f"{provider}://{new}"
+    out = _json(capsys, "--repo", repo_path, "restore", snap[:12], "--target", target, "--dry-run", "--json")
+    assert out["dry_run"] and sum(p["write"] for p in out["plan"]) == 40 and out["collections"] == {}
+    named = f"{target}?collection=named"
+    out = _json(capsys, "--repo", repo_path, "restore", snap[:12], "--target", named, "--dry-run", "--json")
+    assert [p["target"] for p in out["plan"]] == ["named"]
+    assert vdedup("--repo", repo_path, "restore", snap[:12], "--target", target, "--in-place", "--dry-run") == 0
+    assert vdedup("--repo", repo_path, "verify", snap[:12], "--target", target) == 17   # nothing there
+    if made:
+        assert new.is_dir() and not any(new.iterdir())
+    else:
+        assert not new.exists() and not new.parent.exists()
 
 
 def test_selective_restore_by_ids_and_filter(tmp_path, repo_path, changed_source, capsys):

@@ -202,3 +202,29 @@ def test_inexact_targets_are_listed():
     lossy = [s.detail for s in build_plan(schema, "chroma").steps if not s.lossless]
     assert any("cosine" in d for d in lossy) and any(d.startswith("score:") for d in lossy)
     assert not [s for s in build_plan(schema, "weaviate").steps if not s.lossless]
+
+
+def test_the_targets_own_rounding_is_inexact_not_lossy_and_exact_refuses_it():
+    """Cosine normalisation and float rounding by the target go ahead without an option (and
+    with a bound); --exact refuses them, also for a restore into the same provider."""
+    schema = CollectionSchema.from_dict({**_schema("pinecone").to_dict(), "metadata_fields": [
+        {"name": "score", "type": "float"}]})
+    plan = build_plan(schema, "qdrant")
+    check_plan(plan)
+    (step,) = plan.inexact_steps
+    assert step.part == "vectors" and step.bound and not step.accepted_by and plan.fidelity == "inexact"
+    assert plan.to_dict()["steps"][[s.inexact for s in plan.steps].index(True)]["kind"] == "inexact"
+    chroma = build_plan(schema, "chroma")
+    check_plan(chroma)                                   # no --allow-lossy needed any more
+    assert {s.field for s in chroma.inexact_steps} == {"", "score"}
+    for target in ("qdrant", "chroma"):
+        with pytest.raises(TranslationRefused, match="--exact"):
+            check_plan(build_plan(schema, target, exact=True))
+    check_plan(build_plan(schema, "milvus", exact=True))          # nothing inexact there
+    same = build_plan(CollectionSchema.from_dict({**schema.to_dict(), "provider": "qdrant"}), "qdrant")
+    assert same.identity and [s.part for s in same.inexact_steps] == ["vectors"]
+    with pytest.raises(TranslationRefused, match="--exact"):
+        check_plan(build_plan(CollectionSchema.from_dict({**schema.to_dict(), "provider": "qdrant"}), "qdrant",
+                              exact=True))
+    # a lossy step still needs its option, inexact ones or not
+    assert any("--allow-lossy" in e for e in build_plan(_schema("qdrant", IdType.INT), "pinecone").errors)

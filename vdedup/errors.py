@@ -78,6 +78,16 @@ class FormatError(IntegrityError):
     """A stored object is not in a format this version understands."""
 
 
+class VerificationFailed(VdedupError):
+    """A live collection does not match the snapshot it was compared with (vdedup verify)."""
+    exit_code = 17
+
+
+class NotSupported(VdedupError):
+    """A connector cannot do what was asked (e.g. nearest-neighbour queries)."""
+    exit_code = 1
+
+
 class KeyFileDamaged(IntegrityError):
     """No key opened, and a key file the secret could have opened is damaged or refused
     (malformed, its checksum wrong, absurd KDF parameters): not a wrong password."""

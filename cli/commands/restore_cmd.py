@@ -10,9 +10,11 @@ import typer
 
 from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
-from vdedup.engine.restore import Selection, TranslationOptions, restore as run_restore, restore_in_place
+from vdedup.engine.restore import (Selection, TranslationOptions, restore as run_restore, restore_in_place,
+                                   target_name)
+from vdedup.engine.verify import VerifyOptions, verify as run_verify
 from vdedup.engine.where import parse_where
-from vdedup.errors import UsageError
+from vdedup.errors import UsageError, VerificationFailed
 from vdedup.model import Metric
 from vdedup.repository.snapshot import newest_at_or_before
 
@@ -55,6 +57,52 @@ def _plan_lines(plan) -> None:
         err.print(f"  {where}: write {p.write}, delete {p.delete}, unchanged {p.unchanged}", markup=False)
 
 
+def inexact_lines(result) -> None:
+    """The inexact steps (the target's own rounding) and what they were seen to do."""
+    seen = set()
+    for step in result.inexact:
+        line = f"inexact: {step['collection']}: {step['detail']} (bound {step['bound']:g})"
+        if line not in seen:
+            seen.add(line)
+            err.print(line, markup=False)
+    for where, dev in result.observed.items():
+        if not dev["records"]:
+            err.print(f"not measured in {where}: none of the first records read back was written by this "
+                      "restore (vdedup verify compares a sample)", markup=False)
+            continue
+        parts = []
+        if dev["max_direction_deviation"] or dev["max_length_change"]:
+            parts.append(f"vector directions moved by up to {dev['max_direction_deviation']:.3g}, "
+                         f"lengths changed by up to {100 * dev['max_length_change']:.3g}%")
+        if dev["max_float_deviation"]:
+            parts.append(f"float metadata moved by up to {dev['max_float_deviation']:.3g} (relative)")
+        err.print(f"observed in {dev['records']} records read back from {where}: "
+                  f"{'; '.join(parts) or 'no value changed'}", markup=False)
+
+
+def verify_lines(report) -> None:
+    """A verify report in words (data: stdout)."""
+    for n in report.namespaces:
+        where = n.target + (f"/{n.target_namespace}" if n.target_namespace else "")
+        found = "missing" if n.found is None else str(n.found)
+        recall = "-" if n.recall is None else f"{n.recall:.4f} ({n.queries} queries)"
+        out.print(f"  {where}: records {found} of {n.expected}; sampled {n.sample.records + n.missing}, "
+                  f"differing {n.sample.differing}, missing {n.missing}; recall@10 {recall}", markup=False)
+        for note in n.notes:
+            out.print(f"    note: {note}", markup=False)
+    for p in report.problems:
+        out.print(f"  problem: {p}", markup=False)
+    recall = report.recall
+    out.print(f"verify {'ok' if report.ok else 'FAILED'}: snapshot {report.snapshot.short_id} against "
+              f"{report.target}" + ("" if recall is None else f", recall@10 {recall:.4f}"), markup=False)
+
+
+def verify_outcome(report) -> None:
+    if not report.ok:
+        raise VerificationFailed(f"the target differs from snapshot {report.snapshot.short_id}: "
+                                 f"{len(report.problems)} problem(s), first: {report.problems[0]}")
+
+
 @app.command()
 def restore(
     snapshot: Optional[str] = typer.Argument(None, help="Snapshot id, unique id prefix, or 'latest'."),
@@ -79,6 +127,10 @@ def restore(
     vector: Optional[str] = typer.Option(None, "--vector", help="The one vector to keep for a single-vector target."),
     drop_sparse: bool = typer.Option(False, "--drop-sparse", help="Accept losing sparse vectors the target cannot hold."),
     allow_lossy: bool = typer.Option(False, "--allow-lossy", help="Accept the lossy steps a translation plan lists."),
+    exact: bool = typer.Option(False, "--exact", help="Refuse the inexact steps too (the target's own float "
+                               "rounding, e.g. cosine vectors normalised): exit 19."),
+    verify: bool = typer.Option(False, "--verify", help="After the restore, compare the target with the "
+                                "snapshot (as vdedup verify does); exit 17 when they differ."),
     fold_namespaces: bool = typer.Option(False, "--fold-namespaces", help="Restore collections named "
                                          "C__N as namespace N of collection C (the reverse of a restore "
                                          "into a provider without namespaces)."),
@@ -97,9 +149,13 @@ def restore(
     except ValueError:
         raise UsageError(f"--metric: unknown metric {metric!r} "
                          f"({', '.join(m.value for m in Metric if m != Metric.UNKNOWN)})") from None
-    translation = TranslationOptions(metric_value, vector, drop_sparse, allow_lossy, fold_namespaces)
+    translation = TranslationOptions(metric_value, vector, drop_sparse, allow_lossy, fold_namespaces, exact)
     selection = Selection(collection or None, namespace or None, _read_ids(ids) if ids else None,
                           parse_where(where) if where else None)
+    if verify and (ids or where):
+        raise UsageError("--verify compares whole namespaces: not with --ids or --where")
+    if verify and dry_run:
+        raise UsageError("--verify checks what a restore wrote: not with --dry-run (use vdedup verify)")
     repo = open_repository()
     try:
         if at is not None:
@@ -115,8 +171,21 @@ def restore(
                 raise UsageError("--target URL is required (or --in-place to restore into the source)")
             target = snap.source
         url = parse_url(target)
-        connector = open_connector(url, credentials_for(url, os.environ))   # the CLI is the edge
+        # a target that does not exist yet is created by the first write, not by a dry run nor
+        # by a restore refused for its arguments or its plan
+        connector = open_connector(url, credentials_for(url, os.environ),   # the CLI is the edge
+                                   read_only=dry_run, create_on_write=True)
+        report = None
         try:
+            named = connector.url_collection
+            if in_place and named:
+                if snap.collection(named) is None:
+                    raise UsageError(f"an in-place restore writes into the snapshot's own collections; "
+                                     f"the target URL names {named!r}, which snapshot {snap.short_id} does "
+                                     "not hold (restore into it without --in-place)")
+                selection.collections = selection.collections or [named]
+            elif not in_place:
+                as_name = target_name(snap, collection or None, as_name, named, fold_namespaces)
             with RichReporter(enabled=not json_out) as reporter:
                 if in_place:
                     def safety(names: list[str]):
@@ -142,6 +211,10 @@ def restore(
                 else:
                     result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
                                          reporter, batch_size, selection, dry_run, translation, workers)
+                if verify and not result.dry_run:
+                    report = run_verify(repo, snap, connector, url.redacted(), selection.collections,
+                                        None if in_place else as_name, namespace or None, translation,
+                                        VerifyOptions(), reporter)
         finally:
             connector.close()
     finally:
@@ -149,10 +222,13 @@ def restore(
     AUDIT.note(snapshot=snap.id, records=sum(result.collections.values()),
                safety_snapshot=result.safety_snapshot, dry_run=result.dry_run or None)
     if json_out:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), **({"verify": report.to_dict()} if report else {})})
+        if report:
+            verify_outcome(report)
         return
     for w in result.warnings:
         info(f"warning: {w}")
+    inexact_lines(result)
     if result.dry_run:
         out.print(f"{'dry run' if dry_run else 'cancelled'}: nothing was written. Plan for snapshot {snap.short_id}:")
         for p in result.plan:
@@ -161,3 +237,6 @@ def restore(
         return
     for name, n in result.collections.items():
         out.print(f"restored {n} records into {name!r} from snapshot {snap.short_id}")
+    if report:
+        verify_lines(report)
+        verify_outcome(report)

@@ -26,7 +26,8 @@ from vdedup.connectors.url import SECRET_KEYS
 from vdedup.engine.backup import backup
 from vdedup.engine.events import Reporter
 from vdedup.engine.nightly import asset_connector, asset_snapshots, asset_tag
-from vdedup.engine.restore import RestoreResult, Selection, TranslationOptions, restore, restore_in_place
+from vdedup.engine.restore import (RestoreResult, Selection, TranslationOptions, restore, restore_in_place,
+                                   target_name)
 from vdedup.engine.where import parse_where
 from vdedup.errors import SnapshotNotFound, UsageError, VdedupError
 from vdedup.model import Metric
@@ -122,11 +123,14 @@ def pick_snapshot(snaps: list[Snapshot], version: str, at: str) -> Snapshot:
 
 
 @contextlib.contextmanager
-def target_connector(store: AssetStore, asset: Asset, choice: Choice) -> Iterator[tuple[Connector, str, str]]:
-    """(connector, its address without credentials, what to call it on the page)."""
+def target_connector(store: AssetStore, asset: Asset, choice: Choice,
+                     dry_run: bool = False) -> Iterator[tuple[Connector, str, str]]:
+    """(connector, its address without credentials, what to call it on the page); a dry run
+    creates nothing (a local target that does not exist yet is read as empty), a restore
+    creates it at its first write."""
     if choice.mode in ("new", "inplace") or (choice.mode == "other" and choice.target_asset):
         target = asset if choice.mode != "other" else store.get(choice.target_asset)
-        with asset_connector(store, target) as c:
+        with asset_connector(store, target, read_only=dry_run, create_on_write=True) as c:
             yield c, parse_url(target.url).redacted(), f"asset {target.name} ({target.url})"
         return
     if choice.mode != "other":
@@ -137,7 +141,7 @@ def target_connector(store: AssetStore, asset: Asset, choice: Choice) -> Iterato
     if u.password or any(k.lower() in SECRET_KEYS for k in u.query):
         raise UsageError("the address holds a credential: connect that database as an asset first "
                          "(Connect Database), then choose it as the target")
-    c = open_connector(u)
+    c = open_connector(u, read_only=dry_run, create_on_write=True)
     try:
         yield c, u.redacted(), u.redacted()
     finally:
@@ -149,7 +153,7 @@ def run_restore(repo: Repository, store: AssetStore, asset: Asset, choice: Choic
     selection = choice.selection(snap)
     if choice.mode == "inplace" and (choice.as_name or choice.overwrite):
         raise UsageError("an in-place restore writes into the asset's own indexes (no new name, no overwrite option)")
-    with target_connector(store, asset, choice) as (connector, address, label):
+    with target_connector(store, asset, choice, dry_run) as (connector, address, label):
         if choice.mode == "inplace":
             def safety(names: list[str]) -> Snapshot:
                 return backup(repo, connector, address, names,
@@ -158,7 +162,10 @@ def run_restore(repo: Repository, store: AssetStore, asset: Asset, choice: Choic
             result = restore_in_place(repo, snap, connector, address, safety, lambda plan: True,
                                       selection, reporter, dry_run=dry_run)
         else:
-            result = restore(repo, snap, connector, address, None, choice.as_name or None, choice.overwrite,
+            # another database whose address names an index: that is where the data goes
+            named = connector.url_collection if choice.mode == "other" else None
+            as_name = target_name(snap, selection.collections, choice.as_name or None, named)
+            result = restore(repo, snap, connector, address, None, as_name, choice.overwrite,
                              reporter, selection=selection, dry_run=dry_run, translation=choice.translation())
     return result, label
 
@@ -186,7 +193,8 @@ def restore_wizard(request: Request, form: Form) -> Response:
 
 @page
 def restore_plan(request: Request, form: Form) -> Response:
-    """Step 3: the dry run. Nothing is written (an in-place plan takes its safety snapshot)."""
+    """Step 3: the dry run. Nothing is written or created (an in-place restore takes its safety
+    snapshot only when it runs)."""
     state = state_of(request)
     name = request.path_params["name"]
     store = AssetStore(state.repo)

@@ -156,6 +156,14 @@ def count(b: Bridge, p: dict[str, str], body: Any) -> Any:
                           exact=req.exact if req.exact is not None else True)
 
 
+@route("POST", "/collections/{name}/points/query")
+def query_points(b: Bridge, p: dict[str, str], body: Any) -> Any:
+    req = _parse(models.QueryRequest, body or {})
+    return b.client.query_points(b.collection(p["name"]), query=req.query, using=req.using,
+                                 limit=req.limit or 10, with_payload=req.with_payload or False,
+                                 with_vectors=req.with_vector or False)
+
+
 @route("PUT", "/collections/{name}/points")
 def upsert(b: Bridge, p: dict[str, str], body: Any) -> Any:
     req = _parse(models.PointInsertOperations, body)

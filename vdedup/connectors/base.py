@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
+from ..errors import NotSupported
 from ..model import CollectionSchema, DiscoveredIndex, RecordBatch, RecordId
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .credentials import Credentials
     from .descriptor import Descriptor
     from .url import SourceURL
@@ -26,6 +29,7 @@ class Connector(Protocol):
     provider: str                       # the provider name written into schemas
     descriptor: "Descriptor"            # what the registry knows of it
     key_ordered_scan: bool              # scan() yields records in id order (see engine/backup.py)
+    url_collection: str | None          # the collection the URL names: a restore writes there
 
     @classmethod
     def from_url(cls, url: "SourceURL", credentials: "Credentials") -> "Connector":
@@ -72,6 +76,12 @@ class Connector(Protocol):
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
         """Delete records by id."""
 
+    def query(self, collection: str, namespace: str, vector: "np.ndarray", k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k records nearest to `vector`, by the collection's own metric and
+        index, as the database serves them (verify compares them with exact answers).
+        Default: NotSupported."""
+
     def close(self) -> None:
         """Release clients and connections."""
 
@@ -87,6 +97,19 @@ class ConnectorBase:
     # order, insertion order): backup then spools the rows from the start instead of first
     # trying to stream them (engine/backup.py).
     key_ordered_scan: ClassVar[bool] = True
+    # The collection (index, class, table) the URL the connector was opened with names, or
+    # None: a restore writes there, as `--as` would say.
+    url_collection: str | None = None
+
+    @classmethod
+    def storage_absent(cls, url: "SourceURL") -> bool:
+        """Whether the URL names local storage that opening would create (a dry run then
+        reads it as an empty database instead of opening it). Default: no local storage."""
+        return False
+
+    def query(self, collection: str, namespace: str, vector: "np.ndarray", k: int,
+              vector_name: str = "") -> list[RecordId]:
+        raise NotSupported(f"the {self.provider} connector has no nearest-neighbour query")
 
     def write_new(self, collection: str, batch: RecordBatch) -> None:
         self.write(collection, batch)        # type: ignore[attr-defined]

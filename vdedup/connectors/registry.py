@@ -165,14 +165,25 @@ def descriptor_of(url: str | SourceURL) -> Descriptor:
     return lookup(u.scheme if _find(u.scheme) else u.provider)
 
 
-def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIALS) -> Connector:
+def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIALS,
+                   read_only: bool = False, create_on_write: bool = False) -> Connector:
     """Open the connector for a URL with exactly these credentials: none by default. Where a
     secret comes from is the caller's choice (the credential store, or `credentials_for` at
-    the command line); a connector never looks for one itself."""
+    the command line); a connector never looks for one itself.
+
+    Where opening would create the local storage the URL names (the connector's
+    `storage_absent(url)` says so): with `read_only` (dry runs, verify) an empty stand-in that
+    creates nothing; with `create_on_write` (restores) that stand-in until the first write
+    opens the real connector."""
     u = parse_url(url) if isinstance(url, str) else url
     if not isinstance(credentials, Credentials):
         raise TypeError("credentials must be a vdedup.connectors.Credentials")
-    return connector_class(descriptor_of(u)).from_url(u, credentials)
+    cls = connector_class(descriptor_of(u))
+    if (read_only or create_on_write) and cls.storage_absent(u):
+        from .absent import AbsentTarget, OpenOnWrite
+        empty = AbsentTarget(cls, u.redacted(), u.query.get("collection") or None)
+        return empty if read_only else OpenOnWrite(empty, lambda: cls.from_url(u, credentials))
+    return cls.from_url(u, credentials)
 
 
 def credentials_for(url: str | SourceURL, environ: Mapping[str, str]) -> Credentials:

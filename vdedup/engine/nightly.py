@@ -34,9 +34,12 @@ def asset_snapshots(repo: Repository, name: str) -> list[Snapshot]:
 
 
 @contextlib.contextmanager
-def asset_connector(store: AssetStore, asset: Asset) -> Iterator[Connector]:
-    """An open connector for the asset, opened with its stored secret (or none)."""
-    connector = open_connector(parse_url(asset.url), Credentials.stored(store.secret(asset)))
+def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False,
+                    create_on_write: bool = False) -> Iterator[Connector]:
+    """An open connector for the asset, opened with its stored secret (or none)
+    (`read_only`, `create_on_write`: see registry.open_connector)."""
+    connector = open_connector(parse_url(asset.url), Credentials.stored(store.secret(asset)),
+                               read_only=read_only, create_on_write=create_on_write)
     try:
         yield connector
     finally:

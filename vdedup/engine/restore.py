@@ -1,10 +1,15 @@
 """Restore: write a snapshot's records into a target through a connector (engine layer).
 
 Modes: into new collections (default; a non-empty target is refused unless `overwrite`),
-in place (`restore_in_place`: a safety snapshot of the current data first, then only the
-difference is written: records absent from the snapshot are deleted, changed ones
-rewritten, unchanged ones left alone), selective (collections, namespaces, ids, a metadata
-filter) and dry run (the plan, nothing written).
+in place (`restore_in_place`: the plan from the live data, the user's confirmation, a safety
+snapshot of the current data, then only the difference is written: records absent from the
+snapshot are deleted, changed ones rewritten, unchanged ones left alone), selective
+(collections, namespaces, ids, a metadata filter) and dry run (the plan, nothing written or
+created anywhere: the target is only read, and a target that does not exist yet is empty).
+
+A target URL that names a collection is where the data goes (`target_name`). Inexact steps
+of a plan (the target's own float rounding) are listed with the result, and what they did is
+measured after the write by reading back the first records written (verify.measure_inexact).
 
 Records come from the repository as verified batches (`Repository.read_namespace`: every
 block fetched, decrypted and decompressed once in the usual case, every payload and
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 from ..connectors.base import Connector
-from ..errors import NotInSnapshot, TargetNotEmpty, UsageError
+from ..errors import CollectionNotFound, NotInSnapshot, TargetNotEmpty, UsageError
 from ..model import CollectionSchema, Metric, Record, RecordBatch
 from ..repository import Repository, Row, Snapshot, changed_fields
 from .events import Reporter
@@ -59,6 +64,7 @@ class TranslationOptions:
     drop_sparse: bool = False
     allow_lossy: bool = False
     fold_namespaces: bool = False
+    exact: bool = False          # refuse the target's own rounding too (inexact steps)
 
 
 @dataclass
@@ -85,14 +91,36 @@ class RestoreResult:
     translations: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
     safety_snapshot: str | None = None
+    inexact: list[dict[str, Any]] = field(default_factory=list)    # the plans' inexact steps
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> what they did
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_type": "summary", "snapshot_id": self.snapshot.id, "target": self.target,
                 "dry_run": self.dry_run, "seconds": round(self.seconds, 3),
                 "collections": self.collections, "records": sum(self.collections.values()),
                 "plan": [p.to_dict() for p in self.plan], "translation": self.translations,
+                "inexact": self.inexact, "observed": self.observed,
                 "safety_snapshot": self.safety_snapshot,
                 "warnings": self.warnings}
+
+
+def target_name(snapshot: Snapshot, collections: list[str] | None, as_name: str | None,
+                url_name: str | None, fold_namespaces: bool = False) -> str | None:
+    """The name the restored collection gets: `--as`, or the collection the target URL names
+    (a URL naming one is where the data goes). A URL naming one while the snapshot (after
+    --collection) holds several is a usage error, as is a URL and --as naming different ones."""
+    if not url_name:
+        return as_name
+    if as_name and as_name != url_name:
+        raise UsageError(f"the target URL names collection {url_name!r} and --as names {as_name!r}: "
+                         "give one of them")
+    chosen = select_collections(snapshot, collections)
+    if len(chosen) != 1 and not fold_namespaces:
+        names = ", ".join(repr(c["name"]) for c in chosen[:5]) + (", ..." if len(chosen) > 5 else "")
+        raise UsageError(f"the target URL names one collection ({url_name!r}) but snapshot "
+                         f"{snapshot.short_id} holds {len(chosen)} ({names}): choose one with "
+                         "--collection, or give a URL that names none")
+    return url_name
 
 
 def select_collections(snap: Snapshot, names: list[str] | None) -> list[dict[str, Any]]:
@@ -227,10 +255,11 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             schema = CollectionSchema.from_dict(coll["schema"])
             tplan = build_plan(schema, connector.provider, translation.metric, translation.vector,
                                translation.drop_sparse, translation.allow_lossy,
-                               translation.fold_namespaces)
+                               translation.fold_namespaces, translation.exact)
             if not tplan.identity:
                 result.translations.append(tplan.to_dict())
                 reporter.translation(result.translations[-1])
+            result.inexact += [{"collection": coll["name"], **st.to_dict()} for st in tplan.inexact_steps]
             if not dry_run:
                 check_plan(tplan)
             base = as_name or coll["name"]
@@ -248,9 +277,12 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
         existing = {}
         for tname, parts in targets.items():
             existing[tname] = connector.exists(tname)
-            if existing[tname] and not overwrite and not dry_run:
+            if existing[tname] and not overwrite:
                 if any(connector.count(tname, tns) > 0 for *_, tns in parts):
-                    raise TargetNotEmpty(f"target collection {tname!r} at {target} already holds records")
+                    if not dry_run:
+                        raise TargetNotEmpty(f"target collection {tname!r} at {target} already holds records")
+                    result.warnings.append(f"target collection {tname!r} already holds records: the restore "
+                                           "would be refused (exit 16) without --overwrite or another --as")
         for name, parts in targets.items():
             if dry_run:
                 for coll, _, entry, tns in parts:
@@ -290,10 +322,35 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                                                f"snapshot has {entry['count']}")
             _finish(connector, name)
             result.collections[name] = written
+            _observe(repo, connector, name, parts, result)
         result.seconds = time.monotonic() - started
         return result
     finally:
         lock.release()
+
+
+def _observe(repo: Repository, connector: Connector, name: str, parts: list, result: RestoreResult) -> None:
+    """After writing a collection: what the plan's inexact steps actually did to the values,
+    measured on the first records read back (and a warning if any is beyond its bound)."""
+    from .verify import measure_inexact
+    for _, tplan, entry, tns in parts:
+        if not tplan.inexact_steps:
+            continue
+        label = name + (f"/{tns}" if tns else "")
+        dev = measure_inexact(repo, entry, tplan, connector, name, tns)
+        result.observed[label] = dev.to_dict()
+        if dev.differing:
+            result.warnings.append(f"{label}: {dev.differing} of {dev.records} records read back differ "
+                                   f"from what was written beyond the plan's bounds "
+                                   f"({', '.join(sorted(dev.parts))}): run vdedup verify")
+
+
+def _live_batches(connector: Connector, name: str, namespace: str, batch_size: int) -> Iterator[RecordBatch]:
+    """The live records of a namespace (none where the target lacks the namespace)."""
+    try:
+        yield from connector.scan(name, namespace, batch_size)
+    except CollectionNotFound:
+        return                        # a namespace (partition, tenant) the target does not have
 
 
 def _in_place_diff(current: Iterator[Row] | None, wanted: Iterator[Row], selection: Selection,
@@ -331,8 +388,10 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
                      workers: int | None = None) -> RestoreResult:
     """Make the target's collections equal to the snapshot's (or the selected part of them).
 
-    `take_safety_snapshot(collections)` backs up the current state first (so the restore can
-    be undone) and returns that snapshot; `confirm(plan)` is asked before anything is written.
+    Order: the plan (the live data compared with the snapshot, read only), then
+    `confirm(plan)`, then `take_safety_snapshot(collections)` (a backup of the current state,
+    so the restore can be undone; it returns that snapshot), then the writes. A dry run or a
+    refusal stops after the plan: nothing is written, not even the safety snapshot.
     """
     reporter = reporter or Reporter()
     started = time.monotonic()
@@ -340,16 +399,11 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
     chosen = select_collections(snapshot, selection.collections)
     result = RestoreResult(snapshot, target, 0.0, dry_run=dry_run)
     present = [c["name"] for c in chosen if connector.exists(c["name"])]
-    safety = take_safety_snapshot(present) if present else None
-    result.safety_snapshot = safety.id if safety else None
-    # plan: a first pass that counts, so the user can confirm before anything is written
     for coll in chosen:
-        cur_coll = safety.collection(coll["name"]) if safety else None
         for entry in select_namespaces(coll, selection.namespaces):
             np_ = NamespacePlan(coll["name"], coll["name"], entry["name"])
-            cur_entry = next((e for e in cur_coll["namespaces"] if e["name"] == entry["name"]), None) \
-                if cur_coll else None
-            cur_rows = repo.namespace_rows(cur_entry) if cur_entry else None
+            cur_rows = repo.rows_of(_live_batches(connector, coll["name"], entry["name"], batch_size)) \
+                if coll["name"] in present else None
             for _ in _in_place_diff(cur_rows, repo.namespace_rows(entry), selection, np_, []):
                 pass
             result.plan.append(np_)
@@ -357,6 +411,8 @@ def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector,
         result.dry_run = True
         result.seconds = time.monotonic() - started
         return result
+    safety = take_safety_snapshot(present) if present else None
+    result.safety_snapshot = safety.id if safety else None
     lock = repo.read_lock("restore")       # lock-free, with a warning, on read-only storage
     try:
         for coll in chosen:

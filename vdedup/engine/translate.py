@@ -2,9 +2,13 @@
 capabilities, and the record transformation it implies (engine layer).
 
 Rules: nothing is changed silently. Every difference is a step of the plan, marked lossless
-(reversible: a restore back to the original provider gives the original records) or lossy;
-what cannot be translated at all is an error unless the user accepts the loss with an option
-(--metric, --vector, --drop-sparse). Original ids that the target cannot hold are mapped
+(reversible: a restore back to the original provider gives the original records), inexact
+(the target engine's own float rounding, which it applies to every write and which no
+option can avoid: the vectors of a cosine index normalised, float metadata one ulp off;
+each with a bound within which the written values stay) or lossy; inexact steps go ahead
+unless --exact refuses them, lossy ones only when the user accepts the loss with an option
+(--metric, --vector, --drop-sparse, --allow-lossy); what cannot be translated at all is an
+error. Original ids that the target cannot hold are mapped
 deterministically (UUIDv5 for Qdrant/Weaviate, decimal text for string-id providers) and kept
 in the metadata field `_vdedup_id`, which a later translation back reads to restore them.
 """
@@ -21,7 +25,7 @@ import numpy as np
 
 from ..errors import TranslationRefused
 from ..model import CollectionSchema, IdType, MetadataField, Metric, Record, SparseField, VectorField
-from .capabilities import Capabilities, canonical_provider, capabilities
+from .capabilities import CAPABILITIES, Capabilities, canonical_provider, capabilities
 
 ORIGINAL_ID = "_vdedup_id"
 DOCUMENT = "_vdedup_document"
@@ -30,6 +34,16 @@ ID_NAMESPACE = uuid.UUID("6f1d2a9e-4b1c-5d7a-9e3f-0a1b2c3d4e5f")
 NS_SEPARATOR = "__"
 SPARSE_NAME = "sparse"      # the name an unnamed sparse vector gets where every sparse vector is named
 MAX_SAFE_INT = 2 ** 53
+# Bounds of the inexact steps: how far a written value may be from the planned one.
+DIRECTION_BOUND = 1e-6      # largest component difference of the unit vectors (float32 rounding)
+FLOAT_BOUND = 1e-12         # largest relative difference of a float metadata value (a few ulps)
+# How a target rounds the vectors of a cosine index (the inexact step's words).
+COSINE_ROUNDING = {
+    "qdrant": "stores the vectors of a cosine index normalised to unit length (their directions, "
+              "which cosine search uses, are kept to float32 rounding; their lengths are not)",
+    "chroma": "hands the vectors of a cosine index back a few float32 ulps off what was written "
+              "(directions kept to float32 rounding)",
+}
 
 
 @dataclass
@@ -38,10 +52,20 @@ class Step:
     detail: str
     lossless: bool
     accepted_by: str | None = None     # the option by which the user asked for this loss
+    inexact: bool = False              # the target's own rounding, within `bound` (not lossless)
+    bound: float | None = None
+    field: str | None = None           # the vector or metadata key an inexact step is about
+
+    @property
+    def kind(self) -> str:
+        return "lossless" if self.lossless else "inexact" if self.inexact else "lossy"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"part": self.part, "detail": self.detail, "lossless": self.lossless,
-                "accepted_by": self.accepted_by}
+        d = {"part": self.part, "detail": self.detail, "lossless": self.lossless, "kind": self.kind,
+             "accepted_by": self.accepted_by}
+        if self.inexact:
+            d.update(bound=self.bound, field=self.field)
+        return d
 
 
 def id_kind(rid: Any) -> IdType:
@@ -99,11 +123,48 @@ class TranslationPlan:
     def lossless(self) -> bool:
         return not self.errors and all(s.lossless for s in self.steps)
 
+    @property
+    def fidelity(self) -> str:
+        """exact (every step lossless), inexact (no lossy step, some of the target's own
+        rounding) or lossy."""
+        if any(s.kind == "lossy" for s in self.steps) or self.errors:
+            return "lossy"
+        return "inexact" if self.inexact_steps else "exact"
+
+    @property
+    def inexact_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.inexact]
+
     def to_dict(self) -> dict[str, Any]:
         return {"collection": self.collection, "source_provider": self.source_provider,
                 "target_provider": self.target_provider, "lossless": self.lossless,
+                "fidelity": self.fidelity,
                 "metric": [f"{v.name or '(default)'}: {v.metric.value}" for v in self.target_schema.vectors],
                 "steps": [s.to_dict() for s in self.steps], "errors": self.errors}
+
+    def target_id(self, rid: Any, metadata: Any) -> Any:
+        """The id a record of the snapshot has in the target (what `transform` gives it)."""
+        if self.identity:
+            return rid
+        meta = metadata if isinstance(metadata, dict) else {}
+        return self._map_id(rid, decode_original_id(meta.get(ORIGINAL_ID)))[0]
+
+    def _map_id(self, rid: Any, original: Any) -> tuple[Any, bool]:
+        """(target id, whether the original id goes into the metadata field `_vdedup_id`)."""
+        caps = self.caps
+        assert caps is not None
+        if original is not None and _accepts(caps, original):
+            return original, False                            # back to the original id
+        keep = rid if original is None else original
+        store = original is not None or not _accepts(caps, rid)
+        if not _accepts(caps, rid):
+            if IdType.UUID in caps.id_types:
+                rid = str(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)))
+            elif IdType.STRING in caps.id_types:
+                rid = str(rid)
+            else:
+                rid = int(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)).int >> 65)
+        return rid, store
 
     def target_location(self, name: str, namespace: str) -> tuple[str, str]:
         """Where a namespace of the source collection goes: (target collection, target namespace)."""
@@ -120,21 +181,10 @@ class TranslationPlan:
         caps = self.caps
         assert caps is not None
         meta = dict(rec.metadata) if isinstance(rec.metadata, dict) else {}
-        rid = rec.id
         original = decode_original_id(meta.pop(ORIGINAL_ID, None))
-        if original is not None and _accepts(caps, original):
-            rid = original                                    # back to the original id
-        else:
-            keep = rec.id if original is None else original
-            if original is not None or not _accepts(caps, rid):
-                meta[ORIGINAL_ID] = encode_original_id(keep)
-            if not _accepts(caps, rid):
-                if IdType.UUID in caps.id_types:
-                    rid = str(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)))
-                elif IdType.STRING in caps.id_types:
-                    rid = str(rec.id)
-                else:
-                    rid = int(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)).int >> 65)
+        rid, store = self._map_id(rec.id, original)
+        if store:
+            meta[ORIGINAL_ID] = encode_original_id(rec.id if original is None else original)
         doc, uri = rec.document, rec.uri
         if DOCUMENT in meta and caps.documents:
             doc = meta.pop(DOCUMENT)
@@ -203,15 +253,25 @@ def _meta(meta: dict[str, Any], caps: Capabilities) -> dict[str, Any]:
 
 def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | None = None,
                vector: str | None = None, drop_sparse: bool = False, allow_lossy: bool = False,
-               fold_namespaces: bool = False) -> TranslationPlan:
+               fold_namespaces: bool = False, exact: bool = False) -> TranslationPlan:
     """The plan for writing a collection backed up from `schema.provider` into `target_provider`.
 
     A lossy step the user did not ask for by an option (--vector, --drop-sparse, --metric)
-    makes the plan refused unless `allow_lossy`."""
+    makes the plan refused unless `allow_lossy`; an inexact step (the target's own rounding)
+    only when `exact`. A restore into the same provider needs no translation, but the
+    target's rounding still applies: its plan is the identity with the inexact steps."""
     if canonical_provider(schema.provider) == canonical_provider(target_provider) and metric is None \
             and vector is None and not drop_sparse:
-        return TranslationPlan(schema.provider, target_provider, schema.name, schema, identity=True,
+        plan = TranslationPlan(schema.provider, target_provider, schema.name, schema, identity=True,
                                source_schema=schema)
+        caps = CAPABILITIES.get(canonical_provider(target_provider))
+        if caps is not None:
+            for v in schema.vectors:
+                _cosine_rounding(plan, v.name or "(default)", v.name, v.metric, caps)
+            for f in schema.metadata_fields:
+                _float_rounding(plan, f, _field_types(f), caps)
+        _refuse_inexact(plan, exact)
+        return plan
     caps = capabilities(target_provider)
     plan = TranslationPlan(schema.provider, target_provider, schema.name, schema, caps=caps,
                            source_schema=schema)
@@ -232,14 +292,45 @@ def build_plan(schema: CollectionSchema, target_provider: str, metric: Metric | 
         has_documents=caps.documents and (schema.has_documents or _declares(schema, DOCUMENT)),
         has_uris=caps.uris and (schema.has_uris or _declares(schema, URI)), options={},
         extras={"translated_from": {"provider": schema.provider, "collection": schema.name}})
-    unasked = [s for s in plan.steps if not s.lossless and s.accepted_by is None]
+    unasked = [s for s in plan.steps if s.kind == "lossy" and s.accepted_by is None]
     if unasked and not allow_lossy:
         plan.errors.append(f"{len(unasked)} step(s) of the translation lose information "
                            f"({'; '.join(s.detail for s in unasked)}): pass --allow-lossy to accept")
     elif unasked:
         for s in unasked:
             s.accepted_by = "--allow-lossy"
+    _refuse_inexact(plan, exact)
     return plan
+
+
+def _refuse_inexact(plan: TranslationPlan, exact: bool) -> None:
+    inexact = plan.inexact_steps
+    if exact and inexact:
+        plan.errors.append(f"{len(inexact)} step(s) would not write the values exactly "
+                           f"({'; '.join(s.detail for s in inexact)}): --exact refuses them")
+
+
+def _cosine_rounding(plan: TranslationPlan, label: str, name: str, metric: Metric, caps: Capabilities) -> None:
+    """The inexact step of a target that rounds the vectors of a cosine index."""
+    if metric == Metric.COSINE and not caps.exact_cosine:
+        how = COSINE_ROUNDING.get(caps.provider, "changes the vectors of a cosine index in their "
+                                  "last bits (directions kept to float32 rounding)")
+        plan.steps.append(Step("vectors", f"vector {label!r}: {caps.provider} {how}", False,
+                               inexact=True, bound=DIRECTION_BOUND, field=name))
+
+
+def _field_types(f: MetadataField) -> set[str]:
+    types = set(f.type.replace("mixed:", "").split(",")) if f.type.startswith("mixed:") else {f.type}
+    if "json" in types:                  # a JSON column (pgvector, Milvus): objects, lists, scalars
+        types = (types - {"json"}) | {"dict"}
+    return types
+
+
+def _float_rounding(plan: TranslationPlan, f: MetadataField, types: set[str], caps: Capabilities) -> None:
+    """The inexact step of a target whose float metadata may come back a few ulps off."""
+    if types & {"float", "list"} and not caps.exact_floats:
+        plan.steps.append(Step("metadata", f"{f.name}: {caps.provider} may return float values one ulp off",
+                               False, inexact=True, bound=FLOAT_BOUND, field=f.name))
 
 
 def _declares(schema: CollectionSchema, name: str) -> bool:
@@ -291,9 +382,7 @@ def _plan_dense(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilit
                           f"give --metric ({', '.join(sorted(x.value for x in caps.metrics))})")
         else:
             steps.append(Step("metric", f"{label}: {m.value} -> {caps.metric_name(m)}", True))
-        if m == Metric.COSINE and not caps.exact_cosine:
-            steps.append(Step("vectors", f"vector {label!r}: {target} normalises the vectors of a cosine index "
-                              "(values may change in the last bits)", False))
+        _cosine_rounding(plan, label, tname, m, caps)
         plan.vector_map[v.name] = tname
         out.append(VectorField(tname, v.dim, m, dtype, v.multivector, {}))
     return out
@@ -369,9 +458,7 @@ def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabi
     for f in schema.metadata_fields:
         if (f.name == DOCUMENT and caps.documents) or (f.name == URI and caps.uris):
             continue                         # moved back out of the metadata: no longer a field
-        types = set(f.type.replace("mixed:", "").split(",")) if f.type.startswith("mixed:") else {f.type}
-        if "json" in types:                  # a JSON column (pgvector, Milvus): objects, lists, scalars
-            types = (types - {"json"}) | {"dict"}
+        types = _field_types(f)
         for t in sorted(types - {"unknown"}):
             if t == "null" or f.nullable:
                 if not caps.null_metadata:
@@ -385,8 +472,7 @@ def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabi
                 steps.append(Step("metadata", f"{f.name}: list items stored as strings", False))
             elif t not in caps.metadata_types and t not in ("null", "int", "dict", "list", "unknown"):
                 steps.append(Step("metadata", f"{f.name}: {t} values stored as text", False))
-            if t in ("float", "list") and not caps.exact_floats:
-                steps.append(Step("metadata", f"{f.name}: {target} may return float values one ulp off", False))
+        _float_rounding(plan, f, types, caps)
         fields.append(MetadataField(f.name, f.type, f.indexed, f.nullable))
     # fields the translation itself adds to the metadata (so schema-ful targets declare them)
     declared = {f.name for f in fields}

@@ -10,9 +10,9 @@ backend/.
 from ..format.pack import BlockInfo
 from .reachable import BlobMarks, NamespaceRefs
 from .repo import Repository
-from .rows import KINDS, Row, RowBatch, Unsorted, changed_fields
+from .rows import KINDS, Row, RowBatch, Unsorted, changed_fields, same_value
 from .snapshot import Snapshot
 from .writer import Writer
 
 __all__ = ["BlobMarks", "BlockInfo", "KINDS", "NamespaceRefs", "Repository", "Row", "RowBatch", "Snapshot",
-           "Unsorted", "Writer", "changed_fields"]
+           "Unsorted", "Writer", "changed_fields", "same_value"]

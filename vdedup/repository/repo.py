@@ -35,7 +35,8 @@ from .locks import Lock, LockInfo, NoLock, read_lock
 from .manifest import iter_state
 from .rows import Row
 from .snapshot import Snapshot, find
-from .writer import Writer
+from .spool import TempRows, spool_dir
+from .writer import Writer, batch_rows
 
 FORMAT_VERSION = 1
 KNOWN_FEATURES: set[str] = set()
@@ -248,6 +249,14 @@ class Repository:
     def namespace_rows(self, entry: dict[str, Any]) -> Iterator[Row]:
         """The manifest rows of a namespace entry, sorted by record key, each blob verified."""
         return iter_state(self, entry)
+
+    def rows_of(self, batches: Iterable[RecordBatch]) -> Iterator[Row]:
+        """The manifest rows a backup of these records would record, sorted by record key
+        (spooled to disk: bounded memory), without storing anything."""
+        with TempRows(spool_dir()) as tmp:
+            for batch in batches:
+                tmp.put_many(list(batch_rows(self, batch).rows()))
+            yield from tmp.iter_rows()
 
     def read_namespace(self, entry: dict[str, Any], rows: Iterable[Row] | None = None,
                        batch_size: int = 1000, namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:

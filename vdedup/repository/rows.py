@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from ..format import manifest as mf
-from ..format.values import same
+from ..format.values import canonical, same
 
 if TYPE_CHECKING:
     from .columns import Cols
@@ -29,6 +29,13 @@ KINDS = ("vector", "metadata", "document", "uri")
 
 class Unsorted(Exception):
     """Rows that were to arrive in record-key order did not (or an id came twice)."""
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two metadata values are equal as a backup would store them: types included
+    (1 != 1.0, True != 1, floats bit for bit), the order of dict keys not (verify compares
+    what a target hands back with what a snapshot holds)."""
+    return same(canonical(a), canonical(b))
 
 
 def changed_fields(a: Row, b: Row) -> list[str]:

@@ -182,3 +182,13 @@ def _row_size(rid: Any, mraw: bytes, doc: str | None, uri: str | None) -> int:
     """A row's share of logical_bytes: id, vector content id, metadata, document, uri."""
     return (len(rid) if type(rid) is str else 8) + 32 + len(mraw) + (len(doc) if doc else 0) + \
         (len(uri) if uri else 0)
+
+
+def batch_rows(repo, batch: RecordBatch) -> RowBatch:
+    """The manifest rows a backup would record for a batch of records (the same content
+    ids), computed without storing anything: what an in-place restore compares the live
+    records with before it asks to go ahead."""
+    enc = encode_batch(batch, repo.master.id_key)
+    n = len(batch)
+    return RowBatch(list(batch.ids), enc.vrefs, [meta_bytes(m) for m in (batch.metadata or [None] * n)],
+                    list(batch.documents or [None] * n), list(batch.uris or [None] * n))

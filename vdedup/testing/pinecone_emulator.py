@@ -11,7 +11,8 @@ control plane (the emulator's own port)
     DELETE /indexes/{name}; errors are `{"error": {"code", "message"}, "status"}`.
 data plane (one port per index, its `host`)
     POST /vectors/upsert, POST /vectors/update, POST /vectors/delete, GET /vectors/fetch,
-    GET /vectors/list (serverless only), POST /describe_index_stats; errors are rpcStatus
+    GET /vectors/list (serverless only), POST /describe_index_stats, POST /query (dense
+    vectors, exact: every stored vector scored by the index's metric); errors are rpcStatus
     `{"code", "message", "details"}`, and a bad key is a text/plain 401.
 
 Faithful where it matters to a backup: every request needs the `Api-Key` header and the
@@ -300,6 +301,8 @@ class PineconeEmulator:
                 return 200, self._list(idx, query)
             if (method, path) == ("POST", "/describe_index_stats"):
                 return 200, self._stats(idx)
+            if (method, path) == ("POST", "/query"):
+                return 200, self._query(idx, body)
         raise ApiFailure(404, "NOT_FOUND", f"no route {method} {path}")
 
     def _later(self, idx: EmulatedIndex, now: float, op: str, ns: str, arg: Any) -> None:
@@ -384,6 +387,34 @@ class PineconeEmulator:
         if len(page) > limit:
             out["pagination"] = {"next": base64.urlsafe_b64encode(b"after:" + page[limit - 1]).decode()}
         return out
+
+    def _query(self, idx: EmulatedIndex, body: Any) -> dict[str, Any]:
+        """Exact nearest neighbours of a dense query vector (score: cosine similarity, dot
+        product, or squared euclidean distance, ascending for euclidean as Pinecone orders it)."""
+        body = body if isinstance(body, dict) else {}
+        top_k = body.get("topK")
+        if not isinstance(top_k, int) or not 1 <= top_k <= 10000:
+            raise ApiFailure(400, "INVALID_ARGUMENT", "topK must be between 1 and 10000")
+        if idx.dense is None or not body.get("vector"):
+            raise ApiFailure(400, "INVALID_ARGUMENT", "the emulator answers dense vector queries only")
+        q = _dense_values(idx, body["vector"]).astype(np.float64)
+        ns = _namespace(body.get("namespace"))
+        items = [(rid, v.values) for rid, v in idx.namespaces.get(ns, {}).items() if v.values is not None]
+        metric = idx.dense.get("metric", "cosine")
+        scored = []
+        for rid, values in items:
+            x = values.astype(np.float64)
+            if metric == "euclidean":
+                score = float(((q - x) ** 2).sum())
+            elif metric == "dotproduct":
+                score = float(q @ x)
+            else:
+                denom = float(np.linalg.norm(q) * np.linalg.norm(x))
+                score = float(q @ x) / denom if denom else 0.0
+            scored.append((score, rid))
+        scored.sort(key=lambda t: (t[0] if metric == "euclidean" else -t[0], t[1]))
+        return {"matches": [{"id": rid, "score": score} for score, rid in scored[:top_k]],
+                "namespace": ns, "usage": {"readUnits": 1}}
 
     def _stats(self, idx: EmulatedIndex) -> dict[str, Any]:
         spaces = {(ns or DEFAULT_NAMESPACE): {"vectorCount": len(store)}

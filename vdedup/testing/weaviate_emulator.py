@@ -15,7 +15,10 @@ the endpoints the connector and the client call:
     GET  /v1/objects?class=&after=&limit=&include=vector&tenant=
     POST /v1/objects                       GET|HEAD|PUT|PATCH|DELETE /v1/objects/{class}/{id}
     POST /v1/batch/objects
-    POST /v1/graphql                       (only `Aggregate { C(tenant:) { meta { count } } }`)
+    POST /v1/graphql                       (only `Aggregate { C(tenant:) { meta { count } } }`,
+                                            and `Get { C(nearVector: {vector: [...],
+                                            targetVectors: ["v"]}, limit: k, tenant: "t")
+                                            { _additional { id } } }`, answered exactly)
 
 Behaviour kept from the real server: API keys as `Authorization: Bearer KEY` (a missing or
 wrong key is a 401 with go-openapi's `{"code": 401, "message": ...}` body; the well-known
@@ -65,6 +68,12 @@ MAX_RESULTS = 10000
 AGGREGATE_RE = re.compile(
     r"^\s*\{\s*Aggregate\s*\{\s*([A-Za-z_][0-9A-Za-z_]*)\s*(?:\(\s*tenant\s*:\s*\"([^\"]*)\"\s*\))?"
     r"\s*\{\s*meta\s*\{\s*count\s*\}\s*\}\s*\}\s*\}\s*$")
+
+
+NEAR_RE = re.compile(
+    r"^\s*\{\s*Get\s*\{\s*([A-Za-z_][0-9A-Za-z_]*)\s*\(\s*nearVector\s*:\s*\{\s*vector\s*:\s*\[([^\]]*)\]"
+    r"\s*(?:,\s*targetVectors\s*:\s*\[\s*\"([^\"]*)\"\s*\]\s*)?\}\s*,\s*limit\s*:\s*(\d+)"
+    r"\s*(?:,\s*tenant\s*:\s*\"([^\"]*)\"\s*)?\)\s*\{\s*_additional\s*\{\s*id\s*\}\s*\}\s*\}\s*\}\s*$")
 
 
 def hnsw_defaults() -> dict[str, Any]:
@@ -450,6 +459,43 @@ class Store:
             out.append(item)
         return out
 
+    def near(self, name: str, vector: str, target: str | None, limit: int,
+             tenant: str | None) -> list[dict[str, Any]]:
+        """The `limit` objects nearest to `vector` by the vector index's distance, exactly."""
+        cls = self.classes.get(name)
+        if cls is None:
+            raise ApiError(422, f'Cannot query field "{name}" on type "GetObjectsObj".')
+        target = target or ""
+        if target:
+            config = ((cls.get("vectorConfig") or {}).get(target) or {}).get("vectorIndexConfig")
+            if config is None:
+                raise ApiError(422, f"target vector \"{target}\" not found in class {name}")
+        else:
+            config = cls.get("vectorIndexConfig") or {}
+        distance = config.get("distance", "cosine")
+        try:
+            q = np.asarray([float(x) for x in vector.split(",") if x.strip()], dtype=np.float64)
+        except ValueError:
+            raise ApiError(422, "nearVector: invalid vector") from None
+        scored = []
+        for oid, obj in self.objects[self.shard(cls, tenant)].items():
+            v = obj.get("_vectors", {}).get(target)
+            if v is None or v.ndim != 1 or len(v) != len(q):
+                continue
+            x = v.astype(np.float64)
+            if distance == "dot":
+                d = -float(q @ x)
+            elif distance == "l2-squared":
+                d = float(((q - x) ** 2).sum())
+            elif distance == "manhattan":
+                d = float(np.abs(q - x).sum())
+            else:
+                denom = float(np.linalg.norm(q) * np.linalg.norm(x))
+                d = 1.0 - (float(q @ x) / denom if denom else 0.0)
+            scored.append((d, oid))
+        scored.sort()
+        return [{"_additional": {"id": oid}} for _, oid in scored[:limit]]
+
     def count(self, name: str, tenant: str | None) -> int:
         cls = self.classes.get(name)
         if cls is None:
@@ -765,6 +811,14 @@ class _Handler(BaseHTTPRequestHandler):
         if seg == ["batch", "objects"] and method == "POST":
             return 200, st.batch(data)
         if seg == ["graphql"] and method == "POST":
+            near = NEAR_RE.match((data or {}).get("query", ""))
+            if near:
+                try:
+                    found = st.near(near.group(1), near.group(2), near.group(3), int(near.group(4)),
+                                    near.group(5))
+                except ApiError as e:
+                    return 200, {"errors": [{"message": str(e)}]}
+                return 200, {"data": {"Get": {near.group(1): found}}}
             m = AGGREGATE_RE.match((data or {}).get("query", ""))
             if not m:
                 return 200, {"errors": [{"message": "the emulator answers only "

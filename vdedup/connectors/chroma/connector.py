@@ -2,6 +2,8 @@
 
     chroma:///abs/path/to/persist-dir         chromadb.PersistentClient (in-process)
     chroma://HOST:PORT[?tenant=T&database=D&ssl=1]   chromadb.HttpClient
+    ...&collection=C (either form)            names one collection: a backup reads only it,
+                                              a restore writes into it
 
 A server token, when one is needed, is the secret of the credentials the connector is opened
 with (sent as the `x-chroma-token` header; at the command line `CHROMA_API_KEY` holds it),
@@ -58,7 +60,7 @@ SPANN_PARAMS = ("search_nprobe", "write_nprobe", "ef_construction", "ef_search",
 MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound variables
 ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
 DEFAULT_PORT = 8000
-URL_QUERY_KEYS = {"tenant", "database", "ssl"}
+URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection"}
 TOKEN_ENV = DESCRIPTOR.secret_env[0]
 TOKEN_HEADER = "x-chroma-token"
 NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
@@ -75,6 +77,7 @@ class ChromaConnector(ConnectorBase):
     provider = "chroma"
     descriptor = DESCRIPTOR
     key_ordered_scan = False      # rows come in insertion order
+    url_collection: str | None = None     # the collection the URL names (?collection=C)
 
     def __init__(self, client: Any, where: str) -> None:
         self._client = client
@@ -91,13 +94,22 @@ class ChromaConnector(ConnectorBase):
         refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
         tenancy = {k: u.query[k] for k in ("tenant", "database") if u.query.get(k)}
         if not u.host:
-            return cls._persistent(u.path, tenancy)
-        if u.path not in ("", "/"):
-            raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
-                             "use ?tenant=T&database=D")
-        ssl = flag(u.query.get("ssl"))
-        return cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy,
-                         credentials.secret)
+            conn = cls._persistent(u.path, tenancy)
+        else:
+            if u.path not in ("", "/"):
+                raise UsageError(f"chroma://HOST:PORT takes no path (got {u.path!r}); "
+                                 "use ?tenant=T&database=D")
+            ssl = flag(u.query.get("ssl"))
+            conn = cls._http(u.host, u.port or (443 if ssl else DEFAULT_PORT), ssl, tenancy,
+                             credentials.secret)
+        conn.url_collection = u.query.get("collection") or None
+        return conn
+
+    @classmethod
+    def storage_absent(cls, u: SourceURL) -> bool:
+        """Whether the URL names a persist directory that opening would create (no database)."""
+        return (not u.host and os.path.isabs(u.path or "")
+                and not os.path.exists(os.path.join(u.path, "chroma.sqlite3")))
 
     @classmethod
     def _persistent(cls, path: str, tenancy: dict[str, str]) -> "ChromaConnector":
@@ -144,6 +156,8 @@ class ChromaConnector(ConnectorBase):
     # --------------------------------------------------------------- reading
 
     def list_collections(self) -> list[str]:
+        if self.url_collection is not None:
+            return [self.url_collection]
         names: list[str] = []
         seen: set[str] = set()
         page = 1000
@@ -244,6 +258,15 @@ class ChromaConnector(ConnectorBase):
             documents=docs if any(d is not None for d in docs) else None,
             uris=links if any(x is not None for x in links) else None,
         )
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest records as the collection's index serves them."""
+        refuse_namespace(namespace, NO_NAMESPACES)
+        col = self._collection(collection)
+        with self._errors("query", collection, data=True):
+            got = col.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k, include=[])
+        return list(got["ids"][0])
 
     # --------------------------------------------------------------- writing
 

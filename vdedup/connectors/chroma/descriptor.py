@@ -15,6 +15,6 @@ DESCRIPTOR = Descriptor(
     name="chroma", title="Chroma", connector="vdedup.connectors.chroma.connector:ChromaConnector",
     extra="chroma", sdk="chromadb", secret_env=("CHROMA_API_KEY",), secret_label="API key",
     account_url="chroma://HOST:PORT",
-    url_forms=("chroma:///abs/path/to/persist-dir",
-               "chroma://HOST:PORT[?tenant=T&database=D&ssl=1]"),
+    url_forms=("chroma:///abs/path/to/persist-dir[?collection=C]",
+               "chroma://HOST:PORT[?tenant=T&database=D&ssl=1&collection=C]"),
     capabilities=CAPABILITIES)

@@ -93,6 +93,7 @@ class FilesConnector(ConnectorBase):
 
     provider = "files"
     descriptor = DESCRIPTOR
+    url_collection: str | None = None     # the collection the URL names (?collection=NAME)
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
         self._path = path
@@ -119,7 +120,9 @@ class FilesConnector(ConnectorBase):
         name = u.query.get("collection") or os.path.basename(path)
         if not name:
             raise UsageError("cannot name the collection: add ?collection=NAME")
-        return cls(path, name, metric)
+        conn = cls(path, name, metric)
+        conn.url_collection = u.query.get("collection") or None
+        return conn
 
     # ----------------------------------------------------------------- reading
 

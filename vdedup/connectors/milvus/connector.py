@@ -9,11 +9,11 @@ concern each (pymilvus 3.0.2):
 - schema.py: Milvus field types, describe_collection as the model's schema, native creation;
 - values.py: values both ways between pymilvus rows and record batches;
 - layout.py: the neutral layout a schema from another provider gets;
-- reader.py / writer.py: describe, count and scan / create, upsert and delete.
+- reader.py / writer.py: describe, count, scan and query / create, upsert and delete.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from ...model import CollectionSchema, RecordBatch, RecordId
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -40,6 +40,11 @@ class MilvusConnector(ConnectorBase):
         address = parse(u)
         return cls(Session.open(address, credentials), address.collection)
 
+    @property
+    def url_collection(self) -> str | None:
+        """The collection the URL names (a restore writes there)."""
+        return self._only
+
     def close(self) -> None:
         self._s.close()
 
@@ -63,6 +68,10 @@ class MilvusConnector(ConnectorBase):
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
         return reader.scan(self._s, collection, namespace, batch_size)
+
+    def query(self, collection: str, namespace: str, vector: Any, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        return reader.query(self._s, collection, namespace, vector, k, vector_name)
 
     # --------------------------------------------------------------- writing
 

@@ -8,11 +8,13 @@ uses `count(*)` with Strong consistency.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError
-from ...model import CollectionSchema, RecordBatch
-from .layout import neutral_batch, neutral_schema, partition_name, read_marker
+from ...model import CollectionSchema, RecordBatch, RecordId
+from .layout import N_STATE, neutral_batch, neutral_schema, partition_name, read_marker
 from .schema import index_info, native_schema
 from .session import Session
 from .values import to_batch
@@ -128,3 +130,26 @@ def scan(s: Session, collection: str, namespace: str = "",
     finally:
         with contextlib.suppress(Exception):
             it.close()
+
+
+def query(s: Session, collection: str, namespace: str, vector: Any, k: int,
+          vector_name: str = "") -> list[RecordId]:
+    """The ids of the k nearest entities as the collection's index serves them (`search`)."""
+    fields = s.fields(collection)
+    marker = s.marker(collection)
+    field = vector_name if marker is None else \
+        next((v["field"] for v in marker["vectors"] if v["name"] == vector_name), vector_name)
+    pk = next(f for f in fields if f.primary)
+    s.load(collection)
+    parts = s.partitions_arg(collection, namespace)
+    with s.errors("query", collection, data=True):
+        hits = s.client.search(
+            collection, data=[[float(x) for x in np.asarray(vector, dtype=np.float32)]],
+            anns_field=field, limit=k, partition_names=parts,
+            output_fields=[N_STATE] if marker is not None else [], consistency_level="Strong")[0]
+    out: list[RecordId] = []
+    for h in hits:
+        rid = h.get("id", h.get(pk.name))
+        state = (h.get("entity") or {}).get(N_STATE) or {}
+        out.append(int(rid) if pk.type == "INT64" or state.get("int_id") else str(rid))
+    return out

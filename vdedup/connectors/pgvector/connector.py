@@ -52,7 +52,7 @@ from .catalog import (TEXT_TYPES, qualified, read_layout, split, table_ddl, tabl
                       table_schema)
 from .layout import NEUTRAL_LAYOUT, OWN_PROVIDERS, is_marker, neutral_ddl, neutral_schema
 from .layout import quote_ident as _qi
-from .values import copy_rows, native_batch, native_select, neutral_select, pk_values
+from .values import copy_rows, native_batch, native_select, nearest_select, neutral_select, pk_values
 
 DEFAULT_PORT = 5432
 URL_QUERY_KEYS = {"table", "sslmode"}
@@ -124,6 +124,11 @@ class PgvectorConnector(ConnectorBase):
                 conn.close()
 
     # --------------------------------------------------------------- reading
+
+    @property
+    def url_collection(self) -> str | None:
+        """The table the URL names (?table=T; a restore writes there)."""
+        return self._table
 
     def list_collections(self) -> list[str]:
         if self._table:
@@ -197,6 +202,15 @@ class PgvectorConnector(ConnectorBase):
                         else:
                             yield native_batch(rows, npk, layout["id_encoding"], cols)
 
+
+    def query(self, collection: str, namespace: str, vector: Any, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest rows through the vector column's index (values.nearest_select)."""
+        refuse_namespace(namespace, NO_NAMESPACES)
+        sql, params, make = nearest_select(self._layout(collection, refresh=True), collection, vector, k,
+                                           vector_name)
+        with self._errors("query", collection, data=True):
+            return [make(row) for row in self._live().execute(sql, params).fetchall()]
 
     def create_collection(self, schema: CollectionSchema, name: str) -> None:
         s, t = split(name)

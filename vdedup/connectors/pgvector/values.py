@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import SourceError, UsageError
-from ...model import IdType, Record, RecordBatch, RecordId, SparseVector
-from .catalog import SEND, SPARSE_MAX_DIM
+from ...errors import NotSupported, SourceError, UsageError
+from ...model import IdType, Metric, Record, RecordBatch, RecordId, SparseVector
+from .catalog import OPCLASS_METRIC, SEND, SPARSE_MAX_DIM, qualified
 from .layout import (NEUTRAL_DOC, NEUTRAL_ID, NEUTRAL_META, NEUTRAL_URI, NEUTRAL_VECTOR,
                      exact_json, int_text, neutral_id)
 from .layout import quote_ident as _qi
@@ -310,3 +310,42 @@ def neutral_select(marker: dict[str, Any], layout: dict[str, Any]) -> tuple[list
         return rec
 
     return exprs, make
+
+
+DISTANCE_OPS = {Metric.EUCLIDEAN: "<->", Metric.DOT: "<#>", Metric.COSINE: "<=>", Metric.MANHATTAN: "<+>"}
+
+
+def nearest_select(layout: dict[str, Any], collection: str, vector: Any, k: int,
+                   vector_name: str) -> tuple[str, tuple, Any]:
+    """(SQL, parameters, row -> id) of a k-nearest-neighbour query ordered by the operator of
+    the vector column's index, so the database answers it as it serves such queries."""
+    marker = layout["neutral"]
+    column = vector_name if not marker else \
+        next((v["column"] for v in marker["vectors"] if v["name"] == vector_name), vector_name)
+    col = layout["by_name"].get(column)
+    index = next((i for i in layout["indexes"] if i["vector_column"] == column), None)
+    op = DISTANCE_OPS.get(OPCLASS_METRIC.get(index["opclasses"][0])) if index else None
+    if col is None or col["vector"] not in ("vector", "halfvec") or op is None:
+        raise NotSupported(f"table {collection}: no vector index on {column!r} to query")
+    pk = layout["pk"]
+    if marker:
+        ids = _qi(NEUTRAL_ID)
+        mixed = marker["id_type"] in (IdType.UUID.value, IdType.UNKNOWN.value)
+
+        def make(row: tuple) -> RecordId:
+            return int(row[0]) if mixed and int_text(row[0]) else row[0]
+    elif layout["id_encoding"] == "int":
+        ids = _qi(pk[0])
+
+        def make(row: tuple) -> RecordId:
+            return row[0]
+    else:
+        ids = ", ".join(f"{_qi(p)}::text" for p in pk)
+        json_ids = layout["id_encoding"] == "json"
+
+        def make(row: tuple) -> RecordId:
+            return json.dumps(list(row), ensure_ascii=False) if json_ids else row[0]
+    literal = "[" + ",".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32)) + "]"
+    sql = (f"SELECT {ids} FROM {qualified(collection)} ORDER BY {_qi(column)} {op} "
+           f"%s::{col['vector']} LIMIT %s")
+    return sql, (literal, k), make

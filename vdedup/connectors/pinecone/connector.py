@@ -135,6 +135,11 @@ class PineconeConnector(ConnectorBase):
 
     # --------------------------------------------------------------- reading
 
+    @property
+    def url_collection(self) -> str | None:
+        """The index the URL names (a restore writes there)."""
+        return self._index
+
     def list_collections(self) -> list[str]:
         if self._index is not None:
             return [self._index]
@@ -262,6 +267,15 @@ class PineconeConnector(ConnectorBase):
                              np.asarray(r.sparse_values.values, dtype=np.float64).astype(np.float32))
                 for r in rows])
         return batch
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest records as the index serves them (`query`)."""
+        handle = self._handle(collection)
+        values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
+        found = self._call(lambda: handle.query(vector=values, top_k=k, namespace=namespace),
+                           "query", collection)
+        return [m.id for m in found.matches]
 
     # --------------------------------------------------------------- writing
 

@@ -30,8 +30,11 @@ import contextlib
 import os
 import re
 import sys
+import uuid
 import warnings
 from typing import Any, ContextManager, Iterator
+
+import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, IdType, MetadataField, Metric, RecordBatch, RecordId,
@@ -84,6 +87,12 @@ class QdrantConnector(ConnectorBase):
         if u.scheme != "qdrant":
             raise UsageError(f"unknown Qdrant URL scheme {u.scheme!r} (use qdrant:// or qdrant+local://)")
         return cls._remote(u, credentials)
+
+    @classmethod
+    def storage_absent(cls, u: SourceURL) -> bool:
+        """Whether the URL names local storage that opening would create (no meta.json yet)."""
+        return (u.scheme == "qdrant+local" and not u.host and os.path.isabs(u.path or "")
+                and not os.path.exists(os.path.join(u.path, "meta.json")))
 
     @classmethod
     def _local(cls, u: SourceURL) -> "QdrantConnector":
@@ -147,6 +156,11 @@ class QdrantConnector(ConnectorBase):
                 client.close()
 
     # --------------------------------------------------------------- reading
+
+    @property
+    def url_collection(self) -> str | None:
+        """The collection the URL names (a restore writes there)."""
+        return self._only
 
     def list_collections(self) -> list[str]:
         if self._only is not None:
@@ -221,6 +235,16 @@ class QdrantConnector(ConnectorBase):
                 yield RecordBatch.from_records([to_record(p, datatypes) for p in points], "")
             if offset is None:
                 return
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest points as the collection serves them (`query_points`)."""
+        refuse_namespace(namespace, NO_NAMESPACES)
+        with self._errors("query", collection, data=True):
+            found = self._live().query_points(
+                collection, query=[float(x) for x in np.asarray(vector, dtype=np.float32)],
+                using=vector_name or None, limit=k, with_payload=False, with_vectors=False)
+        return [p.id if isinstance(p.id, int) else str(uuid.UUID(str(p.id))) for p in found.points]
 
     # --------------------------------------------------------------- writing
 

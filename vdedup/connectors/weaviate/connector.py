@@ -47,6 +47,8 @@ import re
 import time
 from typing import Any, Callable, Iterator, TypeVar
 
+import numpy as np
+
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
 from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
@@ -169,6 +171,11 @@ class WeaviateConnector(ConnectorBase):
 
     # --------------------------------------------------------------- reading
 
+    @property
+    def url_collection(self) -> str | None:
+        """The class the URL names (a restore writes there)."""
+        return self._only
+
     def list_collections(self) -> list[str]:
         if self._only is not None:
             return [self._only]
@@ -246,6 +253,30 @@ class WeaviateConnector(ConnectorBase):
                 after = objects[-1]["id"]
             if len(objects) < limit:
                 return
+
+    def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
+              vector_name: str = "") -> list[RecordId]:
+        """The ids of the k nearest objects as the class's vector index serves them
+        (GraphQL `Get` with `nearVector`, over REST like everything else here)."""
+        cls = self._class(collection)
+        tenant = self._tenant(cls, namespace)
+        layout = Layout.of(cls)
+        wname = layout.vectors.get(vector_name, vector_name) if layout is not None else vector_name
+        values = ", ".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32))
+        target = f', targetVectors: ["{wname}"]' if wname else ""
+        where = f', tenant: "{tenant}"' if tenant else ""
+        gql = "{ Get { %s(nearVector: {vector: [%s]%s}, limit: %d%s) { _additional { id } } } }" % (
+            cls["class"], values, target, int(k), where)
+        answer = self._rest("query", collection, "POST", "/graphql", json={"query": gql})
+        errors = answer.get("errors")
+        if errors:
+            raise SourceError(f"Weaviate query of {collection!r} at {self._where} failed: "
+                              f"{_clean(str(errors[0].get('message', errors[0])))}")
+        try:
+            return [str(o["_additional"]["id"]) for o in answer["data"]["Get"][cls["class"]]]
+        except (KeyError, TypeError):
+            raise SourceError(f"Weaviate query of {collection!r} at {self._where}: "
+                              "unexpected answer") from None
 
     # --------------------------------------------------------------- writing
 
