@@ -26,7 +26,7 @@ from vdedup.assets.audit import AuditLog
 from vdedup.assets.store import AssetStore
 from vdedup.backend import open_backend
 from vdedup.errors import FormatError, IntegrityError, RepositoryLocked, UnsupportedFormat
-from vdedup.format.objects import ObjectKey, ObjectType, open_record, seal_record
+from vdedup.format.objects import ObjectKey, ObjectType, open_json_object, seal_json_object
 from vdedup.repository import Repository
 
 SECRET = "pc-codec-test-secret-0123456789abcdefghij"
@@ -132,18 +132,18 @@ def test_the_codec_seals_each_record_under_a_fresh_subkey_and_binds_type_and_nam
     from vdedup.crypto.keys import MasterKey
     master = MasterKey.generate()
     record = {"version": 2 if otype == ObjectType.ASSET else 1, "x": "same plaintext"}
-    a, rec_a = seal_record(master, otype, "name-1", record)
-    b, _ = seal_record(master, otype, "name-1", record)
+    a, rec_a = seal_json_object(master, otype, "name-1", record)
+    b, _ = seal_json_object(master, otype, "name-1", record)
     assert a != b and a[6:22] != b[6:22] and a[22:] != b[22:]       # two seals of one plaintext differ
     assert json.loads(open_by_hand(master.secret, int(otype), "name-1", a)) == record
-    assert open_record(master, otype, "name-1", a).data == record
+    assert open_json_object(master, otype, "name-1", a).data == record
     with pytest.raises(IntegrityError):
-        open_record(master, otype, "name-2", a)                     # renamed
+        open_json_object(master, otype, "name-2", a)                     # renamed
     other = ObjectType((int(otype) % 7) + 1)
     with pytest.raises(IntegrityError):                              # retyped
-        open_record(master, other, "name-1", a[:5] + bytes([int(other)]) + a[6:])
+        open_json_object(master, other, "name-1", a[:5] + bytes([int(other)]) + a[6:])
     with pytest.raises(ValueError, match="version"):                 # a record always carries its version
-        seal_record(master, otype, "name-1", {"x": 1})
+        seal_json_object(master, otype, "name-1", {"x": 1})
 
 
 def test_an_asset_secret_is_a_sealed_field_of_its_object(every_kind):
@@ -187,7 +187,7 @@ def _reseal(repo_path: Path, otype: ObjectType, name: str, change) -> None:
     envelope is sealed directly): `change(dict)` edits it in place."""
     with Repository.open(open_backend(str(repo_path)), PASSWORD) as repo:
         path = repo_path / DIRS[otype] / name if DIRS[otype] else repo_path / "config"
-        d = open_record(repo.master, otype, name, path.read_bytes(), check=False).data
+        d = open_json_object(repo.master, otype, name, path.read_bytes(), check=False).data
         change(d)
         blob = ObjectKey.new(repo.master, otype, name).seal_body(b"\x00" + json.dumps(d).encode())
     path.chmod(0o600)

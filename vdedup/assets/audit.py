@@ -32,7 +32,7 @@ from ..backend.base import FileType
 from ..crypto.keys import CTX_AUDIT
 from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, UnsupportedFormat
 from ..format.objects import ObjectType
-from ..format.records import FORMATS
+from ..format.versions import FORMATS
 from ..repository import Repository
 
 VERSION = FORMATS[ObjectType.AUDIT].writes
@@ -85,7 +85,7 @@ class AuditLog:
     def _hashable(self, name: str) -> dict[str, Any]:
         """An entry as stored, authenticated but not interpreted: chaining onto (or recording
         the head of) an entry needs only its hash, even when a newer vdedup wrote it."""
-        return self.repo.load_record(ObjectType.AUDIT, name, check=False).data
+        return self.repo.load_object(ObjectType.AUDIT, name, check=False).data
 
     def _names(self) -> list[str]:
         return sorted(n for n, _ in self.repo.backend.list(FileType.AUDIT) if n.isdigit())

@@ -30,8 +30,8 @@ from ..connectors.registry import descriptors, lookup
 from ..crypto.keys import CTX_ASSET_IDS
 from ..errors import IntegrityError, ObjectNotFound, UsageError, VdedupError
 from ..format.legacy import open_v1_asset_secret
-from ..format.objects import ObjectKey, ObjectType, Record
-from ..format.records import FORMATS
+from ..format.objects import ObjectKey, ObjectType, JsonObject
+from ..format.versions import FORMATS
 from ..repository import Repository
 
 VERSION = FORMATS[ObjectType.ASSET].writes
@@ -142,7 +142,7 @@ class Asset:
         return d
 
     @classmethod
-    def _from_record(cls, d: dict[str, Any], object_name: str, record: Record | None = None) -> "Asset":
+    def _from_record(cls, d: dict[str, Any], object_name: str, record: JsonObject | None = None) -> "Asset":
         return cls(name=d["name"], provider=d["provider"], url=d["url"], secret_env=d["secret_env"],
                    collections=list(d.get("collections") or []), forget_policy=d.get("forget_policy"),
                    created=d.get("created", ""), rotated=d.get("rotated"),
@@ -191,7 +191,7 @@ class AssetStore:
     # ---- read -------------------------------------------------------------------------
     def _load(self, object_name: str) -> Asset | None:
         try:
-            rec = self.repo.load_record(ObjectType.ASSET, object_name)
+            rec = self.repo.load_object(ObjectType.ASSET, object_name)
         except ObjectNotFound:
             return None          # removed concurrently
         return Asset._from_record(rec.data, object_name, rec)
@@ -239,7 +239,7 @@ class AssetStore:
         the new object's subkey."""
         asset.object_name = f"{self._name_id(asset.name)}-{secrets.token_hex(8)}"
         fields = {SECRET_FIELD: secret.encode("utf-8")} if secret is not None else {}
-        rec = self.repo.save_record(ObjectType.ASSET, asset.object_name, asset._record(), fields)
+        rec = self.repo.save_object(ObjectType.ASSET, asset.object_name, asset._record(), fields)
         asset.has_secret = secret is not None
         asset._sealed_secret = rec.data.get(SECRET_FIELD)
         asset.record_version, asset._object_key = rec.version, rec.key

@@ -1,5 +1,5 @@
 """The one codec for standalone objects: object types, the sealed envelope, sealed fields and
-versioned JSON records (format layer).
+versioned JSON objects (format layer).
 
 Every object in a repository except key files and packs (config, index files, snapshots,
 locks, audit entries, assets, key lists) is sealed here and nowhere else, the way borg's
@@ -11,13 +11,13 @@ renamed, moved to another type or swapped for another without failing authentica
     b"VDDO" | u8 version | u8 type | 16-byte salt | AES-GCM(subkey, nonce(type, 0), plaintext)
     plaintext = u8 compression (0 none, 1 zstd) | data
 
-A record may carry *sealed fields* (an asset's secret): sealed again under the same subkey
+An object may carry *sealed fields* (an asset's secret): sealed again under the same subkey
 with the nonce `nonce(0x100 | type, n)` (n counts the object's fields from 0) and the
 associated data `aad ‖ "|field:" ‖ label`, so a field opens only in the object and under the
 label it was sealed for, and stays sealed in memory until it is asked for.
 
-JSON records carry a `version` (and may list `features`): `records.py` says which this
-vdedup writes and reads; a record it does not know is refused (UnsupportedFormat).
+JSON objects carry a `version` (and may list `features`): `versions.py` says which this
+vdedup writes and reads; an object it does not know is refused (UnsupportedFormat).
 """
 from __future__ import annotations
 
@@ -155,9 +155,9 @@ def open_object(master: MasterKey, otype: ObjectType, name: str, blob: bytes) ->
 
 
 @dataclass(frozen=True)
-class Record:
-    """A JSON record as stored: its data (sealed fields still sealed), its version (1 for
-    records written before versions existed) and the key that opens its sealed fields."""
+class JsonObject:
+    """A JSON object as stored: its data (sealed fields still sealed), its version (1 for
+    objects written before versions existed) and the key that opens its sealed fields."""
     data: dict[str, Any]
     version: int
     key: ObjectKey
@@ -167,32 +167,32 @@ class Record:
         return self.key.open_field(label, self.data.get(label))
 
 
-def seal_record(master: MasterKey, otype: ObjectType, name: str, record: Mapping[str, Any],
-                fields: Mapping[str, bytes] | None = None) -> tuple[bytes, Record]:
-    """Seal a JSON record of the version this vdedup writes; each of `fields` (label ->
+def seal_json_object(master: MasterKey, otype: ObjectType, name: str, obj: Mapping[str, Any],
+                fields: Mapping[str, bytes] | None = None) -> tuple[bytes, JsonObject]:
+    """Seal a JSON object of the version this vdedup writes; each of `fields` (label ->
     plaintext) is sealed on its own under the same subkey and stored under its label."""
-    from .records import check_writable
-    data = dict(record)
+    from .versions import check_writable
+    data = dict(obj)
     check_writable(otype, name, data)
     okey = ObjectKey.new(master, otype, name)
     for number, (label, plaintext) in enumerate(sorted((fields or {}).items())):
         data[label] = okey.seal_field(label, number, plaintext)
     text = json.dumps(data, separators=(",", ":")).encode()
     blob = okey.seal_body(_pack_body(text, True))
-    return blob, Record(data, data["version"], okey, len(blob))
+    return blob, JsonObject(data, data["version"], okey, len(blob))
 
 
-def open_record(master: MasterKey, otype: ObjectType, name: str, blob: bytes, check: bool = True) -> Record:
-    """Open a JSON record; with `check`, refuse a version or feature this vdedup does not know
+def open_json_object(master: MasterKey, otype: ObjectType, name: str, blob: bytes, check: bool = True) -> JsonObject:
+    """Open a JSON object; with `check`, refuse a version or feature this vdedup does not know
     (without: the caller checks later, e.g. unlock, where only authentication may fail)."""
-    from .records import check_readable, record_version
+    from .versions import check_readable, object_version
     okey = read_header(master, otype, name, blob)
     try:
         data = json.loads(_unpack_body(okey.what, okey.open_body(blob)))
     except (ValueError, UnicodeDecodeError):
-        raise FormatError(f"{okey.what}: not a JSON record") from None
+        raise FormatError(f"{okey.what}: not a JSON object") from None
     if not isinstance(data, dict):
-        raise FormatError(f"{okey.what}: not a JSON record")
+        raise FormatError(f"{okey.what}: not a JSON object")
     if check:
         check_readable(otype, name, data)
-    return Record(data, record_version(otype, data), okey, len(blob))
+    return JsonObject(data, object_version(otype, data), okey, len(blob))

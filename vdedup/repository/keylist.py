@@ -23,8 +23,8 @@ from blake3 import blake3
 from ..backend.base import FileType
 from ..crypto.keys import CTX_KEY_DIGEST, MasterKey
 from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, RetentionActive, UnsupportedFormat
-from ..format.objects import ObjectType, open_record, seal_record
-from ..format.records import FORMATS
+from ..format.objects import ObjectType, open_json_object, seal_json_object
+from ..format.versions import FORMATS
 from .keys import KeyFile
 
 VERSION = FORMATS[ObjectType.KEYLIST].writes
@@ -62,7 +62,7 @@ def load(backend, master: MasterKey) -> KeyList | None:
         if not name.isdigit():
             continue
         try:
-            d = open_record(master, ObjectType.KEYLIST, name, backend.load(FileType.KEYLIST, name)).data
+            d = open_json_object(master, ObjectType.KEYLIST, name, backend.load(FileType.KEYLIST, name)).data
         except ObjectNotFound:
             continue                    # replaced concurrently
         except UnsupportedFormat:
@@ -86,7 +86,7 @@ def write(backend, master: MasterKey, keys: dict[str, dict[str, str]], base: Key
         new = KeyList(generation, dict(keys), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         try:
             backend.save(FileType.KEYLIST, object_name(generation),
-                         seal_record(master, ObjectType.KEYLIST, object_name(generation), new.to_dict())[0])
+                         seal_json_object(master, ObjectType.KEYLIST, object_name(generation), new.to_dict())[0])
             break
         except ObjectExists:
             continue                    # another key operation took this number

@@ -31,8 +31,8 @@ from typing import Iterator
 from ..backend.base import FileType
 from ..errors import (FormatError, IntegrityError, LockLost, ObjectNotFound, RepositoryLocked, UnsupportedFormat,
                       WriteRefused)
-from ..format.objects import ObjectType, open_record
-from ..format.records import FORMATS
+from ..format.objects import ObjectType, open_json_object
+from ..format.versions import FORMATS
 
 VERSION = FORMATS[ObjectType.LOCK].writes
 
@@ -87,7 +87,7 @@ def list_locks(repo) -> list[LockInfo]:
 def _newer_lock(repo, name: str) -> LockInfo:
     """A lock object of an unknown version: a live exclusive lock until its `time` is old."""
     try:
-        d = open_record(repo.master, ObjectType.LOCK, name, repo.backend.load(FileType.LOCKS, name),
+        d = open_json_object(repo.master, ObjectType.LOCK, name, repo.backend.load(FileType.LOCKS, name),
                         check=False).data
     except (ObjectNotFound, IntegrityError):
         d = {}

@@ -25,8 +25,8 @@ from ..errors import (IntegrityError, ObjectNotFound, RepositoryExists, Reposito
                       SnapshotNotFound, UnsupportedFormat)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
-from ..format.objects import BlobType, ObjectType, Record, open_object, open_record, seal_object, seal_record
-from ..format.records import FORMATS, check_readable
+from ..format.objects import BlobType, ObjectType, JsonObject, open_object, open_json_object, seal_object, seal_json_object
+from ..format.versions import FORMATS, check_readable
 from ..model import RecordBatch
 from . import keylist
 from . import keys as keyfiles
@@ -86,7 +86,7 @@ class Repository:
                   "compression": "zstd+byte-shuffle"}
         if object_lock:
             config["object_lock"] = {"mode": object_lock["mode"], "days": int(object_lock["days"])}
-        backend.save(FileType.CONFIG, CONFIG_NAME, seal_record(master, ObjectType.CONFIG, CONFIG_NAME, config)[0])
+        backend.save(FileType.CONFIG, CONFIG_NAME, seal_json_object(master, ObjectType.CONFIG, CONFIG_NAME, config)[0])
         return cls(backend, master, config, key_id), recovery_text
 
     @classmethod
@@ -98,7 +98,7 @@ class Repository:
 
         def opens_config(master: MasterKey) -> bool:
             try:
-                configs[master.secret] = open_record(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
+                configs[master.secret] = open_json_object(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
                 return True
             except IntegrityError:
                 return False
@@ -106,7 +106,7 @@ class Repository:
         master, key_id = keyfiles.unlock(backend, password, opens_config)
         config = configs.get(master.secret)
         if config is None:            # a key opened, but the config does not with it: say why
-            config = open_record(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
+            config = open_json_object(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
         check_readable(ObjectType.CONFIG, CONFIG_NAME, config)     # version and features (§11)
         lock = config.get("object_lock")
         if isinstance(lock, dict):           # the sealed config says so: saves get a retention
@@ -137,24 +137,24 @@ class Repository:
     def seal(self, otype: ObjectType, name: str, data: bytes) -> bytes:
         return seal_object(self.master, otype, name, data)
 
-    def save_record(self, otype: ObjectType, name: str, record: dict[str, Any],
-                    fields: dict[str, bytes] | None = None) -> Record:
+    def save_object(self, otype: ObjectType, name: str, record: dict[str, Any],
+                    fields: dict[str, bytes] | None = None) -> JsonObject:
         """Seal and save a versioned JSON record (format/objects.py, the one codec), with
         `fields` (label -> plaintext) sealed on their own inside it."""
-        blob, rec = seal_record(self.master, otype, name, record, fields)
+        blob, rec = seal_json_object(self.master, otype, name, record, fields)
         self.backend.save(_FILE_TYPE[otype], name, blob)
         return rec
 
-    def load_record(self, otype: ObjectType, name: str, check: bool = True) -> Record:
+    def load_object(self, otype: ObjectType, name: str, check: bool = True) -> JsonObject:
         """A record, refused (UnsupportedFormat) if its version or features are unknown;
         `check=False` for what needs only its bytes authenticated (the audit chain's hash)."""
-        return open_record(self.master, otype, name, self.backend.load(_FILE_TYPE[otype], name), check)
+        return open_json_object(self.master, otype, name, self.backend.load(_FILE_TYPE[otype], name), check)
 
     def save_json_object(self, otype: ObjectType, name: str, obj: dict[str, Any]) -> int:
-        return self.save_record(otype, name, obj).size
+        return self.save_object(otype, name, obj).size
 
     def load_json_object(self, otype: ObjectType, name: str) -> Any:
-        return self.load_record(otype, name).data
+        return self.load_object(otype, name).data
 
     def content_id(self, blob_type: BlobType, data: bytes) -> bytes:
         return blake3(bytes([int(blob_type)]) + data, key=self._id_key).digest()

@@ -2,7 +2,7 @@
 
 A snapshot is a sealed JSON object `snapshots/ID` written last, after the packs and the
 index it refers to: its existence is the commit point of a backup. It is a typed, versioned
-record: `version` and `features` (format/records.py, refused by the codec when unknown), and
+object: `version` and `features` (format/versions.py, refused by the codec when unknown), and
 collection entries whose namespace entries are versioned records of their own, checked field
 by field when read (a malformed one is a FormatError naming the field, not a KeyError deep in
 a restore). Snapshots written before versions existed read as version 1.
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import FormatError, SnapshotNotFound, UsageError
 from ..format.objects import ObjectType
-from ..format.records import FORMATS, namespace_entry, new_namespace_entry
+from ..format.versions import FORMATS, namespace_entry, new_namespace_entry
 
 VERSION = FORMATS[ObjectType.SNAPSHOT].writes
 

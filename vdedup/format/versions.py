@@ -1,10 +1,10 @@
-"""Versions and features of the JSON records, and the typed namespace entry (format layer).
+"""Versions and features of the JSON objects, and the typed namespace entry (format layer).
 
-Every JSON record carries `version` (the record's format) and may list `features` (optional
+Every JSON object carries `version` (the object's format) and may list `features` (optional
 format features it uses). A reader refuses a version or a feature it does not know with
 UnsupportedFormat (exit 17) naming them, instead of half-reading a newer format; unknown
 *fields* are ignored, so additions that an older reader may safely skip need neither.
-Records written before versions existed have no `version` and are read as version 1
+Objects written before versions existed have no `version` and are read as version 1
 (their format is exactly version 1), except the config, which always had one.
 The table is docs/design.md §11.
 """
@@ -23,7 +23,7 @@ class RecordFormat:
     writes: int                         # the version this vdedup writes
     reads: frozenset[int]               # the versions it reads
     features: frozenset[str] = frozenset()   # the features it understands
-    legacy_unversioned: bool = True     # a record without `version` is version 1
+    legacy_unversioned: bool = True     # an object without `version` is version 1
 
 
 FORMATS: dict[ObjectType, RecordFormat] = {
@@ -37,11 +37,11 @@ FORMATS: dict[ObjectType, RecordFormat] = {
     ObjectType.KEYLIST: RecordFormat(1, frozenset({1})),
 }
 
-# a namespace entry inside a snapshot is a record of its own
+# a namespace entry inside a snapshot is versioned on its own
 NAMESPACE_ENTRY = RecordFormat(1, frozenset({1}))
 
 
-def record_version(otype: ObjectType, data: Mapping[str, Any]) -> int:
+def object_version(otype: ObjectType, data: Mapping[str, Any]) -> int:
     v = data.get("version", 1 if FORMATS[otype].legacy_unversioned else 0)
     return v if type(v) is int else 0
 
@@ -70,15 +70,15 @@ def _what(otype: ObjectType, name: str) -> str:
 
 
 def check_readable(otype: ObjectType, name: str, data: Mapping[str, Any]) -> None:
-    """Refuse a record whose version or features this vdedup does not know."""
+    """Refuse an object whose version or features this vdedup does not know."""
     _check(FORMATS[otype], _what(otype, name), data)
 
 
 def check_writable(otype: ObjectType, name: str, data: Mapping[str, Any]) -> None:
-    """Every record written carries the version this vdedup writes (a programming error else)."""
+    """Every object written carries the version this vdedup writes (a programming error else)."""
     fmt = FORMATS[otype]
     if data.get("version") != fmt.writes:
-        raise ValueError(f"{describe(otype, name)}: records are written as version {fmt.writes}, "
+        raise ValueError(f"{describe(otype, name)}: objects are written as version {fmt.writes}, "
                          f"got {data.get('version')!r}")
     _check(fmt, _what(otype, name), data)
 
