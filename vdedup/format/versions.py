@@ -100,6 +100,13 @@ class NamespaceEntry(TypedDict, total=False):
     ordered: bool               # absent: the rows streamed in record-key order
 
 
+class CollectionEntry(TypedDict):
+    name: str
+    schema: dict[str, Any]      # the provider-neutral CollectionSchema as a dict
+    count: int
+    namespaces: list[NamespaceEntry]
+
+
 def _is_id(x: Any) -> bool:
     return isinstance(x, str) and len(x) == 64 and all(c in "0123456789abcdef" for c in x)
 

@@ -21,11 +21,12 @@ from blake3 import blake3
 from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
-from ..errors import (IntegrityError, ObjectNotFound, RepositoryExists, RepositoryNotFound,
-                      SnapshotNotFound, UnsupportedFormat)
+from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,  # noqa: F401
+                      RepositoryNotFound, SnapshotNotFound, UnsupportedFormat)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
-from ..format.objects import BlobType, ObjectType, JsonObject, open_object, open_json_object, seal_object, seal_json_object
+from ..format.objects import (BlobType, JsonObject, ObjectType, open_json_object, open_object, seal_json_object,
+                              seal_object)
 from ..format.versions import FORMATS, check_readable
 from ..model import RecordBatch
 from . import keylist
@@ -137,16 +138,16 @@ class Repository:
     def seal(self, otype: ObjectType, name: str, data: bytes) -> bytes:
         return seal_object(self.master, otype, name, data)
 
-    def save_object(self, otype: ObjectType, name: str, record: dict[str, Any],
+    def save_object(self, otype: ObjectType, name: str, obj: dict[str, Any],
                     fields: dict[str, bytes] | None = None) -> JsonObject:
-        """Seal and save a versioned JSON record (format/objects.py, the one codec), with
+        """Seal and save a versioned JSON object (format/objects.py, the one codec), with
         `fields` (label -> plaintext) sealed on their own inside it."""
-        blob, rec = seal_json_object(self.master, otype, name, record, fields)
+        blob, sealed = seal_json_object(self.master, otype, name, obj, fields)
         self.backend.save(_FILE_TYPE[otype], name, blob)
-        return rec
+        return sealed
 
     def load_object(self, otype: ObjectType, name: str, check: bool = True) -> JsonObject:
-        """A record, refused (UnsupportedFormat) if its version or features are unknown;
+        """A JSON object, refused (UnsupportedFormat) if its version or features are unknown;
         `check=False` for what needs only its bytes authenticated (the audit chain's hash)."""
         return open_json_object(self.master, otype, name, self.backend.load(_FILE_TYPE[otype], name), check)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import FormatError, SnapshotNotFound, UsageError
 from ..format.objects import ObjectType
-from ..format.versions import FORMATS, namespace_entry, new_namespace_entry
+from ..format.versions import FORMATS, CollectionEntry, namespace_entry, new_namespace_entry
 
 VERSION = FORMATS[ObjectType.SNAPSHOT].writes
 
@@ -30,7 +30,7 @@ class Snapshot:
     provider: str
     tags: list[str] = field(default_factory=list)
     parent: str | None = None
-    collections: list[dict[str, Any]] = field(default_factory=list)
+    collections: list[CollectionEntry] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     program: str = ""
     # the audit log when the backup ran: {"seq": last entry's number, "hash": its hash};
@@ -47,7 +47,7 @@ class Snapshot:
     def datetime(self) -> dt.datetime:
         return dt.datetime.fromisoformat(self.time)
 
-    def collection(self, name: str) -> dict[str, Any] | None:
+    def collection(self, name: str) -> CollectionEntry | None:
         return next((c for c in self.collections if c["name"] == name), None)
 
     def record_count(self) -> int:
