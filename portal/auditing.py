@@ -24,7 +24,7 @@ CHECK_OPERATIONS = ("check", "portal check")
 
 def record(repo: Repository, operation: str, error: BaseException | None = None, *,
            asset: str | None = None, snapshot: str | None = None,
-           counts: dict[str, Any] | None = None) -> None:
+           counts: dict[str, Any] | None = None, removed: list[str] | None = None) -> None:
     if error is None:
         outcome, code, err_class = "ok", 0, None
     else:
@@ -33,7 +33,7 @@ def record(repo: Repository, operation: str, error: BaseException | None = None,
     try:
         AuditLog(repo).append(PREFIX + operation, outcome, asset=asset, snapshot=snapshot,
                               counts={k: v for k, v in (counts or {}).items() if v is not None},
-                              exit_code=code, error=err_class)
+                              exit_code=code, error=err_class, removed=removed)
     except Exception as e:
         if os.environ.get("VDEDUP_DEBUG"):
             traceback.print_exc()

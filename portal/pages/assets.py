@@ -91,7 +91,8 @@ def _backup_work(store_name: str):
         if outcome.forgotten:
             lines.append(f"the asset's forget policy removed {len(outcome.forgotten)} old snapshot(s)")
         return {"lines": lines, "snapshot": outcome.snapshot_id, "records": outcome.records,
-                "bytes_added": outcome.bytes_added, "forgotten": len(outcome.forgotten or [])}
+                "bytes_added": outcome.bytes_added, "forgotten": len(outcome.forgotten or []),
+                "removed": list(outcome.forgotten or [])}
     return work
 
 
@@ -105,7 +106,8 @@ def asset_backup(request: Request, form: Form) -> Response:
         r = job.result
         auditing.record(state.repo, "backup", error, asset=name, snapshot=r.get("snapshot"),
                         counts={"records": r.get("records"), "bytes_added": r.get("bytes_added"),
-                                "forgotten": r.get("forgotten") or None} if error is None else None)
+                                "forgotten": r.get("forgotten") or None} if error is None else None,
+                        removed=r.get("removed") or None)
 
     job = state.jobs.start("backup", f"backup of {name}", name, f"/assets/{name}", _backup_work(name), on_end)
     return redirect(f"/jobs/{job.id}")
