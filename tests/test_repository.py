@@ -46,8 +46,8 @@ def test_key_files_hold_no_plain_master_and_use_scrypt(repo_path):
 
 def test_objects_are_bound_to_their_name(repo_path):
     repo, _ = _init(repo_path)
-    repo.save_json_object(ObjectType.SNAPSHOT, "a" * 64, {"x": 1})
-    repo.save_json_object(ObjectType.SNAPSHOT, "b" * 64, {"x": 2})
+    repo.save_json_object(ObjectType.SNAPSHOT, "a" * 64, {"version": 1, "x": 1})
+    repo.save_json_object(ObjectType.SNAPSHOT, "b" * 64, {"version": 1, "x": 2})
     snaps = repo_path / "snapshots"
     a, b = (snaps / ("a" * 64)).read_bytes(), (snaps / ("b" * 64)).read_bytes()
     (snaps / ("a" * 64)).write_bytes(b)          # swap contents: AAD binds the name
@@ -115,7 +115,7 @@ def test_locks_exclusive_shared_and_stale(repo_path):
     assert list((repo_path / "locks").iterdir()) == []
     # a lock left by a dead process is stale and does not block
     import socket, time
-    repo.save_json_object(ObjectType.LOCK, "d" * 64, {"time": time.time(), "hostname": socket.gethostname(),
+    repo.save_json_object(ObjectType.LOCK, "d" * 64, {"version": 1, "time": time.time(), "hostname": socket.gethostname(),
                                                       "pid": 2 ** 22 + 12345, "username": "x",
                                                       "exclusive": True, "operation": "prune"})
     assert repo.list_locks()[0].is_stale()
@@ -134,10 +134,11 @@ def test_init_after_interrupted_init(repo_path):
 
 def test_unknown_feature_is_refused(repo_path):
     from vdedup.errors import FormatError
-    from vdedup.format.objects import seal_json
+    from vdedup.format.objects import ObjectKey
     repo, _ = _init(repo_path)
-    cfg = dict(repo.config, features=["time-travel"])
-    (repo_path / "config").write_bytes(seal_json(repo.master, ObjectType.CONFIG, "config", cfg))
+    cfg = dict(repo.config, features=["time-travel"])     # a newer vdedup's config: sealed as it would
+    body = b"\x00" + json.dumps(cfg).encode()
+    (repo_path / "config").write_bytes(ObjectKey.new(repo.master, ObjectType.CONFIG, "config").seal_body(body))
     with pytest.raises(FormatError, match="time-travel"):
         Repository.open(LocalBackend(str(repo_path)), "pw")
 

@@ -88,6 +88,12 @@ class NotSupported(VdedupError):
     exit_code = 1
 
 
+class UnsupportedFormat(FormatError):
+    """A stored record has a version, or lists a feature, this vdedup does not know: it was
+    written by a newer vdedup. It is refused, never half-read (docs/design.md §11)."""
+    hint = "upgrade vdedup to read it"
+
+
 class KeyFileDamaged(IntegrityError):
     """No key opened, and a key file the secret could have opened is damaged or refused
     (malformed, its checksum wrong, absurd KDF parameters): not a wrong password."""

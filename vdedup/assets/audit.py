@@ -8,6 +8,12 @@ reordered one (the name is bound into the AEAD) and an altered one (authenticati
 the chain breaks) are detected by `verify`. Removing the newest entries leaves a shorter valid
 chain: compare the count or the head hash with one kept elsewhere to detect that.
 
+The chain key is a MAC key (keyed BLAKE3), never an encryption key: entries are sealed like
+every other object, by the one codec (format/objects.py), under per-object subkeys. The hash
+covers an entry exactly as stored, so entries written before they carried a `version` keep
+their hashes. An entry of a version this vdedup does not know stops `verify` at that entry
+(it cannot vouch for what it cannot read) and is skipped by `read`.
+
 Entries hold no secrets and no record data: time, user, host, operation, asset, snapshot,
 counts, outcome, and for a failure the exit code and the error class name only.
 """
@@ -23,13 +29,15 @@ from typing import Any
 from blake3 import blake3
 
 from ..backend.base import FileType
-from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound
+from ..crypto.keys import CTX_AUDIT
+from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, UnsupportedFormat
 from ..format.objects import ObjectType
+from ..format.versions import FORMATS
 from ..repository import Repository
 
-CTX_AUDIT = "vdedup 2026-11-25 audit chain"
+VERSION = FORMATS[ObjectType.AUDIT].writes
 GENESIS = "0" * 64
-ENTRY_FIELDS = ("seq", "time", "user", "host", "operation", "asset", "snapshot", "counts",
+ENTRY_FIELDS = ("version", "seq", "time", "user", "host", "operation", "asset", "snapshot", "counts",
                 "outcome", "exit_code", "error", "prev", "removed")
 # `removed` (since 0.2, only when snapshots were removed): the ids of the snapshots a forget
 # (or an asset's forget policy) removed, so that `check` can tell them from a rollback
@@ -74,6 +82,11 @@ class AuditLog:
     def digest(self, entry: dict[str, Any]) -> str:
         return blake3(_canonical(entry), key=self._key).hexdigest()
 
+    def _hashable(self, name: str) -> dict[str, Any]:
+        """An entry as stored, authenticated but not interpreted: chaining onto (or recording
+        the head of) an entry needs only its hash, even when a newer vdedup wrote it."""
+        return self.repo.load_object(ObjectType.AUDIT, name, check=False).data
+
     def _names(self) -> list[str]:
         return sorted(n for n, _ in self.repo.backend.list(FileType.AUDIT) if n.isdigit())
 
@@ -81,7 +94,7 @@ class AuditLog:
                snapshot: str | None = None, counts: dict[str, int] | None = None,
                exit_code: int = 0, error: str | None = None,
                removed: list[str] | None = None) -> dict[str, Any]:
-        base = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+        base = {"version": VERSION, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
                 "user": _user(), "host": socket.gethostname(), "operation": operation,
                 "asset": asset, "snapshot": snapshot, "counts": dict(counts or {}),
                 "outcome": outcome, "exit_code": exit_code, "error": error}
@@ -91,7 +104,7 @@ class AuditLog:
             names = self._names()
             if names:
                 last = names[-1]
-                prev_entry = self.repo.load_json_object(ObjectType.AUDIT, last)
+                prev_entry = self._hashable(last)
                 seq, prev = int(last) + 1, self.digest(prev_entry)
             else:
                 seq, prev = 1, GENESIS
@@ -109,12 +122,12 @@ class AuditLog:
         names = self._names()
         if not names:
             return 0, GENESIS
-        return int(names[-1]), self.digest(self.repo.load_json_object(ObjectType.AUDIT, names[-1]))
+        return int(names[-1]), self.digest(self._hashable(names[-1]))
 
     def entry_hash(self, seq: int) -> str | None:
         """The hash of entry `seq`, or None when there is no such entry."""
         try:
-            return self.digest(self.repo.load_json_object(ObjectType.AUDIT, entry_name(seq)))
+            return self.digest(self._hashable(entry_name(seq)))
         except ObjectNotFound:
             return None
 
@@ -152,6 +165,9 @@ class AuditLog:
                 entry = self.repo.load_json_object(ObjectType.AUDIT, name)
             except ObjectNotFound:
                 return VerifyResult(entries, False, f"entry {seq} is missing", seq, prev)
+            except UnsupportedFormat as e:
+                return VerifyResult(entries, False, f"entry {seq} cannot be verified: {e.message} "
+                                                    f"(upgrade vdedup)", seq, prev)
             except (IntegrityError, FormatError, ValueError):
                 return VerifyResult(entries, False, f"entry {seq} is damaged or altered", seq, prev)
             if not isinstance(entry, dict) or entry.get("seq") != seq:

@@ -5,14 +5,18 @@ keyed BLAKE3 hash of the asset name (the name itself lives only inside the encry
 object), plus a random suffix so that `rotate` can write the new record before it removes
 the old one (a crash in between leaves two records; the newer one wins).
 
-The secret has a second layer of its own: AES-256-GCM under a key derived from the master
-key (`CTX_ASSETS`), with a random 96-bit nonce and the asset name as associated data, so a
-secret cannot be moved to another asset's record. Whoever unlocks the master key (a
-password or the recovery key) can read the store; nobody else can.
+The object is a versioned record sealed by the one codec (format/objects.py). Its secret is
+a sealed field of it (record version 2): sealed on its own under the object's subkey with a
+counter nonce of the field domain and the object's header, name and the label `secret` as
+associated data, so it stays sealed in memory until a connector needs it and cannot be moved
+to another record. Version-1 records (before the codec) sealed the secret with a random nonce
+under a long-lived credential-store key; they are still read (format/legacy.py), and every
+change of an asset (`rotate`, a policy change) writes version 2, re-sealing the secret under
+the new object's subkey. Whoever unlocks the master key (a password or the recovery key) can
+read the store; nobody else can.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 import secrets
@@ -23,13 +27,15 @@ from blake3 import blake3
 
 from ..backend.base import FileType
 from ..connectors.registry import descriptors, lookup
-from ..crypto.aead import open_sealed, seal
-from ..crypto.keys import CTX_ASSETS
+from ..crypto.keys import CTX_ASSET_IDS
 from ..errors import IntegrityError, ObjectNotFound, UsageError, VdedupError
-from ..format.objects import ObjectType
+from ..format.legacy import open_v1_asset_secret
+from ..format.objects import ObjectKey, ObjectType, JsonObject
+from ..format.versions import FORMATS
 from ..repository import Repository
 
-CTX_ASSET_IDS = "vdedup 2026-11-25 asset object ids"
+VERSION = FORMATS[ObjectType.ASSET].writes
+SECRET_FIELD = "secret"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 ASSET_TYPE = "ai_vector_db"
 
@@ -113,7 +119,9 @@ class Asset:
     type: str = ASSET_TYPE
     generation: int = 0                   # +1 on every replacement; the highest record wins
     object_name: str = field(default="", repr=False)
-    _sealed_secret: dict[str, str] | None = field(default=None, repr=False)
+    _sealed_secret: dict[str, Any] | None = field(default=None, repr=False)
+    record_version: int = field(default=VERSION, repr=False)   # 1: a secret of the legacy form
+    _object_key: ObjectKey | None = field(default=None, repr=False)   # opens the secret field
 
     def to_public(self) -> dict[str, Any]:
         """Everything but the secret (for listings and --json)."""
@@ -126,18 +134,26 @@ class Asset:
         return (self.generation, self.object_name)
 
     def _record(self) -> dict[str, Any]:
+        """The record to write (version 2); the codec adds the sealed secret field."""
         d = self.to_public()
-        d["secret"] = self._sealed_secret
+        d["version"] = VERSION
+        d["secret"] = None
         d["generation"] = self.generation
         return d
 
     @classmethod
-    def _from_record(cls, d: dict[str, Any], object_name: str) -> "Asset":
+    def _from_record(cls, d: dict[str, Any], object_name: str, record: JsonObject | None = None) -> "Asset":
         return cls(name=d["name"], provider=d["provider"], url=d["url"], secret_env=d["secret_env"],
                    collections=list(d.get("collections") or []), forget_policy=d.get("forget_policy"),
                    created=d.get("created", ""), rotated=d.get("rotated"),
                    has_secret=d.get("secret") is not None, type=d.get("type", ASSET_TYPE),
-                   generation=int(d.get("generation", 0)), object_name=object_name, _sealed_secret=d.get("secret"))
+                   generation=int(d.get("generation", 0)), object_name=object_name, _sealed_secret=d.get("secret"),
+                   record_version=record.version if record else VERSION,
+                   _object_key=record.key if record else None)
+
+    def _copy(self) -> "Asset":
+        """A new record of the same asset (not yet saved: it has no object or secret yet)."""
+        return Asset._from_record({**self._record(), "secret": None}, "")
 
 
 class AssetStore:
@@ -145,7 +161,6 @@ class AssetStore:
 
     def __init__(self, repo: Repository):
         self.repo = repo
-        self._key = repo.master.purpose_key(CTX_ASSETS)
         self._id_key = repo.master.purpose_key(CTX_ASSET_IDS)
 
     # ---- naming ---------------------------------------------------------------------
@@ -156,32 +171,30 @@ class AssetStore:
         prefix = self._name_id(name) + "-"
         return [n for n, _ in self.repo.backend.list(FileType.ASSETS) if n.startswith(prefix)]
 
-    # ---- secret layer -----------------------------------------------------------------
-    def _seal_secret(self, name: str, secret: str) -> dict[str, str]:
-        nonce = secrets.token_bytes(12)
-        ct = seal(self._key, nonce, secret.encode("utf-8"), b"vdedup-asset:" + name.encode("utf-8"))
-        return {"alg": "aes-256-gcm", "nonce": base64.b64encode(nonce).decode(),
-                "data": base64.b64encode(ct).decode()}
-
+    # ---- secret ---------------------------------------------------------------------
     def secret(self, asset: Asset) -> str | None:
-        """The plaintext secret: give it only to the connector (through its env var)."""
+        """The plaintext secret: give it only to the connector (as its credentials)."""
         s = asset._sealed_secret
         if s is None:
             return None
+        if asset.record_version == 1:
+            plain = open_v1_asset_secret(self.repo.master, asset.name, s)
+        elif asset._object_key is None:
+            raise IntegrityError(f"asset {asset.name}: its secret is not in a saved record")
+        else:
+            plain = asset._object_key.open_field(SECRET_FIELD, s)
         try:
-            nonce, ct = base64.b64decode(s["nonce"]), base64.b64decode(s["data"])
-        except (KeyError, ValueError, TypeError):
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
             raise IntegrityError(f"asset {asset.name}: damaged secret") from None
-        return open_sealed(self._key, nonce, ct, b"vdedup-asset:" + asset.name.encode("utf-8"),
-                           f"asset {asset.name} secret").decode("utf-8")
 
     # ---- read -------------------------------------------------------------------------
     def _load(self, object_name: str) -> Asset | None:
         try:
-            d = self.repo.load_json_object(ObjectType.ASSET, object_name)
+            rec = self.repo.load_object(ObjectType.ASSET, object_name)
         except ObjectNotFound:
             return None          # removed concurrently
-        return Asset._from_record(d, object_name)
+        return Asset._from_record(rec.data, object_name, rec)
 
     def _load_checked(self, object_name: str) -> Asset | None:
         """The asset in an object, or None (with a warning naming the object) when it cannot
@@ -221,9 +234,15 @@ class AssetStore:
         return max(found, key=lambda a: a._order())
 
     # ---- write ------------------------------------------------------------------------
-    def _save(self, asset: Asset) -> Asset:
+    def _save(self, asset: Asset, secret: str | None) -> Asset:
+        """Write a new record (version 2) of the asset; its secret becomes a sealed field under
+        the new object's subkey."""
         asset.object_name = f"{self._name_id(asset.name)}-{secrets.token_hex(8)}"
-        self.repo.save_json_object(ObjectType.ASSET, asset.object_name, asset._record())
+        fields = {SECRET_FIELD: secret.encode("utf-8")} if secret is not None else {}
+        rec = self.repo.save_object(ObjectType.ASSET, asset.object_name, asset._record(), fields)
+        asset.has_secret = secret is not None
+        asset._sealed_secret = rec.data.get(SECRET_FIELD)
+        asset.record_version, asset._object_key = rec.version, rec.key
         return asset
 
     def add(self, name: str, provider: str, url: str, secret: str | None,
@@ -235,15 +254,13 @@ class AssetStore:
         asset = Asset(name=name, provider=provider, url=url, secret_env=SECRET_ENV[provider],
                       collections=list(collections or []), forget_policy=forget_policy,
                       created=_now(), has_secret=secret is not None)
-        if secret is not None:
-            asset._sealed_secret = self._seal_secret(name, secret)
-        return self._save(asset)
+        return self._save(asset, secret)
 
-    def _replace(self, old: Asset, new: Asset) -> Asset:
+    def _replace(self, old: Asset, new: Asset, secret: str | None) -> Asset:
         """Write the new record first, then remove every older one."""
         stale = self._objects(old.name)
         new.generation = old.generation + 1
-        self._save(new)
+        self._save(new, secret)
         for n in stale:
             try:
                 self.repo.backend.remove(FileType.ASSETS, n)
@@ -253,17 +270,17 @@ class AssetStore:
 
     def rotate(self, name: str, secret: str | None) -> Asset:
         old = self.get(name)
-        new = Asset._from_record(old._record(), "")
+        new = old._copy()
         new.rotated = _now()
-        new.has_secret = secret is not None
-        new._sealed_secret = self._seal_secret(name, secret) if secret is not None else None
-        return self._replace(old, new)
+        return self._replace(old, new, secret)
 
     def set_policy(self, name: str, policy: dict[str, Any] | None) -> Asset:
+        """A new record with the policy; the secret is re-sealed under its object (a record
+        of version 1 is thereby rewritten in the current form)."""
         old = self.get(name)
-        new = Asset._from_record(old._record(), "")
+        new = old._copy()
         new.forget_policy = policy
-        return self._replace(old, new)
+        return self._replace(old, new, self.secret(old))
 
     def remove(self, name: str) -> Asset:
         asset = self.get(name)

@@ -23,6 +23,12 @@ CTX_ENC = "vdedup 2026-11-25 object encryption root"
 CTX_ID = "vdedup 2026-11-25 content id"
 CTX_SUBKEY = "vdedup 2026-11-25 per-object subkey"
 CTX_RECOVERY = "vdedup 2026-11-25 recovery key wrapping"
+# keys for keyed hashes (MACs and name ids): never used to encrypt, so they need no nonces
+CTX_AUDIT = "vdedup 2026-11-25 audit chain"
+CTX_ASSET_IDS = "vdedup 2026-11-25 asset object ids"
+CTX_KEY_DIGEST = "vdedup 2026-12-20 key file digest"
+# read only: the long-lived key that sealed asset secrets (random nonces) before every sealed
+# object went through one codec (format/objects.py); format/legacy.py opens them, nothing seals
 CTX_ASSETS = "vdedup 2026-11-25 credential store"
 
 DEFAULT_SCRYPT = {"n": 2 ** 17, "r": 8, "p": 1}
@@ -61,7 +67,9 @@ class MasterKey:
         return derive(CTX_SUBKEY, self.enc_root + salt)
 
     def purpose_key(self, context: str) -> bytes:
-        """A key for another component (e.g. the credential store), bound to this master key."""
+        """A key for a keyed hash of another component (audit chain, asset ids, key file
+        digests), bound to this master key. Nothing is encrypted under it: encryption uses
+        per-object subkeys with counter nonces (format/objects.py)."""
         return derive(context, self.secret)
 
 

@@ -21,12 +21,13 @@ from typing import Any
 from blake3 import blake3
 
 from ..backend.base import FileType
-from ..crypto.keys import MasterKey
-from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, RetentionActive
-from ..format.objects import ObjectType, open_json, seal_json
+from ..crypto.keys import CTX_KEY_DIGEST, MasterKey
+from ..errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, RetentionActive, UnsupportedFormat
+from ..format.objects import ObjectType, open_json_object, seal_json_object
+from ..format.versions import FORMATS
 from .keys import KeyFile
 
-CTX_KEY_DIGEST = "vdedup 2026-12-20 key file digest"
+VERSION = FORMATS[ObjectType.KEYLIST].writes
 
 
 def digest(master: MasterKey, raw: bytes) -> str:
@@ -45,7 +46,7 @@ class KeyList:
     names: list[str] = field(default_factory=list)                    # objects seen (all generations)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"generation": self.generation, "time": self.time,
+        return {"version": VERSION, "generation": self.generation, "time": self.time,
                 "keys": [{"id": k, **v} for k, v in sorted(self.keys.items())]}
 
 
@@ -61,9 +62,11 @@ def load(backend, master: MasterKey) -> KeyList | None:
         if not name.isdigit():
             continue
         try:
-            d = open_json(master, ObjectType.KEYLIST, name, backend.load(FileType.KEYLIST, name))
+            d = open_json_object(master, ObjectType.KEYLIST, name, backend.load(FileType.KEYLIST, name)).data
         except ObjectNotFound:
             continue                    # replaced concurrently
+        except UnsupportedFormat:
+            raise                       # a newer vdedup's list: never taken for a damaged one
         except (IntegrityError, ValueError) as e:
             msg = e.message if isinstance(e, IntegrityError) else "not valid JSON"
             raise IntegrityError(f"key list {name}: {msg}") from None
@@ -83,7 +86,7 @@ def write(backend, master: MasterKey, keys: dict[str, dict[str, str]], base: Key
         new = KeyList(generation, dict(keys), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         try:
             backend.save(FileType.KEYLIST, object_name(generation),
-                         seal_json(master, ObjectType.KEYLIST, object_name(generation), new.to_dict()))
+                         seal_json_object(master, ObjectType.KEYLIST, object_name(generation), new.to_dict())[0])
             break
         except ObjectExists:
             continue                    # another key operation took this number

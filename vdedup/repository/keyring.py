@@ -63,6 +63,7 @@ def list_keys(repo) -> list[KeyInfo]:
 def add_password(repo, password: str) -> str:
     if not password:
         raise UsageError("the new password is empty")
+    keylist.load(repo.backend, repo.master)     # a list this vdedup cannot write over: refused before a key file
     key = keyfiles.write_password_key(repo.backend, repo.master, password)
     keylist.update(repo.backend, repo.master, add=[key])
     return key.id
@@ -70,6 +71,7 @@ def add_password(repo, password: str) -> str:
 
 def add_recovery(repo) -> tuple[str, str]:
     """A new recovery key: returns (key id, the key text to show once)."""
+    keylist.load(repo.backend, repo.master)     # refused before a key file is written (see add_password)
     key, text = keyfiles.write_recovery_key(repo.backend, repo.master)
     keylist.update(repo.backend, repo.master, add=[key])
     return key.id, text
@@ -135,6 +137,7 @@ def passwd(repo, new_password: str) -> tuple[str, str | None]:
         raise UsageError("the new password is empty")
     lock = repo.lock(exclusive=True, operation="key passwd")
     try:
+        keylist.load(repo.backend, repo.master)     # refused before a key file is written (see add_password)
         new = keyfiles.write_password_key(repo.backend, repo.master, new_password)
         current = next((k for k in list_keys(repo) if k.id == repo.key_id), None)
         if current is None or current.kind == "recovery":

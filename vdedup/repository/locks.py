@@ -11,6 +11,11 @@ GIVE_UP_AFTER old (well before STALE_AFTER, when another client may take it for 
 prune may delete what we still need), the operation stops: every backend call it makes
 through the repository raises LockLost. Readers that cannot write a lock at all (full disk,
 read-only storage, no permission) read without one, with a warning (`read_lock`).
+
+A lock object of a version this vdedup does not know (a newer vdedup wrote it) is taken for
+a live exclusive lock, stale only by its `time` when it has a readable one: refusing to run
+beside an operation whose rules we do not know is the safe side (`unlock --remove-all` clears
+it).
 """
 from __future__ import annotations
 
@@ -23,8 +28,13 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..errors import LockLost, ObjectNotFound, RepositoryLocked, WriteRefused
-from ..format.objects import ObjectType
+from ..backend.base import FileType
+from ..errors import (FormatError, IntegrityError, LockLost, ObjectNotFound, RepositoryLocked, UnsupportedFormat,
+                      WriteRefused)
+from ..format.objects import ObjectType, open_json_object
+from ..format.versions import FORMATS
+
+VERSION = FORMATS[ObjectType.LOCK].writes
 
 STALE_AFTER = 30 * 60
 REFRESH_EVERY = 5 * 60
@@ -45,7 +55,7 @@ class LockInfo:
         now = time.time() if now is None else now
         if now - self.time > STALE_AFTER:
             return True
-        if self.hostname == socket.gethostname():
+        if self.hostname == socket.gethostname() and self.pid > 0:
             try:
                 os.kill(self.pid, 0)
             except ProcessLookupError:
@@ -53,6 +63,38 @@ class LockInfo:
             except PermissionError:
                 return False
         return False
+
+
+def list_locks(repo) -> list[LockInfo]:
+    """Every lock object that opens; damaged ones are ignored (they cannot be ours)."""
+    out = []
+    for name, _ in repo.backend.list(FileType.LOCKS):
+        try:
+            d = repo.load_json_object(ObjectType.LOCK, name)
+        except UnsupportedFormat:
+            out.append(_newer_lock(repo, name))
+            continue
+        except (ObjectNotFound, IntegrityError, FormatError):
+            continue
+        try:
+            out.append(LockInfo(name, float(d["time"]), str(d["hostname"]), int(d["pid"]),
+                                bool(d["exclusive"]), str(d["operation"])))
+        except (KeyError, TypeError, ValueError):
+            continue                      # malformed: as good as damaged
+    return out
+
+
+def _newer_lock(repo, name: str) -> LockInfo:
+    """A lock object of an unknown version: a live exclusive lock until its `time` is old."""
+    try:
+        d = open_json_object(repo.master, ObjectType.LOCK, name, repo.backend.load(FileType.LOCKS, name),
+                        check=False).data
+    except (ObjectNotFound, IntegrityError):
+        d = {}
+    t, pid = d.get("time"), d.get("pid")
+    when = float(t) if type(t) in (int, float) else time.time()
+    return LockInfo(name, when, str(d.get("hostname", "?")), pid if type(pid) is int and pid > 0 else 0,
+                    True, f"(lock format version {d.get('version')!r} of a newer vdedup)")
 
 
 def _username() -> str:
@@ -78,7 +120,7 @@ class Lock:
     def _write(self) -> str:
         name = secrets.token_hex(32)
         now = time.time()
-        body = {"time": now, "hostname": socket.gethostname(), "pid": os.getpid(),
+        body = {"version": VERSION, "time": now, "hostname": socket.gethostname(), "pid": os.getpid(),
                 "username": _username(), "exclusive": self.exclusive, "operation": self.operation}
         self.repo.save_json_object(ObjectType.LOCK, name, body)
         self.written_at = now

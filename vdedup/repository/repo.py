@@ -21,25 +21,26 @@ from blake3 import blake3
 from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
-from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,
-                      RepositoryNotFound, SnapshotNotFound)
+from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,  # noqa: F401
+                      RepositoryNotFound, SnapshotNotFound, UnsupportedFormat)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
-from ..format.objects import BlobType, ObjectType, open_json, open_object, seal_json, seal_object
+from ..format.objects import (BlobType, JsonObject, ObjectType, open_json_object, open_object, seal_json_object,
+                              seal_object)
+from ..format.versions import FORMATS, check_readable
 from ..model import RecordBatch
 from . import keylist
 from . import keys as keyfiles
 from . import packs, reachable, reader
 from .index_cache import IndexCache, cache_root
-from .locks import Lock, LockInfo, NoLock, read_lock
+from .locks import Lock, LockInfo, NoLock, list_locks, read_lock
 from .manifest import iter_state
 from .rows import Row
 from .snapshot import Snapshot, find
 from .spool import TempRows, spool_dir
 from .writer import Writer, batch_rows
 
-FORMAT_VERSION = 1
-KNOWN_FEATURES: set[str] = set()
+FORMAT_VERSION = FORMATS[ObjectType.CONFIG].writes
 CONFIG_NAME = "config"
 
 _LOC = packfmt.BlobLocation._S      # block, offset, length, ordinal, raw_length, type after the pack id
@@ -58,6 +59,7 @@ class Repository:
         self.warnings: list[str] = []           # problems that did not stop the operation
         self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
         self.damaged_snapshots: set[str] = set()
+        self._newer_snapshots: dict[str, UnsupportedFormat] = {}   # of a version we do not know
 
     # ---- lifecycle ------------------------------------------------------------------
     @classmethod
@@ -87,7 +89,7 @@ class Repository:
                   "compression": "zstd+byte-shuffle"}
         if object_lock:
             config["object_lock"] = {"mode": object_lock["mode"], "days": int(object_lock["days"])}
-        backend.save(FileType.CONFIG, CONFIG_NAME, seal_json(master, ObjectType.CONFIG, CONFIG_NAME, config))
+        backend.save(FileType.CONFIG, CONFIG_NAME, seal_json_object(master, ObjectType.CONFIG, CONFIG_NAME, config)[0])
         return cls(backend, master, config, key_id), recovery_text
 
     @classmethod
@@ -99,7 +101,7 @@ class Repository:
 
         def opens_config(master: MasterKey) -> bool:
             try:
-                configs[master.secret] = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
+                configs[master.secret] = open_json_object(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
                 return True
             except IntegrityError:
                 return False
@@ -107,14 +109,8 @@ class Repository:
         master, key_id = keyfiles.unlock(backend, password, opens_config)
         config = configs.get(master.secret)
         if config is None:            # a key opened, but the config does not with it: say why
-            config = open_json(master, ObjectType.CONFIG, CONFIG_NAME, raw)
-        unknown = set(config.get("features", [])) - KNOWN_FEATURES
-        if unknown:
-            raise FormatError(f"repository uses features this vdedup {__version__} does not know: "
-                              f"{', '.join(sorted(unknown))}; upgrade vdedup")
-        if config.get("version") != FORMAT_VERSION:
-            raise FormatError(f"repository format version {config.get('version')} is not supported "
-                              f"by vdedup {__version__}")
+            config = open_json_object(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
+        check_readable(ObjectType.CONFIG, CONFIG_NAME, config)     # version and features (§11)
         lock = config.get("object_lock")
         if isinstance(lock, dict):           # the sealed config says so: saves get a retention
             backend.configure_object_lock(str(lock.get("mode")), float(lock.get("days", 0)))
@@ -144,13 +140,24 @@ class Repository:
     def seal(self, otype: ObjectType, name: str, data: bytes) -> bytes:
         return seal_object(self.master, otype, name, data)
 
-    def save_json_object(self, otype: ObjectType, name: str, obj: Any) -> int:
-        data = seal_json(self.master, otype, name, obj)
-        self.backend.save(_FILE_TYPE[otype], name, data)
-        return len(data)
+    def save_object(self, otype: ObjectType, name: str, obj: dict[str, Any],
+                    fields: dict[str, bytes] | None = None) -> JsonObject:
+        """Seal and save a versioned JSON object (format/objects.py, the one codec), with
+        `fields` (label -> plaintext) sealed on their own inside it."""
+        blob, sealed = seal_json_object(self.master, otype, name, obj, fields)
+        self.backend.save(_FILE_TYPE[otype], name, blob)
+        return sealed
+
+    def load_object(self, otype: ObjectType, name: str, check: bool = True) -> JsonObject:
+        """A JSON object, refused (UnsupportedFormat) if its version or features are unknown;
+        `check=False` for what needs only its bytes authenticated (the audit chain's hash)."""
+        return open_json_object(self.master, otype, name, self.backend.load(_FILE_TYPE[otype], name), check)
+
+    def save_json_object(self, otype: ObjectType, name: str, obj: dict[str, Any]) -> int:
+        return self.save_object(otype, name, obj).size
 
     def load_json_object(self, otype: ObjectType, name: str) -> Any:
-        return open_json(self.master, otype, name, self.backend.load(_FILE_TYPE[otype], name))
+        return self.load_object(otype, name).data
 
     def content_id(self, blob_type: BlobType, data: bytes) -> bytes:
         return blake3(bytes([int(blob_type)]) + data, key=self._id_key).digest()
@@ -360,6 +367,12 @@ class Repository:
                 snaps.append(Snapshot.from_dict(self.load_json_object(ObjectType.SNAPSHOT, name)))
             except ObjectNotFound:
                 continue   # removed by a concurrent forget
+            except UnsupportedFormat as e:      # a newer vdedup wrote it: never half-read it
+                if strict:
+                    raise
+                self.damaged_snapshots.add(name)
+                self._newer_snapshots[name] = e
+                self.warn(f"{e.message}; skipped (upgrade vdedup to read it)")
             except (IntegrityError, ValueError, TypeError, KeyError, AttributeError) as e:
                 if strict:
                     raise IntegrityError(f"snapshot {name[:8]} cannot be read: {_why(e)}",
@@ -396,6 +409,8 @@ class Repository:
             return find(snaps, ref, source)
         except SnapshotNotFound:
             hit = [n for n in self.damaged_snapshots if ref and n.startswith(ref.lower())]
+            if hit and hit[0] in self._newer_snapshots:
+                raise self._newer_snapshots[hit[0]] from None
             if hit:
                 raise IntegrityError(f"snapshot {hit[0][:8]} is damaged and cannot be read",
                                      hint="run 'vdedup check' to see what is damaged") from None
@@ -418,14 +433,7 @@ class Repository:
         return read_lock(self, operation)
 
     def list_locks(self) -> list[LockInfo]:
-        out = []
-        for name, _ in self.backend.list(FileType.LOCKS):
-            try:
-                d = self.load_json_object(ObjectType.LOCK, name)
-            except (ObjectNotFound, IntegrityError, FormatError):
-                continue
-            out.append(LockInfo(name, d["time"], d["hostname"], d["pid"], d["exclusive"], d["operation"]))
-        return out
+        return list_locks(self)
 
 
 _FILE_TYPE = {ObjectType.CONFIG: FileType.CONFIG, ObjectType.INDEX: FileType.INDEX,
