@@ -32,6 +32,7 @@ from ..model import RecordBatch
 from . import keylist
 from . import keys as keyfiles
 from . import packs, reachable, reader
+from .availability import Availability
 from .index_cache import IndexCache, cache_root
 from .locks import Lock, LockInfo, NoLock, list_locks, read_lock
 from .manifest import iter_state
@@ -59,6 +60,9 @@ class Repository:
         self.warnings: list[str] = []           # problems that did not stop the operation
         self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
         self.damaged_snapshots: set[str] = set()
+        self.damaged_index_files: dict[str, str] = {}     # name -> why it cannot be read
+        self._packs_listed: set[bytes] | None = None        # pack ids listed once (pack_present)
+        self._packs_checked: dict[bytes, bool] = {}
         self._newer_snapshots: dict[str, UnsupportedFormat] = {}   # of a version we do not know
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -176,7 +180,20 @@ class Repository:
             return
         loaded = self._index.loaded_files()      # before listing: a file another process adds
         present = {name for name, _ in self.backend.list(FileType.INDEX)}   # meanwhile is not "removed"
-        self._index.sync(present, self.load_index_file, loaded)
+        self._index.sync(present, self._load_index_for_cache, loaded, self.pack_present)
+
+    def _load_index_for_cache(self, name: str) -> list[tuple[bytes, packfmt.BlobLocation]] | None:
+        """An index file's locations, or None (with a warning naming it) if it cannot be read:
+        only the blobs of the packs it names are then unknown, everything else stays usable."""
+        try:
+            return self.load_index_file(name)
+        except ObjectNotFound:
+            return None              # removed by a concurrent prune
+        except (IntegrityError, FormatError, UnsupportedFormat) as e:
+            self.damaged_index_files[name] = e.message
+            self.warn(f"{e.message}: the data of the packs this index file names is unknown until "
+                      f"'vdedup repair index' (see 'vdedup check')")
+            return None
 
     def load_index_file(self, name: str) -> list[tuple[bytes, packfmt.BlobLocation]]:
         body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
@@ -219,6 +236,23 @@ class Repository:
             else:
                 strays.append(name)
         return packs_, strays
+
+    def pack_present(self, pack_id: bytes) -> bool:
+        """Whether a pack exists: data/ is listed once per Repository, and a pack not in that
+        listing (saved since, or gone) is asked for on its own, once."""
+        if self._packs_listed is None:
+            self._packs_listed = {bytes.fromhex(n) for n in self.list_packs()[0]}
+        if pack_id in self._packs_listed:
+            return True
+        found = self._packs_checked.get(pack_id)
+        if found is None:
+            try:
+                self.backend.stat(FileType.DATA, pack_id.hex())
+                found = True
+            except ObjectNotFound:
+                found = False
+            self._packs_checked[pack_id] = found
+        return found
 
     def load_pack(self, name: str) -> bytes:
         return self.backend.load(FileType.DATA, name)
@@ -277,10 +311,20 @@ class Repository:
         """Mark every blob the snapshots reference; returns how many are not indexed."""
         return reachable.mark_snapshots(self, snaps, marks, name, on_snapshot)
 
-    def check_references(self, snaps: list[Snapshot], damaged: set[bytes],
+    def check_references(self, snaps: list[Snapshot], avail: Availability,
                          on_snapshot: Callable[[], None] | None = None) -> Iterator[reachable.NamespaceRefs]:
-        """Per namespace entry of the snapshots: references damaged or missing from the index."""
-        return reachable.check_references(self, snaps, damaged, on_snapshot)
+        """Per namespace entry of the snapshots: references that are not readable, and the
+        records that lost their data."""
+        return reachable.check_references(self, snaps, avail, on_snapshot)
+
+    def availability(self, usable_packs: set[bytes], damaged: set[bytes] | None = None) -> Availability:
+        """What can be read: blobs located in `usable_packs` and not in `damaged`."""
+        return Availability(self, usable_packs, damaged)
+
+    def manifest_problem(self, entry: dict[str, Any]) -> str | None:
+        """Why a namespace entry's manifest cannot be read, or None (backup: a parent whose
+        manifest is lost is not diffed against)."""
+        return reachable.manifest_problem(self, entry)
 
     # ---- blobs ------------------------------------------------------------------------
     def read_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
