@@ -34,25 +34,25 @@ class Availability:
                 for blob_id, raw in zip(blob_ids, raws)]
 
 
-def split_state(repo, entry: dict[str, Any], avail: Availability) -> Iterator[tuple[Cols, int]]:
+def split_state(repo, entry: dict[str, Any], avail: Availability) -> Iterator[tuple[Cols, list]]:
     """The namespace's rows in record-key order, run by run: (the rows whose vector data is
-    readable, how many of the run's rows are not). Raises VdedupError if the manifest
-    cannot be read."""
+    readable, the ids of the records whose data is not). Raises VdedupError if the
+    manifest cannot be read."""
     for run in iter_state_cols(repo, entry):
         ok = avail.readable_many(run.vrefs)
         if all(ok):
-            yield run, 0
+            yield run, []
             continue
         keep = [i for i, good in enumerate(ok) if good]
         kept = Cols([run.keys[i] for i in keep], [run.ids[i] for i in keep], [run.vrefs[i] for i in keep],
                     [run.mraws[i] for i in keep], [run.docs[i] for i in keep], [run.uris[i] for i in keep])
-        yield kept, len(run) - len(keep)
+        yield kept, [run.ids[i] for i, good in enumerate(ok) if not good]
 
 
 def lost_records(repo, entry: dict[str, Any], avail: Availability) -> int:
     """How many of the namespace's records cannot be restored (all of them if its manifest
     cannot be read)."""
     try:
-        return sum(lost for _, lost in split_state(repo, entry, avail))
+        return sum(len(lost) for _, lost in split_state(repo, entry, avail))
     except VdedupError:
         return int(entry["count"])

@@ -21,7 +21,7 @@ from blake3 import blake3
 from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
-from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,  # noqa: F401
+from ..errors import (FormatError, IntegrityError, ObjectExists, ObjectNotFound, RepositoryExists,  # noqa: F401
                       RepositoryNotFound, SnapshotNotFound, UnsupportedFormat)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
@@ -269,6 +269,12 @@ class Repository:
         at a time; (name, findings) in the order given."""
         return packs.verify_packs(self, names, indexed, workers)
 
+    def index_packs(self, names: Iterable[str], workers: int = 1
+                    ) -> Iterator[tuple[str, list[packfmt.BlockInfo], list[str]]]:
+        """Rebuild the block tables (with blob ids) of packs from the packs alone (repair
+        index): (name, blocks that open, error lines), `workers` packs at a time, in order."""
+        return packs.index_packs(self, names, workers)
+
     def repack(self, writer: Writer, items: list[tuple[str, int]], keep: Callable[[str, bytes], bool],
                workers: int = 1) -> Iterator[int]:
         """Copy the blobs `keep(pack name, id)` chooses out of packs (name, expected count)
@@ -316,6 +322,12 @@ class Repository:
         """Per namespace entry of the snapshots: references that are not readable, and the
         records that lost their data."""
         return reachable.check_references(self, snaps, avail, on_snapshot)
+
+    def split_namespace(self, entry: dict[str, Any], avail: Availability) -> Iterator[tuple[Any, list]]:
+        """A namespace's rows run by run: (the rows whose data is readable, the ids of the
+        records whose data is not); VdedupError if its manifest cannot be read."""
+        from .availability import split_state
+        return split_state(self, entry, avail)
 
     def availability(self, usable_packs: set[bytes], damaged: set[bytes] | None = None) -> Availability:
         """What can be read: blobs located in `usable_packs` and not in `damaged`."""
@@ -446,6 +458,19 @@ class Repository:
             self.backend.remove(FileType.SNAPSHOTS, snapshot_id)
         except ObjectNotFound:
             pass
+
+    def move_snapshot_aside(self, name: str) -> str:
+        """Move an unreadable snapshot object to `damaged/snapshots-<name>` (its bytes as they
+        are, for inspection; nothing reads them) and remove it from snapshots/; returns the
+        new place."""
+        raw = self.backend.load(FileType.SNAPSHOTS, name)
+        aside = f"snapshots-{name}"
+        try:
+            self.backend.save(FileType.DAMAGED, aside, raw)
+        except ObjectExists:          # moved aside before, by a run killed before the removal
+            pass
+        self.backend.remove(FileType.SNAPSHOTS, name)
+        return f"{FileType.DAMAGED}/{aside}"
 
     def find_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
         snaps = self.list_snapshots()
