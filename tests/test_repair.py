@@ -205,3 +205,22 @@ def test_deleted_pack_check_counts_records_and_repair_snapshots_keeps_the_rest(m
     assert {s["id"] for s in json.loads(_run("--repo", repo_path, "snapshots", "--json").stdout)} == {new}
     _check(repo_path, "--read-data", code=0)
     _run("--repo", repo_path, "audit", "--verify")
+
+
+def test_damaged_index_of_a_data_pack_prune_runs_and_keeps_its_pack(multi_pack, repo_path, tmp_path):
+    src, first, packs = multi_pack
+    index = _files(repo_path, "index")[0]              # names the oldest pack: vectors only
+    _flip(index)
+    shutil.rmtree(tmp_path / "cache")
+    out = _check(repo_path)
+    [hit] = out["affected"]
+    assert hit["snapshot"] == first and 0 < hit["records_affected"] < 3000
+    # prune runs (every manifest is readable) but keeps the damaged file and the pack it names
+    p = _run("--repo", repo_path, "prune", "--max-unused", "0%", "--keep-unindexed-for", "0")
+    assert index.name[:16] in p.stderr
+    assert index.exists() and packs[0].exists()
+    _run("--repo", repo_path, "backup", f"chroma://{src}")
+    _run("--repo", repo_path, "repair", "index")
+    _check(repo_path, "--read-data", code=0)
+    _restore(repo_path, first, tmp_path / "d")
+    assert_same_records(read_all(src, "docs"), read_all(tmp_path / "d", "docs"))
