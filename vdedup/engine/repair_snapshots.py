@@ -14,6 +14,7 @@ Run `repair index` first: records whose data is only unindexed are not lost.
 """
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,31 +168,14 @@ def _repair_one(repo: Repository, snap: Snapshot, findings: list, avail, forget:
                     continue
                 rep = NamespaceRepair(coll["name"], entry["name"], entry["count"], 0, False)
                 out.namespaces.append(rep)
-                runs = []
-                if ns.error is None and not ns.bad_manifest:
-                    try:
-                        for kept, dropped_ids in repo.split_namespace(entry, avail):
-                            runs.append(kept)
-                            rep.dropped += len(dropped_ids)
-                            if record_ids:
-                                rep.ids.extend(dropped_ids)
-                    except VdedupError:
-                        runs = []
-                        rep.whole = True
-                else:
-                    rep.whole = True
+                rep.whole = ns.error is not None or bool(ns.bad_manifest) or ns.lost >= entry["count"]
+                if not rep.whole:
+                    new = _rewrite(repo, writer, entry, avail, rep, record_ids)
+                    if new is not None:
+                        entries.append(new)
                 if rep.whole:
                     rep.dropped = entry["count"]
-                    continue
-                kept_count = entry["count"] - rep.dropped
-                if writer is not None and kept_count:
-                    logical = entry.get("logical_bytes", 0) * kept_count // max(entry["count"], 1)
-                    new = writer.write_rows(entry["name"], iter(runs), logical)
-                    if entry.get("ordered") is False:
-                        new["ordered"] = False
-                    entries.append(new)
-                elif kept_count:
-                    entries.append({**entry, "count": kept_count})
+                    rep.ids = []
             if entries:
                 collections.append({**coll, "namespaces": entries, "count": sum(e["count"] for e in entries)})
         if not collections:
@@ -205,7 +189,9 @@ def _repair_one(repo: Repository, snap: Snapshot, findings: list, avail, forget:
             return out
         new_snap = repo.new_snapshot(snap.source, snap.provider,
                                      sorted(set(snap.tags) | {REPAIRED_TAG}), snap.parent)
-        new_snap.time = snap.time                 # retention policies keep seeing it where it was
+        # where the original was for retention policies, and just after it, so that `latest`
+        # is the intact copy and not the original it keeps
+        new_snap.time = (snap.datetime + dt.timedelta(microseconds=1)).isoformat(timespec="microseconds")
         new_snap.collections = collections
         new_snap.summary = {**snap.summary, "records": sum(c["count"] for c in collections),
                             "records_dropped": out.dropped}
@@ -221,3 +207,29 @@ def _repair_one(repo: Repository, snap: Snapshot, findings: list, avail, forget:
         repo.remove_snapshot(snap.id)
         out.forgotten = True
     return out
+
+
+def _rewrite(repo: Repository, writer, entry: dict[str, Any], avail, rep: NamespaceRepair,
+             record_ids: bool) -> dict[str, Any] | None:
+    """The namespace entry holding only the records whose data is intact, streamed into a new
+    base (dry run: only counted); None with `rep.whole` set if the manifest fails on the way."""
+    def kept_runs():
+        for kept, dropped_ids in repo.split_namespace(entry, avail):
+            rep.dropped += len(dropped_ids)
+            if record_ids:
+                rep.ids.extend(dropped_ids)
+            yield kept
+
+    try:
+        if writer is None:
+            for _ in kept_runs():
+                pass
+            return {**entry, "count": entry["count"] - rep.dropped}
+        new = writer.write_rows(entry["name"], kept_runs(), 0)
+    except VdedupError:
+        rep.whole = True
+        return None
+    new["logical_bytes"] = entry.get("logical_bytes", 0) * new["count"] // max(entry["count"], 1)
+    if entry.get("ordered") is False:
+        new["ordered"] = False
+    return new
