@@ -109,6 +109,7 @@ def test_damaged_index_file_spares_what_it_does_not_describe(two_sources, repo_p
     assert_same_records(read_all(a, "docs"), read_all(tmp_path / "da", "docs"))
     _run("--repo", repo_path, "backup", f"chroma://{a}")
     p = _restore(repo_path, sb, tmp_path / "db", code=17)
+    assert "repair index" in p.stderr
     # prune cannot know what b's snapshot needs: it refuses and deletes nothing
     before = sorted(p.name for p in _files(repo_path, "data"))
     p = _run("--repo", repo_path, "prune", "--max-unused", "0%", "--keep-unindexed-for", "0", code=17)

@@ -100,7 +100,7 @@ def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
             raws = repo.index.get_many(run.vrefs)
             if None in raws:
                 missing = run.vrefs[raws.index(None)]
-                raise IntegrityError(f"vector blob {missing.hex()[:16]} is not in the index")
+                raise IntegrityError(f"vector blob {missing.hex()[:16]} is not in the index", hint=repo.missing_hint())
             loc = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), -1)
             ordinal_parts.append(np.ascontiguousarray(loc[:, 48:52]).view(">u4").reshape(-1).astype(np.uint32))
             ids = []

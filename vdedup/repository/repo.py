@@ -333,6 +333,12 @@ class Repository:
         """What can be read: blobs located in `usable_packs` and not in `damaged`."""
         return Availability(self, usable_packs, damaged)
 
+    def missing_hint(self) -> str:
+        """What to do about data the index does not locate."""
+        if self.damaged_index_files:
+            return "an index file is damaged: run 'vdedup repair index'"
+        return "run 'vdedup check' to see what is damaged"
+
     def manifest_problem(self, entry: dict[str, Any]) -> str | None:
         """Why a namespace entry's manifest cannot be read, or None (backup: a parent whose
         manifest is lost is not diffed against)."""
@@ -377,7 +383,7 @@ class Repository:
     def load_blob(self, blob_id: bytes, blob_type: BlobType) -> bytes:
         loc = self.index.get(blob_id)
         if loc is None:
-            raise IntegrityError(f"blob {blob_id.hex()[:16]} is not in the index")
+            raise IntegrityError(f"blob {blob_id.hex()[:16]} is not in the index", hint=self.missing_hint())
         return self.blob_at(blob_id, blob_type, loc)
 
     def blob_at_raw(self, blob_id: bytes, blob_type: BlobType, raw_loc: bytes) -> bytes:
