@@ -15,13 +15,15 @@ from rich.table import Table
 
 from vdedup.assets.store import (ASSET_TYPE, Asset, AssetStore, check_name, mask, normalize_provider,
                                  secret_env_for)
-from vdedup.connectors import parse_url
+from vdedup.connectors import lookup, parse_url
 from vdedup.connectors.url import SECRET_KEYS
-from vdedup.errors import UsageError
+from vdedup.engine.discovery import discover
+from vdedup.errors import SourceError, UsageError
 
 from ..app import app
 from ..context import AUDIT, open_repository
-from ..output import info, out, print_json
+from ..output import err, info, out, print_json
+from ..picking import ask_choice, discovered_table
 
 assets_app = typer.Typer(help="Connected assets: the databases whose credentials the repository keeps.",
                          no_args_is_help=True)
@@ -39,7 +41,7 @@ def _ask(prompt: str) -> str:
 
 
 def read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
-                no_secret: bool, default_none: bool = False) -> str | None:
+                no_secret: bool, default_none: bool = False, provider: str | None = None) -> str | None:
     """The secret from exactly one place; None with --no-secret (or when none is needed)."""
     chosen = sum(bool(x) for x in (secret_stdin, secret_env, no_secret))
     if chosen > 1:
@@ -61,7 +63,8 @@ def read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | N
     if not sys.stdin.isatty():
         raise UsageError("no secret: standard input is not a terminal; use --secret-stdin, "
                          "--secret-env VAR or --no-secret")
-    value = getpass.getpass(f"secret for {name} (what {env_var} would hold; input hidden): ",
+    label = lookup(provider).secret_label if provider else "secret"
+    value = getpass.getpass(f"{label} for {name} (what {env_var} would hold; input hidden): ",
                             stream=sys.stderr)
     if not value:
         raise UsageError("empty secret (use --no-secret for a database that needs none)")
@@ -91,9 +94,36 @@ def policy_dict(keep_last: int, keep_daily: int, keep_weekly: int, keep_monthly:
     return d if any(d.values()) else None
 
 
+def ask_url(provider: str) -> str:
+    """The URL at a terminal; for Pinecone an empty answer is the whole project."""
+    if provider == "pinecone":
+        return _ask("URL (empty: every index of the project; or an index name, pinecone://INDEX): ") \
+            or "pinecone://"
+    return _ask(f"URL ({lookup(provider).account_url or provider + '://...'}; no credential in it): ")
+
+
+def pick_collections(url: str, secret: str | None) -> list[str]:
+    """At a terminal: list what the secret reaches at `url` and ask which to back up ([] is
+    every one, those created later too)."""
+    found = discover(url, secret)
+    usable = [d for d in found if d.problem is None]
+    if not found:
+        info(f"no collections found at {url}: the asset will back up every collection created there")
+        return []
+    err.print(discovered_table(found, numbered=True))
+    if len(found) == 1 and usable:
+        info(f"one index found: {found[0].name}")
+        return []
+    if not usable:
+        raise SourceError(f"none of the {len(found)} collections at {url} can be backed up")
+    return ask_choice(found)
+
+
 def connect_asset(provider: str, name: str | None, url: str | None, collections: list[str],
                   secret_stdin: bool, secret_env: str | None, no_secret: bool,
                   policy: dict[str, Any] | None, json_out: bool) -> None:
+    """Store an asset. At a terminal without --collection: the secret is tried at once, the
+    indexes it reaches are listed with their counts, and the user picks which to back up."""
     provider = normalize_provider(provider)
     tty = sys.stdin.isatty()
     if not name:
@@ -101,26 +131,31 @@ def connect_asset(provider: str, name: str | None, url: str | None, collections:
             raise UsageError("no asset name: pass --name (standard input is not a terminal)")
         name = _ask("asset name: ")
     check_name(name)
-    if not url:
+    if url is None:
         if not tty:
             raise UsageError("no URL: pass it (e.g. --url pinecone://INDEX) (standard input is not a terminal)")
-        hint = "index name or pinecone://INDEX" if provider == "pinecone" else f"{provider}://..."
-        url = _ask(f"URL ({hint}): ")
+        url = ask_url(provider)
     stored_url = clean_url(provider, url)
     env_var = secret_env_for(provider)
-    embedded = provider == "chroma" and parse_url(stored_url).host is None
-    secret = read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none=embedded)
+    embedded = provider in ("chroma", "qdrant") and parse_url(stored_url).host is None
+    secret = read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none=embedded,
+                         provider=provider)
     AUDIT.note(asset=name)
-    repo = open_repository()
     try:
-        asset = AssetStore(repo).add(name, provider, stored_url, secret, collections, policy)
+        if tty and not collections and not secret_stdin:
+            collections = pick_collections(stored_url, secret)
+        repo = open_repository()
+        try:
+            asset = AssetStore(repo).add(name, provider, stored_url, secret, collections, policy)
+        finally:
+            repo.close()
     finally:
         del secret
-        repo.close()
     if json_out:
         print_json({"message_type": "connected", **asset.to_public()})
         return
-    out.print(f"connected asset {asset.name} ({asset.provider}, {asset.url})", markup=False)
+    out.print(f"connected asset {asset.name} ({asset.provider}, {asset.url}; "
+              f"{', '.join(asset.collections) or 'every collection'})", markup=False)
     info(f"secret stored encrypted in the repository; the connector gets it as {asset.secret_env}"
          if asset.has_secret else "no secret stored")
 
@@ -250,7 +285,8 @@ def assets_rotate(
     try:
         store = AssetStore(repo)
         asset = store.get(name)
-        secret = read_secret(name, asset.secret_env, secret_stdin, secret_env, no_secret)
+        secret = read_secret(name, asset.secret_env, secret_stdin, secret_env, no_secret,
+                             provider=asset.provider)
         store.rotate(name, secret)
         del secret
     finally:
