@@ -1,7 +1,9 @@
 """`connect` and `assets list|show|remove|rotate|policy`: the credential store (CLI layer).
 
 Secrets come from a hidden prompt at a terminal, from standard input (`--secret-stdin`) or
-from an environment variable named by `--secret-env VAR`; never from the command line.
+from an environment variable named by `--secret-env VAR`; never from the command line. At a
+terminal `connect` tries the secret at once (engine.discovery) and asks which of the indexes
+found to back up (cli/picking.py); `--collection` picks without asking.
 """
 from __future__ import annotations
 
@@ -218,7 +220,8 @@ def connect(
     keep_within: Optional[str] = typer.Option(None, "--keep-within", help="... everything younger than this (e.g. 30d)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Connect a database: store its URL and (encrypted) secret for later backups."""
+    """Connect a database: store its URL and (encrypted) secret for later backups. At a terminal
+    it lists the indexes the secret reaches and asks which to back up (or give --collection)."""
     if url and url_opt:
         raise UsageError("give the URL once (argument or --url)")
     connect_asset(provider, name, url or url_opt, list(collection or []), secret_stdin, secret_env,
