@@ -152,3 +152,17 @@ def test_wrong_key_at_the_terminal_is_one_line_and_stores_nothing(repo_path, emu
     assert code == 15, screen
     assert "vdedup: error:" in screen and "Traceback" not in screen and wrong not in screen
     assert cli.json("assets", "list", "--json") == []
+
+
+def test_sources_at_a_terminal_asks_for_the_key_without_echo(emu):
+    three_indexes(emu)
+    env = proc_env(PINECONE_CONTROLLER_HOST=emu.url, TERM="dumb", COLUMNS="120")
+    code, screen = in_a_pty([sys.executable, "-m", "vdedup_cli.main", "sources", "pinecone://"],
+                            [("input hidden, empty for none", PC_SECRET)], env)
+    assert code == 0, screen
+    assert PC_SECRET not in screen and PC_SECRET[:12] not in screen
+    assert "alpha" in screen and "gamma" in screen and "3 collection(s) at pinecone://, 180 records" in screen
+    # an empty answer is no key: Pinecone needs one, a usage error (exit 2)
+    code, screen = in_a_pty([sys.executable, "-m", "vdedup_cli.main", "sources", "pinecone://"],
+                            [("input hidden, empty for none", "")], env)
+    assert code == 2 and "no Pinecone API key" in screen and "Traceback" not in screen, screen
