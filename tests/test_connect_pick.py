@@ -166,3 +166,13 @@ def test_sources_at_a_terminal_asks_for_the_key_without_echo(emu):
     code, screen = in_a_pty([sys.executable, "-m", "vdedup_cli.main", "sources", "pinecone://"],
                             [("input hidden, empty for none", "")], env)
     assert code == 2 and "no Pinecone API key" in screen and "Traceback" not in screen, screen
+
+
+def test_a_name_already_taken_is_refused_before_the_key_is_asked(repo_path, emu, capsys, monkeypatch):
+    cli = Cli(capsys, monkeypatch, "--repo", repo_path)
+    cli("init")
+    cli("connect", "--provider", "pinecone", "--name", "taken", "--url", "x", "--secret-stdin", input="k" * 30 + "\n")
+    env = proc_env(VDEDUP_REPOSITORY=str(repo_path), PINECONE_CONTROLLER_HOST=emu.url, TERM="dumb")
+    code, screen = in_a_pty([sys.executable, "-m", "vdedup_cli.main", "connect", "--provider", "pinecone"],
+                            [("asset name:", "taken")], env)
+    assert code == 13 and "already connected" in screen and "URL (" not in screen, screen

@@ -15,8 +15,8 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from vdedup.assets.store import (ASSET_TYPE, Asset, AssetStore, check_name, mask, normalize_provider,
-                                 secret_env_for)
+from vdedup.assets.store import (ASSET_TYPE, Asset, AssetExists, AssetNotFound, AssetStore, check_name,
+                                 mask, normalize_provider, secret_env_for)
 from vdedup.connectors import lookup, parse_url
 from vdedup.connectors.url import SECRET_KEYS
 from vdedup.engine.discovery import discover
@@ -121,6 +121,14 @@ def pick_collections(url: str, secret: str | None) -> list[str]:
     return ask_choice(found)
 
 
+def refuse_taken(store: AssetStore, name: str) -> None:
+    try:
+        store.get(name)
+    except AssetNotFound:
+        return
+    raise AssetExists(f"an asset named {name!r} is already connected")
+
+
 def connect_asset(provider: str, name: str | None, url: str | None, collections: list[str],
                   secret_stdin: bool, secret_env: str | None, no_secret: bool,
                   policy: dict[str, Any] | None, json_out: bool) -> None:
@@ -133,26 +141,31 @@ def connect_asset(provider: str, name: str | None, url: str | None, collections:
             raise UsageError("no asset name: pass --name (standard input is not a terminal)")
         name = _ask("asset name: ")
     check_name(name)
-    if url is None:
-        if not tty:
-            raise UsageError("no URL: pass it (e.g. --url pinecone://INDEX) (standard input is not a terminal)")
-        url = ask_url(provider)
-    stored_url = clean_url(provider, url)
-    env_var = secret_env_for(provider)
-    embedded = provider in ("chroma", "qdrant") and parse_url(stored_url).host is None
-    secret = read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none=embedded,
-                         provider=provider)
+    if url is None and not tty:
+        raise UsageError("no URL: pass it (e.g. --url pinecone://INDEX) (standard input is not a terminal)")
     AUDIT.note(asset=name)
+    # at a terminal the repository is opened first, so a name already taken is said before
+    # the URL and the key are asked for
+    repo = open_repository() if tty else None
     try:
-        if tty and not collections and not secret_stdin:
-            collections = pick_collections(stored_url, secret)
-        repo = open_repository()
+        if repo is not None:
+            refuse_taken(AssetStore(repo), name)
+        if url is None:
+            url = ask_url(provider)
+        stored_url = clean_url(provider, url)
+        embedded = provider in ("chroma", "qdrant") and parse_url(stored_url).host is None
+        secret = read_secret(name, secret_env_for(provider), secret_stdin, secret_env, no_secret,
+                             default_none=embedded, provider=provider)
         try:
+            if tty and not collections and not secret_stdin:
+                collections = pick_collections(stored_url, secret)
+            repo = repo or open_repository()
             asset = AssetStore(repo).add(name, provider, stored_url, secret, collections, policy)
         finally:
-            repo.close()
+            del secret
     finally:
-        del secret
+        if repo is not None:
+            repo.close()
     if json_out:
         print_json({"message_type": "connected", **asset.to_public()})
         return
