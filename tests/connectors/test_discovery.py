@@ -267,7 +267,10 @@ def pinecone_seed(emu: Any) -> None:
 
 def test_pinecone_counts_every_namespace(pinecone_emu, capsys, monkeypatch):
     pinecone_seed(pinecone_emu)
+    pinecone_emu.requests.clear()
     found = discover("pinecone://", PC_KEY)
+    # one list of the indexes, then one describe_index_stats per index: nothing per namespace
+    assert sorted(pinecone_emu.requests) == [("GET", "/indexes")] + [("POST", "/describe_index_stats")] * 3
     assert [d.name for d in found] == ["alpha", "beta", "gamma"]
     assert entry(found, "alpha") == (30, 8, "cosine", ("", "blue", "red"), None)
     assert entry(found, "beta") == (9, 3, "euclidean", ("",), None)
