@@ -10,7 +10,6 @@ import pty
 import select
 import sys
 import time
-from typing import Any
 
 import pytest
 
