@@ -249,3 +249,29 @@ def test_lost_index_files_are_rebuilt_from_the_packs_on_every_backend(repo_url, 
     _check(repo_url, "--read-data", code=0)
     _restore(repo_url, "latest", tmp_path / "d")
     assert_same_records(read_all(src, "docs"), read_all(tmp_path / "d", "docs"))
+
+
+def test_damaged_block_repair_snapshots_read_data_drops_its_records(multi_pack, repo_path, tmp_path):
+    src, first, packs = multi_pack
+    _flip(packs[0], packs[0].stat().st_size // 3)                 # inside a block of vectors
+    out = _check(repo_path, "--read-data")
+    [hit] = out["affected"]
+    lost = hit["records_affected"]
+    assert hit["snapshot"] == first and 0 < lost < 3000
+    p = _run("--repo", repo_path, "repair", "snapshots")          # the structure is intact
+    assert "nothing to repair" in p.stdout
+    p = _run("--repo", repo_path, "repair", "snapshots", "--read-data", "--forget", "--json", "--record-ids")
+    [rep] = json.loads(p.stdout)["repairs"]
+    assert rep["records_dropped"] == lost and rep["forgotten"]
+    dropped = set(rep["namespaces"][0]["dropped_ids"])
+    _restore(repo_path, "latest", tmp_path / "d")
+    want = {k: v for k, v in read_all(src, "docs").items() if k not in dropped}
+    assert_same_records(want, read_all(tmp_path / "d", "docs"))
+    out = _check(repo_path, "--read-data")                         # the damaged block is still there,
+    assert not out["affected"]                                     # but no snapshot needs it
+    # prune repacks the pack without its damaged block (it held nothing a snapshot needs)
+    _run("--repo", repo_path, "prune", "--max-unused", "0%")
+    assert not packs[0].exists()
+    _check(repo_path, "--read-data", code=0)
+    _restore(repo_path, "latest", tmp_path / "d2")
+    assert_same_records(want, read_all(tmp_path / "d2", "docs"))

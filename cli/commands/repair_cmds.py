@@ -66,6 +66,10 @@ def _print_index(r: RepairIndexResult) -> None:
 @repair_app.command("snapshots")
 def repair_snapshots(
     forget: bool = typer.Option(False, "--forget", help="Remove each original once its repaired copy is saved."),
+    read_data: bool = typer.Option(False, "--read-data",
+                                   help="Also read every pack: drop records whose data is damaged inside a pack too."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
+                                          help="Packs read at once with --read-data (default: the machine's cores)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only report what would be done."),
     record_ids: bool = typer.Option(False, "--record-ids",
                                     help="With --json: list the ids of the dropped records (they are user data)."),
@@ -77,7 +81,7 @@ def repair_snapshots(
     repo = open_repository()
     try:
         with RichReporter(enabled=not json_out) as reporter:
-            r = run_repair_snapshots(repo, forget, dry_run, record_ids, reporter)
+            r = run_repair_snapshots(repo, forget, dry_run, record_ids, reporter, read_data, workers)
             if not dry_run:
                 AUDIT.removed = r.removed     # in the audit entry: not a rollback
     finally:

@@ -23,6 +23,7 @@ from ..errors import UnsupportedFormat, VdedupError
 from ..repository import Repository, Snapshot
 from ..assets.audit import snapshot_audit_head
 from .events import Reporter
+from .workers import resolve_workers
 
 REPAIRED_TAG = "repaired"
 
@@ -86,10 +87,13 @@ class RepairSnapshotsResult:
                 "repairs": [r.to_dict(self.record_ids) for r in self.repairs]}
 
 
-def _usable_packs(repo: Repository) -> set[bytes]:
-    """Packs whose blobs can be read: described by a readable index file, present, whole."""
+def _usable_packs(repo: Repository, read_data: bool, reporter: Reporter, workers: int
+                  ) -> tuple[set[bytes], set[bytes]]:
+    """Packs whose blobs can be read (described by a readable index file, present, whole),
+    and with `read_data` the blobs found damaged by reading them (as check --read-data)."""
     stored, _ = repo.list_packs()
     usable: set[bytes] = set()
+    tables = {}
     for name in repo.list_index_files():
         try:
             body = repo.read_index_file(name)
@@ -98,12 +102,25 @@ def _usable_packs(repo: Repository) -> set[bytes]:
         for pid, blocks in body.items():
             if stored.get(pid.hex(), -1) >= max((b.offset + b.length for b in blocks), default=0):
                 usable.add(pid)
-    return usable
+                tables[pid] = blocks
+    damaged: set[bytes] = set()
+    if read_data:
+        names = sorted(p.hex() for p in usable)
+        reporter.phase("read data", len(names))
+        for _, found in repo.verify_packs(names, tables, workers):
+            damaged |= found.damaged
+            reporter.advance(1)
+        reporter.done()
+    return usable, damaged
 
 
 def repair_snapshots(repo: Repository, forget: bool = False, dry_run: bool = False, record_ids: bool = False,
-                     reporter: Reporter | None = None) -> RepairSnapshotsResult:
+                     reporter: Reporter | None = None, read_data: bool = False,
+                     workers: int | None = None) -> RepairSnapshotsResult:
+    """`read_data`: also read every pack, so that records whose data is damaged inside a pack
+    that is there (as `check --read-data` finds) are dropped too."""
     reporter = reporter or Reporter()
+    n_workers = resolve_workers(workers)
     started = time.monotonic()
     result = RepairSnapshotsResult(dry_run, record_ids=record_ids)
     lock = repo.lock(exclusive=not dry_run, operation="repair snapshots")
@@ -122,7 +139,7 @@ def repair_snapshots(repo: Repository, forget: bool = False, dry_run: bool = Fal
                 result.repairs.append(r)
         snaps.sort(key=lambda s: (s.time, s.id))
         result.snapshots = len(snaps)
-        avail = repo.availability(_usable_packs(repo))
+        avail = repo.availability(*_usable_packs(repo, read_data, reporter, n_workers))
         damaged: dict[str, list] = {}          # snapshot id -> its namespace findings
         reporter.phase("check snapshots", len(snaps))
         for ns in repo.check_references(snaps, avail, on_snapshot=lambda: reporter.advance(1)):

@@ -95,24 +95,30 @@ def verify_packs(repo, names: Iterable[str], indexed: dict[bytes, list[BlockInfo
         yield from w.map(lambda name: (name, verify_pack(repo, name, indexed.get(bytes.fromhex(name)), w)), names)
 
 
-def pack_blobs(repo, name: str, workers: Workers | None = None) -> list[tuple[BlobType, bytes, bytes]]:
-    """Every blob of a pack as (type, id, data), ids recomputed from the contents; a pack
-    that cannot be read raises IntegrityError naming the pack (and block)."""
+def pack_blobs(repo, name: str, workers: Workers | None = None
+               ) -> tuple[list[tuple[BlobType, bytes, bytes]], list[str]]:
+    """Every blob of a pack as (type, id, data), ids recomputed from the contents, and an
+    error line for each block that does not open (its blobs are left out: the caller
+    decides whether it needed them); a pack whose header or trailer cannot be read raises
+    IntegrityError naming the pack."""
     workers = workers or Workers(repo, 1)
     try:
         pack = _Pack(repo, name)
         blocks = pack.trailer()
     except VdedupError as e:
         raise IntegrityError(f"pack {name[:16]}: {e.message}") from None
-    out = []
+    except Exception as e:
+        raise IntegrityError(f"pack {name[:16]}: trailer cannot be decoded ({e})") from None
+    out, errors = [], []
     for b in blocks:
         try:
             blobs = pack.blobs(b)
         except Exception as e:
-            raise IntegrityError(f"pack {name[:16]} block {b.number}: {_message(e)}") from None
+            errors.append(f"pack {name[:16]} block {b.number}: {_message(e)}")
+            continue
         btype = BlobType(b.blob_type)
         out.extend(zip([btype] * len(blobs), workers.content_ids(b.blob_type, blobs), blobs))
-    return out
+    return out, errors
 
 
 def index_pack(repo, name: str, workers: Workers | None = None) -> tuple[list[BlockInfo], list[str]]:
@@ -166,12 +172,14 @@ def repack(repo, writer, packs: list[tuple[str, int]], keep: Callable[[str, byte
             if isinstance(blobs, IntegrityError):
                 raise IntegrityError(f"cannot repack {blobs.message}; prune stopped before deleting anything",
                                      hint=hint)
+            found, errors = blobs
             n = 0
-            for btype, blob_id, blob in blobs:
+            for btype, blob_id, blob in found:
                 if keep(name, blob_id):
                     writer.copy_blob(btype, blob, blob_id)
                     n += 1
-            if n != expected:
-                raise IntegrityError(f"pack {name[:16]} holds {n} of the {expected} blobs the index lists for it; "
-                                     f"prune stopped before deleting anything", hint=hint)
+            if n != expected:                # a damaged block held data a snapshot needs
+                why = f" ({errors[0]})" if errors else ""
+                raise IntegrityError(f"pack {name[:16]} holds {n} of the {expected} blobs the index lists for it"
+                                     f"{why}; prune stopped before deleting anything", hint=hint)
             yield n
