@@ -118,6 +118,8 @@ def read_password(confirm: bool = False) -> str:
 
 
 def open_repository() -> Repository:
+    from vdedup.repository.spool import remove_stale_spools_at_start
+    remove_stale_spools_at_start()    # plaintext rows a killed run left in the cache go first
     backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")

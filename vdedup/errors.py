@@ -153,6 +153,12 @@ class PasswordRequired(VdedupError):
     hint = "set VDEDUP_PASSWORD or VDEDUP_PASSWORD_FILE, or run in a terminal to be asked"
 
 
+class InsecureTransport(VdedupError):
+    """A secret would cross the network in clear text (plain http to a host other than this
+    machine) and the URL did not say that this is wanted (`?insecure=1`)."""
+    exit_code = 20
+
+
 class TranslationRefused(VdedupError):
     """A cross-provider restore would lose or change data the user did not agree to lose."""
     exit_code = 19

@@ -16,6 +16,7 @@ from rich.table import Table
 from vdedup.assets.store import (ASSET_TYPE, Asset, AssetStore, check_name, mask, normalize_provider,
                                  secret_env_for)
 from vdedup.connectors import parse_url
+from vdedup.connectors.registry import refuse_plain_transport
 from vdedup.connectors.url import SECRET_KEYS
 from vdedup.errors import UsageError
 
@@ -110,6 +111,8 @@ def connect_asset(provider: str, name: str | None, url: str | None, collections:
     env_var = secret_env_for(provider)
     embedded = provider == "chroma" and parse_url(stored_url).host is None
     secret = read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none=embedded)
+    if secret:                        # a secret that would later go out in clear text: not stored
+        refuse_plain_transport(stored_url, "this asset")
     AUDIT.note(asset=name)
     repo = open_repository()
     try:
@@ -251,6 +254,8 @@ def assets_rotate(
         store = AssetStore(repo)
         asset = store.get(name)
         secret = read_secret(name, asset.secret_env, secret_stdin, secret_env, no_secret)
+        if secret:
+            refuse_plain_transport(asset.url, "this asset")
         store.rotate(name, secret)
         del secret
     finally:

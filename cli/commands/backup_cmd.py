@@ -45,6 +45,8 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
         for o in outcomes:
             if o.ok:
                 extra = f", forgot {len(o.forgotten)} old snapshot(s)" if o.forgotten else ""
+                dups = o.to_dict()["duplicates"]
+                extra += f", {dups} repeated id(s): the last record of each kept" if dups else ""
                 out.print(f"{o.asset}: snapshot {o.snapshot_id[:8]} saved ({o.records} records, "
                           f"{human_bytes(o.bytes_added)} added{extra})", markup=False)
             elif len(outcomes) > 1:
@@ -95,7 +97,7 @@ def backup(
     url = parse_url(source)
     repo = open_repository()
     try:
-        connector = open_connector(url, credentials_for(url, os.environ))   # the CLI is the edge
+        connector = open_connector(url, credentials_for(url, os.environ), must_exist=True)   # the CLI is the edge
         try:
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
@@ -111,5 +113,8 @@ def backup(
     s = result.stats
     info(f"records: {s['records']} ({s['added']} new, {s['changed']} changed, "
          f"{s['deleted']} deleted, {s['unchanged']} unchanged)")
+    if s.get("duplicates"):
+        err.print(f"vdedup: warning: {s['duplicates']} record(s) repeated an id already read from the "
+                  "source; the last record read with each id was kept", markup=False)
     info(f"added to the repository: {human_bytes(result.bytes_added)} in {result.seconds:.1f} s")
     out.print(f"snapshot {result.snapshot.short_id} saved")

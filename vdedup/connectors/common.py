@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import math
 import re
 import sys
@@ -23,6 +24,7 @@ from .url import SECRET_KEYS, SourceURL
 
 DETAIL_MAX = 240          # characters of an SDK message kept in an error
 TRUE_WORDS = ("1", "true", "yes", "on")
+INSECURE_KEY = "insecure"  # URL option: send a secret over plain http to another machine anyway
 
 
 def refuse_credentials(u: SourceURL, provider: str, instead: str, user_allowed: bool = False) -> None:
@@ -56,6 +58,30 @@ def refuse_unknown_params(u: SourceURL, provider: str, known: set[str], form: st
 def flag(value: str | None) -> bool:
     """An on/off URL parameter: 1, true, yes or on (any case) is on; absent is off."""
     return (value or "0").lower() in TRUE_WORDS
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a host is this machine: localhost or a loopback address (traffic that never
+    leaves it, so a secret sent in clear text crosses no network)."""
+    if not host:
+        return True
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_to_remote(u: SourceURL, secure: bool, tls_option: str) -> str | None:
+    """For a connector's `plain_transport`: `tls_option` (the URL option that turns TLS on)
+    when a secret sent to the URL's host would cross the network in clear text, i.e. the
+    connection is plain, the host is not this machine and the URL does not say
+    `?insecure=1`; None when it would not."""
+    if secure or is_loopback(u.host) or flag(u.query.get(INSECURE_KEY)):
+        return None
+    return tls_option
 
 
 def refuse_namespace(namespace: str, message: str) -> None:

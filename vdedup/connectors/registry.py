@@ -166,7 +166,8 @@ def descriptor_of(url: str | SourceURL) -> Descriptor:
 
 
 def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIALS,
-                   read_only: bool = False, create_on_write: bool = False) -> Connector:
+                   read_only: bool = False, create_on_write: bool = False,
+                   must_exist: bool = False) -> Connector:
     """Open the connector for a URL with exactly these credentials: none by default. Where a
     secret comes from is the caller's choice (the credential store, or `credentials_for` at
     the command line); a connector never looks for one itself.
@@ -174,16 +175,39 @@ def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIA
     Where opening would create the local storage the URL names (the connector's
     `storage_absent(url)` says so): with `read_only` (dry runs, verify) an empty stand-in that
     creates nothing; with `create_on_write` (restores) that stand-in until the first write
-    opens the real connector."""
+    opens the real connector; with `must_exist` (backups, discovery: reading a database that
+    is not there) a SourceError, and nothing is created."""
     u = parse_url(url) if isinstance(url, str) else url
     if not isinstance(credentials, Credentials):
         raise TypeError("credentials must be a vdedup.connectors.Credentials")
     cls = connector_class(descriptor_of(u))
+    if credentials.present:
+        refuse_plain_transport(u, credentials.origin)
+    if must_exist and cls.storage_absent(u):
+        from ..errors import SourceError
+        raise SourceError(f"no {descriptor_of(u).name} database at {u.redacted()}: nothing to read "
+                          "(and nothing was created)")
     if (read_only or create_on_write) and cls.storage_absent(u):
         from .absent import AbsentTarget, OpenOnWrite
         empty = AbsentTarget(cls, u.redacted(), u.query.get("collection") or None)
         return empty if read_only else OpenOnWrite(empty, lambda: cls.from_url(u, credentials))
     return cls.from_url(u, credentials)
+
+
+def refuse_plain_transport(url: str | SourceURL, origin: str = "the secret") -> None:
+    """InsecureTransport when a secret for `url` would go to another machine over plain http
+    (the connector's `plain_transport`), unless the URL says `?insecure=1`. Called before any
+    connection is made, and by `connect` before a secret is stored."""
+    u = parse_url(url) if isinstance(url, str) else url
+    check = getattr(connector_class(descriptor_of(u)), "plain_transport", None)   # ConnectorBase has it
+    option = check(u) if check is not None else None
+    if option is None:
+        return
+    from ..errors import InsecureTransport
+    raise InsecureTransport(
+        f"refusing to send the secret from {origin} to {u.host} over plain http: it would cross "
+        "the network in clear text",
+        hint=f"use TLS (add {option} to the URL), or add ?insecure=1 to the URL to send it anyway")
 
 
 def credentials_for(url: str | SourceURL, environ: Mapping[str, str]) -> Credentials:

@@ -23,7 +23,7 @@ def discover(url: str, secret: str | None = None, *,
     collection. `credentials` (instead of `secret`) says where a secret came from, for messages."""
     if credentials is None:
         credentials = Credentials(secret, "the given secret") if secret is not None else NO_CREDENTIALS
-    connector = open_connector(parse_url(url), credentials)
+    connector = open_connector(parse_url(url), credentials, must_exist=True)
     try:
         return connector.discover()
     finally:

@@ -35,11 +35,12 @@ def asset_snapshots(repo: Repository, name: str) -> list[Snapshot]:
 
 @contextlib.contextmanager
 def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False,
-                    create_on_write: bool = False) -> Iterator[Connector]:
+                    create_on_write: bool = False, must_exist: bool = False) -> Iterator[Connector]:
     """An open connector for the asset, opened with its stored secret (or none)
     (`read_only`, `create_on_write`: see registry.open_connector)."""
     connector = open_connector(parse_url(asset.url), Credentials.stored(store.secret(asset)),
-                               read_only=read_only, create_on_write=create_on_write)
+                               read_only=read_only, create_on_write=create_on_write,
+                               must_exist=must_exist)
     try:
         yield connector
     finally:
@@ -102,6 +103,7 @@ class AssetOutcome:
         return {"asset": self.asset, "provider": self.provider,
                 "outcome": "ok" if self.ok else "error", "snapshot_id": self.snapshot_id,
                 "records": self.records, "bytes_added": self.bytes_added,
+                "duplicates": self.result.stats.get("duplicates", 0) if self.result is not None else 0,
                 "seconds": round(self.seconds, 3), "forgotten": self.forgotten,
                 "error": self.error, "error_class": self.error_class, "exit_code": self.exit_code}
 
@@ -110,7 +112,7 @@ def backup_asset(repo: Repository, store: AssetStore, asset: Asset, reporter: Re
                  batch_size: int = BATCH_SIZE, extra_tags: list[str] | None = None) -> AssetOutcome:
     """Back up one asset and apply its forget policy; errors propagate."""
     started = time.monotonic()
-    with asset_connector(store, asset) as connector:
+    with asset_connector(store, asset, must_exist=True) as connector:
         result = backup(repo, connector, parse_url(asset.url).redacted(), asset.collections or None,
                         [asset_tag(asset.name), *(extra_tags or [])], reporter, batch_size)
     forgotten = apply_asset_policy(repo, asset)

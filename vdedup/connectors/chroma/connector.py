@@ -40,7 +40,8 @@ import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
-from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
+from ..common import (INSECURE_KEY, error_detail, flag, is_unreachable, json_safe, plain_to_remote,
+                      refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -60,7 +61,7 @@ SPANN_PARAMS = ("search_nprobe", "write_nprobe", "ef_construction", "ef_search",
 MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound variables
 ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
 DEFAULT_PORT = 8000
-URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection"}
+URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection", INSECURE_KEY}
 TOKEN_ENV = DESCRIPTOR.secret_env[0]
 TOKEN_HEADER = "x-chroma-token"
 NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
@@ -104,6 +105,12 @@ class ChromaConnector(ConnectorBase):
                              credentials.secret)
         conn.url_collection = u.query.get("collection") or None
         return conn
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> str | None:
+        if not u.host:
+            return None                       # embedded: no network
+        return plain_to_remote(u, flag(u.query.get("ssl")), "?ssl=1")
 
     @classmethod
     def storage_absent(cls, u: SourceURL) -> bool:

@@ -39,13 +39,15 @@ import re
 import time
 from collections import deque
 from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
                      SparseField, SparseVector, VectorField)
-from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..common import (INSECURE_KEY, error_detail, flag, is_loopback, refuse_credentials, refuse_secret_params,
+                      refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
@@ -59,7 +61,7 @@ T = TypeVar("T")
 
 KEY_ENV = DESCRIPTOR.secret_env[0]
 CONTROLLER_ENV = "PINECONE_CONTROLLER_HOST"
-URL_QUERY_KEYS = {"host", "controller"}
+URL_QUERY_KEYS = {"host", "controller", INSECURE_KEY}
 
 
 LIST_LIMIT = 100                 # ids per list page (the API's default and maximum)
@@ -93,6 +95,18 @@ class PineconeConnector(ConnectorBase):
         self._written: dict[tuple[str, str], dict[str, bytes]] = {}
 
     # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> str | None:
+        """Pinecone itself is https only; a private deployment named by ?host= or ?controller=
+        may be plain http."""
+        if flag(u.query.get(INSECURE_KEY)):
+            return None
+        for key in ("host", "controller"):
+            parts = urlsplit(u.query.get(key) or "")
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                return f"?{key}=https://..."
+        return None
 
     @classmethod
     def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
