@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vdedup.backend import open_backend
-from vdedup.errors import PasswordRequired, RepositoryNotFound, UsageError
+from vdedup.errors import PasswordRequired, RepositoryNotFound, UsageError, remember_secret, scrub
 from vdedup.repository import Repository
 
 
@@ -55,7 +55,7 @@ def show_warning(message: str) -> None:
     on stderr even with --quiet, and in the command's --json output."""
     if message not in WARNINGS:
         WARNINGS.append(message)
-        sys.stderr.write(f"vdedup: warning: {message}\n")
+        sys.stderr.write(f"vdedup: warning: {scrub(message)}\n")
         sys.stderr.flush()
 
 
@@ -113,6 +113,7 @@ def read_password(confirm: bool = False) -> str:
     """The repository password: VDEDUP_PASSWORD, VDEDUP_PASSWORD_FILE, or a hidden prompt."""
     pw = read_secret("VDEDUP_PASSWORD", "VDEDUP_PASSWORD_FILE", "repository password", confirm,
                      "no password: standard input is not a terminal")
+    remember_secret(pw)
     AUDIT.password = pw
     return pw
 

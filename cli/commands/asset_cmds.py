@@ -18,7 +18,7 @@ from vdedup.assets.store import (ASSET_TYPE, Asset, AssetStore, check_name, mask
 from vdedup.connectors import parse_url
 from vdedup.connectors.registry import refuse_plain_transport
 from vdedup.connectors.url import SECRET_KEYS
-from vdedup.errors import UsageError
+from vdedup.errors import UsageError, remember_secret
 
 from ..app import app
 from ..context import AUDIT, open_repository
@@ -42,6 +42,13 @@ def _ask(prompt: str) -> str:
 def read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
                 no_secret: bool, default_none: bool = False) -> str | None:
     """The secret from exactly one place; None with --no-secret (or when none is needed)."""
+    value = _read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none)
+    remember_secret(value)                   # never in an error message (errors.scrub)
+    return value
+
+
+def _read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
+                 no_secret: bool, default_none: bool = False) -> str | None:
     chosen = sum(bool(x) for x in (secret_stdin, secret_env, no_secret))
     if chosen > 1:
         raise UsageError("give at most one of --secret-stdin, --secret-env, --no-secret")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import UsageError, VdedupError
+from ..errors import UsageError, VdedupError, scrub
 from .url import SECRET_KEYS, SourceURL
 
 DETAIL_MAX = 240          # characters of an SDK message kept in an error
@@ -119,6 +119,7 @@ def error_detail(e: BaseException, echo: re.Pattern[str] | None = None,
     decoration) is used instead of its str()."""
     message = getattr(e, "message", None) if prefer_message else None
     text = message if isinstance(message, str) and message else str(e)
+    text = scrub(text)           # before cutting: a secret may span lines
     text = (text.strip().splitlines() or [""])[0].strip() or type(e).__name__
     if echo is not None:
         cut = echo.sub("", text)
