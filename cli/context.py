@@ -17,6 +17,8 @@ class Options:
     repo: str | None = None
     quiet: bool = False
     s3_endpoint: str | None = None
+    limit_upload: Any = None          # vdedup.ratelimit.Rate (bytes/s) or None
+    limit_download: Any = None
 
 
 OPTIONS = Options()
@@ -118,10 +120,16 @@ def read_password(confirm: bool = False) -> str:
     return pw
 
 
+def repository_backend():
+    """The backend of the repository the options name, with the options' rate limits."""
+    return open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint,
+                        limit_upload=OPTIONS.limit_upload, limit_download=OPTIONS.limit_download)
+
+
 def open_repository() -> Repository:
     from vdedup.repository.spool import remove_stale_spools_at_start
     remove_stale_spools_at_start()    # plaintext rows a killed run left in the cache go first
-    backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
+    backend = repository_backend()
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     repo = Repository.open(backend, read_password())

@@ -34,7 +34,7 @@ from .commands import load_all
 from .output import err
 
 # root options that take a value (to find the command's name in argv)
-_VALUE_OPTIONS = {"--repo", "-r", "--s3-endpoint"}
+_VALUE_OPTIONS = {"--repo", "-r", "--s3-endpoint", "--limit-upload", "--limit-download"}
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> int:
@@ -87,9 +87,8 @@ def _audit(operation: str | None, code: int, error: BaseException | None) -> Non
     try:
         if repo is None and operation == "init" and code == 0 and note.password is not None:
             # init creates the repository without going through open_repository
-            from vdedup.backend import open_backend
             from vdedup.repository import Repository
-            backend = open_backend(context.repo_location(), s3_endpoint=context.OPTIONS.s3_endpoint)
+            backend = context.repository_backend()
             if backend.exists():
                 repo = Repository.open(backend, note.password)
         if repo is None:
