@@ -108,6 +108,13 @@ class ConnectorBase:
         return False
 
     @classmethod
+    def validate_url(cls, url: "SourceURL") -> None:
+        """Raise UsageError for a URL from_url would refuse, without opening anything (so a
+        bad URL naming absent storage is a usage error, not "nothing there"). Default: no
+        check beyond from_url's own."""
+        return None
+
+    @classmethod
     def plain_transport(cls, url: "SourceURL") -> str | None:
         """The URL option that would turn TLS on, when the URL names a plain (http) connection
         to another machine without `?insecure=1`: a secret is then refused

@@ -184,6 +184,9 @@ def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIA
     if credentials.present:
         refuse_plain_transport(u, credentials.origin)
     if must_exist and cls.storage_absent(u):
+        validate = getattr(cls, "validate_url", None)
+        if validate is not None:
+            validate(u)                       # a bad URL is a usage error first
         from ..errors import SourceError
         raise SourceError(f"no {descriptor_of(u).name} database at {u.redacted()}: nothing to read "
                           "(and nothing was created)")

@@ -89,10 +89,16 @@ class ChromaConnector(ConnectorBase):
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
+    def validate_url(cls, u: SourceURL) -> None:
         refuse_credentials(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_secret_params(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
+        if not u.host and (not u.path or not os.path.isabs(u.path)):
+            raise UsageError("embedded Chroma needs an absolute path: chroma:///abs/path/to/dir")
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
+        cls.validate_url(u)
         tenancy = {k: u.query[k] for k in ("tenant", "database") if u.query.get(k)}
         if not u.host:
             conn = cls._persistent(u.path, tenancy)

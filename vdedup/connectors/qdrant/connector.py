@@ -101,13 +101,25 @@ class QdrantConnector(ConnectorBase):
                 and not os.path.exists(os.path.join(u.path, "meta.json")))
 
     @classmethod
-    def _local(cls, u: SourceURL) -> "QdrantConnector":
+    def validate_url(cls, u: SourceURL) -> None:
+        refuse_credentials(u, "Qdrant", f"set {API_KEY_ENV} instead")
+        refuse_secret_params(u, "Qdrant", f"set {API_KEY_ENV} instead", containing=("key",))
+        if u.scheme == "qdrant+local":
+            cls._check_local(u)
+
+    @classmethod
+    def _check_local(cls, u: SourceURL) -> str:
         refuse_unknown_params(u, "Qdrant", LOCAL_QUERY_KEYS, u.scheme)
         if u.host:
             raise UsageError("qdrant+local takes a path, not a host: qdrant+local:///abs/path")
         path = u.path
         if not path or not os.path.isabs(path):
             raise UsageError("Qdrant local mode needs an absolute path: qdrant+local:///abs/path")
+        return path
+
+    @classmethod
+    def _local(cls, u: SourceURL) -> "QdrantConnector":
+        path = cls._check_local(u)
         if os.path.exists(path) and not os.path.isdir(path):
             raise UsageError(f"Qdrant path {path} is not a directory")
         from qdrant_client import QdrantClient
