@@ -115,9 +115,9 @@ class ConnectorBase:
         return None
 
     @classmethod
-    def plain_transport(cls, url: "SourceURL") -> str | None:
-        """The URL option that would turn TLS on, when the URL names a plain (http) connection
-        to another machine without `?insecure=1`: a secret is then refused
+    def plain_transport(cls, url: "SourceURL") -> tuple[str, str] | None:
+        """(host, the URL option that would turn TLS on) when the URL names a plain (http)
+        connection to another machine without `?insecure=1`: a secret is then refused
         (registry.open_connector). None when a secret sent there would not cross a network
         in clear text. Default: None (no network, or TLS always)."""
         return None

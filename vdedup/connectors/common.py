@@ -74,14 +74,14 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def plain_to_remote(u: SourceURL, secure: bool, tls_option: str) -> str | None:
-    """For a connector's `plain_transport`: `tls_option` (the URL option that turns TLS on)
-    when a secret sent to the URL's host would cross the network in clear text, i.e. the
-    connection is plain, the host is not this machine and the URL does not say
-    `?insecure=1`; None when it would not."""
+def plain_to_remote(u: SourceURL, secure: bool, tls_option: str) -> tuple[str, str] | None:
+    """For a connector's `plain_transport`: (the host, `tls_option`: the URL option that
+    turns TLS on) when a secret sent to the URL's host would cross the network in clear
+    text, i.e. the connection is plain, the host is not this machine and the URL does not
+    say `?insecure=1`; None when it would not."""
     if secure or is_loopback(u.host) or flag(u.query.get(INSECURE_KEY)):
         return None
-    return tls_option
+    return str(u.host), tls_option
 
 
 def refuse_namespace(namespace: str, message: str) -> None:

@@ -202,13 +202,18 @@ def refuse_plain_transport(url: str | SourceURL, origin: str = "the secret") -> 
     (the connector's `plain_transport`), unless the URL says `?insecure=1`. Called before any
     connection is made, and by `connect` before a secret is stored."""
     u = parse_url(url) if isinstance(url, str) else url
-    check = getattr(connector_class(descriptor_of(u)), "plain_transport", None)   # ConnectorBase has it
-    option = check(u) if check is not None else None
-    if option is None:
+    cls = connector_class(descriptor_of(u))
+    validate = getattr(cls, "validate_url", None)        # a bad URL is a usage error first
+    if validate is not None:
+        validate(u)
+    check = getattr(cls, "plain_transport", None)          # ConnectorBase has it
+    found = check(u) if check is not None else None
+    if found is None:
         return
+    host, option = found
     from ..errors import InsecureTransport
     raise InsecureTransport(
-        f"refusing to send the secret from {origin} to {u.host} over plain http: it would cross "
+        f"refusing to send the secret from {origin} to {host} over plain http: it would cross "
         "the network in clear text",
         hint=f"use TLS (add {option} to the URL), or add ?insecure=1 to the URL to send it anyway")
 

@@ -113,7 +113,7 @@ class ChromaConnector(ConnectorBase):
         return conn
 
     @classmethod
-    def plain_transport(cls, u: SourceURL) -> str | None:
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
         if not u.host:
             return None                       # embedded: no network
         return plain_to_remote(u, flag(u.query.get("ssl")), "?ssl=1")

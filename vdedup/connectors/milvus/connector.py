@@ -36,7 +36,7 @@ class MilvusConnector(ConnectorBase):
         self._only = collection
 
     @classmethod
-    def plain_transport(cls, u: SourceURL) -> str | None:
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
         return url_plain_transport(u)
 
     @classmethod

@@ -68,7 +68,7 @@ def parse(u: SourceURL) -> Address:
                    u.username)
 
 
-def plain_transport(u: SourceURL) -> str | None:
+def plain_transport(u: SourceURL) -> tuple[str, str] | None:
     """See ConnectorBase.plain_transport."""
     return plain_to_remote(u, flag(u.query.get("secure")), "?secure=1")
 

@@ -97,7 +97,7 @@ class PineconeConnector(ConnectorBase):
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def plain_transport(cls, u: SourceURL) -> str | None:
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
         """Pinecone itself is https only; a private deployment named by ?host= or ?controller=
         may be plain http."""
         if flag(u.query.get(INSECURE_KEY)):
@@ -105,11 +105,11 @@ class PineconeConnector(ConnectorBase):
         for key in ("host", "controller"):
             parts = urlsplit(u.query.get(key) or "")
             if parts.scheme == "http" and not is_loopback(parts.hostname):
-                return f"?{key}=https://..."
+                return parts.hostname or "?", f"?{key}=https://..."
         return None
 
     @classmethod
-    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
+    def validate_url(cls, u: SourceURL) -> None:
         refuse_credentials(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Pinecone", URL_QUERY_KEYS)
@@ -122,6 +122,11 @@ class PineconeConnector(ConnectorBase):
                              "digits and '-', starting and ending with a letter or digit")
         if u.query.get("host") and index is None:
             raise UsageError("?host= needs an index: pinecone://INDEX?host=URL")
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
+        cls.validate_url(u)
+        index = u.host or None
         key = credentials.secret or ""
         if not key.strip():
             raise UsageError(f"no Pinecone API key: set {KEY_ENV}, or store one with the "

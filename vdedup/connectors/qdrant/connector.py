@@ -89,7 +89,7 @@ class QdrantConnector(ConnectorBase):
         return cls._remote(u, credentials)
 
     @classmethod
-    def plain_transport(cls, u: SourceURL) -> str | None:
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
         if u.scheme != "qdrant":
             return None                       # local mode: no network
         return plain_to_remote(u, flag(u.query.get("https")), "?https=1")

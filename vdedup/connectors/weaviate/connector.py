@@ -131,7 +131,7 @@ class WeaviateConnector(ConnectorBase):
         return cls._connect(u.host, port, https, grpc_port, timeout, only, credentials)
 
     @classmethod
-    def plain_transport(cls, u: SourceURL) -> str | None:
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
         return plain_to_remote(u, flag(u.query.get("https")), "?https=1")
 
     @classmethod
