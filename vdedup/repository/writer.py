@@ -141,6 +141,14 @@ class Writer:
         entry["ordered"] = False
         return entry, stats
 
+    def write_rows(self, name: str, runs: Iterable[Cols], logical_bytes: int) -> dict[str, Any]:
+        """A namespace entry holding exactly these rows (runs in record-key order), written as
+        a new base (repair snapshots keeps the rows whose data is intact)."""
+        with TempRows(spool_dir()) as tmp:
+            entry, _ = manifest.write_namespace(self.repo, self._packer, name, tmp, None, logical_bytes,
+                                                manifest.sorted_runs(runs))
+        return entry
+
     # ---- blobs copied as they are (prune) -------------------------------------------------
     def copy_blob(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
         """Store a blob already verified against `blob_id` (repack)."""
@@ -194,7 +202,9 @@ def batch_rows(repo, batch: RecordBatch) -> RowBatch:
     """The manifest rows a backup would record for a batch of records (the same content
     ids), computed without storing anything: what an in-place restore compares the live
     records with before it asks to go ahead."""
-    enc = encode_batch(batch, repo.master.id_key)
+    enc = encode_batch(batch)
     n = len(batch)
-    return RowBatch(list(batch.ids), enc.vrefs, [meta_bytes(m) for m in (batch.metadata or [None] * n)],
+    raw = digests_inline(repo.master.id_key, enc.data, enc.offsets, enc.prefix)
+    vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
+    return RowBatch(list(batch.ids), vrefs, meta_bytes_many(batch.metadata or [None] * n),
                     list(batch.documents or [None] * n), list(batch.uris or [None] * n))
