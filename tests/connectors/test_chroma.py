@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-chromadb = pytest.importorskip("chromadb")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+chromadb = require_module("chromadb")
 from chromadb.config import Settings  # noqa: E402
 
 from vdedup.connectors import Credentials, open_connector, parse_url  # noqa: E402

@@ -1,4 +1,4 @@
-"""An emulator of Pinecone's REST API, API version 2026-07 (testing layer; not used by the engine).
+"""An emulator of Pinecone's REST API, API version 2026-07 (tests and benchmarks only; not part of the installed package).
 
 No Pinecone server runs outside Pinecone's cloud (Pinecone Local is a Docker image), so the
 connector is tested through the official `pinecone` SDK (10.x, which speaks 2026-07) against
