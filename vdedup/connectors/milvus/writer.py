@@ -13,6 +13,7 @@ from ...model import CollectionSchema, RecordBatch, RecordId
 from .layout import (DECIMAL_RE, ID_CLASH, N_ID, N_STATE, NEUTRAL_LAYOUT, create_neutral,
                      is_marker, neutral_plan, neutral_rows, partition_name)
 from .schema import DEFAULT_PARTITION, Field, create_native
+from .reader import UNPAGEABLE
 from .session import Session
 from .values import to_rows
 
@@ -59,6 +60,9 @@ def _check_id_kinds(s: Session, collection: str, fields: list[Field],
 def write(s: Session, collection: str, batch: RecordBatch) -> None:
     if not len(batch):
         return
+    if any(isinstance(i, str) and any(c in i for c in UNPAGEABLE) for i in batch.ids):
+        raise UsageError("Milvus cannot hold string ids with a quote or backslash exactly: "
+                         "pymilvus's query iterator could not read them back (see reader.py)")
     fields = s.fields(collection)
     marker = s.marker(collection)
     if marker is not None:
