@@ -15,7 +15,8 @@ chromadb = require_module("chromadb")
 from chromadb.config import Settings  # noqa: E402
 
 from vdedup.connectors import Credentials, open_connector, parse_url  # noqa: E402
-from vdedup.connectors.chroma.connector import ChromaConnector, _space  # noqa: E402
+from vdedup.connectors.chroma.connector import ChromaConnector  # noqa: E402
+from vdedup.connectors.chroma.schema import space_of as _space  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric, RecordBatch, VectorField  # noqa: E402
 
