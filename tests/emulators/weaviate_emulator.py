@@ -37,6 +37,9 @@ next matching requests with that status (429 carries `Retry-After`), or delays t
 
     with WeaviateEmulator(api_keys=["k"]) as wv:
         ...   # wv.host, wv.port, wv.url
+
+One file of about 850 lines on purpose: it is read side by side with the OpenAPI document it
+follows, endpoint by endpoint.
 """
 from __future__ import annotations
 
