@@ -67,6 +67,7 @@ class Target:
     (host, port) the proxy forwards to: None for embedded storage, which has no connection.
     refused(): a URL and credentials the server refuses, or None with `unenforced` saying
     why the test server cannot refuse any (checked by the case, so it fails when that changes).
+    cleanup: what the target's fixture undoes afterwards (e.g. a pg_hba rule refused() added).
     """
     name: str
     url: Callable[[str, Metric], str]
@@ -76,7 +77,6 @@ class Target:
     upstream: Callable[[str], tuple[str, int]] | None = None
     refused: Callable[[], tuple[str, Credentials]] | None = None
     unenforced: str = ""
-    settle_namespaces: bool = True
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
     def open(self, collection: str, metric: Metric = Metric.DOT) -> Connector:
@@ -494,7 +494,8 @@ def check_namespaces(target: Target) -> None:
         if not caps.ids_per_namespace:             # writing an id of alpha into beta moves it
             a, b = NAMESPACES[:2]
             write(conn, name, per_ns[a][:1], b)
-            conn.settle(name, a), conn.settle(name, b)
+            conn.settle(name, a)
+            conn.settle(name, b)
             assert conn.count(name, a) == len(per_ns[a]) - 1
             assert conn.count(name, b) == len(per_ns[b]) + 1
     finally:

@@ -20,7 +20,6 @@ from vdtest import require_module
 
 from contract import CASES, Target
 from vdedup.connectors import Credentials
-from vdedup.model import Metric
 
 TARGETS = ["files", "chroma-embedded", "chroma-server", "pgvector", "milvus", "qdrant-local",
            "qdrant-rest", "pinecone", "weaviate"]
