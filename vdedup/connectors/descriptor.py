@@ -57,7 +57,7 @@ class Capabilities:
     ascii_ids: bool = False              # string ids must be ASCII (Pinecone)
     id_forbidden_chars: str = ""         # characters a string id cannot hold there
     ids_per_namespace: bool = True       # one id may be in several namespaces (Milvus: no, a
-                                         # key is collection-wide; writing it moves it)
+                                         # key is collection-wide; such a write is refused)
 
     def metric_name(self, metric: Metric) -> str:
         """The provider's name for a metric (e.g. Milvus "IP" for dot), else the neutral one."""

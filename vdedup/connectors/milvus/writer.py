@@ -57,6 +57,26 @@ def _check_id_kinds(s: Session, collection: str, fields: list[Field],
         if bool((r.get(N_STATE) or {}).get("int_id")) != kinds.get(str(r[N_ID])):
             raise UsageError(ID_CLASH)
 
+def _check_other_partitions(s: Session, collection: str, partition: str,
+                            rows: list[dict[str, Any]]) -> None:
+    """A Milvus key is collection-wide: upserting an id another partition holds moves it, and
+    the other namespace's record is lost. Namespaces that share ids (Pinecone namespaces,
+    Weaviate tenants) are refused instead, at the first batch that would move one."""
+    with s.errors("list partitions", collection):
+        others = [p for p in s.client.list_partitions(collection) if p != partition]
+    if not others:
+        return
+    s.load(collection)
+    with s.errors("look up ids", collection, data=True):
+        found = s.client.query(collection, ids=[r[N_ID] for r in rows], output_fields=[N_ID],
+                               partition_names=others, consistency_level="Strong")
+    if found:
+        raise UsageError(f"{len(found)} record id(s) of this batch are already in another "
+                         f"namespace of Milvus collection {collection!r}: a Milvus key is "
+                         "collection-wide, so writing them would move them out of that namespace "
+                         "(restore the namespaces into separate collections)")
+
+
 def write(s: Session, collection: str, batch: RecordBatch) -> None:
     if not len(batch):
         return
@@ -69,6 +89,7 @@ def write(s: Session, collection: str, batch: RecordBatch) -> None:
         rows = neutral_rows(batch, fields, marker)
         partition = partition_name(batch.namespace)
         _check_id_kinds(s, collection, fields, rows)
+        _check_other_partitions(s, collection, partition, rows)
     else:
         rows = to_rows(batch, fields, s.dynamic(collection))
         partition = "" if s.partition_key(collection) else batch.namespace
