@@ -233,7 +233,7 @@ PC_KEY = "pc-discovery-key-0123456789abcdef"
 @pytest.fixture
 def pinecone_emu(monkeypatch):
     pytest.importorskip("pinecone")
-    from vdedup.testing.pinecone_emulator import PineconeEmulator
+    from emulators.pinecone_emulator import PineconeEmulator
     with PineconeEmulator(PC_KEY) as emu:
         monkeypatch.setenv("PINECONE_CONTROLLER_HOST", emu.url)
         monkeypatch.delenv("PINECONE_API_KEY", raising=False)
@@ -314,7 +314,7 @@ def test_weaviate_classes_and_tenants(monkeypatch):
     pytest.importorskip("weaviate")
     from test_weaviate import KEY, N_NOTES, PER_TENANT, TENANTS, seed
     from vdedup.connectors.weaviate import connector as wvconn
-    from vdedup.testing.weaviate_emulator import WeaviateEmulator
+    from emulators.weaviate_emulator import WeaviateEmulator
     monkeypatch.setattr(wvconn, "BACKOFF", 0.01)
     with WeaviateEmulator(api_keys=[KEY]) as emu:
         seed(emu)

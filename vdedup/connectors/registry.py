@@ -137,13 +137,14 @@ def canonical_provider(name: str) -> str:
 def capabilities(provider: str) -> Capabilities:
     """What the provider can hold, for the translation planner (no SDK imported)."""
     d = _find(provider)
-    if d is None or d.capabilities is None:
+    if d is None or d.capabilities is None or not d.capabilities.translation_target:
         raise UsageError(f"no translation rules for provider {provider!r}")
     return d.capabilities
 
 
 def all_capabilities() -> dict[str, Capabilities]:
-    return {d.name: d.capabilities for d in descriptors() if d.capabilities is not None}
+    return {d.name: d.capabilities for d in descriptors()
+            if d.capabilities is not None and d.capabilities.translation_target}
 
 
 def connector_class(d: Descriptor) -> type:

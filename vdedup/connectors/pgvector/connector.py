@@ -108,7 +108,9 @@ class PgvectorConnector(ConnectorBase):
             conn = psycopg.connect(autocommit=True, **params)
             conn.execute("SET TIME ZONE 'UTC'")
         except Exception as e:
-            raise SourceError(f"cannot connect to PostgreSQL at {where}: {_detail(e)}") from e
+            refused = "authentication failed" in str(e) or getattr(e, "sqlstate", None) in ("28P01", "28000")
+            said = f" (the password from {credentials.origin})" if refused and credentials.present else ""
+            raise SourceError(f"cannot connect to PostgreSQL at {where}: {_detail(e)}{said}") from e
         table = u.query.get("table") or None
         return cls(conn, where, table)
 
