@@ -142,6 +142,12 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                 prev_ns = None
                 if prev_coll:
                     prev_ns = next((n for n in prev_coll["namespaces"] if n["name"] == ns), None)
+                if prev_ns is not None:
+                    why = repo.manifest_problem(prev_ns)
+                    if why is not None:        # lost data: diff against nothing, store it whole again
+                        repo.warn(f"snapshot {parent.short_id} cannot be the parent of a namespace ({why}); "  # type: ignore[union-attr]
+                                  f"its manifest is written whole")
+                        prev_ns = None
                 label = schema.name + (f"/{ns}" if ns else "")
                 entry, st, new_blobs, observed = _backup_namespace(
                     writer, connector, schema.name, ns, prev_ns, observed, reporter, batch_size, label)

@@ -135,6 +135,14 @@ class Writer:
         entry["ordered"] = False
         return entry, stats
 
+    def write_rows(self, name: str, runs: Iterable[Cols], logical_bytes: int) -> dict[str, Any]:
+        """A namespace entry holding exactly these rows (runs in record-key order), written as
+        a new base (repair snapshots keeps the rows whose data is intact)."""
+        with TempRows(spool_dir()) as tmp:
+            entry, _ = manifest.write_namespace(self.repo, self._packer, name, tmp, None, logical_bytes,
+                                                manifest.sorted_runs(runs))
+        return entry
+
     # ---- blobs copied as they are (prune) -------------------------------------------------
     def copy_blob(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:
         """Store a blob already verified against `blob_id` (repack)."""

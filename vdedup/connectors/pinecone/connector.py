@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import contextlib
+import dataclasses
 import os
 import random
 import re
@@ -43,8 +44,8 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
-                     SparseField, SparseVector, VectorField)
+from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, RecordBatch, RecordId,
+                     SparseColumn, SparseField, SparseVector, VectorField)
 from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
@@ -267,6 +268,37 @@ class PineconeConnector(ConnectorBase):
                              np.asarray(r.sparse_values.values, dtype=np.float64).astype(np.float32))
                 for r in rows])
         return batch
+
+    def discover(self) -> list[DiscoveredIndex]:
+        """Every index with its counts per namespace: the index list already holds each
+        schema and host, and one describe_index_stats per index gives every namespace's
+        count (the default discover() would ask for the stats once per namespace)."""
+        if self._index is not None:
+            models = [self._model(self._index)]
+        else:
+            models = self._call(lambda: list(self._live().indexes.list()), "list indexes")
+        found = []
+        for model in sorted(models, key=lambda m: m.name):
+            name, info = model.name, index_info(model)
+            fields = info["schema"].get("fields") or {}
+            dense = fields.get(DENSE_FIELD) or {}
+            dims = int(dense["dimension"]) if dense.get("dimension") else None
+            metric = METRIC_FROM.get(dense.get("metric") or "dotproduct")
+            entry = DiscoveredIndex(self.descriptor.name, name, None, dims,
+                                    metric.value if metric is not None else None)
+            try:
+                refuse_pod(name, info)
+                vector_index_only(name, fields)
+                if model.host:
+                    self._hosts.setdefault(name, model.host)
+                spaces = self._stats(name).namespaces
+            except VdedupError as e:
+                found.append(dataclasses.replace(entry, problem=e.message))
+                continue
+            counts = {ns_name(n): int(s.vector_count) for n, s in spaces.items()}
+            found.append(dataclasses.replace(entry, count=sum(counts.values()),
+                                             namespaces=tuple(sorted(counts)) or ("",)))
+        return found
 
     def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
               vector_name: str = "") -> list[RecordId]:

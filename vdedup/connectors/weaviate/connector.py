@@ -50,12 +50,13 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
+from ...model import CollectionSchema, DiscoveredIndex, IdType, MetadataField, RecordBatch, RecordId
 from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
+from .discovery import one_object, with_dims
 from .layout import Layout
 from .schema import (PRIMITIVE_TYPES, TYPE_NAMES, class_for, multi_tenant, property_types,
                      vector_fields)
@@ -210,6 +211,11 @@ class WeaviateConnector(ConnectorBase):
             vectors=vector_fields(cls), metadata_fields=tuple(fields), namespaces=namespaces,
             options={"description": cls.get("description")},
             extras={"class": cls, "tenants": tenants})
+
+    def discover(self) -> list[DiscoveredIndex]:
+        """The default, with the dimensions the schema does not hold (weaviate/discovery.py)."""
+        fetch = one_object(self._rest)
+        return [d if d.problem else with_dims(d, self._class(d.name), fetch) for d in super().discover()]
 
     def count(self, collection: str, namespace: str = "") -> int:
         cls = self._class(collection)
