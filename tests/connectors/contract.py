@@ -453,10 +453,13 @@ def check_ids(target: Target) -> None:
             conn.settle(name, "")
             assert conn.count(name) == len(ids)
             assert_same(read_all(conn, name, batch_size=3), records)
-            for c in caps.id_forbidden_chars if id_type == IdType.STRING else "":
-                bad = build_records(caps, [f"id{c}x"], with_sparse=False)
-                with pytest.raises(VdedupError):     # refused, not stored inexactly
+            refused = [f"id{c}x" for c in caps.id_forbidden_chars]
+            refused += ["idü"] if caps.ascii_ids else []
+            for rid in refused if id_type == IdType.STRING else []:
+                bad = build_records(caps, [rid], with_sparse=False)
+                with pytest.raises(VdedupError) as e:     # refused, not stored inexactly
                     write(conn, name, bad)
+                assert rid not in str(e.value)            # and the id is not echoed
         finally:
             conn.close()
 
