@@ -15,7 +15,7 @@ import pytest
 
 from test_assets import (PC_SECRET, Cli, assert_secret_absent, pinecone_asset_index, proc_env,
                          read_pinecone)
-from vdedup.testing.pinecone_emulator import PineconeEmulator
+from emulators.pinecone_emulator import PineconeEmulator
 
 N = 30          # records per namespace; each index has two namespaces
 

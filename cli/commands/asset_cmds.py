@@ -18,9 +18,10 @@ from rich.table import Table
 from vdedup.assets.store import (ASSET_TYPE, Asset, AssetExists, AssetNotFound, AssetStore, check_name,
                                  mask, normalize_provider, secret_env_for)
 from vdedup.connectors import lookup, parse_url
+from vdedup.connectors.registry import refuse_plain_transport
 from vdedup.connectors.url import SECRET_KEYS
 from vdedup.engine.discovery import discover
-from vdedup.errors import SourceError, UsageError
+from vdedup.errors import SourceError, UsageError, remember_secret
 
 from ..app import app
 from ..context import AUDIT, open_repository
@@ -45,6 +46,13 @@ def _ask(prompt: str) -> str:
 def read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
                 no_secret: bool, default_none: bool = False, provider: str | None = None) -> str | None:
     """The secret from exactly one place; None with --no-secret (or when none is needed)."""
+    value = _read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none, provider)
+    remember_secret(value)                   # never in an error message (errors.scrub)
+    return value
+
+
+def _read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
+                 no_secret: bool, default_none: bool = False, provider: str | None = None) -> str | None:
     chosen = sum(bool(x) for x in (secret_stdin, secret_env, no_secret))
     if chosen > 1:
         raise UsageError("give at most one of --secret-stdin, --secret-env, --no-secret")
@@ -156,6 +164,8 @@ def connect_asset(provider: str, name: str | None, url: str | None, collections:
         embedded = provider in ("chroma", "qdrant") and parse_url(stored_url).host is None
         secret = read_secret(name, secret_env_for(provider), secret_stdin, secret_env, no_secret,
                              default_none=embedded, provider=provider)
+        if secret:                    # a secret that would later go out in clear text: not stored
+            refuse_plain_transport(stored_url, "this asset")
         try:
             if tty and not collections and not secret_stdin:
                 collections = pick_collections(stored_url, secret)
@@ -303,6 +313,8 @@ def assets_rotate(
         asset = store.get(name)
         secret = read_secret(name, asset.secret_env, secret_stdin, secret_env, no_secret,
                              provider=asset.provider)
+        if secret:                    # a secret that would go out in clear text: not stored
+            refuse_plain_transport(asset.url, "this asset")
         store.rotate(name, secret)
         del secret
     finally:

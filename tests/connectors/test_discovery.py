@@ -16,7 +16,7 @@ import pytest
 from vdedup.engine.discovery import discover
 from vdedup.errors import SourceError, UsageError
 from vdedup.model import DiscoveredIndex
-from vdtest import vdedup, vdedup_proc
+from vdtest import require_module, vdedup, vdedup_proc
 
 
 def by_name(found: list[DiscoveredIndex]) -> dict[str, DiscoveredIndex]:
@@ -75,7 +75,7 @@ CHROMA_EXPECTED = {"cos-docs": (40, 8, "cosine", ("",), None),
 
 
 def test_chroma_embedded(chroma_dir: Path, tmp_path: Path, capsys):
-    chromadb = pytest.importorskip("chromadb")
+    chromadb = require_module("chromadb")
     from chromadb.config import Settings
     client = chromadb.PersistentClient(path=str(chroma_dir), settings=Settings(anonymized_telemetry=False))
     chroma_seed(client)
@@ -90,7 +90,7 @@ def test_chroma_embedded(chroma_dir: Path, tmp_path: Path, capsys):
 
 
 def test_chroma_server(chroma_server, capsys):
-    chromadb = pytest.importorskip("chromadb")
+    chromadb = require_module("chromadb")
     client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port)
     chroma_seed(client)
     found = discover(chroma_server.url)
@@ -109,7 +109,7 @@ def test_chroma_server(chroma_server, capsys):
 
 
 def test_pgvector_tables_with_a_vector_column(capsys):
-    pytest.importorskip("psycopg")
+    require_module("psycopg")
     from pg_fixtures import connect, fresh_database, url
     with fresh_database("vdedup_disc") as db:
         with connect(db) as conn:
@@ -142,7 +142,7 @@ def test_pgvector_tables_with_a_vector_column(capsys):
 
 
 def test_milvus_collections_and_partitions():
-    pytest.importorskip("pymilvus")
+    require_module("pymilvus")
     uri = os.environ.get("VDEDUP_TEST_MILVUS_URI")
     if not uri:
         pytest.fail("VDEDUP_TEST_MILVUS_URI is not set: start the servers with `bash scripts/servers.sh start`")
@@ -196,7 +196,7 @@ def qdrant_seed(client: Any) -> None:
 
 
 def test_qdrant_local(tmp_path):
-    pytest.importorskip("qdrant_client")
+    require_module("qdrant_client")
     from qdrant_client import QdrantClient
     path = tmp_path / "qdrant"
     client = QdrantClient(path=str(path))
@@ -211,7 +211,7 @@ def test_qdrant_local(tmp_path):
 
 
 def test_qdrant_server_with_an_api_key():
-    pytest.importorskip("qdrant_client")
+    require_module("qdrant_client")
     from qdrant_rest_bridge import RestBridge        # the connector's real REST client talks to it
     with RestBridge(api_key="qd-key-0123456789") as bridge:
         qdrant_seed(bridge.bridge.client)
@@ -232,8 +232,8 @@ PC_KEY = "pc-discovery-key-0123456789abcdef"
 
 @pytest.fixture
 def pinecone_emu(monkeypatch):
-    pytest.importorskip("pinecone")
-    from vdedup.testing.pinecone_emulator import PineconeEmulator
+    require_module("pinecone")
+    from emulators.pinecone_emulator import PineconeEmulator
     with PineconeEmulator(PC_KEY) as emu:
         monkeypatch.setenv("PINECONE_CONTROLLER_HOST", emu.url)
         monkeypatch.delenv("PINECONE_API_KEY", raising=False)
@@ -311,10 +311,10 @@ def test_pinecone_wrong_key_and_bad_urls(pinecone_emu, monkeypatch):
 
 
 def test_weaviate_classes_and_tenants(monkeypatch):
-    pytest.importorskip("weaviate")
+    require_module("weaviate")
     from test_weaviate import KEY, N_NOTES, PER_TENANT, TENANTS, seed
     from vdedup.connectors.weaviate import connector as wvconn
-    from vdedup.testing.weaviate_emulator import WeaviateEmulator
+    from emulators.weaviate_emulator import WeaviateEmulator
     monkeypatch.setattr(wvconn, "BACKOFF", 0.01)
     with WeaviateEmulator(api_keys=[KEY]) as emu:
         seed(emu)

@@ -39,6 +39,7 @@ from .workers import resolve_workers
 
 DEFAULT_MAX_UNUSED = "5%"
 DEFAULT_KEEP_UNINDEXED = 3600.0
+STALE_TEMPORARY = 3600.0        # seconds: a `.tmp-*` file older than this is left by a dead save
 INDEX_PACKS_PER_FILE = 2000
 
 
@@ -128,6 +129,8 @@ class PruneResult:
     blobs_repacked: int = 0
     unindexed_deleted: int = 0
     unindexed_kept: int = 0
+    temporaries_removed: int = 0   # `.tmp-*` files of saves that never finished (local storage)
+    temporary_bytes_removed: int = 0
     packs_written: int = 0
     index_files_written: int = 0
     index_files_deleted: int = 0
@@ -164,6 +167,9 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
     lock = repo.lock(exclusive=not dry_run, operation="prune")
     try:
         repo.sync_index()
+        if not dry_run:
+            result.temporaries_removed, result.temporary_bytes_removed = \
+                repo.remove_stale_temporaries(STALE_TEMPORARY)
         snaps = repo.list_snapshots(strict=True)    # an unreadable snapshot may need any pack
         result.snapshots = len(snaps)
         stored, _ = repo.list_packs()

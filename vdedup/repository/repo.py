@@ -263,6 +263,13 @@ class Repository:
         except ObjectNotFound:
             pass
 
+    def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
+        """Temporary files of saves that never finished (a killed process, a full disk),
+        older than `older_than` seconds: (files, bytes) removed. Backends that write no
+        temporary files (S3, memory) have none."""
+        remove = getattr(self.backend, "remove_stale_temporaries", None)
+        return remove(older_than) if remove is not None else (0, 0)
+
     def verify_packs(self, names: Iterable[str], indexed: dict[bytes, list[packfmt.BlockInfo]],
                      workers: int = 1) -> Iterator[tuple[str, packs.PackCheck]]:
         """Read packs whole and verify them against the index (check --read-data), `workers`

@@ -40,13 +40,15 @@ import re
 import time
 from collections import deque
 from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, RecordBatch, RecordId,
                      SparseColumn, SparseField, SparseVector, VectorField)
-from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..common import (INSECURE_KEY, error_detail, flag, is_loopback, refuse_credentials, refuse_secret_params,
+                      refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
@@ -60,7 +62,7 @@ T = TypeVar("T")
 
 KEY_ENV = DESCRIPTOR.secret_env[0]
 CONTROLLER_ENV = "PINECONE_CONTROLLER_HOST"
-URL_QUERY_KEYS = {"host", "controller"}
+URL_QUERY_KEYS = {"host", "controller", INSECURE_KEY}
 
 
 LIST_LIMIT = 100                 # ids per list page (the API's default and maximum)
@@ -96,7 +98,19 @@ class PineconeConnector(ConnectorBase):
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        """Pinecone itself is https only; a private deployment named by ?host= or ?controller=
+        may be plain http."""
+        if flag(u.query.get(INSECURE_KEY)):
+            return None
+        for key in ("host", "controller"):
+            parts = urlsplit(u.query.get(key) or "")
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                return parts.hostname or "?", f"?{key}=https://..."
+        return None
+
+    @classmethod
+    def validate_url(cls, u: SourceURL) -> None:
         refuse_credentials(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Pinecone", URL_QUERY_KEYS)
@@ -109,6 +123,11 @@ class PineconeConnector(ConnectorBase):
                              "digits and '-', starting and ending with a letter or digit")
         if u.query.get("host") and index is None:
             raise UsageError("?host= needs an index: pinecone://INDEX?host=URL")
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
+        cls.validate_url(u)
+        index = u.host or None
         key = credentials.secret or ""
         if not key.strip():
             raise UsageError(f"no Pinecone API key: set {KEY_ENV}, or store one with the "

@@ -51,7 +51,8 @@ import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, DiscoveredIndex, IdType, MetadataField, RecordBatch, RecordId
-from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..common import (INSECURE_KEY, flag, plain_to_remote, refuse_credentials, refuse_secret_params,
+                      refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
@@ -65,7 +66,7 @@ from .values import object_id, to_object, to_record
 KEY_ENV = DESCRIPTOR.secret_env[0]
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 50051
-URL_QUERY_KEYS = {"https", "grpc_port", "timeout"}
+URL_QUERY_KEYS = {"https", "grpc_port", "timeout", INSECURE_KEY}
 CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 MAX_LIMIT = 10000            # the server's default QUERY_MAXIMUM_RESULTS
 WRITE_CHUNK = 200            # objects per POST /v1/batch/objects
@@ -129,6 +130,10 @@ class WeaviateConnector(ConnectorBase):
         if grpc_port == port:     # the client insists they differ; its gRPC port is never used
             grpc_port = port + 1 if port < 65535 else port - 1
         return cls._connect(u.host, port, https, grpc_port, timeout, only, credentials)
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        return plain_to_remote(u, flag(u.query.get("https")), "?https=1")
 
     @classmethod
     def _connect(cls, host: str, port: int, https: bool, grpc_port: int, timeout: float,
