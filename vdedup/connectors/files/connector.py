@@ -217,10 +217,11 @@ class FilesConnector(ConnectorBase):
         def batch() -> RecordBatch:
             a = pos - len(ids)
             vf.seek(offset + a * row_bytes)
-            raw = vf.read((pos - a) * row_bytes)
-            if len(raw) != (pos - a) * row_bytes:
+            dense = np.empty((pos - a, dim), dtype=stored)     # read straight into the batch's matrix
+            if vf.readinto(dense.reshape(-1).view(np.uint8)) != (pos - a) * row_bytes:
                 raise SourceError(f"{VECTORS_FILE} is shorter than its header says")
-            dense = np.frombuffer(raw, dtype=stored).reshape(pos - a, dim).astype(native)
+            if stored != native:
+                dense = dense.astype(native)
             out = RecordBatch(ids=list(ids), dense={"": dense}, metadata=list(metas),
                               documents=list(docs) if any(d is not None for d in docs) else None,
                               uris=list(uris) if any(u is not None for u in uris) else None)
