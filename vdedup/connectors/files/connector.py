@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from itertools import repeat
 from typing import Any, Iterator
 
 import numpy as np
@@ -68,18 +69,20 @@ def _no_constants(name: str) -> Any:
 _SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once   # built once, not per line
 def _line_encoder():
     """json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False), with the C
-    encoder built once instead of for every line."""
+    encoder built once instead of for every line; and the same for a whole column of values
+    at once (a list of texts, one C call per value and no Python frame)."""
     c_make = getattr(json.encoder, "c_make_encoder", None)
     if c_make is None:
-        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        one = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        return one, lambda values: list(map(one, values))
 
     def no_default(v: Any) -> Any:
         raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
     enc = c_make(None, no_default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
-    return lambda obj: "".join(enc(obj, 0))
+    return (lambda obj: "".join(enc(obj, 0))), (lambda values: list(map("".join, map(enc, values, repeat(0)))))
 
 
-_ENCODE = _line_encoder()
+_ENCODE, _ENCODE_COLUMN = _line_encoder()
 
 
 def _plain_dense(batch: RecordBatch, dim: int) -> bool:
@@ -318,20 +321,26 @@ class FilesConnector(ConnectorBase):
         n = len(batch.ids)
         metas = batch.metadata or [None] * n
         docs, uris = batch.documents, batch.uris
-        lines = []
         try:
-            for i, (rid, meta) in enumerate(zip(batch.ids, metas)):
-                line: dict[str, Any] = {"id": rid, "metadata": meta}
-                if docs is not None and docs[i] is not None:
-                    line["document"] = docs[i]
-                if uris is not None and uris[i] is not None:
-                    line["uri"] = uris[i]
-                lines.append(_ENCODE(line))
+            # each line is {"id":..,"metadata":..} (keys sorted, "document" first and "uri" last
+            # when present): the columns are encoded whole and the lines put together from them
+            ids, mtexts = _ENCODE_COLUMN(batch.ids), _ENCODE_COLUMN(metas)
+            if docs is None and uris is None:
+                lines = list(map('{"id":%s,"metadata":%s}'.__mod__, zip(ids, mtexts)))
+            else:
+                dtexts = _ENCODE_COLUMN(docs or [None] * n)
+                utexts = _ENCODE_COLUMN(uris or [None] * n)
+                lines = [("" if d is None else '"document":' + dt + ",") + '"id":' + i + ',"metadata":' + m
+                         + ("" if u is None else ',"uri":' + ut)
+                         for i, m, d, dt, u, ut in zip(ids, mtexts, docs or [None] * n, dtexts,
+                                                       uris or [None] * n, utexts)]
+                lines = ["{" + x + "}" for x in lines]
         except (TypeError, ValueError) as e:
             raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
         try:
             w["vec"].write(memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B"))
-            w["rec"].write("".join(x + "\n" for x in lines))
+            if lines:
+                w["rec"].write("\n".join(lines) + "\n")
         except OSError as e:
             raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
         w["rows"] += n
