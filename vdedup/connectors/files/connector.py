@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import struct
+import threading
 from itertools import repeat
 from typing import Any, Iterator
 
@@ -281,7 +283,8 @@ class FilesConnector(ConnectorBase):
         except OSError as e:
             raise SourceError(f"cannot write an export in {self._path} ({type(e).__name__})") from e
         self._name = name
-        self._writing = {"vec": vec, "rec": rec, "dtype": dtype, "dim": int(v.dim), "rows": 0}
+        self._writing = {"vec": vec, "rec": rec, "dtype": dtype, "dim": int(v.dim), "rows": 0,
+                         "out": _Output(self._path)}
 
     def write(self, collection: str, batch: RecordBatch) -> None:
         w = self._writing
@@ -307,12 +310,8 @@ class FilesConnector(ConnectorBase):
                 lines.append(_ENCODE(line))
             except (TypeError, ValueError) as e:
                 raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
-        try:
-            if rows:
-                w["vec"].write(np.stack(rows).tobytes())
-            w["rec"].write("".join(x + "\n" for x in lines))
-        except OSError as e:
-            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["out"].put([(w["vec"], np.stack(rows).tobytes() if rows else b""),
+                      (w["rec"], "".join(x + "\n" for x in lines))])
         w["rows"] += len(rows)
 
     def _write_plain(self, batch: RecordBatch) -> None:
@@ -337,12 +336,8 @@ class FilesConnector(ConnectorBase):
                 lines = ["{" + x + "}" for x in lines]
         except (TypeError, ValueError) as e:
             raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
-        try:
-            w["vec"].write(memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B"))
-            if lines:
-                w["rec"].write("\n".join(lines) + "\n")
-        except OSError as e:
-            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["out"].put([(w["vec"], memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B")),
+                      (w["rec"], "\n".join(lines) + "\n" if lines else "")])
         w["rows"] += n
 
     def finish(self, collection: str) -> None:
@@ -353,6 +348,7 @@ class FilesConnector(ConnectorBase):
         header = "{'descr': %r, 'fortran_order': False, 'shape': (%d, %d), }" % (
             np.lib.format.dtype_to_descr(w["dtype"]), w["rows"], w["dim"])
         body = header.ljust(HEADER_BYTES - 10 - 1) + "\n"
+        w["out"].close()                       # every batch written (or its error raised)
         try:
             w["vec"].seek(0)
             w["vec"].write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1"))
@@ -370,11 +366,63 @@ class FilesConnector(ConnectorBase):
 
     def close(self) -> None:
         if self._writing is not None:          # an unfinished restore: leave only .partial files
+            try:
+                self._writing["out"].close()
+            except SourceError:
+                pass
             for f in ("vec", "rec"):
                 self._writing[f].close()
             self._writing = None
 
 
+
+
+class _Output:
+    """Writes a restore's batches to the export's files on one thread of its own, in order,
+    while the caller reads and verifies the next ones (writing releases the interpreter's
+    lock). At most QUEUED batches wait; the first error stops the writing and is raised
+    by the next `put` or by `close`."""
+
+    QUEUED = 4
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._jobs: queue.Queue = queue.Queue(self.QUEUED)
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="vdedup-files-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    for f, data in job:
+                        if len(data):
+                            f.write(data)
+                except Exception as e:             # OSError mostly; any error ends the writing
+                    self._error = e
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+
+    def put(self, job: list[tuple[Any, Any]]) -> None:
+        """Queue writes of (file, bytes or text) pairs, done in this order after earlier ones."""
+        self._raise()
+        if not self._thread.is_alive():
+            raise SourceError(f"cannot write the export in {self._path} (writer stopped)")
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Wait until everything queued is written; raise the first error."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
 
 
 def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:
