@@ -10,14 +10,17 @@ from vdedup.assets.store import Asset, AssetStore
 from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.nightly import backup_assets
+from vdedup.engine.throttle import throttled
 from vdedup.errors import PartialFailure, UsageError, VdedupError
+from vdedup.ratelimit import Rate, parse_rate
 
 from ..app import app
 from ..context import AUDIT, open_repository
 from ..output import RichReporter, err, human_bytes, info, out, print_json
 
 
-def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: int, json_out: bool) -> None:
+def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: int, json_out: bool,
+                      rate: Rate | None = None) -> None:
     """Back up the chosen assets one after another; a failing one does not stop the others,
     and the run ends with PartialFailure (exit 3) naming the failed ones."""
     repo = open_repository()
@@ -27,7 +30,7 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
         if not assets:
             raise UsageError("no connected assets to back up (add one with 'vdedup connect')")
         with RichReporter(enabled=not json_out) as reporter:
-            outcomes = backup_assets(repo, store, assets, reporter, batch_size)
+            outcomes = backup_assets(repo, store, assets, reporter, batch_size, rate)
     finally:
         repo.close()
     for o in outcomes:
@@ -45,6 +48,8 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
         for o in outcomes:
             if o.ok:
                 extra = f", forgot {len(o.forgotten)} old snapshot(s)" if o.forgotten else ""
+                dups = o.to_dict()["duplicates"]
+                extra += f", {dups} repeated id(s): the last record of each kept" if dups else ""
                 out.print(f"{o.asset}: snapshot {o.snapshot_id[:8]} saved ({o.records} records, "
                           f"{human_bytes(o.bytes_added)} added{extra})", markup=False)
             elif len(outcomes) > 1:
@@ -74,11 +79,15 @@ def backup(
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records read per request."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
                                           help="Threads and processes to use (default: the machine's cores)."),
+    limit_rate: Optional[str] = typer.Option(None, "--limit-rate",
+                                             help="Read the source no faster than this: records (500r/s) "
+                                                  "or bytes (20MB/s) per second."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Back up a vector database into a new snapshot (only what changed is stored)."""
     if sum((source is not None, bool(asset), all_assets)) != 1:
         raise UsageError("give a SOURCE URL, --asset NAME or --all (exactly one)")
+    rate = parse_rate(limit_rate) if limit_rate else None
     if source is None:
         if collection or tag or workers:
             raise UsageError("--collection, --tag and --workers go with a SOURCE URL; a connected asset "
@@ -90,12 +99,13 @@ def backup(
 
         if len(names) == 1:
             AUDIT.note(asset=names[0])
-        run_asset_backups(choose, batch_size, json_out)
+        run_asset_backups(choose, batch_size, json_out, rate)
         return
     url = parse_url(source)
     repo = open_repository()
     try:
-        connector = open_connector(url, credentials_for(url, os.environ))   # the CLI is the edge
+        connector = throttled(open_connector(url, credentials_for(url, os.environ), must_exist=True),  # the CLI
+                              rate)                                                                # is the edge
         try:
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
@@ -111,5 +121,8 @@ def backup(
     s = result.stats
     info(f"records: {s['records']} ({s['added']} new, {s['changed']} changed, "
          f"{s['deleted']} deleted, {s['unchanged']} unchanged)")
+    if s.get("duplicates"):
+        err.print(f"vdedup: warning: {s['duplicates']} record(s) repeated an id already read from the "
+                  "source; the last record read with each id was kept", markup=False)
     info(f"added to the repository: {human_bytes(result.bytes_added)} in {result.seconds:.1f} s")
     out.print(f"snapshot {result.snapshot.short_id} saved")

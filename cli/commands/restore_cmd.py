@@ -13,9 +13,11 @@ from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.restore import (Selection, TranslationOptions, restore as run_restore, restore_in_place,
                                    target_name)
 from vdedup.engine.verify import VerifyOptions, verify as run_verify
+from vdedup.engine.throttle import throttled
 from vdedup.engine.where import parse_where
 from vdedup.errors import UsageError, VerificationFailed
 from vdedup.model import Metric
+from vdedup.ratelimit import parse_rate
 from vdedup.repository.snapshot import newest_at_or_before
 
 from ..app import app
@@ -137,6 +139,9 @@ def restore(
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records written per request."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
                                           help="Threads and processes to use (default: the machine's cores)."),
+    limit_rate: Optional[str] = typer.Option(None, "--limit-rate",
+                                             help="Write to the target no faster than this: records (500r/s) "
+                                                  "or bytes (20MB/s) per second."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Restore a snapshot: into new collections (default), in place, or selectively."""
@@ -149,6 +154,7 @@ def restore(
     except ValueError:
         raise UsageError(f"--metric: unknown metric {metric!r} "
                          f"({', '.join(m.value for m in Metric if m != Metric.UNKNOWN)})") from None
+    rate = parse_rate(limit_rate) if limit_rate else None
     translation = TranslationOptions(metric_value, vector, drop_sparse, allow_lossy, fold_namespaces, exact)
     selection = Selection(collection or None, namespace or None, _read_ids(ids) if ids else None,
                           parse_where(where) if where else None)
@@ -173,8 +179,8 @@ def restore(
         url = parse_url(target)
         # a target that does not exist yet is created by the first write, not by a dry run nor
         # by a restore refused for its arguments or its plan
-        connector = open_connector(url, credentials_for(url, os.environ),   # the CLI is the edge
-                                   read_only=dry_run, create_on_write=True)
+        connector = throttled(open_connector(url, credentials_for(url, os.environ),   # the CLI is the edge
+                                             read_only=dry_run, create_on_write=True), rate)
         report = None
         try:
             named = connector.url_collection

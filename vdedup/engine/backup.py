@@ -134,7 +134,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         schemas = [connector.describe(name) for name in names]   # fail early on a missing one
         snap = repo.new_snapshot(source, connector.provider, tags or [], parent.id if parent else None)
         totals = {"records": 0, "added": 0, "changed": 0, "deleted": 0, "unchanged": 0,
-                  "vector_blobs_new": 0}
+                  "vector_blobs_new": 0, "duplicates": 0}
         for schema in schemas:
             observed = _Observed()
             prev_coll = parent.collection(schema.name) if parent else None
@@ -143,6 +143,12 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                 prev_ns = None
                 if prev_coll:
                     prev_ns = next((n for n in prev_coll["namespaces"] if n["name"] == ns), None)
+                if prev_ns is not None:
+                    why = repo.manifest_problem(prev_ns)
+                    if why is not None:        # lost data: diff against nothing, store it whole again
+                        repo.warn(f"snapshot {parent.short_id} cannot be the parent of a namespace ({why}); "  # type: ignore[union-attr]
+                                  f"its manifest is written whole")
+                        prev_ns = None
                 label = schema.name + (f"/{ns}" if ns else "")
                 entry, st, new_blobs, observed = _backup_namespace(
                     writer, connector, schema.name, ns, prev_ns, observed, reporter, batch_size, label)
@@ -204,6 +210,7 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, ns: str, b
     (new_blobs[0] accumulates the vector blobs stored)."""
     def batches() -> Iterator[RecordBatch]:
         for batch in connector.scan(collection, ns, batch_size):
+            _refuse_empty_vectors(batch, collection)
             observed.see_batch(batch)
             yield batch
 
@@ -211,3 +218,13 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, ns: str, b
         new_blobs[0] += rows.new_blobs
         reporter.advance(len(rows))
         yield rows
+
+
+def _refuse_empty_vectors(batch: RecordBatch, collection: str) -> None:
+    """A vector of dimension 0 holds nothing a restore could write back: refused at backup
+    time, not found out on the day of the restore."""
+    for name, arr in batch.dense.items():
+        if arr.ndim == 2 and arr.shape[1] == 0 and arr.shape[0]:
+            which = f"vector {name!r}" if name else "its vectors"
+            raise SourceError(f"collection {collection}: {which} have dimension 0; such records "
+                              "cannot be restored, so they are not backed up")

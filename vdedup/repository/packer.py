@@ -125,6 +125,8 @@ class Packer:
         self._session_ids: set[bytes] = set()      # stored in this session, not indexed yet
         self._session_index = SessionIndex()        # indexed in this session, not in the cache yet
         self._lookups = 0
+        self._live: set[bytes] = set()              # packs the index names, seen to exist
+        self._gone: set[bytes] = set()              # ... seen to be missing
         self.bytes_written = 0
         self.blobs_written = 0
         self.raw_bytes_written = 0
@@ -164,7 +166,7 @@ class Packer:
         if self.copy_all:
             indexed = [False] * len(blob_ids)
         else:
-            indexed = self.repo.index.contains_many(blob_ids)
+            indexed = self._stored(self.repo.index.get_many(blob_ids))
             self._lookups += len(blob_ids)
             if self._lookups >= RELEASE_LOOKUPS:      # random look-ups make the whole map resident
                 self._lookups = 0
@@ -176,6 +178,29 @@ class Packer:
             if blob_id not in seen:
                 seen.add(blob_id)
                 out.append(i)
+        return out
+
+    def _stored(self, raws: list[bytes | None]) -> list[bool]:
+        """Which located blobs are really there: the index cache may name a pack that is gone
+        (deleted or lost since the cache was filled); such a blob is stored again, so that no
+        new snapshot references lost data (a warning names the pack)."""
+        out = []
+        for raw in raws:
+            if raw is None:
+                out.append(False)
+                continue
+            pack = bytes(raw[:32])
+            if pack in self._live:
+                out.append(True)
+            elif pack in self._gone or not self.repo.pack_present(pack):
+                if pack not in self._gone:
+                    self._gone.add(pack)
+                    self.repo.warn(f"pack {pack.hex()[:16]} is missing: the data it held is stored again "
+                                   f"(see 'vdedup check')")
+                out.append(False)
+            else:
+                self._live.add(pack)
+                out.append(True)
         return out
 
     def add_many(self, blob_type: BlobType, blob_ids: list[bytes], data_of: Callable[[int], bytes]) -> int:

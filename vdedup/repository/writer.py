@@ -115,7 +115,8 @@ class Writer:
         `ordered`: the rows arrive in record-key order and stream straight into the merge;
         at the first row out of order (or an id given twice) this raises Unsorted, having
         stored nothing but vector blobs. Otherwise the rows are spooled and sorted first
-        (a repeated id: the last one wins) and the entry says `"ordered": false`."""
+        (a repeated id: the last one given wins, and the stats count the extra ones as
+        `duplicates`) and the entry says `"ordered": false`."""
         logical = [0]
 
         def runs() -> Iterator[Cols]:
@@ -128,12 +129,25 @@ class Writer:
                 entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, 0,
                                                         manifest.sorted_runs(runs()))
                 entry["logical_bytes"] = logical[0]
+                stats["duplicates"] = 0             # a repeated id raised Unsorted
                 return entry, stats
+            given = 0
             for run in runs():
                 tmp.put_cols(run)
+                given += len(run)
+            duplicates = given - tmp.count()        # ids given more than once: the last one was kept
             entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, logical[0])
+        stats["duplicates"] = duplicates
         entry["ordered"] = False
         return entry, stats
+
+    def write_rows(self, name: str, runs: Iterable[Cols], logical_bytes: int) -> dict[str, Any]:
+        """A namespace entry holding exactly these rows (runs in record-key order), written as
+        a new base (repair snapshots keeps the rows whose data is intact)."""
+        with TempRows(spool_dir()) as tmp:
+            entry, _ = manifest.write_namespace(self.repo, self._packer, name, tmp, None, logical_bytes,
+                                                manifest.sorted_runs(runs))
+        return entry
 
     # ---- blobs copied as they are (prune) -------------------------------------------------
     def copy_blob(self, blob_type: BlobType, data: bytes, blob_id: bytes) -> None:

@@ -153,6 +153,9 @@ class FilesConnector(ConnectorBase):
             raise SourceError(f"{vec} is not a readable .npy array ({type(e).__name__})") from e
         if arr.ndim != 2:
             raise SourceError(f"{vec} must be 2-D (records x dim), it has {arr.ndim} dimension(s)")
+        if arr.shape[1] == 0:
+            raise SourceError(f"{vec} holds vectors of dimension 0: there is nothing to back up "
+                              "and nothing a restore could write (export the vectors themselves)")
         if arr.dtype.name not in DTYPES:
             raise SourceError(f"{vec} has dtype {arr.dtype.name}; supported: {', '.join(DTYPES)}")
         return arr
@@ -271,14 +274,15 @@ class FilesConnector(ConnectorBase):
                 or schema.sparse:
             raise UsageError("a files export holds exactly one dense vector of known dimension per record")
         for f in (VECTORS_FILE, RECORDS_FILE):
-            if os.path.exists(os.path.join(self._path, f)):
+            if os.path.lexists(os.path.join(self._path, f)):
                 raise TargetNotEmpty(f"{self._path} already holds an export: restore into a new directory")
         v = schema.vectors[0]
         dtype = np.dtype(DTYPES.get(v.dtype, "") or "float32").newbyteorder("<")
         try:
-            os.makedirs(self._path, exist_ok=True)
-            vec = open(os.path.join(self._path, VECTORS_FILE + PARTIAL), "wb")
-            rec = open(os.path.join(self._path, RECORDS_FILE + PARTIAL), "w", encoding="utf-8")
+            os.makedirs(self._path, mode=0o700, exist_ok=True)
+            vec = os.fdopen(_create_private(os.path.join(self._path, VECTORS_FILE + PARTIAL)), "wb")
+            rec = os.fdopen(_create_private(os.path.join(self._path, RECORDS_FILE + PARTIAL)), "w",
+                            encoding="utf-8")
             vec.write(b"\0" * HEADER_BYTES)
         except OSError as e:
             raise SourceError(f"cannot write an export in {self._path} ({type(e).__name__})") from e
@@ -423,6 +427,18 @@ class _Output:
             self._jobs.put(None)
             self._thread.join()
         self._raise()
+
+
+def _create_private(path: str) -> int:
+    """A new file of mode 0600 at `path`, never through a link: whatever is there first (the
+    .partial file of an interrupted restore, or a symlink planted to make the restore write
+    elsewhere) is unlinked, not followed, and the file is created exclusively."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                   0o600)
 
 
 def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:

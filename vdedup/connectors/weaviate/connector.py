@@ -50,12 +50,14 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
-from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ...model import CollectionSchema, DiscoveredIndex, IdType, MetadataField, RecordBatch, RecordId
+from ..common import (INSECURE_KEY, flag, plain_to_remote, refuse_credentials, refuse_secret_params,
+                      refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
+from .discovery import one_object, with_dims
 from .layout import Layout
 from .schema import (PRIMITIVE_TYPES, TYPE_NAMES, class_for, multi_tenant, property_types,
                      vector_fields)
@@ -64,7 +66,7 @@ from .values import object_id, to_object, to_record
 KEY_ENV = DESCRIPTOR.secret_env[0]
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 50051
-URL_QUERY_KEYS = {"https", "grpc_port", "timeout"}
+URL_QUERY_KEYS = {"https", "grpc_port", "timeout", INSECURE_KEY}
 CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 MAX_LIMIT = 10000            # the server's default QUERY_MAXIMUM_RESULTS
 WRITE_CHUNK = 200            # objects per POST /v1/batch/objects
@@ -128,6 +130,10 @@ class WeaviateConnector(ConnectorBase):
         if grpc_port == port:     # the client insists they differ; its gRPC port is never used
             grpc_port = port + 1 if port < 65535 else port - 1
         return cls._connect(u.host, port, https, grpc_port, timeout, only, credentials)
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        return plain_to_remote(u, flag(u.query.get("https")), "?https=1")
 
     @classmethod
     def _connect(cls, host: str, port: int, https: bool, grpc_port: int, timeout: float,
@@ -210,6 +216,11 @@ class WeaviateConnector(ConnectorBase):
             vectors=vector_fields(cls), metadata_fields=tuple(fields), namespaces=namespaces,
             options={"description": cls.get("description")},
             extras={"class": cls, "tenants": tenants})
+
+    def discover(self) -> list[DiscoveredIndex]:
+        """The default, with the dimensions the schema does not hold (weaviate/discovery.py)."""
+        fetch = one_object(self._rest)
+        return [d if d.problem else with_dims(d, self._class(d.name), fetch) for d in super().discover()]
 
     def count(self, collection: str, namespace: str = "") -> int:
         cls = self._class(collection)
