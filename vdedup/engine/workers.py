@@ -43,7 +43,8 @@ def few_collections() -> Iterator[None]:
     Moving records allocates millions of short-lived dicts, lists and strings, which free
     themselves by reference counting; with the default thresholds the collector still walks
     the young ones every 700 allocations and, every hundred such walks, every object the
-    process holds (imports included): 15-25% of a nightly backup's CPU time at 200k records.
+    process holds (imports included): about a sixth of a nightly backup's CPU time at 200k
+    records (benchmarks/results/profile.md).
     Here the objects alive at the start are frozen (never walked again) and collections run
     about a hundred times less often. Nested and concurrent uses share one setting; the last
     one out restores the previous thresholds and unfreezes."""

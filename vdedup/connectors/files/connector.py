@@ -28,7 +28,10 @@ Why the code looks the way it does:
 - Restoring a snapshot of a files source writes a new export (records in the snapshot's
   storage order, not the original line order): into `*.partial` files first, with a fixed
   128-byte .npy header filled in and both files renamed by `finish`, so an interrupted restore
-  never leaves something that reads as a complete export. An existing export is never
+  never leaves something that reads as a complete export. The files are written on a thread
+  of their own (at most 4 batches queued), so writing overlaps reading the next batches;
+  the lines are put together from whole encoded columns, the same bytes as one `json.dumps`
+  per record. An existing export is never
   overwritten, and deleting from one (in-place restore) is refused: an export is the output of
   another tool. Other providers' snapshots are restored into a database, not into files.
 """
