@@ -25,7 +25,7 @@ import secrets
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import compress
+from itertools import compress, repeat
 from typing import Callable
 
 import numpy as np
@@ -184,24 +184,18 @@ class Packer:
         """Which located blobs are really there: the index cache may name a pack that is gone
         (deleted or lost since the cache was filled); such a blob is stored again, so that no
         new snapshot references lost data (a warning names the pack)."""
-        out = []
-        for raw in raws:
-            if raw is None:
-                out.append(False)
-                continue
-            pack = bytes(raw[:32])
-            if pack in self._live:
-                out.append(True)
-            elif pack in self._gone or not self.repo.pack_present(pack):
-                if pack not in self._gone:
-                    self._gone.add(pack)
-                    self.repo.warn(f"pack {pack.hex()[:16]} is missing: the data it held is stored again "
-                                   f"(see 'vdedup check')")
-                out.append(False)
-            else:
+        packs = {raw[:32] for raw in raws if raw is not None}
+        for pack in packs - self._live - self._gone:
+            if self.repo.pack_present(bytes(pack)):
                 self._live.add(pack)
-                out.append(True)
-        return out
+            else:
+                self._gone.add(pack)
+                self.repo.warn(f"pack {bytes(pack).hex()[:16]} is missing: the data it held is stored again "
+                               f"(see 'vdedup check')")
+        if not packs & self._gone:
+            return list(map(operator.is_not, raws, repeat(None)))
+        gone = self._gone
+        return [raw is not None and raw[:32] not in gone for raw in raws]
 
     def add_many(self, blob_type: BlobType, blob_ids: list[bytes], data_of: Callable[[int], bytes]) -> int:
         """Store the blobs among `blob_ids` (already computed content ids) that do not exist;
