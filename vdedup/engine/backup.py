@@ -22,7 +22,7 @@ from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
 from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer
 from ..assets.audit import snapshot_audit_head
 from .events import Reporter
-from .workers import resolve_workers
+from .workers import resolve_workers, with_few_collections
 
 BATCH_SIZE = 1000
 
@@ -116,6 +116,7 @@ class _Observed:
         return CollectionSchema.from_dict(d)
 
 
+@with_few_collections
 def backup(repo: Repository, connector: Connector, source: str, collections: list[str] | None = None,
            tags: list[str] | None = None, reporter: Reporter | None = None,
            batch_size: int = BATCH_SIZE, workers: int | None = None) -> BackupResult:

@@ -8,9 +8,11 @@ from scratch. A repository therefore works from any machine.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import shutil
 import threading
+from itertools import repeat
 from typing import Callable, Iterable, Iterator
 
 import lmdb
@@ -64,14 +66,12 @@ class IndexCache:
     def get_many(self, blob_ids: list[bytes]) -> list[bytes | None]:
         """The encoded locations (BlobLocation.to_bytes) of many blobs, in one read transaction."""
         with self._lock, self.env.begin(db=self.blobs) as txn:
-            get = txn.get
-            return [get(b) for b in blob_ids]
+            return list(map(txn.get, blob_ids))
 
     def contains_many(self, blob_ids: list[bytes]) -> list[bool]:
         """contains() for many ids in one read transaction."""
         with self._lock, self.env.begin(db=self.blobs) as txn:
-            get = txn.get
-            return [get(b) is not None for b in blob_ids]
+            return list(map(operator.is_not, map(txn.get, blob_ids), repeat(None)))
 
     def contains(self, blob_id: bytes) -> bool:
         with self._lock, self.env.begin(db=self.blobs) as txn:

@@ -25,6 +25,7 @@ import secrets
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import compress
 from typing import Callable
 
 import numpy as np
@@ -159,7 +160,7 @@ class Packer:
         from the session's unindexed set to its session index atomically (under the lock)."""
         with self._lock:
             ids = self._session_ids
-            session = [b in ids for b in blob_ids]
+            session = list(map(ids.__contains__, blob_ids))
             if self._session_index.count:
                 session = list(map(operator.or_, session, self._session_index.contains_many(blob_ids)))
         if self.copy_all:
@@ -171,8 +172,10 @@ class Packer:
                 self._lookups = 0
                 self.repo.index.release_pages()
         out, seen = [], set()
-        for i, (blob_id, s, x) in enumerate(zip(blob_ids, session, indexed)):
-            if not (s or x or blob_id in seen):
+        # the positions stored nowhere yet (usually few), found by C loops over the columns
+        for i in compress(range(len(blob_ids)), map(operator.not_, map(operator.or_, session, indexed))):
+            blob_id = blob_ids[i]
+            if blob_id not in seen:
                 seen.add(blob_id)
                 out.append(i)
         return out

@@ -101,7 +101,7 @@ class Writer:
         n = len(batch)
         docs = batch.documents or [None] * n
         uris = batch.uris or [None] * n
-        size = enc.size + sum(map(_row_size, batch.ids, mraws, docs, uris))
+        size = enc.size + _rows_size(batch.ids, mraws, docs, uris)
         vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
         return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new)
 
@@ -190,6 +190,22 @@ class Writer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rows_size(ids: list, mraws: list[bytes], docs: list, uris: list) -> int:
+    """sum(map(_row_size, ids, mraws, docs, uris)), a column at a time."""
+    id_types = set(map(type, ids))
+    if id_types == {str}:
+        size = sum(map(len, ids))
+    elif str not in id_types:
+        size = 8 * len(ids)
+    else:
+        size = sum(len(r) if type(r) is str else 8 for r in ids)
+    size += 32 * len(ids) + sum(map(len, mraws))
+    for col in (docs, uris):
+        if any(col):
+            size += sum(len(x) for x in col if x)
+    return size
 
 
 def _row_size(rid: Any, mraw: bytes, doc: str | None, uri: str | None) -> int:
