@@ -58,6 +58,8 @@ from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 from .discovery import one_object, with_dims
+from .failures import (HttpStatus, clean, detail, is_timeout, is_unreachable, retry_after_of,
+                       server_message, status_of)
 from .layout import Layout
 from .schema import (PRIMITIVE_TYPES, TYPE_NAMES, class_for, multi_tenant, property_types,
                      vector_fields)
@@ -75,19 +77,8 @@ BACKOFF = 0.2                # seconds, doubled per retry ...
 BACKOFF_CAP = 5.0            # ... up to this
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
-QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"")
-
 
 T = TypeVar("T")
-
-
-class _HttpStatus(Exception):
-    """A non-2xx answer on the plain-HTTP side, with the server's first error message."""
-
-    def __init__(self, status: int, message: str, retry_after: float | None = None):
-        super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
 
 
 class WeaviateConnector(ConnectorBase):
@@ -231,7 +222,7 @@ class WeaviateConnector(ConnectorBase):
         errors = answer.get("errors")
         if errors:
             raise SourceError(f"Weaviate count of {collection!r} at {self._where} failed: "
-                              f"{_clean(str(errors[0].get('message', errors[0])))}")
+                              f"{clean(str(errors[0].get('message', errors[0])))}")
         try:
             return int(answer["data"]["Aggregate"][cls["class"]][0]["meta"]["count"])
         except (KeyError, IndexError, TypeError, ValueError):
@@ -282,7 +273,7 @@ class WeaviateConnector(ConnectorBase):
         errors = answer.get("errors")
         if errors:
             raise SourceError(f"Weaviate query of {collection!r} at {self._where} failed: "
-                              f"{_clean(str(errors[0].get('message', errors[0])))}")
+                              f"{clean(str(errors[0].get('message', errors[0])))}")
         try:
             return [str(o["_additional"]["id"]) for o in answer["data"]["Get"][cls["class"]]]
         except (KeyError, TypeError):
@@ -337,7 +328,7 @@ class WeaviateConnector(ConnectorBase):
             if failed:
                 first = failed[0]["result"]["errors"]["error"][0].get("message", "")
                 raise SourceError(f"Weaviate rejected {len(failed)} of {len(chunk)} objects written "
-                                  f"to {collection!r} at {self._where}: {_clean(first)}")
+                                  f"to {collection!r} at {self._where}: {clean(first)}")
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
         cls = self._class(collection)
@@ -390,8 +381,8 @@ class WeaviateConnector(ConnectorBase):
         def call() -> Any:
             res = self._http.request(method, path, **kwargs)
             if res.status_code >= 300:
-                raise _HttpStatus(res.status_code, _server_message(res),
-                                  _retry_after(res.headers.get("Retry-After")))
+                raise HttpStatus(res.status_code, server_message(res),
+                                  retry_after_of(res.headers.get("Retry-After")))
             return res.json() if res.content else None
 
         return self._retry(action, collection, call)
@@ -404,8 +395,8 @@ class WeaviateConnector(ConnectorBase):
             except VdedupError:
                 raise
             except Exception as e:
-                status, retry_after = _status(e)
-                transient = status in RETRY_STATUS or (status is None and _is_timeout(e))
+                status, retry_after = status_of(e)
+                transient = status in RETRY_STATUS or (status is None and is_timeout(e))
                 if not transient or attempt == ATTEMPTS - 1:
                     raise self._translate(e, status, action, collection) from e
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** attempt)
@@ -427,76 +418,12 @@ class WeaviateConnector(ConnectorBase):
         if status == 404 and collection is not None:
             self._classes.pop(collection, None)
             return CollectionNotFound(f"Weaviate class {collection!r} not found at {self._where}")
-        if status is None and _is_unreachable(e):
+        if status is None and is_unreachable(e):
             return SourceError(f"cannot reach Weaviate at {self._where}: {type(e).__name__}")
         if status in RETRY_STATUS:
             return SourceError(f"Weaviate {action}{target} at {self._where} failed after "
                                f"{ATTEMPTS} attempts: HTTP {status}")
-        if _is_timeout(e):
+        if is_timeout(e):
             return SourceError(f"Weaviate {action}{target} at {self._where} timed out "
                                f"{ATTEMPTS} times")
-        return SourceError(f"Weaviate {action}{target} at {self._where} failed: {_detail(e)}")
-
-
-# ------------------------------------------------------------------- functions
-
-
-def _status(e: BaseException) -> tuple[int | None, float | None]:
-    if isinstance(e, _HttpStatus):
-        return e.status, e.retry_after
-    code = getattr(e, "status_code", None)
-    if isinstance(code, int):
-        return code, None
-    cause = e.__cause__ or e.__context__
-    return _status(cause) if isinstance(cause, _HttpStatus) else (None, None)
-
-
-def _is_timeout(e: BaseException) -> bool:
-    import httpx
-    from weaviate.exceptions import WeaviateTimeoutError
-
-    seen: BaseException | None = e
-    while seen is not None:
-        if isinstance(seen, (httpx.TimeoutException, WeaviateTimeoutError, TimeoutError)):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-def _is_unreachable(e: BaseException) -> bool:
-    import httpx
-    from weaviate.exceptions import WeaviateConnectionError, WeaviateStartUpError
-
-    return isinstance(e, (httpx.TransportError, WeaviateConnectionError, WeaviateStartUpError,
-                          ConnectionError))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _server_message(res: Any) -> str:
-    try:
-        body = res.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        if isinstance(body.get("error"), list) and body["error"]:
-            return _clean(str(body["error"][0].get("message", "")))
-        if "message" in body:
-            return _clean(str(body["message"]))
-    return ""
-
-
-def _clean(text: str) -> str:
-    """One line, quoted values withheld (they may be record data), at most 240 characters."""
-    text = QUOTED_RE.sub("'…'", (text.strip().splitlines() or [""])[0])
-    return text if len(text) <= 240 else text[:237] + "..."
-
-
-def _detail(e: BaseException) -> str:
-    message = getattr(e, "message", None) or str(e)
-    return f"{type(e).__name__}: {_clean(message) or type(e).__name__}"
+        return SourceError(f"Weaviate {action}{target} at {self._where} failed: {detail(e)}")
