@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
 from ..errors import NotSupported
-from ..model import CollectionSchema, DiscoveredIndex, RecordBatch, RecordId
+from ..model import CollectionSchema, DiscoveredIndex, Partition, RecordBatch, RecordId
+from ..model.partition import WHOLE, whole
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +47,13 @@ class Connector(Protocol):
 
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
         """Every record of one namespace, in batches of at most batch_size (bounded memory)."""
+
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        """The namespace split into independently readable partitions of about target_size
+        records (model/partition.py). Default: one partition, the whole namespace."""
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        """Every record of one partition (as partitions() gave it), in batches."""
 
     def discover(self) -> list[DiscoveredIndex]:
         """What the credentials reach: each collection with its record count, dimensions,
@@ -113,6 +121,14 @@ class ConnectorBase:
 
     def write_new(self, collection: str, batch: RecordBatch) -> None:
         self.write(collection, batch)        # type: ignore[attr-defined]
+
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        return [whole(namespace)]
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        if partition.key != WHOLE:
+            raise NotSupported(f"the {self.provider} connector does not read partition {partition.key!r}")
+        return self.scan(collection, partition.namespace, batch_size)    # type: ignore[attr-defined]
 
     def settle(self, collection: str, namespace: str = "") -> None:
         return None

@@ -19,6 +19,7 @@ import lmdb
 
 from ..errors import VdedupError
 from ..format import manifest as mf
+from .parts import blob_parts
 from .manifest import iter_delta_layer, tree
 from .snapshot import Snapshot
 from .spool import spool_dir
@@ -91,7 +92,7 @@ class BlobMarks:
 
 
 def namespace_parts(entry: dict[str, Any]) -> list[Part]:
-    return [("base", entry["base"])] + [("chunk", c) for layer in entry["deltas"] for c in layer["chunks"]]
+    return blob_parts(entry)
 
 
 def part_refs(repo, part: Part) -> Iterator[tuple[bytes, bool]]:

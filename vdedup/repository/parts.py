@@ -1,0 +1,283 @@
+"""Partitioned manifests: a namespace's manifest as key-range parts, each with its own base and
+delta runs, compacted on its own (repository layer; docs/design.md §4.13, §5.3).
+
+A namespace entry with the feature "parts" holds `parts`, a list of
+    {"source": partition key, "lo": hex record key ("" = open below), "count", "base",
+     "deltas": [layers], "age": backups since the base was written, ["ordered": false]}
+A part covers the records of its source partition (model/partition.py: the piece of the
+namespace one worker read) whose record key is at or after `lo` and before the next part's
+`lo` of the same source. Parts of one source are listed in `lo` order; the state of a
+source is its parts' states one after the other, and the namespace's state is the merge of
+its sources' states (disjoint sets of records).
+
+So a worker writes the parts of its source partition without coordinating with the others,
+and the snapshot commit only names them. Compaction (merging a part's delta runs into a new
+base: a two-level LSM, deltas over a base) is per part: when its age reaches COMPACT_AGE,
+or when its delta runs hold more rows than MAX_CHAIN_FRACTION of it. New parts start at
+staggered ages (`phase`), so each night rewrites the bases of about 1/COMPACT_AGE of the
+parts instead of the whole manifest at once; a part grown past SPLIT_ROWS is split into
+parts of PART_ROWS when its base is rewritten.
+
+Entries written before parts existed (a single base and deltas) are read as one part of
+the source "" (`parts_of`).
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from bisect import bisect_left, bisect_right
+from typing import Any, Iterable, Iterator
+
+from ..errors import IntegrityError
+from ..format import manifest as mf
+from ..format.objects import BlobType
+from . import manifest
+from .columns import Cols, apply_deltas
+from .spool import TempRows
+
+FEATURE = "parts"
+PART_ROWS = 65_536             # rows per part when a base is cut into parts
+SPLIT_ROWS = 2 * PART_ROWS     # a part holding more is split when its base is rewritten
+COMPACT_AGE = 8                # a part's base is rewritten after this many backups...
+MAX_CHAIN_FRACTION = 1.0       # ...or when its delta runs hold more rows than this share of it
+
+
+class Tuning:
+    """The constants above, as one value a test or simulation may scale down."""
+
+    def __init__(self, part_rows: int = PART_ROWS, compact_age: int = COMPACT_AGE,
+                 max_chain_fraction: float = MAX_CHAIN_FRACTION, split_rows: int | None = None):
+        self.part_rows, self.compact_age = part_rows, compact_age
+        self.max_chain_fraction = max_chain_fraction
+        self.split_rows = split_rows or 2 * part_rows
+
+
+DEFAULT = Tuning()
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def is_partitioned(entry: dict[str, Any]) -> bool:
+    return "parts" in entry
+
+
+def parts_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a namespace entry (a pre-parts entry: one part of source "")."""
+    if is_partitioned(entry):
+        return entry["parts"]
+    part = {"source": "", "lo": "", "count": entry["count"], "base": entry["base"], "deltas": entry["deltas"],
+            "age": len(entry["deltas"])}
+    if entry.get("ordered") is False:
+        part["ordered"] = False
+    return [part]
+
+
+def sources_of(entry: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The parts of each source, in the order the entry lists them."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in parts_of(entry):
+        out.setdefault(p["source"], []).append(p)
+    return out
+
+
+def sub_entry(entry: dict[str, Any], sources: list[str]) -> dict[str, Any]:
+    """The entry restricted to some sources (a restore task reads one such share)."""
+    parts = [p for p in parts_of(entry) if p["source"] in sources]
+    return {"name": entry["name"], "count": sum(p["count"] for p in parts), "features": [FEATURE], "parts": parts,
+            "logical_bytes": 0}
+
+
+def iter_part_cols(repo, part: dict[str, Any], name: str = "") -> Iterator[Cols]:
+    return manifest.iter_state_cols(repo, {"name": name, "base": part["base"], "deltas": part["deltas"]})
+
+
+def iter_source_cols(repo, parts: list[dict[str, Any]], name: str = "") -> Iterator[Cols]:
+    for p in parts:
+        yield from iter_part_cols(repo, p, name)
+
+
+def iter_state_cols(repo, entry: dict[str, Any]) -> Iterator[Cols]:
+    """The rows of a namespace at snapshot time as runs sorted by record key."""
+    streams = [iter_source_cols(repo, parts, entry["name"]) for parts in sources_of(entry).values()]
+    if len(streams) == 1:
+        yield from streams[0]
+    else:
+        yield from merge_cols(streams, entry["name"])
+
+
+def merge_cols(streams: list[Iterator[Cols]], name: str = "") -> Iterator[Cols]:
+    """Merge sorted streams of runs holding disjoint keys into one sorted stream. Whole
+    stretches are taken at once, so sources over disjoint key ranges merge at slice cost."""
+    heads: list[Cols] = []
+    its: list[Iterator[Cols]] = []
+    for s in streams:
+        first = _next_nonempty(s)
+        if first is not None:
+            heads.append(first)
+            its.append(s)
+    while heads:
+        if len(heads) == 1:
+            yield heads[0]
+            yield from (c for c in its[0] if len(c))
+            return
+        i = min(range(len(heads)), key=lambda k: heads[k].keys[0])
+        bound = min(heads[k].keys[0] for k in range(len(heads)) if k != i)
+        run = heads[i]
+        n = bisect_right(run.keys, bound)
+        if n and run.keys[n - 1] == bound:
+            raise IntegrityError(f"manifest of namespace {name!r}: a record is in two partitions")
+        yield run.slice(0, n) if n < len(run) else run
+        if n < len(run):
+            heads[i] = run.slice(n)
+        else:
+            nxt = _next_nonempty(its[i])
+            if nxt is None:
+                del heads[i], its[i]
+            else:
+                heads[i] = nxt
+
+
+def _next_nonempty(it: Iterator[Cols]) -> Cols | None:
+    for c in it:
+        if len(c):
+            return c
+    return None
+
+
+def blob_parts(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """("base", segment list id) and ("chunk", delta blob id) of every part (reachable.py)."""
+    return [x for p in parts_of(entry) for x in
+            [("base", p["base"])] + [("chunk", c) for layer in p["deltas"] for c in layer["chunks"]]]
+
+
+def same_manifest(x: dict[str, Any], y: dict[str, Any]) -> bool:
+    """Whether two entries name exactly the same manifest blobs (diff's shortcut)."""
+    def sig(e):
+        return [(p["source"], p["lo"], p["base"], [d["chunks"] for d in p["deltas"]]) for p in parts_of(e)]
+    return sig(x) == sig(y)
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+def phase(source: str, index: int, tuning: Tuning) -> int:
+    """The age a new part starts at: consecutive parts of a source, and sources with
+    different keys, reach COMPACT_AGE on different nights."""
+    return (index + zlib.crc32(source.encode())) % tuning.compact_age
+
+
+class HeldPacker:
+    """A packer stand-in that keeps the blobs in a private file until `release`, so that a
+    write interrupted by Unsorted leaves nothing in the repository."""
+
+    def __init__(self, repo, directory: str):
+        self.repo = repo
+        self._f = open(os.path.join(directory, "held"), "w+b")
+        os.chmod(self._f.name, 0o600)
+
+    def add(self, blob_type: BlobType, data: bytes, blob_id: bytes | None = None) -> tuple[bytes, bool]:
+        blob_id = blob_id or self.repo.content_id(blob_type, data)
+        self._f.write(struct.pack(">BI", int(blob_type), len(data)) + blob_id)
+        self._f.write(data)
+        return blob_id, True
+
+    def release(self, packer) -> None:
+        self._f.seek(0)
+        while head := self._f.read(37):
+            t, n = struct.unpack(">BI", head[:5])
+            packer.add(BlobType(t), self._f.read(n), head[5:])
+        self.close()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+            os.unlink(self._f.name)
+
+
+def write_bases(repo, packer, runs: Iterable[Cols], source: str, first_lo: str, cut_rows: int | None,
+                tuning: Tuning, start_index: int = 0, age: int | None = None) -> list[dict[str, Any]]:
+    """Write sorted runs as parts of `source` (a new part starts at a segment boundary once
+    the current one holds `cut_rows` rows; None: one part). The first part's lo is
+    `first_lo`; parts start at `age`, or at their phase when age is None."""
+    parts: list[dict[str, Any]] = []
+
+    def new_part(lo: str, index: int) -> dict[str, Any]:
+        return {"source": source, "lo": lo, "count": 0, "base": "", "deltas": [],
+                "age": phase(source, index, tuning) if age is None else age}
+
+    def on_part(base: str, count: int, lo: bytes | None) -> None:
+        p = new_part(first_lo if not parts else lo.hex(), start_index + len(parts))   # type: ignore[union-attr]
+        p["base"], p["count"] = base, count
+        parts.append(p)
+
+    manifest.write_base_parts(repo, packer, runs, cut_rows, on_part)
+    return parts
+
+
+class _Splitter:
+    """Sorted runs handed out by key range, one range after the other."""
+
+    def __init__(self, runs: Iterable[Cols]):
+        self._runs = iter(runs)
+        self._buf: Cols | None = None
+
+    def below(self, hi: bytes | None) -> Iterator[Cols]:
+        """The rows with key < hi (every remaining row when hi is None)."""
+        while True:
+            run = self._buf if self._buf is not None else next(self._runs, None)
+            self._buf = None
+            if run is None:
+                return
+            if not len(run):
+                continue
+            if hi is None or run.keys[-1] < hi:
+                yield run
+                continue
+            n = bisect_left(run.keys, hi)
+            if n:
+                yield run.slice(0, n)
+            self._buf = run.slice(n)
+            return
+
+
+def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[str, Any]],
+                 runs: Iterable[Cols], tuning: Tuning = DEFAULT) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The new parts of one source for its rows (sorted runs), given its previous parts
+    (maybe none), and the counts (added, changed, deleted, unchanged)."""
+    if not prev_parts:
+        parts = write_bases(repo, packer, runs, source, "", tuning.part_rows, tuning)
+        n = sum(p["count"] for p in parts)
+        return parts, {"added": n, "changed": 0, "deleted": 0, "unchanged": 0}
+    prev_parts = sorted(prev_parts, key=lambda p: p["lo"])
+    stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
+    split = _Splitter(runs)
+    out: list[dict[str, Any]] = []
+    for i, prev in enumerate(prev_parts):
+        hi = bytes.fromhex(prev_parts[i + 1]["lo"]) if i + 1 < len(prev_parts) else None
+        with TempRows(tmp_dir) as tmp:
+            st = manifest.diff_into(iter_part_cols(repo, prev), tmp, split.below(hi))
+            for k, v in st.items():
+                stats[k] += v
+            count = st["added"] + st["changed"] + st["unchanged"]
+            n_delta = tmp.count(tmp.delta)
+            age = prev.get("age", len(prev["deltas"])) + 1
+            chain = sum(d["rows"] for d in prev["deltas"]) + n_delta
+            keep = {k: v for k, v in prev.items() if k in ("ordered",)}
+            if n_delta == 0:
+                out.append({**prev, "age": age})
+            elif age >= tuning.compact_age or chain > tuning.max_chain_fraction * max(count, 1):
+                new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
+                cut = tuning.part_rows if count > tuning.split_rows else None
+                for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut, tuning, age=0):
+                    out.append({**p, **keep})
+            else:
+                layer = manifest.write_delta(packer, tmp.iter_delta())
+                out.append({**prev, "count": count, "deltas": list(prev["deltas"]) + [layer], "age": age})
+    return out, stats
+
+
+def entry_of(name: str, pieces: list[tuple[list[dict[str, Any]], int]]) -> dict[str, Any]:
+    """A namespace entry naming the parts of each source (pieces: (parts, logical bytes))."""
+    parts = [p for ps, _ in pieces for p in ps]
+    return {"name": name, "count": sum(p["count"] for p in parts), "logical_bytes": sum(lb for _, lb in pieces),
+            "features": [FEATURE], "parts": parts}
