@@ -31,6 +31,7 @@ class Connector(Protocol):
     descriptor: "Descriptor"            # what the registry knows of it
     key_ordered_scan: bool              # scan() yields records in id order (see engine/backup.py)
     url_collection: str | None          # the collection the URL names: a restore writes there
+    concurrent_writes: bool             # several processes may write one collection at once
 
     @classmethod
     def from_url(cls, url: "SourceURL", credentials: "Credentials") -> "Connector":
@@ -108,6 +109,9 @@ class ConnectorBase:
     # The collection (index, class, table) the URL the connector was opened with names, or
     # None: a restore writes there, as `--as` would say.
     url_collection: str | None = None
+    # False for a target only one process may write at a time (a files export): a
+    # scaled-out restore then writes it from the coordinator (engine/scaleout.py).
+    concurrent_writes: ClassVar[bool] = True
 
     @classmethod
     def storage_absent(cls, url: "SourceURL") -> bool:

@@ -95,6 +95,7 @@ class FilesConnector(ConnectorBase):
     provider = "files"
     descriptor = DESCRIPTOR
     url_collection: str | None = None     # the collection the URL names (?collection=NAME)
+    concurrent_writes = False             # one process appends to the export's two files
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
         self._path = path
