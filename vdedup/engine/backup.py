@@ -38,11 +38,13 @@ class BackupResult:
     seconds: float
     bytes_added: int
     stats: dict[str, int] = field(default_factory=dict)
+    scaleout: dict[str, Any] | None = None     # executor, tasks, nodes, seconds (engine/scaleout.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_type": "summary", "snapshot_id": self.snapshot.id, "parent": self.parent,
                 "seconds": round(self.seconds, 3), "bytes_added": self.bytes_added, **self.stats,
-                "collections": {c["name"]: c["count"] for c in self.snapshot.collections}}
+                "collections": {c["name"]: c["count"] for c in self.snapshot.collections},
+                **({"scaleout": self.scaleout} if self.scaleout else {})}
 
 
 def _type_name(t: type) -> str:
@@ -197,7 +199,8 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         size = writer.commit(snap)           # packs, then index, then the snapshot: the commit point
         task_bytes = sum(r.bytes_written for r in results.values())
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,
-                            writer.bytes_written + task_bytes + size, totals)
+                            writer.bytes_written + task_bytes + size, totals,
+                            scatter.report if scatter is not None and scatter.report else None)
     except BaseException:
         writer.save_progress()               # index the packs already saved: the next run reuses them
         raise

@@ -51,6 +51,8 @@ class SourceHandle:
 
 class Executor(Protocol):
     name: str
+    task_seconds: list[float]          # each finished task's own run time
+    nodes: set[str]                    # where tasks ran
 
     def run(self, fn: Callable[[Any], Any], tasks: list[Any], names: list[str],
             on_done: Callable[[int, Any], None]) -> list[Any]:
@@ -146,6 +148,7 @@ class Scatter:
     def __init__(self, executor: Executor, source: SourceHandle):
         self.executor = executor
         self.source = source
+        self.report: dict[str, Any] = {}
 
     def wants(self, tasks: int) -> bool:
         """Whether to run this many tasks through the executor: local processes only pay off
@@ -175,8 +178,14 @@ class Scatter:
         def done(i: int, result: Any) -> None:
             reporter.advance(sum(result.stats.get(k, 0) for k in ("added", "changed", "unchanged")))
 
+        started = time.monotonic()
         results = self.executor.run(run_backup_task, tasks, names, done)
+        wall = time.monotonic() - started
         reporter.done()
+        busy = list(self.executor.task_seconds)
+        self.report = {"executor": self.executor.name, "tasks": len(tasks),
+                       "nodes": len(self.executor.nodes), "seconds": round(wall, 3),
+                       "task_seconds": round(sum(busy), 3)}
         repo.sync_index()                    # the tasks' index files: the next operation knows their blobs
         return dict(zip(keys, results))
 
@@ -207,6 +216,8 @@ class LocalProcesses:
     def __init__(self, workers: int):
         self.workers = workers
         self.name = f"{workers} local worker process(es)"
+        self.task_seconds: list[float] = []
+        self.nodes = {"local"}
 
     def run(self, fn, tasks, names, on_done):
         results: list[Any] = [None] * len(tasks)
@@ -251,6 +262,7 @@ class RayCluster:
         self.address = address or None
         self.name = f"Ray ({self.address or 'local instance'})"
         self.task_seconds: list[float] = []
+        self.nodes: set[str] = set()
 
     def run(self, fn, tasks, names, on_done):
         import ray
@@ -271,7 +283,7 @@ class RayCluster:
                     for ref in finished:
                         i = refs[ref]
                         try:
-                            seconds, results[i] = ray.get(ref)
+                            seconds, node, results[i] = ray.get(ref)
                         except RayTaskError as e:
                             cause = getattr(e, "cause", None)
                             if isinstance(cause, VdedupError):
@@ -281,6 +293,7 @@ class RayCluster:
                             raise WorkerFailed(f"task {names[i]}: its Ray worker died {RETRIES + 1} times "
                                                f"({type(e).__name__})") from None
                         self.task_seconds.append(seconds)
+                        self.nodes.add(node)
                         on_done(i, results[i])
             except BaseException:
                 for ref in waiting:
@@ -293,7 +306,9 @@ class RayCluster:
 
 
 def timed_call(fn, task):
-    """fn(task) and the seconds it took (the Ray overhead per task is what is left)."""
+    """fn(task), the seconds it took and the Ray node that ran it (the Ray overhead per task
+    is the wall time the coordinator waited less these seconds)."""
+    import ray
     t = time.monotonic()
     result = fn(task)
-    return time.monotonic() - t, result
+    return time.monotonic() - t, ray.get_runtime_context().get_node_id(), result
