@@ -1,5 +1,5 @@
 """Partitioned manifests: a namespace's manifest as key-range parts, each with its own base and
-delta runs, compacted on its own (repository layer; docs/design.md §4.13, §5.3).
+delta runs, compacted on its own (repository layer; docs/design.md §4.13, §5).
 
 A namespace entry with the feature "parts" holds `parts`, a list of
     {"source": partition key, "lo": hex record key ("" = open below), "count", "base",
@@ -12,11 +12,12 @@ its sources' states (disjoint sets of records).
 
 So a worker writes the parts of its source partition without coordinating with the others,
 and the snapshot commit only names them. Compaction (merging a part's delta runs into a new
-base: a two-level LSM, deltas over a base) is per part: when its age reaches COMPACT_AGE,
-or when its delta runs hold more rows than MAX_CHAIN_FRACTION of it. New parts start at
-staggered ages (`phase`), so each night rewrites the bases of about 1/COMPACT_AGE of the
-parts instead of the whole manifest at once; a part grown past SPLIT_ROWS is split into
-parts of PART_ROWS when its base is rewritten.
+base: a two-level LSM, delta runs over a base) is per part: each backup of a source rewrites
+the bases of its oldest parts, about 1/COMPACT_AGE of its rows (`due_parts`), every part at
+the latest when its age reaches COMPACT_AGE, and any part whose delta runs hold more rows
+than MAX_CHAIN_FRACTION of it. So each night rewrites about the same share of the manifest
+instead of all of it at once; a part grown past SPLIT_ROWS is split into parts of PART_ROWS
+when its base is rewritten.
 
 Entries written before parts existed (a single base and deltas) are read as one part of
 the source "" (`parts_of`).
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from bisect import bisect_left, bisect_right
 from typing import Any, Iterable, Iterator
 
@@ -39,7 +39,7 @@ from .spool import TempRows
 FEATURE = "parts"
 PART_ROWS = 65_536             # rows per part when a base is cut into parts
 SPLIT_ROWS = 2 * PART_ROWS     # a part holding more is split when its base is rewritten
-COMPACT_AGE = 8                # a part's base is rewritten after this many backups...
+COMPACT_AGE = 8                # a part's base is rewritten after at most this many backups...
 MAX_CHAIN_FRACTION = 1.0       # ...or when its delta runs hold more rows than this share of it
 
 
@@ -81,10 +81,13 @@ def sources_of(entry: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def sub_entry(entry: dict[str, Any], sources: list[str]) -> dict[str, Any]:
-    """The entry restricted to some sources (a restore task reads one such share)."""
-    parts = [p for p in parts_of(entry) if p["source"] in sources]
-    return {"name": entry["name"], "count": sum(p["count"] for p in parts), "features": [FEATURE], "parts": parts,
+def sub_entry(entry: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """An entry holding only some of `entry`'s parts (a restore task reads one such share;
+    parts of one source stay in their order, so its state stays sorted)."""
+    mine = [p for p in parts_of(entry) if any(p is q or p == q for q in parts)]
+    if len(mine) != len(parts):
+        raise ValueError("sub_entry: parts that are not the entry's")
+    return {"name": entry["name"], "count": sum(p["count"] for p in mine), "features": [FEATURE], "parts": mine,
             "logical_bytes": 0}
 
 
@@ -160,10 +163,22 @@ def same_manifest(x: dict[str, Any], y: dict[str, Any]) -> bool:
 
 # ---- writing ------------------------------------------------------------------------------
 
-def phase(source: str, index: int, tuning: Tuning) -> int:
-    """The age a new part starts at: consecutive parts of a source, and sources with
-    different keys, reach COMPACT_AGE on different nights."""
-    return (index + zlib.crc32(source.encode())) % tuning.compact_age
+def due_parts(parts: list[dict[str, Any]], tuning: Tuning) -> set[int]:
+    """The parts of a source (by position) whose base this backup rewrites: every part
+    whose age reaches COMPACT_AGE, and, oldest first, parts not yet due while the rows
+    chosen stay under 1/COMPACT_AGE of the source's rows (a part is taken if that keeps
+    them under twice that share). So each backup rewrites about the same share of the
+    rows, and a source of one part waits until its part is due."""
+    budget = sum(p["count"] for p in parts) / tuning.compact_age
+    chosen: set[int] = set()
+    rows = 0
+    for i in sorted(range(len(parts)), key=lambda k: (-parts[k].get("age", 0), k)):
+        p = parts[i]
+        due = p.get("age", 0) + 1 >= tuning.compact_age
+        if due or (rows < budget and rows + p["count"] <= 2 * budget):
+            chosen.add(i)
+            rows += p["count"]
+    return chosen
 
 
 class HeldPacker:
@@ -194,21 +209,16 @@ class HeldPacker:
             os.unlink(self._f.name)
 
 
-def write_bases(repo, packer, runs: Iterable[Cols], source: str, first_lo: str, cut_rows: int | None,
-                tuning: Tuning, start_index: int = 0, age: int | None = None) -> list[dict[str, Any]]:
-    """Write sorted runs as parts of `source` (a new part starts at a segment boundary once
-    the current one holds `cut_rows` rows; None: one part). The first part's lo is
-    `first_lo`; parts start at `age`, or at their phase when age is None."""
+def write_bases(repo, packer, runs: Iterable[Cols], source: str, first_lo: str,
+                cut_rows: int | None) -> list[dict[str, Any]]:
+    """Write sorted runs as parts of `source`, age 0 (a new part starts at a segment
+    boundary once the current one holds `cut_rows` rows; None: one part). The first part's
+    lo is `first_lo`."""
     parts: list[dict[str, Any]] = []
 
-    def new_part(lo: str, index: int) -> dict[str, Any]:
-        return {"source": source, "lo": lo, "count": 0, "base": "", "deltas": [],
-                "age": phase(source, index, tuning) if age is None else age}
-
     def on_part(base: str, count: int, lo: bytes | None) -> None:
-        p = new_part(first_lo if not parts else lo.hex(), start_index + len(parts))   # type: ignore[union-attr]
-        p["base"], p["count"] = base, count
-        parts.append(p)
+        parts.append({"source": source, "lo": first_lo if not parts else lo.hex(),   # type: ignore[union-attr]
+                      "count": count, "base": base, "deltas": [], "age": 0})
 
     manifest.write_base_parts(repo, packer, runs, cut_rows, on_part)
     return parts
@@ -245,16 +255,19 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
     """The new parts of one source for its rows (sorted runs), given its previous parts
     (maybe none), and the counts (added, changed, deleted, unchanged)."""
     if not prev_parts:
-        parts = write_bases(repo, packer, runs, source, "", tuning.part_rows, tuning)
+        parts = write_bases(repo, packer, runs, source, "", tuning.part_rows)
         n = sum(p["count"] for p in parts)
         return parts, {"added": n, "changed": 0, "deleted": 0, "unchanged": 0}
     prev_parts = sorted(prev_parts, key=lambda p: p["lo"])
     stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
     split = _Splitter(runs)
+    chosen = due_parts(prev_parts, tuning)
     out: list[dict[str, Any]] = []
-    for i, prev in enumerate(prev_parts):
-        hi = bytes.fromhex(prev_parts[i + 1]["lo"]) if i + 1 < len(prev_parts) else None
-        with TempRows(tmp_dir) as tmp:
+    with TempRows(tmp_dir) as tmp:
+        for i, prev in enumerate(prev_parts):
+            hi = bytes.fromhex(prev_parts[i + 1]["lo"]) if i + 1 < len(prev_parts) else None
+            if i:
+                tmp.clear_delta()
             st = manifest.diff_into(iter_part_cols(repo, prev), tmp, split.below(hi))
             for k, v in st.items():
                 stats[k] += v
@@ -263,12 +276,12 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
             age = prev.get("age", len(prev["deltas"])) + 1
             chain = sum(d["rows"] for d in prev["deltas"]) + n_delta
             keep = {k: v for k, v in prev.items() if k in ("ordered",)}
-            if n_delta == 0:
+            if n_delta == 0 and not (i in chosen and prev["deltas"]):
                 out.append({**prev, "age": age})
-            elif age >= tuning.compact_age or chain > tuning.max_chain_fraction * max(count, 1):
+            elif i in chosen or chain > tuning.max_chain_fraction * max(count, 1):
                 new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
                 cut = tuning.part_rows if count > tuning.split_rows else None
-                for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut, tuning, age=0):
+                for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut):
                     out.append({**p, **keep})
             else:
                 layer = manifest.write_delta(packer, tmp.iter_delta())

@@ -122,7 +122,7 @@ class Writer:
         """A previous entry of several sources rewritten as bases of the source "" (its
         sources' states merged), for a backup that reads the namespace whole."""
         runs = parts.iter_state_cols(self.repo, prev)
-        return parts.write_bases(self.repo, self._packer, runs, "", "", tuning.part_rows, tuning)
+        return parts.write_bases(self.repo, self._packer, runs, "", "", tuning.part_rows)
 
     def write_partition(self, name: str, source: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
                         ordered: bool, tuning: parts.Tuning = parts.DEFAULT) -> tuple[dict[str, Any], dict[str, int]]:
