@@ -282,6 +282,7 @@ def test_a_worker_killed_mid_backup(tmp_path, ray_cluster, s3_repo):
     out, err = proc.communicate(timeout=300)
     assert killed is not None, "no worker was seen running a task"
     if proc.returncode == 0:
+        assert out.strip(), err
         summary = json.loads(out)
         assert summary["records"] == 24_000
         restored = tmp_path / "restored"

@@ -23,7 +23,9 @@ with ray.put (small task arguments travel inline in the task specification), nev
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -265,6 +267,12 @@ class RayCluster:
         self.nodes: set[str] = set()
 
     def run(self, fn, tasks, names, on_done):
+        # Ray prints the cluster's messages (a worker that died...) on standard output, which
+        # is the data of `--json`: while Ray runs, they go to standard error
+        with contextlib.redirect_stdout(sys.stderr):
+            return self._run(fn, tasks, names, on_done)
+
+    def _run(self, fn, tasks, names, on_done):
         import ray
         from ray.exceptions import RayError, RayTaskError
         started_here = not ray.is_initialized()

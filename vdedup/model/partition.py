@@ -41,14 +41,17 @@ def whole(namespace: str = "", estimate: int | None = None) -> Partition:
 def stride_ranges(lo: int, hi: int, count: int, target_size: int, prefix: str,
                   namespace: str = "") -> list[Partition]:
     """Ranges of integer keys between lo and hi (inclusive) holding about `target_size` of
-    `count` records each: bounds at multiples of a power-of-two stride, the first range open
+    `count` records each (if the keys are spread evenly): bounds at multiples of the
+    power-of-two stride nearest to that size, the first range open
     below and the last open above (new keys always fall in some range). spec: {"lo", "hi"}
     (None: open), lo inclusive, hi exclusive."""
     if count <= target_size or hi <= lo:
         return [whole(namespace, count)]
     span = hi - lo + 1
     want = max(1, span * target_size // max(count, 1))
-    stride = 1 << max(0, (want - 1).bit_length())
+    stride = 1 << max(0, want.bit_length() - 1)          # the power of two nearest to want
+    if want >= 3 * stride // 2:
+        stride *= 2
     first, last = lo // stride, hi // stride
     if first == last:
         return [whole(namespace, count)]
