@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vdedup.backend.memory import MemoryBackend
-from vdedup.format.values import meta_bytes
-from vdedup.repository import Repository, RowBatch, Tuning, parts_of
+from vdedup.repository import Repository, Tuning, parts_of
+from vdedup.testing.nights import simulate_nights
 from vdtest import PASSWORD, vdedup
 
 sys.path.insert(0, str(Path(__file__).parent / "connectors"))
@@ -81,42 +80,6 @@ def test_one_two_and_four_workers_give_the_same_snapshot(tmp_path, repo_path, ca
 
 
 # ---- 30 nights of manifests -------------------------------------------------------------------
-
-def simulate_nights(n_records: int, nights: int, tuning: Tuning, seed: int = 1) -> list[int]:
-    """Manifest bytes stored per night for a namespace of n_records with 1% churn (records
-    replaced by new ones) and 10% metadata touches a night (vector ids are synthetic)."""
-    rng = np.random.default_rng(seed)
-    repo, _ = Repository.init(MemoryBackend(), PASSWORD)
-    next_id = n_records
-    ids = np.arange(n_records)
-    vrefs = rng.integers(0, 256, (n_records, 32), dtype=np.uint8)
-    meta = np.zeros(n_records, dtype=np.int64)
-    prev, stored = None, []
-    for night in range(nights + 1):
-        if night:
-            churn = rng.choice(len(ids), len(ids) // 100, replace=False)
-            ids[churn] = np.arange(next_id, next_id + len(churn))
-            next_id += len(churn)
-            vrefs[churn] = rng.integers(0, 256, (len(churn), 32), dtype=np.uint8)
-            meta[rng.choice(len(ids), len(ids) // 10, replace=False)] += 1
-        order = np.argsort(ids)
-        writer = repo.writer()
-
-        def batches():
-            for a in range(0, len(order), 10_000):
-                sel = order[a:a + 10_000]
-                yield RowBatch([f"r{i:09d}" for i in ids[sel]], vrefs[sel],
-                               [meta_bytes({"v": int(m), "k": "x" * 12}) for m in meta[sel]],
-                               [None] * len(sel), [None] * len(sel))
-        entry, _ = writer.write_namespace("", prev, batches(), ordered=True, tuning=tuning)
-        writer.flush()
-        writer.close()
-        if night:
-            stored.append(writer.bytes_written)
-        prev = entry
-    repo.close()
-    return stored
-
 
 def test_thirty_nights_of_manifests_cost_about_the_same_each_night():
     """The issue's 1M records are benchmarks/scaleout.py --nights (default tuning); here 20k
