@@ -49,7 +49,7 @@ start_pg() {
 start_milvus() {
   local port; port=$(free_port)
   mkdir -p "$STATE/milvus"
-  setsid "$ROOT/.venv/bin/milvus-lite" server --data-dir "$STATE/milvus" --host 127.0.0.1 --port "$port" \
+  setsid "$PY" "$ROOT/scripts/milvus_lite_server.py" server --data-dir "$STATE/milvus" --host 127.0.0.1 --port "$port" \
       >"$STATE/milvus.log" 2>&1 &
   echo $! >"$STATE/milvus.pid"
   wait_port 127.0.0.1 "$port" 60 milvus-lite

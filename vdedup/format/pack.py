@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
-from ..crypto.aead import counter_nonce, open_sealed, seal
+from ..crypto.aead import TAG_SIZE, counter_nonce, open_sealed, seal
 from ..crypto.keys import MasterKey
 from ..errors import FormatError
 

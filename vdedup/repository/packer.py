@@ -30,7 +30,6 @@ from typing import Callable
 import numpy as np
 
 from ..backend.base import FileType
-from ..crypto.aead import TAG_SIZE
 from ..errors import UsageError
 from ..format import block as blockfmt
 from ..format import pack as packfmt
@@ -263,7 +262,7 @@ class Packer:
             self._pack_blocks = []
             self._pack_size = packfmt.PACK_HEADER
         number = len(self._pack_blocks)
-        sealed_len = len(plain) + TAG_SIZE
+        sealed_len = len(plain) + packfmt.TAG_SIZE
         self._pack.append(plain)
         self._pack_blocks.append(BlockInfo(number, self._pack_size, sealed_len, btype, tuple(zip(ids, lengths))))
         self._pack_size += sealed_len

@@ -221,7 +221,9 @@ def batch_rows(repo, batch: RecordBatch) -> RowBatch:
     """The manifest rows a backup would record for a batch of records (the same content
     ids), computed without storing anything: what an in-place restore compares the live
     records with before it asks to go ahead."""
-    enc = encode_batch(batch, repo.master.id_key)
+    enc = encode_batch(batch)
     n = len(batch)
-    return RowBatch(list(batch.ids), enc.vrefs, [meta_bytes(m) for m in (batch.metadata or [None] * n)],
+    raw = digests_inline(repo.master.id_key, enc.data, enc.offsets, enc.prefix)
+    vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
+    return RowBatch(list(batch.ids), vrefs, meta_bytes_many(batch.metadata or [None] * n),
                     list(batch.documents or [None] * n), list(batch.uris or [None] * n))
