@@ -165,7 +165,9 @@ def test_index_files_shared_by_kept_and_removed_packs_are_rewritten(forgotten, c
             repo.backend.remove(FileType.INDEX, o)
     finally:
         repo.close()
-    res = _json(capsys, "--repo", repo_url, "prune", "--max-unused", "10%", "--json")
+    # 0%: the forgotten nights leave only a few % unused (manifest parts are compacted one
+    # part at a time), and every pack holding some of it must be repacked here
+    res = _json(capsys, "--repo", repo_url, "prune", "--max-unused", "0%", "--json")
     assert res["packs_repacked"] >= 1 and res["packs"] - res["packs_repacked"] - res["packs_deleted"] >= 1
     assert res["index_files_deleted"] == 1 and res["index_files_written"] == 1
     assert res["unused_after"] <= 0.1 / 0.9 * res["used_bytes"]
