@@ -255,3 +255,22 @@ def test_a_worker_killed_mid_backup(tmp_path, ray_cluster, s3_repo):
     else:
         assert len(err.strip().splitlines()) <= 2 and "vdedup: error:" in err, err
     assert vdedup("--repo", s3_repo, "check", "--read-data") == 0
+
+
+# ---- the format of partitioned entries ---------------------------------------------------------
+
+def test_partitioned_entries_are_checked_and_unknown_features_refused():
+    from vdedup.errors import FormatError, UnsupportedFormat
+    from vdedup.format.versions import namespace_entry
+    part = {"source": "rows:0..10", "lo": "", "count": 10, "age": 2, "base": "ab" * 32,
+            "deltas": [{"chunks": ["cd" * 32], "rows": 3}]}
+    good = {"version": 1, "features": ["parts"], "name": "", "count": 10, "parts": [part]}
+    assert namespace_entry(good, "snapshot x")["parts"][0]["source"] == "rows:0..10"
+    for bad in ({**part, "lo": "xyz"}, {**part, "base": "nope"}, {**part, "count": -1},
+                {**part, "deltas": [{"chunks": ["zz"], "rows": 1}]}, {**part, "ordered": "no"}):
+        with pytest.raises(FormatError, match="parts"):
+            namespace_entry({**good, "parts": [bad]}, "snapshot x")
+    with pytest.raises(FormatError, match="parts"):
+        namespace_entry({**good, "parts": []}, "snapshot x")
+    with pytest.raises(UnsupportedFormat, match="parts2"):
+        namespace_entry({**good, "features": ["parts", "parts2"]}, "snapshot x")
