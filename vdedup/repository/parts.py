@@ -30,7 +30,6 @@ from bisect import bisect_left, bisect_right
 from typing import Any, Iterable, Iterator
 
 from ..errors import IntegrityError
-from ..format import manifest as mf
 from ..format.objects import BlobType
 from . import manifest
 from .columns import Cols, apply_deltas
