@@ -232,22 +232,23 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     do backups from connectors whose scan order has nothing to do with the ids
     (`key_ordered_scan = False`)."""
     ns = part.namespace
-    reporter.phase(f"backup {label}", part.estimate if part.estimate is not None else
-                   (connector.count(collection, ns) if not part.key else None))
+    expected = part.estimate if part.estimate is not None else \
+        (connector.count(collection, ns) if not part.key else None)
+    reporter.phase(f"backup {label}", expected)
     new_blobs = [0]
     observed = _Observed()
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
         scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs)
         try:
-            piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True)
+            piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
             return PartitionResult(piece, st, new_blobs[0], observed)
         except Unsorted:
             scan.close()                         # ends the connector's scan (cursor, files)
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
         reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
     scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs)
-    piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False)
+    piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
     return PartitionResult(piece, st, new_blobs[0], observed)
 
 

@@ -54,6 +54,7 @@ class SourceHandle:
 class Executor(Protocol):
     name: str
     task_seconds: list[float]          # each finished task's own run time
+    startup_seconds: float             # connecting to (or starting) the cluster
     nodes: set[str]                    # where tasks ran
 
     def run(self, fn: Callable[[Any], Any], tasks: list[Any], names: list[str],
@@ -187,6 +188,7 @@ class Scatter:
         busy = list(self.executor.task_seconds)
         self.report = {"executor": self.executor.name, "tasks": len(tasks),
                        "nodes": len(self.executor.nodes), "seconds": round(wall, 3),
+                       "startup_seconds": round(self.executor.startup_seconds, 3),
                        "task_seconds": round(sum(busy), 3)}
         repo.sync_index()                    # the tasks' index files: the next operation knows their blobs
         return dict(zip(keys, results))
@@ -220,6 +222,7 @@ class LocalProcesses:
         self.name = f"{workers} local worker process(es)"
         self.task_seconds: list[float] = []
         self.nodes = {"local"}
+        self.startup_seconds = 0.0
 
     def run(self, fn, tasks, names, on_done):
         results: list[Any] = [None] * len(tasks)
@@ -228,7 +231,7 @@ class LocalProcesses:
         ctx = multiprocessing.get_context("spawn")
         while pending:
             with ProcessPoolExecutor(min(self.workers, len(pending)), mp_context=ctx) as pool:
-                futures = {pool.submit(fn, tasks[i]): i for i in sorted(pending)}
+                futures = {pool.submit(timed_local, fn, tasks[i]): i for i in sorted(pending)}
                 waiting = set(futures)
                 try:
                     while waiting:
@@ -236,7 +239,7 @@ class LocalProcesses:
                         for f in finished:
                             i = futures[f]
                             try:
-                                results[i] = f.result()
+                                seconds, results[i] = f.result()
                             except BrokenProcessPool:
                                 attempts[i] += 1
                                 if attempts[i] > RETRIES:
@@ -244,6 +247,7 @@ class LocalProcesses:
                                                        f"{attempts[i]} times") from None
                                 continue
                             pending.discard(i)
+                            self.task_seconds.append(seconds)
                             on_done(i, results[i])
                 except BaseException:
                     for f in waiting:
@@ -265,6 +269,7 @@ class RayCluster:
         self.name = f"Ray ({self.address or 'local instance'})"
         self.task_seconds: list[float] = []
         self.nodes: set[str] = set()
+        self.startup_seconds = 0.0
 
     def run(self, fn, tasks, names, on_done):
         # Ray prints the cluster's messages (a worker that died...) on standard output, which
@@ -276,10 +281,12 @@ class RayCluster:
         import ray
         from ray.exceptions import RayError, RayTaskError
         started_here = not ray.is_initialized()
+        t = time.monotonic()
         if started_here:
             # no runtime_env: nothing (no environment variable, no file) is shipped with it
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, ignore_reinit_error=True)
+        self.startup_seconds = time.monotonic() - t
         try:
             remote = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(timed_call)
             refs = {remote.remote(fn, t): i for i, t in enumerate(tasks)}
@@ -311,6 +318,13 @@ class RayCluster:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def timed_local(fn, task):
+    """fn(task) and the seconds it took, in a local worker process."""
+    t = time.monotonic()
+    result = fn(task)
+    return time.monotonic() - t, result
 
 
 def timed_call(fn, task):

@@ -16,8 +16,9 @@ base: a two-level LSM, delta runs over a base) is per part: each backup of a sou
 the bases of its oldest parts, about 1/COMPACT_AGE of its rows (`due_parts`), every part at
 the latest when its age reaches COMPACT_AGE, and any part whose delta runs hold more rows
 than MAX_CHAIN_FRACTION of it. So each night rewrites about the same share of the manifest
-instead of all of it at once; a part grown past SPLIT_ROWS is split into parts of PART_ROWS
-when its base is rewritten.
+instead of all of it at once. For that a source has about 2 x COMPACT_AGE parts (each of
+MIN_PART_ROWS to PART_ROWS rows, `Tuning.rows_per_part`); a part grown past SPLIT_FACTOR
+times that is split when its base is rewritten.
 
 Entries written before parts existed (a single base and deltas) are read as one part of
 the source "" (`parts_of`).
@@ -36,8 +37,9 @@ from .columns import Cols, apply_deltas
 from .spool import TempRows
 
 FEATURE = "parts"
-PART_ROWS = 65_536             # rows per part when a base is cut into parts
-SPLIT_ROWS = 2 * PART_ROWS     # a part holding more is split when its base is rewritten
+PART_ROWS = 65_536             # rows per part at most when a base is cut into parts...
+MIN_PART_ROWS = 4096           # ...and at least: about 2 x COMPACT_AGE parts per source between
+SPLIT_FACTOR = 2               # a part holding this many times the rows a part should have is split
 COMPACT_AGE = 8                # a part's base is rewritten after at most this many backups...
 MAX_CHAIN_FRACTION = 1.0       # ...or when its delta runs hold more rows than this share of it
 
@@ -46,10 +48,18 @@ class Tuning:
     """The constants above, as one value a test or simulation may scale down."""
 
     def __init__(self, part_rows: int = PART_ROWS, compact_age: int = COMPACT_AGE,
-                 max_chain_fraction: float = MAX_CHAIN_FRACTION, split_rows: int | None = None):
+                 max_chain_fraction: float = MAX_CHAIN_FRACTION, min_part_rows: int = MIN_PART_ROWS):
         self.part_rows, self.compact_age = part_rows, compact_age
         self.max_chain_fraction = max_chain_fraction
-        self.split_rows = split_rows or 2 * part_rows
+        self.min_part_rows = min(min_part_rows, part_rows)
+
+    def rows_per_part(self, total: int | None) -> int:
+        """The rows a part of a source of `total` rows should hold: enough parts (about
+        2 x compact_age) that each backup can rewrite about the same share of them, each
+        between min_part_rows and part_rows (None: part_rows)."""
+        if total is None:
+            return self.part_rows
+        return max(self.min_part_rows, min(self.part_rows, total // (2 * self.compact_age)))
 
 
 DEFAULT = Tuning()
@@ -166,15 +176,18 @@ def due_parts(parts: list[dict[str, Any]], tuning: Tuning) -> set[int]:
     """The parts of a source (by position) whose base this backup rewrites: every part
     whose age reaches COMPACT_AGE, and, oldest first, parts not yet due while the rows
     chosen stay under 1/COMPACT_AGE of the source's rows (a part is taken if that keeps
-    them under twice that share). So each backup rewrites about the same share of the
-    rows, and a source of one part waits until its part is due."""
+    them under twice that share, or alone once it is half due). So each backup rewrites
+    about the same share of the rows."""
     budget = sum(p["count"] for p in parts) / tuning.compact_age
     chosen: set[int] = set()
     rows = 0
     for i in sorted(range(len(parts)), key=lambda k: (-parts[k].get("age", 0), k)):
         p = parts[i]
-        due = p.get("age", 0) + 1 >= tuning.compact_age
-        if due or (rows < budget and rows + p["count"] <= 2 * budget):
+        age = p.get("age", 0) + 1
+        # a part bigger than twice the share (a small source of few parts) goes alone, once
+        # half due: its source's parts then come due on different nights
+        fits = rows + p["count"] <= 2 * budget or (not chosen and 2 * age >= tuning.compact_age)
+        if age >= tuning.compact_age or (rows < budget and fits):
             chosen.add(i)
             rows += p["count"]
     return chosen
@@ -250,17 +263,20 @@ class _Splitter:
 
 
 def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[str, Any]],
-                 runs: Iterable[Cols], tuning: Tuning = DEFAULT) -> tuple[list[dict[str, Any]], dict[str, int]]:
+                 runs: Iterable[Cols], tuning: Tuning = DEFAULT,
+                 expected_rows: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The new parts of one source for its rows (sorted runs), given its previous parts
-    (maybe none), and the counts (added, changed, deleted, unchanged)."""
+    (maybe none), and the counts (added, changed, deleted, unchanged). `expected_rows`:
+    about how many rows a source without previous parts has (to size its parts)."""
     if not prev_parts:
-        parts = write_bases(repo, packer, runs, source, "", tuning.part_rows)
+        parts = write_bases(repo, packer, runs, source, "", tuning.rows_per_part(expected_rows))
         n = sum(p["count"] for p in parts)
         return parts, {"added": n, "changed": 0, "deleted": 0, "unchanged": 0}
     prev_parts = sorted(prev_parts, key=lambda p: p["lo"])
     stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
     split = _Splitter(runs)
     chosen = due_parts(prev_parts, tuning)
+    per_part = tuning.rows_per_part(sum(p["count"] for p in prev_parts))
     out: list[dict[str, Any]] = []
     with TempRows(tmp_dir) as tmp:
         for i, prev in enumerate(prev_parts):
@@ -279,7 +295,7 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
                 out.append({**prev, "age": age})
             elif i in chosen or chain > tuning.max_chain_fraction * max(count, 1):
                 new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
-                cut = tuning.part_rows if count > tuning.split_rows else None
+                cut = per_part if count > SPLIT_FACTOR * per_part else None
                 for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut):
                     out.append({**p, **keep})
             else:

@@ -107,7 +107,8 @@ class Writer:
 
     # ---- manifests --------------------------------------------------------------------
     def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
-                        ordered: bool, tuning: parts.Tuning = parts.DEFAULT) -> tuple[dict[str, Any], dict[str, int]]:
+                        ordered: bool, tuning: parts.Tuning = parts.DEFAULT,
+                        expected_rows: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
         """The snapshot entry of namespace `name` holding the rows of `batches` (the whole
         namespace, read as one partition), written against `prev` (the parent snapshot's
         entry, or None), and the counts (added, changed, deleted, unchanged). See
@@ -115,17 +116,18 @@ class Writer:
         if prev is not None and set(parts.sources_of(prev)) != {""}:
             prev = None if prev is None else {"name": name, "count": prev["count"],
                                               "features": [parts.FEATURE], "parts": self._replanned(prev, tuning)}
-        piece, stats = self.write_partition(name, "", prev, batches, ordered, tuning)
+        piece, stats = self.write_partition(name, "", prev, batches, ordered, tuning, expected_rows)
         return self.namespace_entry(name, [piece]), stats
 
     def _replanned(self, prev: dict[str, Any], tuning: parts.Tuning) -> list[dict[str, Any]]:
         """A previous entry of several sources rewritten as bases of the source "" (its
         sources' states merged), for a backup that reads the namespace whole."""
         runs = parts.iter_state_cols(self.repo, prev)
-        return parts.write_bases(self.repo, self._packer, runs, "", "", tuning.part_rows)
+        return parts.write_bases(self.repo, self._packer, runs, "", "", tuning.rows_per_part(prev["count"]))
 
     def write_partition(self, name: str, source: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
-                        ordered: bool, tuning: parts.Tuning = parts.DEFAULT) -> tuple[dict[str, Any], dict[str, int]]:
+                        ordered: bool, tuning: parts.Tuning = parts.DEFAULT,
+                        expected_rows: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
         """The manifest parts of one source partition of namespace `name` (model/partition.py)
         holding the rows of `batches`, written against the parts of the same source in `prev`
         (the parent snapshot's namespace entry, or None), as a piece for namespace_entry, and
@@ -148,7 +150,7 @@ class Writer:
                 held = parts.HeldPacker(self.repo, tmp.dir)
                 try:
                     out, stats = parts.write_source(self.repo, held, spool_dir(), source, prev_parts,
-                                                    manifest.sorted_runs(runs()), tuning)
+                                                    manifest.sorted_runs(runs()), tuning, expected_rows)
                     held.release(self._packer)
                 finally:
                     held.close()
@@ -156,7 +158,7 @@ class Writer:
                 for run in runs():
                     tmp.put_cols(run)
                 out, stats = parts.write_source(self.repo, self._packer, spool_dir(), source, prev_parts,
-                                                tmp.iter_cols(), tuning)
+                                                tmp.iter_cols(), tuning, expected_rows or tmp.count())
                 out = [{**p, "ordered": False} for p in out]
         return {"parts": out, "logical_bytes": logical[0]}, stats
 

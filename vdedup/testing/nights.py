@@ -42,7 +42,8 @@ def simulate_nights(n_records: int, nights: int, tuning: Tuning, seed: int = 1) 
                 yield RowBatch([f"r{i:09d}" for i in ids[sel]], vrefs[sel],
                                [meta_bytes({"v": int(m), "k": "x" * 12}) for m in meta[sel]],
                                [None] * len(sel), [None] * len(sel))
-        entry, _ = writer.write_namespace("", prev, batches(), ordered=True, tuning=tuning)
+        entry, _ = writer.write_namespace("", prev, batches(), ordered=True, tuning=tuning,
+                                          expected_rows=len(ids))
         writer.flush()
         writer.close()
         if night:
