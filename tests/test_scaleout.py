@@ -101,24 +101,40 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """A head node and a second node (1 CPU each, temp dirs of their own), stopped after."""
-    pytest.importorskip("ray")
     # short paths: Ray's Unix sockets live under the temp dirs (107 characters at most)
     base = Path(tempfile.mkdtemp(prefix="vr-", dir="/tmp"))
     port = _free_port()
+    # token authentication with a token of this cluster's own: the nodes, the in-process
+    # driver and the vdedup processes use it (an ~/.ray/auth_token left by any local
+    # ray.init would otherwise turn authentication on for the head only)
+    token = base / "token"
+    token.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    token.chmod(0o600)
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
+    pytest.importorskip("ray")             # imported after: Ray reads the mode when imported
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "VDEDUP_CACHE_DIR": str(base / "worker-cache"), "ANONYMIZED_TELEMETRY": "False"}
     ray = str(VENV_BIN / "ray")
     common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
-    subprocess.run([ray, "start", "--head", f"--port={port}", f"--temp-dir={base / 'head'}",
-                    "--include-dashboard=false", *common], env=env, check=True, capture_output=True, timeout=120)
+    def start(*args: str) -> None:
+        r = subprocess.run([ray, "start", *args, *common], env=env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
     try:
-        subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", f"--temp-dir={base / 'node2'}", *common],
-                       env=env, check=True, capture_output=True, timeout=120)
+        start("--head", f"--port={port}", f"--temp-dir={base / 'head'}", "--include-dashboard=false")
+        start(f"--address=127.0.0.1:{port}", f"--temp-dir={base / 'node2'}")
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(base, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture
