@@ -8,7 +8,7 @@ embedded Chroma. For every other provider, the collection is loaded by vdedup it
 cross-provider restore of the Chroma snapshot: that is the "restore" figure) and then backed up
 (the "backup" figure); Milvus, which does not take foreign schemas yet, is loaded through
 pymilvus and restored Milvus -> Milvus. Pinecone and Weaviate run against the project's
-emulators (vdedup/testing), so their figures measure vdedup and the SDKs, not the services.
+emulators (tests/emulators), so their figures measure vdedup and the SDKs, not the services.
 Writes results/connectors.json and results/connectors.md.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))   # tests/emulators: the Pinecone and Weaviate emulators
 import datagen  # noqa: E402
 
 from vdedup_cli.main import run as vdedup  # noqa: E402
@@ -103,13 +104,13 @@ def main() -> int:
                     c.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 url = read_url = f"postgresql://postgres@{host}:{port}/{db}"
             elif prov == "pinecone":
-                from vdedup.testing.pinecone_emulator import PineconeEmulator
+                from emulators.pinecone_emulator import PineconeEmulator
                 emu = PineconeEmulator("bench-key").__enter__()
                 emus.append(emu)
                 os.environ.update(PINECONE_API_KEY="bench-key", PINECONE_CONTROLLER_HOST=emu.url)
                 name, url, read_url = "docs-bench", "pinecone://", "pinecone://docs-bench"
             elif prov == "weaviate":
-                from vdedup.testing.weaviate_emulator import WeaviateEmulator
+                from emulators.weaviate_emulator import WeaviateEmulator
                 emu = WeaviateEmulator(api_keys=["bench-key"]).__enter__()
                 emus.append(emu)
                 os.environ["WEAVIATE_API_KEY"] = "bench-key"

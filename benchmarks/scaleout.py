@@ -12,7 +12,7 @@ ray: the same backup with `--ray` (a local Ray instance started by vdedup), and 
     overhead per task: the executor's wall time after the cluster started, times its task
     slots, less the tasks' own run time, per task (worker processes starting included).
 nights: the manifest bytes each of 30 simulated nights stores (1M records, 1% churn, 10%
-    metadata touches; vdedup/testing/nights.py), with the default compaction: the largest
+    metadata touches; benchmarks/nights.py), with the default compaction: the largest
     night against the median, the mean against the smallest.
 
 Results go to benchmarks/results/scaleout-<command>.json; working data to
@@ -86,7 +86,7 @@ def ray(a) -> dict:
 
 def nights(a) -> dict:
     from vdedup.repository import Tuning
-    from vdedup.testing.nights import simulate_nights
+    from nights import simulate_nights
     os.environ.setdefault("VDEDUP_CACHE_DIR", str(WORK / "cache"))
     t = time.monotonic()
     stored = simulate_nights(a.n, a.nights, Tuning())

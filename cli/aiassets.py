@@ -53,14 +53,16 @@ def _check_type(type_: str | None) -> None:
 def ai_connect(
     provider: str = typer.Option(..., "--provider", help="pinecone, qdrant, weaviate, milvus, postgresql, chroma."),
     name: Optional[str] = typer.Option(None, "--name", help="Asset name (asked for at a terminal)."),
-    url: Optional[str] = typer.Option(None, "--url", help="URL or Pinecone index name (asked for at a terminal)."),
+    url: Optional[str] = typer.Option(None, "--url", help="URL or Pinecone index name; '' or pinecone:// is the "
+                                      "whole project (asked for at a terminal)."),
     collection: Optional[List[str]] = typer.Option(None, "--collection", help="Collection/index to back up (repeatable)."),
     secret_stdin: bool = SECRET_STDIN,
     secret_env: Optional[str] = SECRET_ENV_OPT,
     no_secret: bool = NO_SECRET,
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Connect a vector database: asks for the name, URL and secret (hidden) at a terminal."""
+    """Connect a vector database: at a terminal asks for the name, URL and secret (hidden), then
+    lists the indexes found and asks which to back up."""
     connect_asset(provider, name, url, list(collection or []), secret_stdin, secret_env, no_secret,
                   None, json_out)
 

@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from vdedup import __version__
+from vdedup.ratelimit import parse_rate
 
 from .context import OPTIONS
 
@@ -32,6 +33,10 @@ def main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or informational messages."),
     s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", envvar="VDEDUP_S3_ENDPOINT",
                                               help="Endpoint URL of an S3-compatible store (for s3:// repositories)."),
+    limit_upload: Optional[str] = typer.Option(None, "--limit-upload", envvar="VDEDUP_LIMIT_UPLOAD",
+                                               help="Cap on bytes per second saved to the repository, e.g. 20MB/s."),
+    limit_download: Optional[str] = typer.Option(None, "--limit-download", envvar="VDEDUP_LIMIT_DOWNLOAD",
+                                                 help="Cap on bytes per second loaded from the repository, e.g. 50MB/s."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:
@@ -40,8 +45,11 @@ def main(
     Exit codes: 0 ok, 1 error, 2 usage, 3 partial, 10 no repository, 11 locked, 12 wrong or
     missing password, 13 repository exists, 14 snapshot not found, 15 source error,
     16 target not empty, 17 integrity error (or verify found differences), 18 missing
-    dependency, 19 translation refused, 130 interrupted.
+    dependency, 19 translation refused, 20 a secret would cross the network in clear text,
+    130 interrupted.
     """
     OPTIONS.repo = repo
     OPTIONS.quiet = quiet
     OPTIONS.s3_endpoint = s3_endpoint
+    OPTIONS.limit_upload = parse_rate(limit_upload, "--limit-upload", records=False) if limit_upload else None
+    OPTIONS.limit_download = parse_rate(limit_download, "--limit-download", records=False) if limit_download else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vdedup.backend import open_backend
-from vdedup.errors import PasswordRequired, RepositoryNotFound, UsageError
+from vdedup.errors import PasswordRequired, RepositoryNotFound, UsageError, remember_secret, scrub
 from vdedup.repository import Repository
 
 
@@ -17,6 +17,8 @@ class Options:
     repo: str | None = None
     quiet: bool = False
     s3_endpoint: str | None = None
+    limit_upload: Any = None          # vdedup.ratelimit.Rate (bytes/s) or None
+    limit_download: Any = None
 
 
 OPTIONS = Options()
@@ -55,7 +57,7 @@ def show_warning(message: str) -> None:
     on stderr even with --quiet, and in the command's --json output."""
     if message not in WARNINGS:
         WARNINGS.append(message)
-        sys.stderr.write(f"vdedup: warning: {message}\n")
+        sys.stderr.write(f"vdedup: warning: {scrub(message)}\n")
         sys.stderr.flush()
 
 
@@ -113,12 +115,21 @@ def read_password(confirm: bool = False) -> str:
     """The repository password: VDEDUP_PASSWORD, VDEDUP_PASSWORD_FILE, or a hidden prompt."""
     pw = read_secret("VDEDUP_PASSWORD", "VDEDUP_PASSWORD_FILE", "repository password", confirm,
                      "no password: standard input is not a terminal")
+    remember_secret(pw)
     AUDIT.password = pw
     return pw
 
 
+def repository_backend():
+    """The backend of the repository the options name, with the options' rate limits."""
+    return open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint,
+                        limit_upload=OPTIONS.limit_upload, limit_download=OPTIONS.limit_download)
+
+
 def open_repository() -> Repository:
-    backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
+    from vdedup.repository.spool import remove_stale_spools_at_start
+    remove_stale_spools_at_start()    # plaintext rows a killed run left in the cache go first
+    backend = repository_backend()
     if not backend.exists():
         raise RepositoryNotFound(f"no repository at {backend.location}")
     repo = Repository.open(backend, read_password())

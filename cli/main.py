@@ -27,7 +27,7 @@ def _kinds(name: str) -> tuple[type, ...]:
 _EXIT, _ABORT, _CLICK_ERROR = _kinds("Exit"), _kinds("Abort"), _kinds("ClickException")
 import typer
 
-from vdedup.errors import Interrupted, VdedupError
+from vdedup.errors import Interrupted, VdedupError, scrub
 
 from . import context
 from .app import app
@@ -35,13 +35,14 @@ from .commands import load_all
 from .output import err
 
 # root options that take a value (to find the command's name in argv)
-_VALUE_OPTIONS = {"--repo", "-r", "--s3-endpoint"}
+_VALUE_OPTIONS = {"--repo", "-r", "--s3-endpoint", "--limit-upload", "--limit-download"}
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> int:
-    err.print(f"vdedup: error: {message}", markup=False)
+    """The one place errors become output: no secret passes (errors.scrub)."""
+    err.print(f"vdedup: error: {scrub(message)}", markup=False)
     if hint:
-        err.print(f"hint: {hint}", markup=False)
+        err.print(f"hint: {scrub(hint)}", markup=False)
     return code
 
 
@@ -87,9 +88,8 @@ def _audit(operation: str | None, code: int, error: BaseException | None) -> Non
     try:
         if repo is None and operation == "init" and code == 0 and note.password is not None:
             # init creates the repository without going through open_repository
-            from vdedup.backend import open_backend
             from vdedup.repository import Repository
-            backend = open_backend(context.repo_location(), s3_endpoint=context.OPTIONS.s3_endpoint)
+            backend = context.repository_backend()
             if backend.exists():
                 repo = Repository.open(backend, note.password)
         if repo is None:
@@ -158,7 +158,7 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
         error = e
         if os.environ.get("VDEDUP_DEBUG"):
             traceback.print_exc()
-        code = _fail(f"internal error: {type(e).__name__}: {e}".splitlines()[0], 1,
+        code = _fail(scrub(f"internal error: {type(e).__name__}: {e}").splitlines()[0], 1,
                      "set VDEDUP_DEBUG=1 for a traceback and report it")
     try:
         _audit(operation_name(args), code, error)

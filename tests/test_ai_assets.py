@@ -19,7 +19,7 @@ import pytest
 from vdedup.engine.translate import ID_NAMESPACE
 from vdedup.errors import SnapshotNotFound
 from vdedup.repository.snapshot import Snapshot
-from vdedup.testing.pinecone_emulator import PineconeEmulator
+from emulators.pinecone_emulator import PineconeEmulator
 from vdtest import typed, vdedup_proc
 from test_assets import (PC_SECRET, Cli, assert_secret_absent, chroma_source, pc_url, pinecone_asset_index,
                          proc_env, read_pinecone)

@@ -20,7 +20,7 @@ from vdedup.backend import open_backend
 from vdedup.errors import IntegrityError, WrongPassword
 from vdedup.format.objects import ObjectType
 from vdedup.repository import Repository
-from vdedup.testing.pinecone_emulator import PineconeEmulator
+from emulators.pinecone_emulator import PineconeEmulator
 from vdtest import PASSWORD, add_records, chroma_collection, make_records, vdedup, vdedup_proc
 
 PC_SECRET = "pc-3f9a1c7e5b2d4a6f8e0c1b3d5f7a9e2c4b6d8f0a"      # 44 chars, like a Pinecone key

@@ -75,8 +75,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from vdedup.connectors.pinecone import connector as pc_connector
-    from vdedup.testing.pinecone_emulator import PineconeEmulator
-    from vdedup.testing.weaviate_emulator import WeaviateEmulator
+    from emulators.pinecone_emulator import PineconeEmulator
+    from emulators.weaviate_emulator import WeaviateEmulator
     mp = pytest.MonkeyPatch()
     with PineconeEmulator(PC_KEY) as pc, WeaviateEmulator(api_keys=[WV_KEY]) as wv:
         mp.setenv("PINECONE_API_KEY", PC_KEY)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from vdtest import require_module, unavailable
+
 from vdedup.backend import FaultyBackend, LocalBackend, RetryBackend
 from vdedup.errors import RepositoryLocked, WriteRefused
 from vdedup.repository import Repository
@@ -83,7 +85,7 @@ def _mount(*args: str) -> None:
 def small_disk(tmp_path):
     """A 3 MiB tmpfs (root only), unmounted afterwards."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        unavailable("mounting a tmpfs needs root")
     mnt = tmp_path / "disk"
     mnt.mkdir()
     _mount("-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt))
@@ -120,7 +122,7 @@ def test_full_disk_and_read_only_mount(tmp_path, small_disk):
 def test_s3_access_denied_on_write_is_a_refusal(tmp_path):
     """What boto3 raises for a 403 on PutObject/DeleteObject becomes WriteRefused (which
     readers fall back from); a 403 on a read stays a plain backend error."""
-    pytest.importorskip("boto3")
+    require_module("boto3")
     from botocore.exceptions import ClientError
     from vdedup.backend.s3 import S3Backend
     b = S3Backend("bucket", "p", "http://127.0.0.1:1")

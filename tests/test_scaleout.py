@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 
 from vdedup.repository import Repository, Tuning, parts_of
-from vdedup.testing.nights import simulate_nights
 from vdtest import PASSWORD, vdedup
 
 sys.path.insert(0, str(Path(__file__).parent / "connectors"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+from nights import simulate_nights  # noqa: E402
 from test_files import records, write_export  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent

@@ -6,9 +6,44 @@ collections and URLs with credentials removed.
 """
 from __future__ import annotations
 
+import threading
+
+# ---- secrets kept out of every message ------------------------------------------------------
+# A provider library may put the secret it was given into its own error text (a key with a
+# newline: "Illegal header value b'...'"). Every secret the process handles is remembered
+# here, and every message made from an error passes through `scrub`.
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+MIN_SCRUBBED = 4           # shorter fragments would mangle ordinary words
+WITHHELD = "[secret withheld]"
+
+
+def remember_secret(secret: str | None) -> None:
+    """Note a secret (API key, token, password) so that `scrub` removes it from messages."""
+    if not secret or not isinstance(secret, str):
+        return
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "replace"))[2:-1],
+             secret.strip()}
+    forms.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 2 * MIN_SCRUBBED)
+    with _SECRETS_LOCK:
+        _SECRETS.update(f for f in forms if len(f) >= MIN_SCRUBBED)
+
+
+def scrub(text: str) -> str:
+    """`text` with every remembered secret (and its escaped forms) replaced by a marker."""
+    if not _SECRETS or not text:
+        return text
+    with _SECRETS_LOCK:
+        forms = sorted(_SECRETS, key=len, reverse=True)
+    for form in forms:
+        if form in text:
+            text = text.replace(form, WITHHELD)
+    return text
+
 
 class VdedupError(Exception):
-    """Base class: `exit_code` is what the CLI exits with, `hint` an optional next step."""
+    """Base class: `exit_code` is what the CLI exits with, `hint` an optional next step.
+    Its message and str() never hold a remembered secret (`scrub`)."""
 
     exit_code = 1
     hint: str | None = None
@@ -20,7 +55,10 @@ class VdedupError(Exception):
 
     @property
     def message(self) -> str:
-        return str(self.args[0]) if self.args else self.__class__.__name__
+        return scrub(str(self.args[0]) if self.args else self.__class__.__name__)
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class UsageError(VdedupError):
@@ -151,6 +189,12 @@ class NotInSnapshot(SnapshotNotFound):
 class PasswordRequired(VdedupError):
     exit_code = 12
     hint = "set VDEDUP_PASSWORD or VDEDUP_PASSWORD_FILE, or run in a terminal to be asked"
+
+
+class InsecureTransport(VdedupError):
+    """A secret would cross the network in clear text (plain http to a host other than this
+    machine) and the URL did not say that this is wanted (`?insecure=1`)."""
+    exit_code = 20
 
 
 class TranslationRefused(VdedupError):

@@ -1,7 +1,9 @@
 """`connect` and `assets list|show|remove|rotate|policy`: the credential store (CLI layer).
 
 Secrets come from a hidden prompt at a terminal, from standard input (`--secret-stdin`) or
-from an environment variable named by `--secret-env VAR`; never from the command line.
+from an environment variable named by `--secret-env VAR`; never from the command line. At a
+terminal `connect` tries the secret at once (engine.discovery) and asks which of the indexes
+found to back up (cli/picking.py); `--collection` picks without asking.
 """
 from __future__ import annotations
 
@@ -13,15 +15,18 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from vdedup.assets.store import (ASSET_TYPE, Asset, AssetStore, check_name, mask, normalize_provider,
-                                 secret_env_for)
-from vdedup.connectors import parse_url
+from vdedup.assets.store import (ASSET_TYPE, Asset, AssetExists, AssetNotFound, AssetStore, check_name,
+                                 mask, normalize_provider, secret_env_for)
+from vdedup.connectors import lookup, parse_url
+from vdedup.connectors.registry import refuse_plain_transport
 from vdedup.connectors.url import SECRET_KEYS
-from vdedup.errors import UsageError
+from vdedup.engine.discovery import discover
+from vdedup.errors import SourceError, UsageError, remember_secret
 
 from ..app import app
 from ..context import AUDIT, open_repository
-from ..output import info, out, print_json
+from ..output import err, info, out, print_json
+from ..picking import ask_choice, discovered_table
 
 assets_app = typer.Typer(help="Connected assets: the databases whose credentials the repository keeps.",
                          no_args_is_help=True)
@@ -39,8 +44,15 @@ def _ask(prompt: str) -> str:
 
 
 def read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
-                no_secret: bool, default_none: bool = False) -> str | None:
+                no_secret: bool, default_none: bool = False, provider: str | None = None) -> str | None:
     """The secret from exactly one place; None with --no-secret (or when none is needed)."""
+    value = _read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none, provider)
+    remember_secret(value)                   # never in an error message (errors.scrub)
+    return value
+
+
+def _read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | None,
+                 no_secret: bool, default_none: bool = False, provider: str | None = None) -> str | None:
     chosen = sum(bool(x) for x in (secret_stdin, secret_env, no_secret))
     if chosen > 1:
         raise UsageError("give at most one of --secret-stdin, --secret-env, --no-secret")
@@ -61,7 +73,8 @@ def read_secret(name: str, env_var: str, secret_stdin: bool, secret_env: str | N
     if not sys.stdin.isatty():
         raise UsageError("no secret: standard input is not a terminal; use --secret-stdin, "
                          "--secret-env VAR or --no-secret")
-    value = getpass.getpass(f"secret for {name} (what {env_var} would hold; input hidden): ",
+    label = lookup(provider).secret_label if provider else "secret"
+    value = getpass.getpass(f"{label} for {name} (what {env_var} would hold; input hidden): ",
                             stream=sys.stderr)
     if not value:
         raise UsageError("empty secret (use --no-secret for a database that needs none)")
@@ -91,9 +104,44 @@ def policy_dict(keep_last: int, keep_daily: int, keep_weekly: int, keep_monthly:
     return d if any(d.values()) else None
 
 
+def ask_url(provider: str) -> str:
+    """The URL at a terminal; for Pinecone an empty answer is the whole project."""
+    if provider == "pinecone":
+        return _ask("URL (empty: every index of the project; or an index name, pinecone://INDEX): ") \
+            or "pinecone://"
+    return _ask(f"URL ({lookup(provider).account_url or provider + '://...'}; no credential in it): ")
+
+
+def pick_collections(url: str, secret: str | None) -> list[str]:
+    """At a terminal: list what the secret reaches at `url` and ask which to back up ([] is
+    every one, those created later too)."""
+    found = discover(url, secret)
+    usable = [d for d in found if d.problem is None]
+    if not found:
+        info(f"no collections found at {url}: the asset will back up every collection created there")
+        return []
+    err.print(discovered_table(found, numbered=True))
+    if len(found) == 1 and usable:
+        info(f"one index found: {found[0].name}")
+        return []
+    if not usable:
+        raise SourceError(f"none of the {len(found)} collections at {url} can be backed up")
+    return ask_choice(found)
+
+
+def refuse_taken(store: AssetStore, name: str) -> None:
+    try:
+        store.get(name)
+    except AssetNotFound:
+        return
+    raise AssetExists(f"an asset named {name!r} is already connected")
+
+
 def connect_asset(provider: str, name: str | None, url: str | None, collections: list[str],
                   secret_stdin: bool, secret_env: str | None, no_secret: bool,
                   policy: dict[str, Any] | None, json_out: bool) -> None:
+    """Store an asset. At a terminal without --collection: the secret is tried at once, the
+    indexes it reaches are listed with their counts, and the user picks which to back up."""
     provider = normalize_provider(provider)
     tty = sys.stdin.isatty()
     if not name:
@@ -101,26 +149,38 @@ def connect_asset(provider: str, name: str | None, url: str | None, collections:
             raise UsageError("no asset name: pass --name (standard input is not a terminal)")
         name = _ask("asset name: ")
     check_name(name)
-    if not url:
-        if not tty:
-            raise UsageError("no URL: pass it (e.g. --url pinecone://INDEX) (standard input is not a terminal)")
-        hint = "index name or pinecone://INDEX" if provider == "pinecone" else f"{provider}://..."
-        url = _ask(f"URL ({hint}): ")
-    stored_url = clean_url(provider, url)
-    env_var = secret_env_for(provider)
-    embedded = provider == "chroma" and parse_url(stored_url).host is None
-    secret = read_secret(name, env_var, secret_stdin, secret_env, no_secret, default_none=embedded)
+    if url is None and not tty:
+        raise UsageError("no URL: pass it (e.g. --url pinecone://INDEX) (standard input is not a terminal)")
     AUDIT.note(asset=name)
-    repo = open_repository()
+    # at a terminal the repository is opened first, so a name already taken is said before
+    # the URL and the key are asked for
+    repo = open_repository() if tty else None
     try:
-        asset = AssetStore(repo).add(name, provider, stored_url, secret, collections, policy)
+        if repo is not None:
+            refuse_taken(AssetStore(repo), name)
+        if url is None:
+            url = ask_url(provider)
+        stored_url = clean_url(provider, url)
+        embedded = provider in ("chroma", "qdrant") and parse_url(stored_url).host is None
+        secret = read_secret(name, secret_env_for(provider), secret_stdin, secret_env, no_secret,
+                             default_none=embedded, provider=provider)
+        if secret:                    # a secret that would later go out in clear text: not stored
+            refuse_plain_transport(stored_url, "this asset")
+        try:
+            if tty and not collections and not secret_stdin:
+                collections = pick_collections(stored_url, secret)
+            repo = repo or open_repository()
+            asset = AssetStore(repo).add(name, provider, stored_url, secret, collections, policy)
+        finally:
+            del secret
     finally:
-        del secret
-        repo.close()
+        if repo is not None:
+            repo.close()
     if json_out:
         print_json({"message_type": "connected", **asset.to_public()})
         return
-    out.print(f"connected asset {asset.name} ({asset.provider}, {asset.url})", markup=False)
+    out.print(f"connected asset {asset.name} ({asset.provider}, {asset.url}; "
+              f"{', '.join(asset.collections) or 'every collection'})", markup=False)
     info(f"secret stored encrypted in the repository; the connector gets it as {asset.secret_env}"
          if asset.has_secret else "no secret stored")
 
@@ -183,7 +243,8 @@ def connect(
     keep_within: Optional[str] = typer.Option(None, "--keep-within", help="... everything younger than this (e.g. 30d)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Connect a database: store its URL and (encrypted) secret for later backups."""
+    """Connect a database: store its URL and (encrypted) secret for later backups. At a terminal
+    it lists the indexes the secret reaches and asks which to back up (or give --collection)."""
     if url and url_opt:
         raise UsageError("give the URL once (argument or --url)")
     connect_asset(provider, name, url or url_opt, list(collection or []), secret_stdin, secret_env,
@@ -250,7 +311,10 @@ def assets_rotate(
     try:
         store = AssetStore(repo)
         asset = store.get(name)
-        secret = read_secret(name, asset.secret_env, secret_stdin, secret_env, no_secret)
+        secret = read_secret(name, asset.secret_env, secret_stdin, secret_env, no_secret,
+                             provider=asset.provider)
+        if secret:                    # a secret that would go out in clear text: not stored
+            refuse_plain_transport(asset.url, "this asset")
         store.rotate(name, secret)
         del secret
     finally:

@@ -11,14 +11,17 @@ from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import PARTITION_SIZE, backup as run_backup
 from vdedup.engine.scaleout import LocalProcesses, RayCluster, Scatter, SourceHandle
 from vdedup.engine.nightly import backup_assets
+from vdedup.engine.throttle import throttled
 from vdedup.errors import PartialFailure, UsageError, VdedupError
+from vdedup.ratelimit import Rate, parse_rate
 
 from ..app import app
 from ..context import AUDIT, open_repository
 from ..output import RichReporter, err, human_bytes, info, out, print_json
 
 
-def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: int, json_out: bool) -> None:
+def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: int, json_out: bool,
+                      rate: Rate | None = None) -> None:
     """Back up the chosen assets one after another; a failing one does not stop the others,
     and the run ends with PartialFailure (exit 3) naming the failed ones."""
     repo = open_repository()
@@ -28,7 +31,7 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
         if not assets:
             raise UsageError("no connected assets to back up (add one with 'vdedup connect')")
         with RichReporter(enabled=not json_out) as reporter:
-            outcomes = backup_assets(repo, store, assets, reporter, batch_size)
+            outcomes = backup_assets(repo, store, assets, reporter, batch_size, rate)
     finally:
         repo.close()
     for o in outcomes:
@@ -46,6 +49,8 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
         for o in outcomes:
             if o.ok:
                 extra = f", forgot {len(o.forgotten)} old snapshot(s)" if o.forgotten else ""
+                dups = o.to_dict()["duplicates"]
+                extra += f", {dups} repeated id(s): the last record of each kept" if dups else ""
                 out.print(f"{o.asset}: snapshot {o.snapshot_id[:8]} saved ({o.records} records, "
                           f"{human_bytes(o.bytes_added)} added{extra})", markup=False)
             elif len(outcomes) > 1:
@@ -92,11 +97,17 @@ def backup(
     partition_size: int = typer.Option(PARTITION_SIZE, "--partition-size", min=1,
                                        help="Records per partition of a namespace (a task each with --ray "
                                             "or --workers)."),
+    limit_rate: Optional[str] = typer.Option(None, "--limit-rate",
+                                             help="Read the source no faster than this: records (500r/s) "
+                                                  "or bytes (20MB/s) per second."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Back up a vector database into a new snapshot (only what changed is stored)."""
     if sum((source is not None, bool(asset), all_assets)) != 1:
         raise UsageError("give a SOURCE URL, --asset NAME or --all (exactly one)")
+    rate = parse_rate(limit_rate) if limit_rate else None
+    if rate is not None and ray:
+        raise UsageError("--limit-rate reads the source from this process: not with --ray")
     if source is None:
         if collection or tag or workers or ray:
             raise UsageError("--collection, --tag, --workers and --ray go with a SOURCE URL; a connected asset "
@@ -108,15 +119,16 @@ def backup(
 
         if len(names) == 1:
             AUDIT.note(asset=names[0])
-        run_asset_backups(choose, batch_size, json_out)
+        run_asset_backups(choose, batch_size, json_out, rate)
         return
     url = parse_url(source)
     repo = open_repository()
     try:
         credentials = credentials_for(url, os.environ)                     # the CLI is the edge
-        connector = open_connector(url, credentials)
+        connector = throttled(open_connector(url, credentials, must_exist=True), rate)
         try:
-            scatter = make_scatter(ray, workers, source, credentials)
+            # a rate limit reads in this process (the same partition plan, one after the other)
+            scatter = None if rate is not None else make_scatter(ray, workers, source, credentials)
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
                                     reporter, batch_size, workers, partition_size, scatter)
@@ -131,5 +143,8 @@ def backup(
     s = result.stats
     info(f"records: {s['records']} ({s['added']} new, {s['changed']} changed, "
          f"{s['deleted']} deleted, {s['unchanged']} unchanged)")
+    if s.get("duplicates"):
+        err.print(f"vdedup: warning: {s['duplicates']} record(s) repeated an id already read from the "
+                  "source; the last record read with each id was kept", markup=False)
     info(f"added to the repository: {human_bytes(result.bytes_added)} in {result.seconds:.1f} s")
     out.print(f"snapshot {result.snapshot.short_id} saved")

@@ -42,8 +42,10 @@ def check(
             err.print("damaged or missing data affects:")
             for a in result.affected:
                 err.print(f"  snapshot {a['snapshot'][:8]} ({a['time'][:19].replace('T', ' ')}) collection "
-                          f"{a['collection']!r}" + (f" namespace {a['namespace']!r}" if a["namespace"] else ""),
-                          markup=False)
+                          f"{a['collection']!r}" + (f" namespace {a['namespace']!r}" if a["namespace"] else "")
+                          + f": {a['records_affected']} of {a['records']} records", markup=False)
+            info("run 'vdedup repair index' if an index file is damaged, then 'vdedup repair snapshots' "
+                 "to keep what is intact in new snapshots")
         c = result.counts
         read = (" (all data read)" if read_data_subset is None else
                 f" ({c['packs_read']} of {c['packs']} packs read)") if (read_data or read_data_subset) else ""

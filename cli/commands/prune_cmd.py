@@ -24,6 +24,9 @@ def print_prune(r: PruneResult) -> None:
               + f", {'would delete' if r.dry_run else 'deleted'} {r.unindexed_deleted} unindexed pack(s)")
     if r.unindexed_kept:
         info(f"kept {r.unindexed_kept} unindexed pack(s) younger than the grace period (--keep-unindexed-for)")
+    if r.temporaries_removed:
+        info(f"removed {r.temporaries_removed} temporary file(s) ({human_bytes(r.temporary_bytes_removed)}) "
+             "left by saves that never finished")
     out.print(f"{'would free' if r.dry_run else 'freed'} {human_bytes(r.bytes_freed)}; "
               f"unused data left: {human_bytes(r.unused_after)}")
     for x in r.retained:

@@ -5,12 +5,11 @@ from typing import Optional
 
 import typer
 
-from vdedup.backend import open_backend
 from vdedup.errors import UsageError
 from vdedup.repository import Repository
 
 from ..app import app
-from ..context import AUDIT, OPTIONS, open_repository, read_password, repo_location
+from ..context import AUDIT, open_repository, read_password, repository_backend
 from ..output import err, info, out, print_json
 
 
@@ -29,7 +28,7 @@ def init(
     mode = object_lock_mode.strip().upper()
     if mode not in ("GOVERNANCE", "COMPLIANCE"):
         raise UsageError(f"--object-lock-mode {object_lock_mode!r}: governance or compliance")
-    backend = open_backend(repo_location(), s3_endpoint=OPTIONS.s3_endpoint)
+    backend = repository_backend()
     password = read_password(confirm=True)
     lock = {"mode": mode, "days": object_lock_days} if object_lock_days else None
     repo, recovery = Repository.init(backend, password, object_lock=lock)

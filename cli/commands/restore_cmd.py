@@ -13,9 +13,11 @@ from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.restore import (Selection, TranslationOptions, restore as run_restore, restore_in_place,
                                    target_name)
 from vdedup.engine.verify import VerifyOptions, verify as run_verify
+from vdedup.engine.throttle import throttled
 from vdedup.engine.where import parse_where
 from vdedup.errors import UsageError, VerificationFailed
 from vdedup.model import Metric
+from vdedup.ratelimit import parse_rate
 from vdedup.repository.snapshot import newest_at_or_before
 
 from ..app import app
@@ -141,6 +143,9 @@ def restore(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                       help="Write each namespace by tasks on a Ray cluster (ADDRESS as ray.init "
                                            "takes it; none: a local Ray instance). Needs vdedup[ray]."),
+    limit_rate: Optional[str] = typer.Option(None, "--limit-rate",
+                                             help="Write to the target no faster than this: records (500r/s) "
+                                                  "or bytes (20MB/s) per second."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Restore a snapshot: into new collections (default), in place, or selectively."""
@@ -155,6 +160,9 @@ def restore(
     except ValueError:
         raise UsageError(f"--metric: unknown metric {metric!r} "
                          f"({', '.join(m.value for m in Metric if m != Metric.UNKNOWN)})") from None
+    rate = parse_rate(limit_rate) if limit_rate else None
+    if rate is not None and ray:
+        raise UsageError("--limit-rate writes the target from this process: not with --ray")
     translation = TranslationOptions(metric_value, vector, drop_sparse, allow_lossy, fold_namespaces, exact)
     selection = Selection(collection or None, namespace or None, _read_ids(ids) if ids else None,
                           parse_where(where) if where else None)
@@ -180,7 +188,7 @@ def restore(
         # a target that does not exist yet is created by the first write, not by a dry run nor
         # by a restore refused for its arguments or its plan
         credentials = credentials_for(url, os.environ)                     # the CLI is the edge
-        connector = open_connector(url, credentials, read_only=dry_run, create_on_write=True)
+        connector = throttled(open_connector(url, credentials, read_only=dry_run, create_on_write=True), rate)
         report = None
         try:
             named = connector.url_collection
@@ -215,7 +223,7 @@ def restore(
                     result = restore_in_place(repo, snap, connector, url.redacted(), safety, confirm,
                                               selection, reporter, batch_size, dry_run, workers)
                 else:
-                    scatter = None if dry_run else make_scatter(ray, workers, target, credentials)
+                    scatter = None if dry_run or rate is not None else make_scatter(ray, workers, target, credentials)
                     result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
                                          reporter, batch_size, selection, dry_run, translation, workers, scatter)
                 if verify and not result.dry_run:

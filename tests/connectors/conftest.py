@@ -16,6 +16,8 @@ from typing import Iterator
 
 import pytest
 
+from vdtest import require_module, unavailable
+
 SERVER_START_TIMEOUT = 60.0
 
 
@@ -61,7 +63,7 @@ def _chroma_command() -> str:
         return str(beside)
     found = shutil.which("chroma")
     if found is None:
-        pytest.skip("the chroma CLI is not installed")
+        unavailable("the chroma CLI is not installed")
     return found
 
 
@@ -119,7 +121,7 @@ def running_chroma_server(base: Path) -> Iterator[ChromaServer]:
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """A real Chroma server shared by one test module."""
-    pytest.importorskip("chromadb")
+    require_module("chromadb")
     with running_chroma_server(tmp_path_factory.mktemp("chroma-server")) as server:
         yield server
 
@@ -127,6 +129,6 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
 @pytest.fixture
 def own_chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
     """A real Chroma server for one test, which may stop it (server.stop())."""
-    pytest.importorskip("chromadb")
+    require_module("chromadb")
     with running_chroma_server(tmp_path) as server:
         yield server

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-chromadb = pytest.importorskip("chromadb")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+chromadb = require_module("chromadb")
 from chromadb.config import Settings  # noqa: E402
 
 from vdedup.connectors import Credentials, open_connector, parse_url  # noqa: E402
-from vdedup.connectors.chroma.connector import ChromaConnector, _space  # noqa: E402
+from vdedup.connectors.chroma.connector import ChromaConnector  # noqa: E402
+from vdedup.connectors.chroma.schema import space_of as _space  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric, RecordBatch, VectorField  # noqa: E402
 

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-pymilvus = pytest.importorskip("pymilvus")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+pymilvus = require_module("pymilvus")
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
 from vdedup.connectors import open_connector  # noqa: E402
@@ -28,7 +29,7 @@ from vdedup.connectors.milvus.connector import MilvusConnector  # noqa: E402
 from vdedup.connectors.milvus.values import as_bytes, dense_value, vector_out  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import IdType, Metric, RecordBatch  # noqa: E402
-from vdtest import vdedup, vdedup_proc  # noqa: E402
+from vdtest import unavailable, vdedup, vdedup_proc  # noqa: E402
 
 N = 3000
 ARCHIVE = "archive"          # the second partition; the rest goes to _default
@@ -611,7 +612,7 @@ def test_real_milvus_round_trip(tmp_path, capsys) -> None:
     """Single vector field (all Milvus 2.3.5-lite allows) against the real engine: index
     parameters come back flattened there, loading needs an index, auto_id keys are kept."""
     if os.environ.get("VDEDUP_TEST_MILVUS_REAL_UNAVAILABLE"):     # servers.sh tried and said why
-        pytest.skip("real Milvus 2.3.5 engine: " + os.environ["VDEDUP_TEST_MILVUS_REAL_UNAVAILABLE"])
+        unavailable("real Milvus 2.3.5 engine: " + os.environ["VDEDUP_TEST_MILVUS_REAL_UNAVAILABLE"])
     http_uri = os.environ.get("VDEDUP_TEST_MILVUS_REAL_URI")
     assert http_uri, ("VDEDUP_TEST_MILVUS_REAL_URI is not set: start the servers with "
                       "scripts/servers.sh (it runs the real Milvus 2.3.5 engine)")

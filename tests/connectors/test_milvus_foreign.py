@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-pymilvus = pytest.importorskip("pymilvus")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+pymilvus = require_module("pymilvus")
 from pymilvus import MilvusClient  # noqa: E402
 
 from vdedup.connectors import open_connector  # noqa: E402

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+psycopg = require_module("psycopg")
 from psycopg import sql  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 

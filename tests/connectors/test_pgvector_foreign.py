@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-psycopg = pytest.importorskip("psycopg")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+psycopg = require_module("psycopg")
 
 from pg_fixtures import columns, connect, fresh_database, indexes, pg_settings, url  # noqa: E402
 

@@ -1,5 +1,5 @@
 """Pinecone connector through the official `pinecone` SDK against the emulator of Pinecone's
-REST API 2026-07 (vdedup.testing.pinecone_emulator): no Pinecone server runs outside its cloud."""
+REST API 2026-07 (tests/emulators/pinecone_emulator.py): no Pinecone server runs outside its cloud."""
 from __future__ import annotations
 
 import json
@@ -9,13 +9,14 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-pinecone = pytest.importorskip("pinecone")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+pinecone = require_module("pinecone")
 
 from vdtest import env_connector  # noqa: E402
 from vdedup.connectors.pinecone import connector as pc_connector  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import CollectionSchema, Metric  # noqa: E402
-from vdedup.testing.pinecone_emulator import PineconeEmulator  # noqa: E402
+from emulators.pinecone_emulator import PineconeEmulator  # noqa: E402
 from vdtest import vdedup, vdedup_proc  # noqa: E402
 
 API_KEY = "pc-test-key-0123456789"

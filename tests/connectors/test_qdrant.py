@@ -19,7 +19,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-pytest.importorskip("qdrant_client")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+require_module("qdrant_client")
 from qdrant_client import QdrantClient, models  # noqa: E402
 
 from qdrant_rest_bridge import RestBridge  # noqa: E402

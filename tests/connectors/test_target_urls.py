@@ -11,14 +11,15 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-pinecone = pytest.importorskip("pinecone")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+pinecone = require_module("pinecone")
 
 from cross_sources import pg_database  # noqa: E402
 from qdrant_rest_bridge import RestBridge  # noqa: E402
 from vdtest import env_connector  # noqa: E402
 from vdedup.connectors.pinecone import connector as pc_connector  # noqa: E402
-from vdedup.testing.pinecone_emulator import PineconeEmulator  # noqa: E402
-from vdedup.testing.weaviate_emulator import WeaviateEmulator  # noqa: E402
+from emulators.pinecone_emulator import PineconeEmulator  # noqa: E402
+from emulators.weaviate_emulator import WeaviateEmulator  # noqa: E402
 from vdtest import vdedup  # noqa: E402
 
 API_KEY = "pc-key-target-urls"

@@ -1,5 +1,5 @@
 """Weaviate connector through the official weaviate-client, against the REST emulator in
-vdedup.testing (no Weaviate server runs on these machines; see docs/providers/weaviate.md)."""
+tests/emulators (no Weaviate server runs on these machines; see docs/providers/weaviate.md)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +13,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-weaviate = pytest.importorskip("weaviate")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+weaviate = require_module("weaviate")
 import httpx  # noqa: E402
 from weaviate.classes.config import Configure, DataType, Property, VectorDistances  # noqa: E402
 from weaviate.classes.init import Auth  # noqa: E402
@@ -24,7 +25,7 @@ from vdedup.connectors.weaviate import connector as wvconn  # noqa: E402
 from vdedup.errors import CollectionNotFound, SourceError, UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, MetadataField, Metric, RecordBatch,  # noqa: E402
                           VectorField)
-from vdedup.testing.weaviate_emulator import WeaviateEmulator  # noqa: E402
+from emulators.weaviate_emulator import WeaviateEmulator  # noqa: E402
 from vdtest import vdedup  # noqa: E402
 
 KEY = "test-key-SECRET-1"

@@ -1,7 +1,7 @@
 """Weaviate as the target of other providers' schemas (the neutral layout), through the real
 translation plan: records backed up from Qdrant, Pinecone, Chroma and PostgreSQL are
 translated, written, read back bit for bit, and translated back to their source provider.
-Against the REST emulator in vdedup.testing (see docs/providers/weaviate.md)."""
+Against the REST emulator in tests/emulators (see docs/providers/weaviate.md)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +12,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-pytest.importorskip("weaviate")
+from vdtest import require_module  # noqa: E402  (fails, not skips: tests/vdtest.py)
+require_module("weaviate")
 
 from vdtest import env_connector  # noqa: E402
 from vdedup.connectors.weaviate import connector as wvconn  # noqa: E402
@@ -20,7 +21,7 @@ from vdedup.engine.translate import build_plan, check_plan  # noqa: E402
 from vdedup.errors import SourceError, UsageError  # noqa: E402
 from vdedup.model import (CollectionSchema, IdType, MetadataField, Metric, Record,  # noqa: E402
                           RecordBatch, SparseField, SparseVector, VectorField)
-from vdedup.testing.weaviate_emulator import WeaviateEmulator  # noqa: E402
+from emulators.weaviate_emulator import WeaviateEmulator  # noqa: E402
 from vdtest import vdedup  # noqa: E402
 
 KEY = "wv-foreign-key"

@@ -23,10 +23,7 @@ START_TIMEOUT = 60.0
 
 
 def pinecone_emulator_class() -> Any:
-    try:
-        from vdedup.testing.pinecone_emulator import PineconeEmulator
-    except ImportError:                       # where the emulators live after the connectors move
-        from emulators.pinecone_emulator import PineconeEmulator  # type: ignore[no-redef]
+    from emulators.pinecone_emulator import PineconeEmulator    # tests/emulators
     return PineconeEmulator
 
 

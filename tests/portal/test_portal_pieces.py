@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from vdtest import require_module
+
 from vdedup.errors import UsageError
 from vdedup_portal.jobs import JobReporter
 from vdedup_portal.pages.connect import read_connection, split_connection
@@ -98,7 +100,7 @@ def test_job_reporter_progress() -> None:
 
 
 def test_discover_embedded_chroma(tmp_path: Path) -> None:
-    pytest.importorskip("chromadb")
+    require_module("chromadb")
     from vdedup.engine.discovery import discover
     from vdtest import add_records, chroma_collection, make_records
     client, col = chroma_collection(tmp_path / "c", "docs", space="cosine")

@@ -20,7 +20,8 @@ class FileType:
     AUDIT = "audit"
     ASSETS = "assets"
     KEYLIST = "keylist"
-    ALL = (CONFIG, KEYS, SNAPSHOTS, INDEX, DATA, LOCKS, AUDIT, ASSETS, KEYLIST)
+    DAMAGED = "damaged"      # objects `repair` moved aside, kept for inspection (never read)
+    ALL = (CONFIG, KEYS, SNAPSHOTS, INDEX, DATA, LOCKS, AUDIT, ASSETS, KEYLIST, DAMAGED)
 
 
 class Backend(Protocol):

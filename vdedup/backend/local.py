@@ -10,13 +10,16 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 from typing import Iterator
 
 from ..errors import BackendError, ObjectExists, ObjectNotFound, WriteRefused
 from .base import FileType
 
 # the storage refuses writes, though reads may work: full, read-only, no permission
-REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+TMP_PREFIX = ".tmp-"           # a save in progress; see remove_stale_temporaries
+STALE_TMP_SECONDS = 3600.0
 
 
 class LocalBackend:
@@ -54,23 +57,26 @@ class LocalBackend:
     def save(self, ftype: str, name: str, data: bytes) -> None:
         path = self._path(ftype, name)
         directory = os.path.dirname(path)
-        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        tmp = os.path.join(directory, f"{TMP_PREFIX}{secrets.token_hex(8)}")
         try:
             os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:                         # from here on, the temporary file is ours to remove
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
                 os.link(tmp, path)
             except FileExistsError:
                 raise ObjectExists(f"{ftype}/{name[:16]} already exists") from None
-            finally:
-                os.unlink(tmp)
+            finally:                     # whatever happened (disk full too), no .tmp-* stays
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
             dfd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dfd)
@@ -80,6 +86,37 @@ class LocalBackend:
             if e.errno in REFUSED:
                 raise WriteRefused(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e
             raise BackendError(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e
+
+    def remove_stale_temporaries(self, older_than: float = STALE_TMP_SECONDS) -> tuple[int, int]:
+        """Delete `.tmp-*` files a killed process left (a save is never that old while it
+        runs): (files, bytes) removed. Prune calls it."""
+        removed = size = 0
+        cutoff = time.time() - older_than
+        dirs = [os.path.join(self.location, t) for t in FileType.ALL if t != FileType.CONFIG]
+        dirs.append(self.location)
+        data = os.path.join(self.location, FileType.DATA)
+        try:
+            dirs += [os.path.join(data, d) for d in os.listdir(data)]
+        except OSError:
+            pass
+        for d in dirs:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            for e in entries:
+                if not e.name.startswith(TMP_PREFIX):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                    if st.st_mtime > cutoff:
+                        continue
+                    os.unlink(e.path)
+                except OSError:
+                    continue
+                removed += 1
+                size += st.st_size
+        return removed, size
 
     def load(self, ftype: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(ftype, name)

@@ -119,6 +119,21 @@ class ConnectorBase:
         reads it as an empty database instead of opening it). Default: no local storage."""
         return False
 
+    @classmethod
+    def validate_url(cls, url: "SourceURL") -> None:
+        """Raise UsageError for a URL from_url would refuse, without opening anything (so a
+        bad URL naming absent storage is a usage error, not "nothing there"). Default: no
+        check beyond from_url's own."""
+        return None
+
+    @classmethod
+    def plain_transport(cls, url: "SourceURL") -> tuple[str, str] | None:
+        """(host, the URL option that would turn TLS on) when the URL names a plain (http)
+        connection to another machine without `?insecure=1`: a secret is then refused
+        (registry.open_connector). None when a secret sent there would not cross a network
+        in clear text. Default: None (no network, or TLS always)."""
+        return None
+
     def query(self, collection: str, namespace: str, vector: "np.ndarray", k: int,
               vector_name: str = "") -> list[RecordId]:
         raise NotSupported(f"the {self.provider} connector has no nearest-neighbour query")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import math
 import re
 import sys
@@ -18,11 +19,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import UsageError, VdedupError
+from ..errors import UsageError, VdedupError, scrub
 from .url import SECRET_KEYS, SourceURL
 
 DETAIL_MAX = 240          # characters of an SDK message kept in an error
 TRUE_WORDS = ("1", "true", "yes", "on")
+INSECURE_KEY = "insecure"  # URL option: send a secret over plain http to another machine anyway
 
 
 def refuse_credentials(u: SourceURL, provider: str, instead: str, user_allowed: bool = False) -> None:
@@ -56,6 +58,30 @@ def refuse_unknown_params(u: SourceURL, provider: str, known: set[str], form: st
 def flag(value: str | None) -> bool:
     """An on/off URL parameter: 1, true, yes or on (any case) is on; absent is off."""
     return (value or "0").lower() in TRUE_WORDS
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a host is this machine: localhost or a loopback address (traffic that never
+    leaves it, so a secret sent in clear text crosses no network)."""
+    if not host:
+        return True
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_to_remote(u: SourceURL, secure: bool, tls_option: str) -> tuple[str, str] | None:
+    """For a connector's `plain_transport`: (the host, `tls_option`: the URL option that
+    turns TLS on) when a secret sent to the URL's host would cross the network in clear
+    text, i.e. the connection is plain, the host is not this machine and the URL does not
+    say `?insecure=1`; None when it would not."""
+    if secure or is_loopback(u.host) or flag(u.query.get(INSECURE_KEY)):
+        return None
+    return str(u.host), tls_option
 
 
 def refuse_namespace(namespace: str, message: str) -> None:
@@ -93,6 +119,7 @@ def error_detail(e: BaseException, echo: re.Pattern[str] | None = None,
     decoration) is used instead of its str()."""
     message = getattr(e, "message", None) if prefer_message else None
     text = message if isinstance(message, str) and message else str(e)
+    text = scrub(text)           # before cutting: a secret may span lines
     text = (text.strip().splitlines() or [""])[0].strip() or type(e).__name__
     if echo is not None:
         cut = echo.sub("", text)

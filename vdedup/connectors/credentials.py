@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..errors import remember_secret
 from .descriptor import Descriptor
 from .url import SourceURL
 
@@ -28,6 +29,7 @@ class Credentials:
     def __post_init__(self) -> None:
         if self.secret is not None and not isinstance(self.secret, str):
             raise TypeError("a secret is a string")
+        remember_secret(self.secret)          # kept out of every error message (errors.scrub)
 
     @property
     def present(self) -> bool:

@@ -47,6 +47,17 @@ class Capabilities:
     exact_floats: bool = True            # float metadata comes back bit for bit
     exact_cosine: bool = True            # vectors of a cosine index come back bit for bit
     metric_names: Mapping[Metric, str] = field(default_factory=dict, hash=False)   # the provider's own
+    # False: another provider's snapshot is never translated into it (a files export); the
+    # facts above still say what it holds (the connector contract reads them).
+    translation_target: bool = True
+    empty_dims: bool = True              # an empty collection knows its vectors' dimension
+    sparse_max_index: int = 2 ** 32 - 2  # the largest index a sparse vector may use
+    sparse_positive: bool = False        # sparse values must be >= 0, one at least > 0 (Milvus)
+    sparse_dense_metrics: frozenset | None = None   # dense metrics beside sparse ones (None: any)
+    ascii_ids: bool = False              # string ids must be ASCII (Pinecone)
+    id_forbidden_chars: str = ""         # characters a string id cannot hold there
+    ids_per_namespace: bool = True       # one id may be in several namespaces (Milvus: no, a
+                                         # key is collection-wide; such a write is refused)
 
     def metric_name(self, metric: Metric) -> str:
         """The provider's name for a metric (e.g. Milvus "IP" for dot), else the neutral one."""
@@ -69,7 +80,7 @@ class Descriptor:
     secret_label: str = "API key"        # what the secret is called there
     account_url: str = ""                # the URL that reaches all the credentials can see
     url_forms: tuple[str, ...] = ()      # the URL grammar, for docs and prompts
-    capabilities: Capabilities | None = None   # None: not a target of cross-provider restores
+    capabilities: Capabilities | None = None   # what a record there holds (see translation_target)
     asset: bool = True                   # may be a connected asset (a database, not an export)
 
     @property

@@ -137,13 +137,14 @@ def canonical_provider(name: str) -> str:
 def capabilities(provider: str) -> Capabilities:
     """What the provider can hold, for the translation planner (no SDK imported)."""
     d = _find(provider)
-    if d is None or d.capabilities is None:
+    if d is None or d.capabilities is None or not d.capabilities.translation_target:
         raise UsageError(f"no translation rules for provider {provider!r}")
     return d.capabilities
 
 
 def all_capabilities() -> dict[str, Capabilities]:
-    return {d.name: d.capabilities for d in descriptors() if d.capabilities is not None}
+    return {d.name: d.capabilities for d in descriptors()
+            if d.capabilities is not None and d.capabilities.translation_target}
 
 
 def connector_class(d: Descriptor) -> type:
@@ -166,7 +167,8 @@ def descriptor_of(url: str | SourceURL) -> Descriptor:
 
 
 def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIALS,
-                   read_only: bool = False, create_on_write: bool = False) -> Connector:
+                   read_only: bool = False, create_on_write: bool = False,
+                   must_exist: bool = False) -> Connector:
     """Open the connector for a URL with exactly these credentials: none by default. Where a
     secret comes from is the caller's choice (the credential store, or `credentials_for` at
     the command line); a connector never looks for one itself.
@@ -174,16 +176,47 @@ def open_connector(url: str | SourceURL, credentials: Credentials = NO_CREDENTIA
     Where opening would create the local storage the URL names (the connector's
     `storage_absent(url)` says so): with `read_only` (dry runs, verify) an empty stand-in that
     creates nothing; with `create_on_write` (restores) that stand-in until the first write
-    opens the real connector."""
+    opens the real connector; with `must_exist` (backups, discovery: reading a database that
+    is not there) a SourceError, and nothing is created."""
     u = parse_url(url) if isinstance(url, str) else url
     if not isinstance(credentials, Credentials):
         raise TypeError("credentials must be a vdedup.connectors.Credentials")
     cls = connector_class(descriptor_of(u))
+    if credentials.present:
+        refuse_plain_transport(u, credentials.origin)
+    if must_exist and cls.storage_absent(u):
+        validate = getattr(cls, "validate_url", None)
+        if validate is not None:
+            validate(u)                       # a bad URL is a usage error first
+        from ..errors import SourceError
+        raise SourceError(f"no {descriptor_of(u).name} database at {u.redacted()}: nothing to read "
+                          "(and nothing was created)")
     if (read_only or create_on_write) and cls.storage_absent(u):
         from .absent import AbsentTarget, OpenOnWrite
         empty = AbsentTarget(cls, u.redacted(), u.query.get("collection") or None)
         return empty if read_only else OpenOnWrite(empty, lambda: cls.from_url(u, credentials))
     return cls.from_url(u, credentials)
+
+
+def refuse_plain_transport(url: str | SourceURL, origin: str = "the secret") -> None:
+    """InsecureTransport when a secret for `url` would go to another machine over plain http
+    (the connector's `plain_transport`), unless the URL says `?insecure=1`. Called before any
+    connection is made, and by `connect` before a secret is stored."""
+    u = parse_url(url) if isinstance(url, str) else url
+    cls = connector_class(descriptor_of(u))
+    validate = getattr(cls, "validate_url", None)        # a bad URL is a usage error first
+    if validate is not None:
+        validate(u)
+    check = getattr(cls, "plain_transport", None)          # ConnectorBase has it
+    found = check(u) if check is not None else None
+    if found is None:
+        return
+    host, option = found
+    from ..errors import InsecureTransport
+    raise InsecureTransport(
+        f"refusing to send the secret from {origin} to {host} over plain http: it would cross "
+        "the network in clear text",
+        hint=f"use TLS (add {option} to the URL), or add ?insecure=1 to the URL to send it anyway")
 
 
 def credentials_for(url: str | SourceURL, environ: Mapping[str, str]) -> Credentials:

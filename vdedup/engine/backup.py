@@ -22,7 +22,7 @@ from ..model import CollectionSchema, MetadataField, Partition, RecordBatch, Vec
 from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer, parts_of
 from ..assets.audit import snapshot_audit_head
 from .events import Reporter
-from .workers import resolve_workers
+from .workers import resolve_workers, with_few_collections
 
 if TYPE_CHECKING:
     from .scaleout import Scatter
@@ -130,6 +130,7 @@ class _Observed:
         return CollectionSchema.from_dict(d)
 
 
+@with_few_collections
 def backup(repo: Repository, connector: Connector, source: str, collections: list[str] | None = None,
            tags: list[str] | None = None, reporter: Reporter | None = None,
            batch_size: int = BATCH_SIZE, workers: int | None = None,
@@ -154,7 +155,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         schemas = [connector.describe(name) for name in names]   # fail early on a missing one
         snap = repo.new_snapshot(source, connector.provider, tags or [], parent.id if parent else None)
         totals = {"records": 0, "added": 0, "changed": 0, "deleted": 0, "unchanged": 0,
-                  "vector_blobs_new": 0}
+                  "vector_blobs_new": 0, "duplicates": 0}
         plan: list[tuple[CollectionSchema, str, list[Partition], dict[str, Any] | None]] = []
         for schema in schemas:
             prev_coll = parent.collection(schema.name) if parent else None
@@ -162,6 +163,12 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                 prev_ns = None
                 if prev_coll:
                     prev_ns = next((n for n in prev_coll["namespaces"] if n["name"] == ns), None)
+                if prev_ns is not None:
+                    why = repo.manifest_problem(prev_ns)
+                    if why is not None:        # lost data: diff against nothing, store it whole again
+                        repo.warn(f"snapshot {parent.short_id} cannot be the parent of a namespace ({why}); "  # type: ignore[union-attr]
+                                  f"its manifest is written whole")
+                        prev_ns = None
                 plan.append((schema, ns, connector.partitions(schema.name, ns, partition_size), prev_ns))
         if scatter is not None and scatter.wants(sum(len(p[2]) for p in plan)):
             results = scatter.backup(repo, plan, batch_size, reporter)
@@ -258,6 +265,7 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
     (new_blobs[0] accumulates the vector blobs stored)."""
     def batches() -> Iterator[RecordBatch]:
         for batch in connector.scan_partition(collection, part, batch_size):
+            _refuse_empty_vectors(batch, collection)
             observed.see_batch(batch)
             yield batch
 
@@ -265,3 +273,13 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
         new_blobs[0] += rows.new_blobs
         reporter.advance(len(rows))
         yield rows
+
+
+def _refuse_empty_vectors(batch: RecordBatch, collection: str) -> None:
+    """A vector of dimension 0 holds nothing a restore could write back: refused at backup
+    time, not found out on the day of the restore."""
+    for name, arr in batch.dense.items():
+        if arr.ndim == 2 and arr.shape[1] == 0 and arr.shape[0]:
+            which = f"vector {name!r}" if name else "its vectors"
+            raise SourceError(f"collection {collection}: {which} have dimension 0; such records "
+                              "cannot be restored, so they are not backed up")

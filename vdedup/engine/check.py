@@ -79,15 +79,17 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
         # index files and packs
         packs_in_index: dict[bytes, list[BlockInfo]] = {}
         n_index = 0
-        for name in repo.list_index_files():
+        index_names = repo.list_index_files()
+        for name in index_names:
             try:
                 packs_in_index.update(repo.read_index_file(name))
                 n_index += 1
             except VdedupError as e:
-                result.errors.append(f"index {name[:16]}: {e.message}")
+                result.errors.append(f"{e.message} (run 'vdedup repair index')")
         stored, strays = repo.list_packs()
         for name in strays:
             result.warnings.append(f"data/{name[:32]} is not a pack name; ignored")
+        usable: set[bytes] = set()        # packs whose blobs can be read: indexed, present, whole
         for pack_id, blocks in packs_in_index.items():
             need = max((b.offset + b.length for b in blocks), default=0)
             size = stored.get(pack_id.hex())
@@ -95,9 +97,13 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
                 result.errors.append(f"pack {pack_id.hex()[:16]} is in the index but missing")
             elif size < need:
                 result.errors.append(f"pack {pack_id.hex()[:16]} is truncated ({size} < {need} bytes)")
+            else:
+                usable.add(pack_id)
         for name in stored:
             if bytes.fromhex(name) not in packs_in_index:
-                result.warnings.append(f"pack {name[:16]} is not indexed (left by an interrupted backup)")
+                result.warnings.append(f"pack {name[:16]} is not indexed (left by an interrupted backup"
+                                       + (", or named by a damaged index file" if n_index < len(index_names)
+                                          else "") + ")")
         repo.sync_index()
 
         damaged: set[bytes] = set()
@@ -116,23 +122,26 @@ def check(repo: Repository, read_data: bool = False, reporter: Reporter | None =
             try:
                 snaps.append(repo.load_snapshot(name))
             except VdedupError as e:
-                result.errors.append(f"snapshot {name[:8]}: {e.message}")
+                result.errors.append(f"snapshot {name[:8]}: {e.message} (run 'vdedup repair snapshots')")
         reporter.phase("check snapshots", len(snaps))
         refs = 0
-        for ns in repo.check_references(snaps, damaged, on_snapshot=lambda: reporter.advance(1)):
+        avail = repo.availability(usable, damaged)
+        for ns in repo.check_references(snaps, avail, on_snapshot=lambda: reporter.advance(1)):
             snap, entry = ns.snapshot, ns.entry
             where = f"snapshot {snap.short_id} collection {ns.collection!r}" + \
                     (f" namespace {entry['name']!r}" if entry["name"] else "")
             affected = {"snapshot": snap.id, "time": snap.time, "collection": ns.collection,
-                        "namespace": entry["name"]}
+                        "namespace": entry["name"], "records": entry["count"]}
             if ns.error is not None:
-                result.errors.append(f"{where}: {ns.error.message}")
-                result.affected.append({**affected, "blobs": None})
+                result.errors.append(f"{where}: {ns.error.message}; none of its {entry['count']} records can be restored")
+                result.affected.append({**affected, "blobs": None, "records_affected": ns.lost})
                 continue
             refs += ns.vector_refs
             if ns.bad:
-                result.errors.append(f"{where}: {ns.bad} referenced blobs are damaged or missing")
-                result.affected.append({**affected, "blobs": ns.bad})
+                what = "its manifest cannot be read" if ns.bad_manifest else "their vector data is damaged or missing"
+                result.errors.append(f"{where}: {ns.lost} of {entry['count']} records cannot be restored "
+                                     f"({what}; {ns.bad} referenced blobs)")
+                result.affected.append({**affected, "blobs": ns.bad, "records_affected": ns.lost})
         reporter.done()
         result.counts = {"snapshots": len(snaps), "index_files": n_index, "packs": len(stored),
                          "blobs": repo.index.count(), "records_checked": refs,

@@ -4,7 +4,8 @@ Each connector lists what it can see (`Connector.discover`: collections, indexes
 tables with a vector column, with record count, dimensions, metric and namespaces where they
 are cheap to learn). The secret is an argument handed to the connector when it is opened, the
 way connected assets hand theirs over; nothing is stored and the environment is not read:
-`discover(url)` without a secret uses none.
+`discover(url)` without a secret uses none. Discovery only reads: a local database that does
+not exist yet (a Chroma or Qdrant directory) is reported empty, not created.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def discover(url: str, secret: str | None = None, *,
     collection. `credentials` (instead of `secret`) says where a secret came from, for messages."""
     if credentials is None:
         credentials = Credentials(secret, "the given secret") if secret is not None else NO_CREDENTIALS
-    connector = open_connector(parse_url(url), credentials)
+    # read-only: a local path that does not exist is read as empty, never created
+    connector = open_connector(parse_url(url), credentials, read_only=True)
     try:
         return connector.discover()
     finally:
@@ -32,5 +34,5 @@ def discover(url: str, secret: str | None = None, *,
 
 def discover_asset(store: AssetStore, asset: Asset) -> list[DiscoveredIndex]:
     """What a connected asset's stored secret reaches now."""
-    with asset_connector(store, asset) as connector:
+    with asset_connector(store, asset, read_only=True) as connector:
         return connector.discover()

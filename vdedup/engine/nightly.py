@@ -19,9 +19,11 @@ from ..assets.store import Asset, AssetStore
 from ..connectors import Credentials, open_connector, parse_url
 from ..connectors.base import Connector
 from ..errors import RetentionActive, VdedupError
+from ..ratelimit import Rate
 from ..repository import Repository, Snapshot
 from .backup import BATCH_SIZE, BackupResult, backup
 from .events import Reporter
+from .throttle import throttled
 
 
 def asset_tag(name: str) -> str:
@@ -35,11 +37,12 @@ def asset_snapshots(repo: Repository, name: str) -> list[Snapshot]:
 
 @contextlib.contextmanager
 def asset_connector(store: AssetStore, asset: Asset, read_only: bool = False,
-                    create_on_write: bool = False) -> Iterator[Connector]:
+                    create_on_write: bool = False, must_exist: bool = False) -> Iterator[Connector]:
     """An open connector for the asset, opened with its stored secret (or none)
     (`read_only`, `create_on_write`: see registry.open_connector)."""
     connector = open_connector(parse_url(asset.url), Credentials.stored(store.secret(asset)),
-                               read_only=read_only, create_on_write=create_on_write)
+                               read_only=read_only, create_on_write=create_on_write,
+                               must_exist=must_exist)
     try:
         yield connector
     finally:
@@ -102,16 +105,18 @@ class AssetOutcome:
         return {"asset": self.asset, "provider": self.provider,
                 "outcome": "ok" if self.ok else "error", "snapshot_id": self.snapshot_id,
                 "records": self.records, "bytes_added": self.bytes_added,
+                "duplicates": self.result.stats.get("duplicates", 0) if self.result is not None else 0,
                 "seconds": round(self.seconds, 3), "forgotten": self.forgotten,
                 "error": self.error, "error_class": self.error_class, "exit_code": self.exit_code}
 
 
 def backup_asset(repo: Repository, store: AssetStore, asset: Asset, reporter: Reporter | None = None,
-                 batch_size: int = BATCH_SIZE, extra_tags: list[str] | None = None) -> AssetOutcome:
-    """Back up one asset and apply its forget policy; errors propagate."""
+                 batch_size: int = BATCH_SIZE, extra_tags: list[str] | None = None,
+                 rate: Rate | None = None) -> AssetOutcome:
+    """Back up one asset and apply its forget policy (`rate`: --limit-rate); errors propagate."""
     started = time.monotonic()
-    with asset_connector(store, asset) as connector:
-        result = backup(repo, connector, parse_url(asset.url).redacted(), asset.collections or None,
+    with asset_connector(store, asset, must_exist=True) as connector:
+        result = backup(repo, throttled(connector, rate), parse_url(asset.url).redacted(), asset.collections or None,
                         [asset_tag(asset.name), *(extra_tags or [])], reporter, batch_size)
     forgotten = apply_asset_policy(repo, asset)
     return AssetOutcome(asset.name, asset.provider, True, result.snapshot.id, result.stats["records"],
@@ -119,14 +124,15 @@ def backup_asset(repo: Repository, store: AssetStore, asset: Asset, reporter: Re
 
 
 def backup_assets(repo: Repository, store: AssetStore, assets: list[Asset],
-                  reporter: Reporter | None = None, batch_size: int = BATCH_SIZE) -> list[AssetOutcome]:
+                  reporter: Reporter | None = None, batch_size: int = BATCH_SIZE,
+                  rate: Rate | None = None) -> list[AssetOutcome]:
     """Back up each asset in turn, continuing past failures (which are returned, not raised).
     An interrupt (Ctrl-C) still stops the whole run."""
     outcomes = []
     for asset in assets:
         started = time.monotonic()
         try:
-            outcomes.append(backup_asset(repo, store, asset, reporter, batch_size))
+            outcomes.append(backup_asset(repo, store, asset, reporter, batch_size, rate=rate))
         except VdedupError as e:
             outcomes.append(AssetOutcome(asset.name, asset.provider, False, seconds=time.monotonic() - started,
                                          error=e.message.splitlines()[0] if e.message else "",

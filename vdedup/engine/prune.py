@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import IntegrityError, RetentionActive, UsageError
+from ..errors import IntegrityError, RetentionActive, UsageError, VdedupError
 from ..repository import BlobMarks, BlockInfo, Repository, Snapshot, Writer
 from .events import Reporter
 from .prune_retention import hold_retained
@@ -39,6 +39,7 @@ from .workers import resolve_workers
 
 DEFAULT_MAX_UNUSED = "5%"
 DEFAULT_KEEP_UNINDEXED = 3600.0
+STALE_TEMPORARY = 3600.0        # seconds: a `.tmp-*` file older than this is left by a dead save
 INDEX_PACKS_PER_FILE = 2000
 
 
@@ -128,6 +129,8 @@ class PruneResult:
     blobs_repacked: int = 0
     unindexed_deleted: int = 0
     unindexed_kept: int = 0
+    temporaries_removed: int = 0   # `.tmp-*` files of saves that never finished (local storage)
+    temporary_bytes_removed: int = 0
     packs_written: int = 0
     index_files_written: int = 0
     index_files_deleted: int = 0
@@ -164,18 +167,30 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
     lock = repo.lock(exclusive=not dry_run, operation="prune")
     try:
         repo.sync_index()
+        if not dry_run:
+            result.temporaries_removed, result.temporary_bytes_removed = \
+                repo.remove_stale_temporaries(STALE_TEMPORARY)
         snaps = repo.list_snapshots(strict=True)    # an unreadable snapshot may need any pack
         result.snapshots = len(snaps)
         stored, _ = repo.list_packs()
         index_sizes = repo.list_index_files()
         result.bytes_before = sum(stored.values()) + sum(index_sizes.values())
+        damaged_files = _damaged_index_files(repo, index_sizes)
+        hint = "run 'vdedup repair index'" if damaged_files else "run 'vdedup check --read-data'"
         with BlobMarks() as marks:
-            missing = mark_snapshots(repo, snaps, marks, "used", reporter)
-            if missing:
+            try:
+                missing = mark_snapshots(repo, snaps, marks, "used", reporter)
+            except IntegrityError as e:    # what that snapshot references is unknown: keep everything
+                raise IntegrityError(f"{e.message}; prune cannot know what that snapshot needs and changed "
+                                     f"nothing", hint=hint) from None
+            if missing and not damaged_files:
                 raise IntegrityError(f"{missing} blob(s) referenced by snapshots are not in the index; "
-                                     f"prune changed nothing", hint="run 'vdedup check --read-data'")
+                                     f"prune changed nothing", hint=hint)
+            if missing:
+                repo.warn(f"{missing} blob(s) referenced by snapshots are not in a readable index "
+                                       f"file; packs no readable index file names are kept ({hint})")
             result.blobs_used = marks.count("used")
-            packs, file_packs = _summarise(repo, marks, stored, index_sizes, reporter)
+            packs, file_packs = _summarise(repo, marks, stored, index_sizes, reporter, damaged_files)
             _choose(packs, mode, limit)
             unindexed = [name for name in stored if bytes.fromhex(name) not in packs]
             state = _load_state(repo)
@@ -186,7 +201,9 @@ def prune(repo: Repository, max_unused: str = DEFAULT_MAX_UNUSED,
             delete_unindexed = []
             for name in unindexed:
                 first = seen.setdefault(name, now)
-                if name in obsolete_before or now - first >= keep_unindexed_for:
+                if damaged_files:      # a damaged index file may name it: never delete it now
+                    result.unindexed_kept += 1
+                elif name in obsolete_before or now - first >= keep_unindexed_for:
                     delete_unindexed.append(name)
                 else:
                     result.unindexed_kept += 1
@@ -293,16 +310,35 @@ def pids_needed(drop_files: list[str], file_packs: dict[str, list[bytes]], cover
     return out
 
 
+def _damaged_index_files(repo: Repository, index_sizes: dict[str, int]) -> set[str]:
+    """The index files that cannot be read (each named in a warning). They stay, and so
+    does every pack no readable index file names: prune cannot know what they hold."""
+    damaged = set()
+    for name in index_sizes:
+        try:
+            repo.read_index_file(name)
+        except VdedupError as e:
+            damaged.add(name)
+            repo.warn(f"{e.message}: prune keeps it and every pack no readable index file names "
+                      f"(run 'vdedup repair index')")
+    return damaged
+
+
 def _summarise(repo: Repository, marks: BlobMarks, stored: dict[str, int], index_sizes: dict[str, int],
-               reporter: Reporter) -> tuple[dict[bytes, PackInfo], dict[str, list[bytes]]]:
-    """Per pack: used and unused bytes; per index file: the packs it names.
+               reporter: Reporter, damaged_files: set[str] = frozenset()) -> tuple[dict[bytes, PackInfo],
+                                                                               dict[str, list[bytes]]]:
+    """Per pack: used and unused bytes; per readable index file: the packs it names.
 
     A used blob is claimed by the first pack found holding it; copies of it in other packs
     (left by a killed prune) count as unused there."""
     packs: dict[bytes, PackInfo] = {}
     file_packs: dict[str, list[bytes]] = {}
     reporter.phase("read index", len(index_sizes))
-    for name, body in repo.index_files():
+    for name in index_sizes:
+        if name in damaged_files:
+            reporter.advance(1)
+            continue
+        body = repo.read_index_file(name)
         file_packs[name] = list(body)
         for pid, blocks in body.items():
             if pid in packs:

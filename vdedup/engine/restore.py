@@ -29,7 +29,7 @@ from ..repository import Repository, Row, Snapshot, changed_fields
 from .events import Reporter
 from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_original_id, id_kind
 from .where import Predicate
-from .workers import resolve_workers
+from .workers import resolve_workers, with_few_collections
 
 if TYPE_CHECKING:
     from .scaleout import Scatter
@@ -233,6 +233,7 @@ def _counting(rows: Iterator[Row], plan: NamespacePlan) -> Iterator[Row]:
         yield row
 
 
+@with_few_collections
 def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: str,
             collections: list[str] | None = None, as_name: str | None = None,
             overwrite: bool = False, reporter: Reporter | None = None,
@@ -395,6 +396,7 @@ def _in_place_diff(current: Iterator[Row] | None, wanted: Iterator[Row], selecti
             a, b = next(cur, None), next(wanted, None)
 
 
+@with_few_collections
 def restore_in_place(repo: Repository, snapshot: Snapshot, connector: Connector, target: str,
                      take_safety_snapshot: Callable[[list[str]], Snapshot],
                      confirm: Callable[[list[NamespacePlan]], bool],

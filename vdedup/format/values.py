@@ -356,12 +356,14 @@ def _json_encoder():
     c_make = getattr(_json.encoder, "c_make_encoder", None)
     if c_make is not None:
         enc = c_make(None, _raise_type, _json.encoder.encode_basestring, None, ":", ",", True, False, False)
-        return lambda v: "".join(enc(v, 0))
-    return _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False,
-                             check_circular=False, default=_raise_type).encode
+        # the column form calls the C encoder through map: no Python frame per value
+        return (lambda v: "".join(enc(v, 0))), (lambda vs: map("".join, map(enc, vs, itertools.repeat(0))))
+    one = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False,
+                            check_circular=False, default=_raise_type).encode
+    return one, (lambda vs: map(one, vs))
 
 
-_JSON_ENCODE = _json_encoder()
+_JSON_ENCODE, _JSON_ENCODE_MANY = _json_encoder()
 _JSON_DECODE = _json.JSONDecoder().decode
 _JSON_COLUMN_TYPES = {str, int, type(None)}
 _STR_ONLY = {str}
@@ -411,7 +413,7 @@ def _plain_json(values: list) -> bool:
     top = set(map(type, values))
     if not top <= _SCALARS | {dict}:
         return False
-    dicts = [v for v in values if type(v) is dict] if dict in top else []
+    dicts = list(filter(dict.__instancecheck__, values)) if dict in top else []   # exact dicts: top says so
     if not dicts:
         return True
     if not set(map(type, itertools.chain.from_iterable(dicts))) <= _STR_ONLY:
@@ -422,7 +424,7 @@ def _plain_json(values: list) -> bool:
         return True
     if not kinds <= _SCALARS | {list}:
         return False
-    return set(map(type, itertools.chain.from_iterable(v for v in inner if type(v) is list))) <= _SCALARS
+    return set(map(type, itertools.chain.from_iterable(filter(list.__instancecheck__, inner)))) <= _SCALARS
 
 
 def meta_bytes_many(values: list) -> list[bytes]:
@@ -431,7 +433,7 @@ def meta_bytes_many(values: list) -> list[bytes]:
     split again after a single UTF-8 encoding."""
     if values and _plain_json(values):
         try:
-            text = "\n".join(map(_JSON_ENCODE, values))
+            text = "\n".join(_JSON_ENCODE_MANY(values))
         except (TypeError, ValueError, RecursionError):     # NaN or infinity somewhere
             return [meta_bytes(v) for v in values]
         out = text.encode("utf-8", "surrogatepass").split(b"\n")

@@ -8,9 +8,11 @@ from scratch. A repository therefore works from any machine.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import shutil
 import threading
+from itertools import repeat
 from typing import Callable, Iterable, Iterator
 
 import lmdb
@@ -42,6 +44,7 @@ class IndexCache:
         self.env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=4, subdir=True, sync=True, readahead=False)
         self.blobs = self.env.open_db(b"blobs")
         self.files = self.env.open_db(b"indexfiles")
+        self.dups = self.env.open_db(b"duplicates")     # second locations seen while syncing
 
     def release_pages(self) -> None:
         """Close and reopen the environment: every page of the map the process has touched
@@ -63,14 +66,12 @@ class IndexCache:
     def get_many(self, blob_ids: list[bytes]) -> list[bytes | None]:
         """The encoded locations (BlobLocation.to_bytes) of many blobs, in one read transaction."""
         with self._lock, self.env.begin(db=self.blobs) as txn:
-            get = txn.get
-            return [get(b) for b in blob_ids]
+            return list(map(txn.get, blob_ids))
 
     def contains_many(self, blob_ids: list[bytes]) -> list[bool]:
         """contains() for many ids in one read transaction."""
         with self._lock, self.env.begin(db=self.blobs) as txn:
-            get = txn.get
-            return [get(b) is not None for b in blob_ids]
+            return list(map(operator.is_not, map(txn.get, blob_ids), repeat(None)))
 
     def contains(self, blob_id: bytes) -> bool:
         with self._lock, self.env.begin(db=self.blobs) as txn:
@@ -80,11 +81,33 @@ class IndexCache:
         with self._lock, self.env.begin(db=self.files) as txn:
             return {k.decode() for k, _ in txn.cursor()}
 
-    def add_file(self, name: str, entries: Iterable[tuple[bytes, BlobLocation]]) -> None:
+    def add_file(self, name: str, entries: Iterable[tuple[bytes, BlobLocation]]) -> int:
+        """Add an index file's locations; a blob already located keeps its location and the
+        new one is set aside (`resolve_duplicates` picks between them). Returns how many
+        were set aside."""
+        dups = 0
         with self._lock, self.env.begin(write=True) as txn:
             for blob_id, loc in entries:
-                txn.put(blob_id, loc.to_bytes(), db=self.blobs)
+                raw = loc.to_bytes()
+                if not txn.put(blob_id, raw, db=self.blobs, overwrite=False):
+                    if txn.get(blob_id, db=self.blobs) != raw:
+                        txn.put(blob_id, raw, db=self.dups)
+                        dups += 1
             txn.put(name.encode(), b"", db=self.files)
+        return dups
+
+    def resolve_duplicates(self, pack_present: Callable[[bytes], bool]) -> int:
+        """A blob stored twice (a killed prune, a blob stored again because its pack was lost):
+        keep a location whose pack exists. Returns how many locations were replaced."""
+        replaced = 0
+        with self._lock, self.env.begin(write=True) as txn:
+            for blob_id, raw in list(txn.cursor(db=self.dups)):
+                current = txn.get(blob_id, db=self.blobs)
+                if current is None or (not pack_present(bytes(current[:32])) and pack_present(bytes(raw[:32]))):
+                    txn.put(blob_id, raw, db=self.blobs)
+                    replaced += 1
+            txn.drop(self.dups, delete=False)
+        return replaced
 
     def add_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
         """Locations already encoded (BlobLocation.to_bytes), in one transaction; sorted by
@@ -102,6 +125,7 @@ class IndexCache:
         with self._lock, self.env.begin(write=True) as txn:
             txn.drop(self.blobs, delete=False)
             txn.drop(self.files, delete=False)
+            txn.drop(self.dups, delete=False)
 
     def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
         """Every (blob id, location), streamed in id order (not while blobs are being added)."""
@@ -113,16 +137,24 @@ class IndexCache:
         with self._lock, self.env.begin(db=self.blobs) as txn:
             return txn.stat(self.blobs)["entries"]
 
-    def sync(self, present: set[str], load: Callable[[str], Iterable[tuple[bytes, BlobLocation]]],
-             loaded: set[str] | None = None) -> None:
+    def sync(self, present: set[str], load: Callable[[str], Iterable[tuple[bytes, BlobLocation]] | None],
+             loaded: set[str] | None = None, pack_present: Callable[[bytes], bool] | None = None) -> None:
         """Bring the cache in line with the repository's index files `present` (`loaded`: what
-        the cache held before `present` was listed)."""
+        the cache held before `present` was listed). `load` returns None for a file that
+        cannot be read (it is not noted as loaded, so it is tried again next time). A blob
+        located twice keeps the first location unless its pack is missing (`pack_present`,
+        asked only when there are such blobs) and the other's is not."""
         loaded = self.loaded_files() if loaded is None else loaded
         if loaded - present:
             self.clear()
             loaded = set()
+        dups = 0
         for name in sorted(present - loaded):
-            self.add_file(name, load(name))
+            entries = load(name)
+            if entries is not None:
+                dups += self.add_file(name, entries)
+        if dups and pack_present is not None:
+            self.resolve_duplicates(pack_present)
 
     @staticmethod
     def remove_dir(path: str) -> None:

@@ -25,6 +25,7 @@ import secrets
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import compress
 from typing import Callable
 
 import numpy as np
@@ -124,6 +125,8 @@ class Packer:
         self._session_ids: set[bytes] = set()      # stored in this session, not indexed yet
         self._session_index = SessionIndex()        # indexed in this session, not in the cache yet
         self._lookups = 0
+        self._live: set[bytes] = set()              # packs the index names, seen to exist
+        self._gone: set[bytes] = set()              # ... seen to be missing
         self.bytes_written = 0
         self.blobs_written = 0
         self.raw_bytes_written = 0
@@ -157,22 +160,47 @@ class Packer:
         from the session's unindexed set to its session index atomically (under the lock)."""
         with self._lock:
             ids = self._session_ids
-            session = [b in ids for b in blob_ids]
+            session = list(map(ids.__contains__, blob_ids))
             if self._session_index.count:
                 session = list(map(operator.or_, session, self._session_index.contains_many(blob_ids)))
         if self.copy_all:
             indexed = [False] * len(blob_ids)
         else:
-            indexed = self.repo.index.contains_many(blob_ids)
+            indexed = self._stored(self.repo.index.get_many(blob_ids))
             self._lookups += len(blob_ids)
             if self._lookups >= RELEASE_LOOKUPS:      # random look-ups make the whole map resident
                 self._lookups = 0
                 self.repo.index.release_pages()
         out, seen = [], set()
-        for i, (blob_id, s, x) in enumerate(zip(blob_ids, session, indexed)):
-            if not (s or x or blob_id in seen):
+        # the positions stored nowhere yet (usually few), found by C loops over the columns
+        for i in compress(range(len(blob_ids)), map(operator.not_, map(operator.or_, session, indexed))):
+            blob_id = blob_ids[i]
+            if blob_id not in seen:
                 seen.add(blob_id)
                 out.append(i)
+        return out
+
+    def _stored(self, raws: list[bytes | None]) -> list[bool]:
+        """Which located blobs are really there: the index cache may name a pack that is gone
+        (deleted or lost since the cache was filled); such a blob is stored again, so that no
+        new snapshot references lost data (a warning names the pack)."""
+        out = []
+        for raw in raws:
+            if raw is None:
+                out.append(False)
+                continue
+            pack = bytes(raw[:32])
+            if pack in self._live:
+                out.append(True)
+            elif pack in self._gone or not self.repo.pack_present(pack):
+                if pack not in self._gone:
+                    self._gone.add(pack)
+                    self.repo.warn(f"pack {pack.hex()[:16]} is missing: the data it held is stored again "
+                                   f"(see 'vdedup check')")
+                out.append(False)
+            else:
+                self._live.add(pack)
+                out.append(True)
         return out
 
     def add_many(self, blob_type: BlobType, blob_ids: list[bytes], data_of: Callable[[int], bytes]) -> int:

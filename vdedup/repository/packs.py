@@ -115,6 +115,38 @@ def pack_blobs(repo, name: str, workers: Workers | None = None) -> list[tuple[Bl
     return out
 
 
+def index_pack(repo, name: str, workers: Workers | None = None) -> tuple[list[BlockInfo], list[str]]:
+    """A pack's block table with blob ids, from the pack alone (repair index): the trailer
+    gives the blocks, each block is opened and its blobs hashed. A block that does not
+    open is left out (its blobs stay unindexed); returns (blocks, error lines). A pack
+    whose header or trailer does not open gives no blocks."""
+    workers = workers or Workers(repo, 1)
+    try:
+        pack = _Pack(repo, name)
+        blocks = pack.trailer()
+    except Exception as e:
+        return [], [f"pack {name[:16]}: {_message(e) if isinstance(e, VdedupError) else 'trailer cannot be read'}"]
+    out, errors = [], []
+    for b in blocks:
+        try:
+            blobs = pack.blobs(b)
+            if len(blobs) != len(b.blobs) or any(len(x) != n for x, (_, n) in zip(blobs, b.blobs)):
+                raise VdedupError("block does not match the trailer")
+        except Exception as e:
+            errors.append(f"pack {name[:16]} block {b.number}: {_message(e)}")
+            continue
+        ids = workers.content_ids(b.blob_type, blobs)
+        out.append(BlockInfo(b.number, b.offset, b.length, b.blob_type,
+                             tuple((blob_id, len(x)) for blob_id, x in zip(ids, blobs))))
+    return out, errors
+
+
+def index_packs(repo, names: Iterable[str], workers: int = 1) -> Iterator[tuple[str, list[BlockInfo], list[str]]]:
+    """index_pack for each pack, `workers` at a time, in order."""
+    with Workers(repo, workers) as w:
+        yield from w.map(lambda name: (name, *index_pack(repo, name, w)), names)
+
+
 def repack(repo, writer, packs: list[tuple[str, int]], keep: Callable[[str, bytes], bool],
            workers: int = 1) -> Iterator[int]:
     """Copy the blobs of each pack (name, expected) that `keep(name, id)` chooses into new

@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import lmdb
 
-from ..errors import VdedupError
+from ..errors import IntegrityError, VdedupError
 from ..format import manifest as mf
-from .parts import blob_parts
+from .parts import blob_parts, parts_of
 from .manifest import iter_delta_layer, tree
 from .snapshot import Snapshot
 from .spool import spool_dir
@@ -112,6 +112,28 @@ def part_refs(repo, part: Part) -> Iterator[tuple[bytes, bool]]:
                 yield r.vref, True  # type: ignore[misc]
 
 
+def manifest_problem(repo, entry: dict[str, Any]) -> str | None:
+    """Why a namespace's manifest cannot be read (a blob not indexed, or in a pack that is
+    missing), or None. Reads only the segment lists (of every part, parts.py); the rest is
+    looked up, not read."""
+    ids: list[bytes] = []
+    for p in parts_of(entry):
+        try:
+            segments = tree(repo, p["base"], mf.decode_segment_list)
+        except VdedupError as e:
+            return e.message
+        ids += [seg_id for seg_id, _ in segments] + \
+            [bytes.fromhex(c) for layer in p["deltas"] for c in layer["chunks"]]
+    for i in range(0, len(ids), CHUNK):
+        part = ids[i:i + CHUNK]
+        for blob_id, raw in zip(part, repo.index.get_many(part)):
+            if raw is None:
+                return f"manifest blob {blob_id.hex()[:16]} is not in the index"
+            if not repo.pack_present(bytes(raw[:32])):
+                return f"pack {bytes(raw[:32]).hex()[:16]} is missing"
+    return None
+
+
 def _chunks(refs: Iterator[tuple[bytes, bool]], size: int = CHUNK) -> Iterator[list[tuple[bytes, bool]]]:
     buf: list[tuple[bytes, bool]] = []
     for r in refs:
@@ -136,10 +158,13 @@ def mark_snapshots(repo, snaps: list[Snapshot], marks: BlobMarks, name: str = "u
                     if part in seen:
                         continue
                     seen.add(part)
-                    for chunk in _chunks(part_refs(repo, part)):
-                        ids = [blob_id for blob_id, _ in chunk]
-                        missing += sum(1 for ok in repo.index.contains_many(ids) if not ok)
-                        marks.add_many(ids, name)
+                    try:
+                        for chunk in _chunks(part_refs(repo, part)):
+                            ids = [blob_id for blob_id, _ in chunk]
+                            missing += sum(1 for ok in repo.index.contains_many(ids) if not ok)
+                            marks.add_many(ids, name)
+                    except VdedupError as e:
+                        raise IntegrityError(f"snapshot {snap.short_id}: {e.message}") from None
         if on_snapshot is not None:
             on_snapshot()
     return missing
@@ -148,30 +173,39 @@ def mark_snapshots(repo, snaps: list[Snapshot], marks: BlobMarks, name: str = "u
 @dataclass
 class NamespaceRefs:
     """What checking one namespace entry found: vector references, references that are
-    damaged or not indexed, or the error that stopped reading its manifest."""
+    damaged or not readable (`bad`; `bad_manifest` of them manifest blobs), the records
+    that lost their data (`lost`: all of them when the manifest cannot be read), or the
+    error that stopped reading its manifest."""
     snapshot: Snapshot
     collection: str
     entry: dict[str, Any]
     vector_refs: int = 0
     bad: int = 0
+    bad_manifest: int = 0
+    lost: int = 0
     error: VdedupError | None = None
 
 
-def check_references(repo, snaps: list[Snapshot], damaged: set[bytes],
+def check_references(repo, snaps: list[Snapshot], avail,
                      on_snapshot: Callable[[], None] | None = None) -> Iterator[NamespaceRefs]:
     """For every namespace entry of every snapshot (in order), how many referenced blobs
-    are damaged (in `damaged`) or missing from the index; each shared part is read once.
-    `on_snapshot` is called after each snapshot."""
-    memo: dict[Part, tuple[int, int] | VdedupError] = {}
+    are not readable (`avail`: availability.Availability) and how many records lost their
+    data; each shared part is read once, and the records are counted (a second pass over
+    the manifest) only for namespaces with something missing. `on_snapshot` is called
+    after each snapshot."""
+    from .availability import lost_records
+    memo: dict[Part, tuple[int, int, int] | VdedupError] = {}
+    lost_memo: dict[tuple[Part, ...], int] = {}
     for snap in snaps:
         for coll in snap.collections:
             for entry in coll["namespaces"]:
                 out = NamespaceRefs(snap, coll["name"], entry)
-                for part in namespace_parts(entry):
+                parts = namespace_parts(entry)
+                for part in parts:
                     found = memo.get(part)
                     if found is None:
                         try:
-                            found = _count_part(repo, part, damaged)
+                            found = _count_part(repo, part, avail)
                         except VdedupError as e:
                             found = e
                         memo[part] = found
@@ -180,15 +214,26 @@ def check_references(repo, snaps: list[Snapshot], damaged: set[bytes],
                         break
                     out.vector_refs += found[0]
                     out.bad += found[1]
+                    out.bad_manifest += found[2]
+                if out.error is not None or out.bad_manifest:
+                    out.lost = int(entry["count"])
+                elif out.bad:
+                    key = tuple(parts)
+                    if key not in lost_memo:
+                        lost_memo[key] = lost_records(repo, entry, avail)
+                    out.lost = lost_memo[key]
                 yield out
         if on_snapshot is not None:
             on_snapshot()
 
 
-def _count_part(repo, part: Part, damaged: set[bytes]) -> tuple[int, int]:
-    vectors = bad = 0
+def _count_part(repo, part: Part, avail) -> tuple[int, int, int]:
+    vectors = bad = bad_manifest = 0
     for chunk in _chunks(part_refs(repo, part)):
-        indexed = repo.index.contains_many([blob_id for blob_id, _ in chunk])
-        bad += sum(1 for (blob_id, _), ok in zip(chunk, indexed) if not ok or blob_id in damaged)
+        readable = avail.readable_many([blob_id for blob_id, _ in chunk])
+        for (_, is_vector), ok in zip(chunk, readable):
+            if not ok:
+                bad += 1
+                bad_manifest += not is_vector
         vectors += sum(1 for _, is_vector in chunk if is_vector)
-    return vectors, bad
+    return vectors, bad, bad_manifest

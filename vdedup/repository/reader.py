@@ -23,6 +23,7 @@ import os
 import pickle
 from collections import OrderedDict, deque
 from concurrent.futures import Future
+from itertools import compress
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -158,10 +159,11 @@ class _BlockReader:
         blobs = self.repo.read_block(pack, number, offset, length, btype)
         return blobs, self.pool.content_ids(btype, blobs)
 
-    def _payloads(self, rows: Iterator[tuple[int, int, tuple]], order: list[int],
-                  uses: dict[int, int]) -> Iterator[tuple[tuple, bytes]]:
-        """(row, verified payload) for rows given as (block, ordinal, row), blocks read in
-        `order` (up to `ahead` at once); a block's result is dropped after its `uses` rows."""
+    def _payloads(self, runs: Iterator[_Run], order: list[int], uses: dict[int, int]) -> Iterator[_Run]:
+        """The runs with their verified payloads (blocks read in `order`, up to `ahead` at
+        once; a block's result is dropped after its `uses` rows). A run's rows are handled a
+        stretch of one block at a time: one look-up of the block, the content ids of the
+        stretch compared as one list."""
         pending: dict[int, Future] = {}
         queue = deque(order)
 
@@ -174,69 +176,112 @@ class _BlockReader:
                     pending[b] = self.pool.submit(self._read, b)
 
         top_up()
-        for b, ordinal, row in rows:
-            if b not in pending:
-                top_up()
-            fut = pending.get(b)
-            if fut is None:                     # not in `order`: cannot happen
-                raise IntegrityError("restore plan does not match the rows")
-            try:
-                blobs, ids = fut.result()
-            except _WrongType:
-                raise IntegrityError(f"blob {row[1].hex()[:16]} has the wrong type") from None
-            if ordinal >= len(blobs):
-                raise IntegrityError(f"blob {row[1].hex()[:16]} is not where the index says")
-            if ids[ordinal] != row[1]:
-                raise IntegrityError(f"blob {row[1].hex()[:16]} does not match its content id")
-            yield row, blobs[ordinal]
-            uses[b] -= 1
-            if not uses[b]:
-                del pending[b]
-                top_up()
+        for run in runs:
+            blocks, ordinals, vrefs = run.blocks, run.ordinals, run.cols[1]
+            payloads: list[bytes] = []
+            for s, e in _stretches(blocks):
+                b = blocks[s]
+                if b not in pending:
+                    top_up()
+                fut = pending.get(b)
+                if fut is None:                     # not in `order`: cannot happen
+                    raise IntegrityError("restore plan does not match the rows")
+                try:
+                    blobs, ids = fut.result()
+                except _WrongType:
+                    raise IntegrityError(f"blob {vrefs[s].hex()[:16]} has the wrong type") from None
+                want = ordinals[s:e]
+                if max(want) >= len(blobs):
+                    k = next(k for k, o in enumerate(want) if o >= len(blobs))
+                    raise IntegrityError(f"blob {vrefs[s + k].hex()[:16]} is not where the index says")
+                got = list(map(ids.__getitem__, want))
+                if got != vrefs[s:e]:
+                    k = next(k for k, (x, y) in enumerate(zip(got, vrefs[s:e])) if x != y)
+                    raise IntegrityError(f"blob {vrefs[s + k].hex()[:16]} does not match its content id")
+                payloads += map(blobs.__getitem__, want)
+                uses[b] -= e - s
+                if not uses[b]:
+                    del pending[b]
+                    top_up()
+            run.payloads = payloads
+            yield run
 
-    def stream(self, path: str, tmp: TempRows) -> Iterator[tuple[tuple, bytes]]:
+    def stream(self, path: str, tmp: TempRows) -> Iterator[_Run]:
         """The rows not set aside, in manifest order; the others go to the spool."""
         plan = self.plan
         kept = ~plan.aside
         order = _first_appearance(plan.block_of[kept])
         uses = dict(zip(*np.unique(plan.block_of[kept], return_counts=True)))
         uses = {int(b): int(c) for b, c in uses.items()}
-        return self._payloads(self._stream_rows(path, tmp), order, uses)
+        return self._payloads(self._stream_runs(path, tmp), order, uses)
 
-    def _stream_rows(self, path: str, tmp: TempRows) -> Iterator[tuple[int, int, tuple]]:
+    def _stream_runs(self, path: str, tmp: TempRows) -> Iterator[_Run]:
         plan = self.plan
-        block_of, ordinal, aside = plan.block_of.tolist(), plan.ordinal.tolist(), plan.aside
         i = 0
         with open(path, "rb") as f:
             while True:
                 try:
-                    ids, vrefs, mraws, docs, uris = pickle.load(f)
+                    cols = pickle.load(f)
                 except EOFError:
                     return
-                n = len(ids)
-                if aside[i:i + n].any():
+                n = len(cols[0])
+                blocks, ordinals = plan.block_of[i:i + n], plan.ordinal[i:i + n]
+                aside = plan.aside[i:i + n]
+                if aside.any():
                     with tmp.env.begin(write=True) as txn:
-                        for k in np.flatnonzero(aside[i:i + n]).tolist():
+                        for k in np.flatnonzero(aside).tolist():
                             j = i + k
-                            key = block_of[j].to_bytes(4, "big") + ordinal[j].to_bytes(4, "big") + j.to_bytes(8, "big")
-                            txn.put(key, spool_dumps((ids[k], vrefs[k], mraws[k], docs[k], uris[k])), db=tmp.rows)
-                for k, row in enumerate(zip(ids, vrefs, mraws, docs, uris)):
-                    j = i + k
-                    if not aside[j]:
-                        yield block_of[j], ordinal[j], row
+                            key = int(blocks[k]).to_bytes(4, "big") + int(ordinals[k]).to_bytes(4, "big") + \
+                                j.to_bytes(8, "big")
+                            txn.put(key, spool_dumps(tuple(c[k] for c in cols)), db=tmp.rows)
+                    keep = (~aside).tolist()
+                    cols = tuple(list(compress(c, keep)) for c in cols)
+                    blocks, ordinals = blocks[~aside], ordinals[~aside]
                 i += n
+                if len(cols[0]):
+                    yield _Run(blocks.tolist(), ordinals.tolist(), cols)
 
-    def aside(self, tmp: TempRows) -> Iterator[tuple[tuple, bytes]]:
+    def aside(self, tmp: TempRows) -> Iterator[_Run]:
         """The rows set aside, in location order (each of their blocks read once more)."""
         blocks = np.unique(self.plan.block_of[self.plan.aside]).tolist()
         uses = dict(zip(*np.unique(self.plan.block_of[self.plan.aside], return_counts=True)))
         uses = {int(b): int(c) for b, c in uses.items()}
 
-        def rows() -> Iterator[tuple[int, int, tuple]]:
+        def runs() -> Iterator[_Run]:
+            bl: list[int] = []
+            od: list[int] = []
+            rows: list[tuple] = []
             for key, value in tmp.items_released():
-                yield int.from_bytes(key[:4], "big"), int.from_bytes(key[4:8], "big"), spool_loads(value)
+                bl.append(int.from_bytes(key[:4], "big"))
+                od.append(int.from_bytes(key[4:8], "big"))
+                rows.append(spool_loads(value))
+                if len(rows) >= RUN:
+                    yield _Run(bl, od, tuple(map(list, zip(*rows))))
+                    bl, od, rows = [], [], []
+            if rows:
+                yield _Run(bl, od, tuple(map(list, zip(*rows))))
 
-        return self._payloads(rows(), blocks, uses)
+        return self._payloads(runs(), blocks, uses)
+
+
+class _Run:
+    """Consecutive rows to read: each row's block and position in it, the row columns
+    (ids, vector ids, metadata bytes, documents, URIs) and, once read, the payloads."""
+
+    __slots__ = ("blocks", "ordinals", "cols", "payloads")
+
+    def __init__(self, blocks: list[int], ordinals: list[int], cols: tuple[list, ...]):
+        self.blocks, self.ordinals, self.cols = blocks, ordinals, cols
+        self.payloads: list[bytes] = []
+
+
+def _stretches(blocks: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of each stretch of equal consecutive values."""
+    if not blocks:
+        return []
+    arr = np.asarray(blocks)
+    bounds = [0, *(np.flatnonzero(arr[1:] != arr[:-1]) + 1).tolist(), len(blocks)]
+    return list(zip(bounds, bounds[1:]))
 
 
 def _first_appearance(block_of: np.ndarray) -> list[int]:
@@ -246,30 +291,31 @@ def _first_appearance(block_of: np.ndarray) -> list[int]:
     return uniq[np.argsort(first)].tolist()
 
 
-def _batches(items: Iterator[tuple[tuple, bytes]], batch_size: int, namespace: str, pool: Workers,
+def _batches(runs: Iterator[_Run], batch_size: int, namespace: str, pool: Workers,
              workers: int) -> Iterator[RecordBatch]:
-    """Group verified rows into batches, decoded by the pool a few batches ahead."""
+    """Cut the verified runs into batches of batch_size rows, decoded by the pool a few
+    batches ahead."""
     ahead: deque[Future] = deque()
-    buf: list[tuple[tuple, bytes]] = []
-    for item in items:
-        buf.append(item)
-        if len(buf) >= batch_size:
-            ahead.append(pool.submit(_decode, buf, namespace))
-            buf = []
+    buf: list[list] = [[], [], [], [], []]            # ids, payloads, metadata bytes, documents, URIs
+    for run in runs:
+        ids, _, mraws, docs, uris = run.cols
+        for mine, theirs in zip(buf, (ids, run.payloads, mraws, docs, uris)):
+            mine += theirs
+        while len(buf[0]) >= batch_size:
+            part = [c[:batch_size] for c in buf]
+            buf = [c[batch_size:] for c in buf]
+            ahead.append(pool.submit(_decode, *part, namespace))
             if len(ahead) > workers:
                 yield ahead.popleft().result()
-    if buf:
-        ahead.append(pool.submit(_decode, buf, namespace))
+    if buf[0]:
+        ahead.append(pool.submit(_decode, *buf, namespace))
     while ahead:
         yield ahead.popleft().result()
 
 
-def _decode(items: list[tuple[tuple, bytes]], namespace: str) -> RecordBatch:
-    ids = [row[0] for row, _ in items]
-    payloads = [p for _, p in items]
-    metadata = meta_values([row[2] for row, _ in items])
-    docs = [row[3] for row, _ in items]
-    uris = [row[4] for row, _ in items]
+def _decode(ids: list, payloads: list[bytes], mraws: list[bytes], docs: list, uris: list,
+            namespace: str) -> RecordBatch:
+    metadata = meta_values(mraws)
     documents = docs if any(d is not None for d in docs) else None
     uri_col = uris if any(u is not None for u in uris) else None
     dense = decode_dense_batch(payloads)

@@ -21,7 +21,7 @@ from blake3 import blake3
 from .. import __version__
 from ..backend.base import Backend, FileType
 from ..crypto.keys import MasterKey
-from ..errors import (FormatError, IntegrityError, ObjectNotFound, RepositoryExists,  # noqa: F401
+from ..errors import (FormatError, IntegrityError, ObjectExists, ObjectNotFound, RepositoryExists,  # noqa: F401
                       RepositoryNotFound, SnapshotNotFound, UnsupportedFormat)
 from ..format import block as blockfmt
 from ..format import pack as packfmt
@@ -32,6 +32,7 @@ from ..model import RecordBatch
 from . import keylist
 from . import keys as keyfiles
 from . import packs, reachable, reader
+from .availability import Availability
 from .index_cache import IndexCache, cache_root
 from .locks import Lock, LockInfo, NoLock, list_locks, read_lock
 from .manifest import iter_state
@@ -59,6 +60,9 @@ class Repository:
         self.warnings: list[str] = []           # problems that did not stop the operation
         self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
         self.damaged_snapshots: set[str] = set()
+        self.damaged_index_files: dict[str, str] = {}     # name -> why it cannot be read
+        self._packs_listed: set[bytes] | None = None        # pack ids listed once (pack_present)
+        self._packs_checked: dict[bytes, bool] = {}
         self._newer_snapshots: dict[str, UnsupportedFormat] = {}   # of a version we do not know
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -197,7 +201,20 @@ class Repository:
             return
         loaded = self._index.loaded_files()      # before listing: a file another process adds
         present = {name for name, _ in self.backend.list(FileType.INDEX)}   # meanwhile is not "removed"
-        self._index.sync(present, self.load_index_file, loaded)
+        self._index.sync(present, self._load_index_for_cache, loaded, self.pack_present)
+
+    def _load_index_for_cache(self, name: str) -> list[tuple[bytes, packfmt.BlobLocation]] | None:
+        """An index file's locations, or None (with a warning naming it) if it cannot be read:
+        only the blobs of the packs it names are then unknown, everything else stays usable."""
+        try:
+            return self.load_index_file(name)
+        except ObjectNotFound:
+            return None              # removed by a concurrent prune
+        except (IntegrityError, FormatError, UnsupportedFormat) as e:
+            self.damaged_index_files[name] = e.message
+            self.warn(f"{e.message}: the data of the packs this index file names is unknown until "
+                      f"'vdedup repair index' (see 'vdedup check')")
+            return None
 
     def load_index_file(self, name: str) -> list[tuple[bytes, packfmt.BlobLocation]]:
         body = open_object(self.master, ObjectType.INDEX, name, self.backend.load(FileType.INDEX, name))
@@ -241,6 +258,23 @@ class Repository:
                 strays.append(name)
         return packs_, strays
 
+    def pack_present(self, pack_id: bytes) -> bool:
+        """Whether a pack exists: data/ is listed once per Repository, and a pack not in that
+        listing (saved since, or gone) is asked for on its own, once."""
+        if self._packs_listed is None:
+            self._packs_listed = {bytes.fromhex(n) for n in self.list_packs()[0]}
+        if pack_id in self._packs_listed:
+            return True
+        found = self._packs_checked.get(pack_id)
+        if found is None:
+            try:
+                self.backend.stat(FileType.DATA, pack_id.hex())
+                found = True
+            except ObjectNotFound:
+                found = False
+            self._packs_checked[pack_id] = found
+        return found
+
     def load_pack(self, name: str) -> bytes:
         return self.backend.load(FileType.DATA, name)
 
@@ -250,11 +284,24 @@ class Repository:
         except ObjectNotFound:
             pass
 
+    def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
+        """Temporary files of saves that never finished (a killed process, a full disk),
+        older than `older_than` seconds: (files, bytes) removed. Backends that write no
+        temporary files (S3, memory) have none."""
+        remove = getattr(self.backend, "remove_stale_temporaries", None)
+        return remove(older_than) if remove is not None else (0, 0)
+
     def verify_packs(self, names: Iterable[str], indexed: dict[bytes, list[packfmt.BlockInfo]],
                      workers: int = 1) -> Iterator[tuple[str, packs.PackCheck]]:
         """Read packs whole and verify them against the index (check --read-data), `workers`
         at a time; (name, findings) in the order given."""
         return packs.verify_packs(self, names, indexed, workers)
+
+    def index_packs(self, names: Iterable[str], workers: int = 1
+                    ) -> Iterator[tuple[str, list[packfmt.BlockInfo], list[str]]]:
+        """Rebuild the block tables (with blob ids) of packs from the packs alone (repair
+        index): (name, blocks that open, error lines), `workers` packs at a time, in order."""
+        return packs.index_packs(self, names, workers)
 
     def repack(self, writer: Writer, items: list[tuple[str, int]], keep: Callable[[str, bytes], bool],
                workers: int = 1) -> Iterator[int]:
@@ -298,10 +345,26 @@ class Repository:
         """Mark every blob the snapshots reference; returns how many are not indexed."""
         return reachable.mark_snapshots(self, snaps, marks, name, on_snapshot)
 
-    def check_references(self, snaps: list[Snapshot], damaged: set[bytes],
+    def check_references(self, snaps: list[Snapshot], avail: Availability,
                          on_snapshot: Callable[[], None] | None = None) -> Iterator[reachable.NamespaceRefs]:
-        """Per namespace entry of the snapshots: references damaged or missing from the index."""
-        return reachable.check_references(self, snaps, damaged, on_snapshot)
+        """Per namespace entry of the snapshots: references that are not readable, and the
+        records that lost their data."""
+        return reachable.check_references(self, snaps, avail, on_snapshot)
+
+    def split_namespace(self, entry: dict[str, Any], avail: Availability) -> Iterator[tuple[Any, list]]:
+        """A namespace's rows run by run: (the rows whose data is readable, the ids of the
+        records whose data is not); VdedupError if its manifest cannot be read."""
+        from .availability import split_state
+        return split_state(self, entry, avail)
+
+    def availability(self, usable_packs: set[bytes], damaged: set[bytes] | None = None) -> Availability:
+        """What can be read: blobs located in `usable_packs` and not in `damaged`."""
+        return Availability(self, usable_packs, damaged)
+
+    def manifest_problem(self, entry: dict[str, Any]) -> str | None:
+        """Why a namespace entry's manifest cannot be read, or None (backup: a parent whose
+        manifest is lost is not diffed against)."""
+        return reachable.manifest_problem(self, entry)
 
     # ---- blobs ------------------------------------------------------------------------
     def read_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
@@ -423,6 +486,19 @@ class Repository:
             self.backend.remove(FileType.SNAPSHOTS, snapshot_id)
         except ObjectNotFound:
             pass
+
+    def move_snapshot_aside(self, name: str) -> str:
+        """Move an unreadable snapshot object to `damaged/snapshots-<name>` (its bytes as they
+        are, for inspection; nothing reads them) and remove it from snapshots/; returns the
+        new place."""
+        raw = self.backend.load(FileType.SNAPSHOTS, name)
+        aside = f"snapshots-{name}"
+        try:
+            self.backend.save(FileType.DAMAGED, aside, raw)
+        except ObjectExists:          # moved aside before, by a run killed before the removal
+            pass
+        self.backend.remove(FileType.SNAPSHOTS, name)
+        return f"{FileType.DAMAGED}/{aside}"
 
     def find_snapshot(self, ref: str, source: str | None = None) -> Snapshot:
         snaps = self.list_snapshots()

@@ -36,6 +36,8 @@ class Snapshot:
     # the audit log when the backup ran: {"seq": last entry's number, "hash": its hash};
     # evidence against a cut-off log (engine/rollback.py). None in older snapshots.
     audit_head: dict[str, Any] | None = None
+    # `repair snapshots`: the snapshot this one keeps the intact records of. None otherwise.
+    repaired_from: str | None = None
     version: int = VERSION
     features: list[str] = field(default_factory=list)
 
@@ -58,6 +60,8 @@ class Snapshot:
         checked (a malformed entry is a bug, caught before the commit point)."""
         d = asdict(self)
         d["version"] = VERSION
+        if d.get("repaired_from") is None:
+            d.pop("repaired_from", None)
         d["collections"] = [{**c, "namespaces": [new_namespace_entry(e, f"snapshot {self.short_id} collection "
                                                                          f"{c.get('name')!r}")
                                                  for e in c["namespaces"]]}

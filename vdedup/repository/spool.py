@@ -8,6 +8,7 @@ when their owner was killed (docs/design.md §10).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import shutil
@@ -20,6 +21,7 @@ from ..format import manifest as mf
 from .columns import Cols
 from .index_cache import cache_root
 
+OWNER_FILE = "owner.lock"
 RELEASE_ROWS = 65536           # spool entries read between two releases of its map
 
 
@@ -45,13 +47,17 @@ class TempRows:
     def __init__(self, parent_dir: str | None = None):
         if parent_dir:
             os.makedirs(parent_dir, mode=0o700, exist_ok=True)
+            os.chmod(parent_dir, 0o700)
             remove_stale_spools(parent_dir)
-        self.dir = tempfile.mkdtemp(prefix=f"vdedup-rows-{os.getpid()}-", dir=parent_dir)
+        self.dir = tempfile.mkdtemp(prefix=f"vdedup-rows-{os.getpid()}-", dir=parent_dir)   # mode 0700
+        # held for the spool's life: a spool whose lock can be taken has no owner any more
+        self._owner = os.open(os.path.join(self.dir, OWNER_FILE), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self._owner, fcntl.LOCK_EX)
         self._open()
 
     def _open(self) -> None:
         self.env = lmdb.open(self.dir, map_size=1 << 40, max_dbs=4, sync=False, metasync=False,
-                             writemap=True, map_async=True)
+                             writemap=True, map_async=True, mode=0o600)
         self.rows = self.env.open_db(b"rows")
         self.delta = self.env.open_db(b"delta")
 
@@ -143,6 +149,9 @@ class TempRows:
     def close(self) -> None:
         self.env.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
 
     def __enter__(self) -> "TempRows":
         return self
@@ -151,15 +160,51 @@ class TempRows:
         self.close()
 
 
-def remove_stale_spools(parent_dir: str) -> None:
-    """Delete spools left by killed processes: they hold plaintext rows."""
-    for name in os.listdir(parent_dir):
+def remove_stale_spools(parent_dir: str) -> int:
+    """Delete spools left by killed processes (they hold plaintext rows); how many. A spool
+    is stale when its owner lock can be taken (its process is gone, whatever pid now runs)
+    or, for a spool without one, when no process has its pid."""
+    removed = 0
+    try:
+        names = os.listdir(parent_dir)
+    except OSError:
+        return 0
+    for name in names:
         parts = name.split("-")
         if not name.startswith("vdedup-rows-") or len(parts) < 4 or not parts[2].isdigit():
             continue
+        path = os.path.join(parent_dir, name)
+        if int(parts[2]) == os.getpid() or not _unowned(path, int(parts[2])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _unowned(path: str, pid: int) -> bool:
+    try:
+        fd = os.open(os.path.join(path, OWNER_FILE), os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
         try:
-            os.kill(int(parts[2]), 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
-            shutil.rmtree(os.path.join(parent_dir, name), ignore_errors=True)
+            return True
         except PermissionError:
-            pass
+            return False
+        return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False                        # its owner holds it: in use
+    finally:
+        os.close(fd)                        # closing drops the lock taken here
+    return True
+
+
+def remove_stale_spools_at_start() -> int:
+    """Called as a command starts: spools of dead processes go at once, not only when the
+    next spool is made."""
+    parent = spool_dir()
+    return remove_stale_spools(parent) if os.path.isdir(parent) else 0

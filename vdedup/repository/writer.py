@@ -101,7 +101,7 @@ class Writer:
         n = len(batch)
         docs = batch.documents or [None] * n
         uris = batch.uris or [None] * n
-        size = enc.size + sum(map(_row_size, batch.ids, mraws, docs, uris))
+        size = enc.size + _rows_size(batch.ids, mraws, docs, uris)
         vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
         return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new)
 
@@ -136,7 +136,8 @@ class Writer:
         `ordered`: the rows arrive in record-key order and stream straight into the merge;
         at the first row out of order (or an id given twice) this raises Unsorted, having
         stored nothing but vector blobs. Otherwise the rows are spooled and sorted first
-        (a repeated id: the last one wins) and the parts say `"ordered": false`."""
+        (a repeated id: the last one given wins, and the stats count the extra ones as
+        `duplicates`) and the parts say `"ordered": false`."""
         logical = [0]
         prev_parts = parts.sources_of(prev).get(source, []) if prev is not None else []
 
@@ -154,12 +155,17 @@ class Writer:
                     held.release(self._packer)
                 finally:
                     held.close()
+                stats["duplicates"] = 0             # a repeated id raised Unsorted
             else:
+                given = 0
                 for run in runs():
                     tmp.put_cols(run)
+                    given += len(run)
+                kept = tmp.count()
                 out, stats = parts.write_source(self.repo, self._packer, spool_dir(), source, prev_parts,
-                                                tmp.iter_cols(), tuning, expected_rows or tmp.count())
+                                                tmp.iter_cols(), tuning, expected_rows or kept)
                 out = [{**p, "ordered": False} for p in out]
+                stats["duplicates"] = given - kept  # ids given more than once: the last one was kept
         return {"parts": out, "logical_bytes": logical[0]}, stats
 
     @staticmethod
@@ -168,6 +174,14 @@ class Writer:
         entry = parts.entry_of(name, [(p["parts"], p["logical_bytes"]) for p in pieces])
         if any(p.get("ordered") is False for p in entry["parts"]):
             entry["ordered"] = False
+        return entry
+
+    def write_rows(self, name: str, runs: Iterable[Cols], logical_bytes: int) -> dict[str, Any]:
+        """A namespace entry holding exactly these rows (runs in record-key order), written as
+        a new base (repair snapshots keeps the rows whose data is intact)."""
+        with TempRows(spool_dir()) as tmp:
+            entry, _ = manifest.write_namespace(self.repo, self._packer, name, tmp, None, logical_bytes,
+                                                manifest.sorted_runs(runs))
         return entry
 
     # ---- blobs copied as they are (prune) -------------------------------------------------
@@ -211,6 +225,22 @@ class Writer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rows_size(ids: list, mraws: list[bytes], docs: list, uris: list) -> int:
+    """sum(map(_row_size, ids, mraws, docs, uris)), a column at a time."""
+    id_types = set(map(type, ids))
+    if id_types == {str}:
+        size = sum(map(len, ids))
+    elif str not in id_types:
+        size = 8 * len(ids)
+    else:
+        size = sum(len(r) if type(r) is str else 8 for r in ids)
+    size += 32 * len(ids) + sum(map(len, mraws))
+    for col in (docs, uris):
+        if any(col):
+            size += sum(len(x) for x in col if x)
+    return size
 
 
 def _row_size(rid: Any, mraw: bytes, doc: str | None, uri: str | None) -> int:

@@ -9,6 +9,9 @@ A server token, when one is needed, is the secret of the credentials the connect
 with (sent as the `x-chroma-token` header; at the command line `CHROMA_API_KEY` holds it),
 never the URL.
 
+The package: connector.py (URL, clients, read, write, errors), schema.py (space, metric,
+index configuration <-> the neutral schema), values.py (embeddings and ids <-> batches).
+
 Why the code looks the way it does (chromadb 1.5.9):
 - Collections are always opened with `embedding_function=None`: the default one downloads
   an ONNX model, which fails offline and is never needed to move stored vectors.
@@ -39,29 +42,22 @@ from typing import Any, ContextManager, Iterator
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import Partition, CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ...model import CollectionSchema, Partition, RecordBatch, RecordId
 from ...model.partition import row_ranges
-from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
+from ..common import (INSECURE_KEY, error_detail, flag, is_unreachable, plain_to_remote, refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
-
-SPACE_TO_METRIC = {"l2": Metric.EUCLIDEAN, "cosine": Metric.COSINE, "ip": Metric.DOT}
-METRIC_TO_SPACE = {metric: space for space, metric in SPACE_TO_METRIC.items()}
-DEFAULT_SPACE = "l2"   # Chroma's documented default; recorded as such, never assumed silently
-
-# Index parameters a new collection may take over from a Chroma source.
-HNSW_PARAMS = ("ef_construction", "ef_search", "max_neighbors", "resize_factor", "sync_threshold")
-SPANN_PARAMS = ("search_nprobe", "write_nprobe", "ef_construction", "ef_search", "max_neighbors",
-                "reassign_neighbor_count", "split_threshold", "merge_threshold")
+from .schema import chroma_json, configuration_for, configuration_of, schema_of, single_vector
+from .values import dense_rows, embeddings_of, string_ids
 
 MAX_IDS_PER_CALL = 5000      # ids per get/delete: SQLite allows 32766 bound variables
 ID_PAGE_BATCHES = 10         # scan pages this many batches' worth of ids at a time
 DEFAULT_PORT = 8000
-URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection"}
+URL_QUERY_KEYS = {"tenant", "database", "ssl", "collection", INSECURE_KEY}
 TOKEN_ENV = DESCRIPTOR.secret_env[0]
 TOKEN_HEADER = "x-chroma-token"
 NO_NAMESPACES = ("Chroma collections have no namespaces (got {namespace!r}); "
@@ -89,10 +85,16 @@ class ChromaConnector(ConnectorBase):
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
+    def validate_url(cls, u: SourceURL) -> None:
         refuse_credentials(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_secret_params(u, "Chroma", f"set {TOKEN_ENV} instead")
         refuse_unknown_params(u, "Chroma", URL_QUERY_KEYS)
+        if not u.host and (not u.path or not os.path.isabs(u.path)):
+            raise UsageError("embedded Chroma needs an absolute path: chroma:///abs/path/to/dir")
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "ChromaConnector":
+        cls.validate_url(u)
         tenancy = {k: u.query[k] for k in ("tenant", "database") if u.query.get(k)}
         if not u.host:
             conn = cls._persistent(u.path, tenancy)
@@ -105,6 +107,12 @@ class ChromaConnector(ConnectorBase):
                              credentials.secret)
         conn.url_collection = u.query.get("collection") or None
         return conn
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        if not u.host:
+            return None                       # embedded: no network
+        return plain_to_remote(u, flag(u.query.get("ssl")), "?ssl=1")
 
     @classmethod
     def storage_absent(cls, u: SourceURL) -> bool:
@@ -186,31 +194,14 @@ class ChromaConnector(ConnectorBase):
     def describe(self, collection: str) -> CollectionSchema:
         col = self._collection(collection)
         with self._errors("describe", collection):
-            configuration = _json_safe(_configuration(col))
-            metadata = _json_safe(col.metadata) or None
+            configuration = chroma_json(configuration_of(col))
+            metadata = chroma_json(col.metadata) or None
             first = col.get(limit=1, include=["embeddings"])
             schema_obj = getattr(col, "schema", None)
-            index_schema = _json_safe(schema_obj.serialize_to_json()) if schema_obj else None
+            index_schema = chroma_json(schema_obj.serialize_to_json()) if schema_obj else None
         embeddings = first.get("embeddings")
         dim = len(embeddings[0]) if embeddings is not None and len(embeddings) else None
-        space, source = _space(configuration, metadata)
-        hnsw = configuration.get("hnsw") or {}
-        spann = configuration.get("spann") or {}
-        if hnsw:
-            index = {"type": "hnsw", **hnsw}
-        elif spann:
-            index = {"type": "spann", **spann}
-        else:
-            index = {}
-        vector = VectorField(name="", dim=dim, metric=SPACE_TO_METRIC.get(space, Metric.UNKNOWN),
-                             dtype="float32", index=index)
-        return CollectionSchema(
-            provider=self.provider, name=collection, id_type=IdType.STRING, vectors=(vector,),
-            namespaces=("",), has_documents=True, has_uris=True,
-            options={"metadata": metadata},
-            extras={"configuration": configuration, "space": space, "space_source": source,
-                    "index_schema": index_schema},
-        )
+        return schema_of(self.provider, collection, configuration, metadata, dim, index_schema)
 
     def count(self, collection: str, namespace: str = "") -> int:
         refuse_namespace(namespace, NO_NAMESPACES)
@@ -264,7 +255,7 @@ class ChromaConnector(ConnectorBase):
         # Records deleted since their id was paged are skipped, not invented.
         order = [where[rid] for rid in ids if rid in where]
         kept = [got["ids"][i] for i in order]
-        dense, present = _dense_rows(got.get("embeddings"), order)
+        dense, present = dense_rows(got.get("embeddings"), order)
         metadatas = got.get("metadatas") or [None] * len(got["ids"])
         documents = got.get("documents") or [None] * len(got["ids"])
         uris = got.get("uris") or [None] * len(got["ids"])
@@ -294,8 +285,8 @@ class ChromaConnector(ConnectorBase):
         if not _valid_name(name):
             raise UsageError(f"invalid Chroma collection name {name!r}: 3-512 characters from "
                              "[a-zA-Z0-9._-], starting and ending with a letter or digit")
-        vector = _single_vector(schema)
-        configuration = _configuration_for(schema, vector)
+        vector = single_vector(schema)
+        configuration = configuration_for(schema, vector)
         metadata = schema.options.get("metadata") or None
         if metadata is not None and not isinstance(metadata, dict):
             raise UsageError(f"collection metadata for Chroma must be a mapping, not "
@@ -321,8 +312,8 @@ class ChromaConnector(ConnectorBase):
         refuse_namespace(batch.namespace, NO_NAMESPACES)
         if not len(batch):
             return
-        ids = _string_ids(batch.ids)
-        embeddings = _embeddings(batch)
+        ids = string_ids(batch.ids)
+        embeddings = embeddings_of(batch)
         metadatas = None
         if batch.metadata is not None and any(batch.metadata):
             metadatas = [dict(m) if m else None for m in batch.metadata]
@@ -352,7 +343,7 @@ class ChromaConnector(ConnectorBase):
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
         refuse_namespace(namespace, NO_NAMESPACES)
-        keys = _string_ids(ids)
+        keys = string_ids(ids)
         col = self._collection(collection)
         for a in range(0, len(keys), MAX_IDS_PER_CALL):
             with self._errors("delete", collection, data=True):
@@ -423,117 +414,3 @@ def _quiet() -> Iterator[None]:
 
 def _valid_name(name: str) -> bool:
     return isinstance(name, str) and 3 <= len(name) <= 512 and NAME_RE.fullmatch(name) is not None
-
-
-
-
-def _configuration(col: Any) -> dict[str, Any]:
-    conf = getattr(col, "configuration_json", None)
-    if conf is None:
-        conf = getattr(col, "configuration", None)
-    return dict(conf or {})
-
-
-def _json_safe(value: Any) -> Any:
-    """A JSON-serialisable copy; SDK objects (embedding functions) become their type name."""
-    return json_safe(value, _scalar_or_type_name)
-
-
-def _scalar_or_type_name(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return f"<{type(value).__module__}.{type(value).__qualname__}>"
-
-
-def _space(configuration: dict[str, Any], metadata: dict[str, Any] | None) -> tuple[str, str]:
-    """The distance space and where it was found: configuration first, then legacy metadata."""
-    for kind in ("hnsw", "spann"):
-        space = (configuration.get(kind) or {}).get("space")
-        if space:
-            return str(space), f"configuration.{kind}.space"
-    if metadata and metadata.get("hnsw:space"):
-        return str(metadata["hnsw:space"]), "metadata.hnsw:space"
-    return DEFAULT_SPACE, "default"
-
-
-def _dense_rows(embeddings: Any, order: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float32 rows in `order`; a mask when some records came back without an embedding."""
-    if embeddings is None:
-        return np.zeros((len(order), 0), dtype=np.float32), np.zeros(len(order), dtype=bool)
-    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
-        return np.ascontiguousarray(embeddings[order], dtype=np.float32), None
-    rows = [embeddings[i] for i in order]
-    dims = {len(r) for r in rows if r is not None}
-    if len(dims) > 1:
-        raise SourceError("Chroma returned embeddings of different lengths in one collection")
-    dim = dims.pop() if dims else 0
-    out = np.zeros((len(rows), dim), dtype=np.float32)
-    present = np.zeros(len(rows), dtype=bool)
-    for i, row in enumerate(rows):
-        if row is not None:
-            out[i] = np.asarray(row, dtype=np.float32)
-            present[i] = True
-    return out, None if present.all() else present
-
-
-def _single_vector(schema: CollectionSchema) -> VectorField:
-    if schema.sparse:
-        names = ", ".join(repr(s.name) for s in schema.sparse)
-        raise UsageError(f"Chroma cannot store sparse vectors ({names})")
-    if len(schema.vectors) != 1:
-        names = ", ".join(repr(v.name) for v in schema.vectors) or "none"
-        raise UsageError(
-            f"a Chroma collection holds exactly one dense vector (schema has: {names})")
-    vector = schema.vectors[0]
-    if vector.multivector:
-        raise UsageError(f"Chroma cannot store multivectors (vector {vector.name!r})")
-    if vector.name != "":
-        raise UsageError(f"Chroma's vector is unnamed: map vector {vector.name!r} to '' first")
-    return vector
-
-
-def _configuration_for(schema: CollectionSchema, vector: VectorField) -> dict[str, Any]:
-    space = METRIC_TO_SPACE.get(vector.metric)
-    if space is None:
-        raise UsageError(f"metric {vector.metric.value!r} cannot be represented in Chroma "
-                         "(it supports cosine, euclidean (l2) and dot (ip))")
-    original = schema.extras.get("configuration") if schema.provider == "chroma" else None
-    original = original if isinstance(original, dict) else {}
-    hnsw = original.get("hnsw") or {}
-    spann = original.get("spann") or {}
-    if spann and not hnsw:
-        params = {k: spann[k] for k in SPANN_PARAMS if spann.get(k) is not None}
-        return {"spann": {"space": space, **params}}
-    params = {k: hnsw[k] for k in HNSW_PARAMS if hnsw.get(k) is not None}
-    return {"hnsw": {"space": space, **params}}
-
-
-def _string_ids(ids: list[RecordId]) -> list[str]:
-    if not all(isinstance(i, str) for i in ids):
-        raise UsageError("Chroma ids are strings: map integer or UUID ids to strings first")
-    if any(i == "" for i in ids):
-        raise UsageError("Chroma does not accept empty ids")
-    return list(ids)  # type: ignore[arg-type]
-
-
-def _embeddings(batch: RecordBatch) -> np.ndarray:
-    if batch.sparse or batch.multi:
-        raise UsageError("Chroma stores one dense vector per record: "
-                         "the batch has sparse vectors or multivectors")
-    if set(batch.dense) != {""}:
-        names = ", ".join(repr(n) for n in batch.dense) or "none"
-        raise UsageError(f"Chroma stores one unnamed dense vector per record (batch has: {names})")
-    arr = batch.dense[""]
-    mask = batch.dense_present.get("")
-    if mask is not None and not np.all(mask):
-        missing = int(np.size(mask) - np.count_nonzero(mask))
-        raise UsageError(f"Chroma needs an embedding for every record: {missing} "
-                         "records in the batch have none")
-    if arr.ndim != 2 or arr.shape[0] != len(batch):
-        raise UsageError("dense vectors must be a 2-D array with one row per record")
-    out = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(out).all():
-        raise UsageError("Chroma rejects NaN or infinite vector values")
-    if arr.dtype != np.float32 and not np.array_equal(out.astype(arr.dtype), arr):
-        raise UsageError(f"{arr.dtype} vectors cannot be stored exactly in Chroma (float32)")
-    return out

@@ -8,7 +8,7 @@ CAPABILITIES = Capabilities(
     max_dense=1, named_vectors=False, multivector=False, sparse=False,
     dtypes=frozenset({"float32"}), metadata_types=SCALARS | {"list"},
     nested_metadata=False, null_metadata=False, namespace_kind=None, documents=True, uris=True,
-    exact_floats=False, exact_cosine=False,
+    exact_floats=False, exact_cosine=False, empty_dims=False,
     metric_names={M.COSINE: "cosine", M.DOT: "ip", M.EUCLIDEAN: "l2"})
 
 DESCRIPTOR = Descriptor(

@@ -28,7 +28,10 @@ Why the code looks the way it does:
 - Restoring a snapshot of a files source writes a new export (records in the snapshot's
   storage order, not the original line order): into `*.partial` files first, with a fixed
   128-byte .npy header filled in and both files renamed by `finish`, so an interrupted restore
-  never leaves something that reads as a complete export. An existing export is never
+  never leaves something that reads as a complete export. The files are written on a thread
+  of their own (at most 4 batches queued), so writing overlaps reading the next batches;
+  the lines are put together from whole encoded columns, the same bytes as one `json.dumps`
+  per record. An existing export is never
   overwritten, and deleting from one (in-place restore) is refused: an export is the output of
   another tool. Other providers' snapshots are restored into a database, not into files.
 """
@@ -36,7 +39,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import struct
+import threading
+from itertools import repeat
 from typing import Any, Iterator
 
 import numpy as np
@@ -69,18 +75,20 @@ def _no_constants(name: str) -> Any:
 _SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once   # built once, not per line
 def _line_encoder():
     """json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False), with the C
-    encoder built once instead of for every line."""
+    encoder built once instead of for every line; and the same for a whole column of values
+    at once (a list of texts, one C call per value and no Python frame)."""
     c_make = getattr(json.encoder, "c_make_encoder", None)
     if c_make is None:
-        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        one = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        return one, lambda values: list(map(one, values))
 
     def no_default(v: Any) -> Any:
         raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
     enc = c_make(None, no_default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
-    return lambda obj: "".join(enc(obj, 0))
+    return (lambda obj: "".join(enc(obj, 0))), (lambda values: list(map("".join, map(enc, values, repeat(0)))))
 
 
-_ENCODE = _line_encoder()
+_ENCODE, _ENCODE_COLUMN = _line_encoder()
 
 
 def _plain_dense(batch: RecordBatch, dim: int) -> bool:
@@ -150,6 +158,9 @@ class FilesConnector(ConnectorBase):
             raise SourceError(f"{vec} is not a readable .npy array ({type(e).__name__})") from e
         if arr.ndim != 2:
             raise SourceError(f"{vec} must be 2-D (records x dim), it has {arr.ndim} dimension(s)")
+        if arr.shape[1] == 0:
+            raise SourceError(f"{vec} holds vectors of dimension 0: there is nothing to back up "
+                              "and nothing a restore could write (export the vectors themselves)")
         if arr.dtype.name not in DTYPES:
             raise SourceError(f"{vec} has dtype {arr.dtype.name}; supported: {', '.join(DTYPES)}")
         return arr
@@ -234,10 +245,11 @@ class FilesConnector(ConnectorBase):
         def batch() -> RecordBatch:
             a = pos - len(ids)
             vf.seek(offset + a * row_bytes)
-            raw = vf.read((pos - a) * row_bytes)
-            if len(raw) != (pos - a) * row_bytes:
+            dense = np.empty((pos - a, dim), dtype=stored)     # read straight into the batch's matrix
+            if vf.readinto(dense.reshape(-1).view(np.uint8)) != (pos - a) * row_bytes:
                 raise SourceError(f"{VECTORS_FILE} is shorter than its header says")
-            dense = np.frombuffer(raw, dtype=stored).reshape(pos - a, dim).astype(native)
+            if stored != native:
+                dense = dense.astype(native)
             out = RecordBatch(ids=list(ids), dense={"": dense}, metadata=list(metas),
                               documents=list(docs) if any(d is not None for d in docs) else None,
                               uris=list(uris) if any(u is not None for u in uris) else None)
@@ -287,19 +299,21 @@ class FilesConnector(ConnectorBase):
                 or schema.sparse:
             raise UsageError("a files export holds exactly one dense vector of known dimension per record")
         for f in (VECTORS_FILE, RECORDS_FILE):
-            if os.path.exists(os.path.join(self._path, f)):
+            if os.path.lexists(os.path.join(self._path, f)):
                 raise TargetNotEmpty(f"{self._path} already holds an export: restore into a new directory")
         v = schema.vectors[0]
         dtype = np.dtype(DTYPES.get(v.dtype, "") or "float32").newbyteorder("<")
         try:
-            os.makedirs(self._path, exist_ok=True)
-            vec = open(os.path.join(self._path, VECTORS_FILE + PARTIAL), "wb")
-            rec = open(os.path.join(self._path, RECORDS_FILE + PARTIAL), "w", encoding="utf-8")
+            os.makedirs(self._path, mode=0o700, exist_ok=True)
+            vec = os.fdopen(_create_private(os.path.join(self._path, VECTORS_FILE + PARTIAL)), "wb")
+            rec = os.fdopen(_create_private(os.path.join(self._path, RECORDS_FILE + PARTIAL)), "w",
+                            encoding="utf-8")
             vec.write(b"\0" * HEADER_BYTES)
         except OSError as e:
             raise SourceError(f"cannot write an export in {self._path} ({type(e).__name__})") from e
         self._name = name
-        self._writing = {"vec": vec, "rec": rec, "dtype": dtype, "dim": int(v.dim), "rows": 0}
+        self._writing = {"vec": vec, "rec": rec, "dtype": dtype, "dim": int(v.dim), "rows": 0,
+                         "out": _Output(self._path)}
 
     def write(self, collection: str, batch: RecordBatch) -> None:
         w = self._writing
@@ -325,12 +339,8 @@ class FilesConnector(ConnectorBase):
                 lines.append(_ENCODE(line))
             except (TypeError, ValueError) as e:
                 raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
-        try:
-            if rows:
-                w["vec"].write(np.stack(rows).tobytes())
-            w["rec"].write("".join(x + "\n" for x in lines))
-        except OSError as e:
-            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["out"].put([(w["vec"], np.stack(rows).tobytes() if rows else b""),
+                      (w["rec"], "".join(x + "\n" for x in lines))])
         w["rows"] += len(rows)
 
     def _write_plain(self, batch: RecordBatch) -> None:
@@ -339,22 +349,24 @@ class FilesConnector(ConnectorBase):
         n = len(batch.ids)
         metas = batch.metadata or [None] * n
         docs, uris = batch.documents, batch.uris
-        lines = []
         try:
-            for i, (rid, meta) in enumerate(zip(batch.ids, metas)):
-                line: dict[str, Any] = {"id": rid, "metadata": meta}
-                if docs is not None and docs[i] is not None:
-                    line["document"] = docs[i]
-                if uris is not None and uris[i] is not None:
-                    line["uri"] = uris[i]
-                lines.append(_ENCODE(line))
+            # each line is {"id":..,"metadata":..} (keys sorted, "document" first and "uri" last
+            # when present): the columns are encoded whole and the lines put together from them
+            ids, mtexts = _ENCODE_COLUMN(batch.ids), _ENCODE_COLUMN(metas)
+            if docs is None and uris is None:
+                lines = list(map('{"id":%s,"metadata":%s}'.__mod__, zip(ids, mtexts)))
+            else:
+                dtexts = _ENCODE_COLUMN(docs or [None] * n)
+                utexts = _ENCODE_COLUMN(uris or [None] * n)
+                lines = [("" if d is None else '"document":' + dt + ",") + '"id":' + i + ',"metadata":' + m
+                         + ("" if u is None else ',"uri":' + ut)
+                         for i, m, d, dt, u, ut in zip(ids, mtexts, docs or [None] * n, dtexts,
+                                                       uris or [None] * n, utexts)]
+                lines = ["{" + x + "}" for x in lines]
         except (TypeError, ValueError) as e:
             raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
-        try:
-            w["vec"].write(memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B"))
-            w["rec"].write("".join(x + "\n" for x in lines))
-        except OSError as e:
-            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+        w["out"].put([(w["vec"], memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B")),
+                      (w["rec"], "\n".join(lines) + "\n" if lines else "")])
         w["rows"] += n
 
     def finish(self, collection: str) -> None:
@@ -365,6 +377,7 @@ class FilesConnector(ConnectorBase):
         header = "{'descr': %r, 'fortran_order': False, 'shape': (%d, %d), }" % (
             np.lib.format.dtype_to_descr(w["dtype"]), w["rows"], w["dim"])
         body = header.ljust(HEADER_BYTES - 10 - 1) + "\n"
+        w["out"].close()                       # every batch written (or its error raised)
         try:
             w["vec"].seek(0)
             w["vec"].write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1"))
@@ -382,11 +395,75 @@ class FilesConnector(ConnectorBase):
 
     def close(self) -> None:
         if self._writing is not None:          # an unfinished restore: leave only .partial files
+            try:
+                self._writing["out"].close()
+            except SourceError:
+                pass
             for f in ("vec", "rec"):
                 self._writing[f].close()
             self._writing = None
 
 
+
+
+class _Output:
+    """Writes a restore's batches to the export's files on one thread of its own, in order,
+    while the caller reads and verifies the next ones (writing releases the interpreter's
+    lock). At most QUEUED batches wait; the first error stops the writing and is raised
+    by the next `put` or by `close`."""
+
+    QUEUED = 4
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._jobs: queue.Queue = queue.Queue(self.QUEUED)
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="vdedup-files-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    for f, data in job:
+                        if len(data):
+                            f.write(data)
+                except Exception as e:             # OSError mostly; any error ends the writing
+                    self._error = e
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise SourceError(f"cannot write the export in {self._path} ({type(e).__name__})") from e
+
+    def put(self, job: list[tuple[Any, Any]]) -> None:
+        """Queue writes of (file, bytes or text) pairs, done in this order after earlier ones."""
+        self._raise()
+        if not self._thread.is_alive():
+            raise SourceError(f"cannot write the export in {self._path} (writer stopped)")
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Wait until everything queued is written; raise the first error."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
+
+
+def _create_private(path: str) -> int:
+    """A new file of mode 0600 at `path`, never through a link: whatever is there first (the
+    .partial file of an interrupted restore, or a symlink planted to make the restore write
+    elsewhere) is unlinked, not followed, and the file is created exclusively."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                   0o600)
 
 
 def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:

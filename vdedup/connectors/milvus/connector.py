@@ -22,7 +22,7 @@ from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 from . import reader, writer
 from .session import Session
-from .url import parse
+from .url import parse, plain_transport as url_plain_transport
 
 
 class MilvusConnector(ConnectorBase):
@@ -34,6 +34,10 @@ class MilvusConnector(ConnectorBase):
     def __init__(self, session: Session, collection: str | None = None) -> None:
         self._s = session
         self._only = collection
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        return url_plain_transport(u)
 
     @classmethod
     def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "MilvusConnector":

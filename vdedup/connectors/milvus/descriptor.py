@@ -8,7 +8,9 @@ CAPABILITIES = Capabilities(
     frozenset({IdType.INT, IdType.STRING}), max_dense=None, named_vectors=True, multivector=False,
     sparse=True, dtypes=frozenset({"float32", "float16", "bfloat16", "binary", "int8"}),
     metadata_types=JSON_TYPES, nested_metadata=True, null_metadata=True,
-    namespace_kind="partition", documents=True, uris=True,
+    namespace_kind="partition", documents=True, uris=True, sparse_positive=True,
+    id_forbidden_chars='"\\',          # pymilvus pages by key unescaped (milvus/reader.py)
+    ids_per_namespace=False,             # a primary key is unique across partitions
     metric_names={M.COSINE: "COSINE", M.DOT: "IP", M.EUCLIDEAN: "L2", M.HAMMING: "HAMMING",
                   M.JACCARD: "JACCARD"})
 

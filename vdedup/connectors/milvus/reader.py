@@ -20,6 +20,15 @@ from .schema import index_info, native_schema
 from .session import Session
 from .values import to_batch
 
+# pymilvus's query_iterator asks for the next page with `pk > "LAST"`, the last key pasted in
+# without escaping: a key holding a quote or a backslash makes that filter wrong (records
+# come back twice, or are skipped). Writes refuse such keys (writer.py); a collection that
+# holds one is refused loudly rather than read wrongly.
+UNPAGEABLE = ('"', "\\")
+UNPAGEABLE_READ = ("Milvus collection {collection!r} at {where} has a string id with a quote or "
+                   "backslash, which pymilvus's query iterator cannot page past: it cannot be "
+                   "read exactly")
+
 MAX_ITER_BATCH = 16384       # Milvus refuses larger query pages
 
 
@@ -157,12 +166,16 @@ def scan(s: Session, collection: str, namespace: str = "",
         it = s.client.query_iterator(
             collection, batch_size=min(batch_size, MAX_ITER_BATCH), filter=expr,
             output_fields=["*"], partition_names=parts, consistency_level="Strong")
+    pk = next(f.name for f in fields if f.primary)
     try:
         while True:
             with s.errors("scan", collection, data=True):
                 rows = it.next()
             if not rows:
                 return
+            last = rows[-1].get(pk)
+            if isinstance(last, str) and any(c in last for c in UNPAGEABLE):
+                raise SourceError(UNPAGEABLE_READ.format(collection=collection, where=s.where))
             if marker is not None:
                 yield neutral_batch(rows, fields, marker, namespace)
             else:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import UsageError
-from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ..common import INSECURE_KEY, flag, plain_to_remote, refuse_credentials, refuse_secret_params, \
+    refuse_unknown_params
 from ..credentials import Credentials
 from ..url import SourceURL
 
 DEFAULT_PORT = 19530
 DEFAULT_DB = "default"
-URL_QUERY_KEYS = {"secure"}
+URL_QUERY_KEYS = {"secure", INSECURE_KEY}
 TOKEN_ENV = "MILVUS_TOKEN"
 USER_ENV = "MILVUS_USER"
 PASSWORD_ENV = "MILVUS_PASSWORD"
@@ -65,6 +66,11 @@ def parse(u: SourceURL) -> Address:
     return Address(u.host, u.port or DEFAULT_PORT, flag(u.query.get("secure")),
                    parts[0] if parts else DEFAULT_DB, parts[1] if len(parts) == 2 else None,
                    u.username)
+
+
+def plain_transport(u: SourceURL) -> tuple[str, str] | None:
+    """See ConnectorBase.plain_transport."""
+    return plain_to_remote(u, flag(u.query.get("secure")), "?secure=1")
 
 
 def auth(address: Address, credentials: Credentials) -> dict[str, str]:

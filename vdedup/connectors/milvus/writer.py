@@ -13,6 +13,7 @@ from ...model import CollectionSchema, RecordBatch, RecordId
 from .layout import (DECIMAL_RE, ID_CLASH, N_ID, N_STATE, NEUTRAL_LAYOUT, create_neutral,
                      is_marker, neutral_plan, neutral_rows, partition_name)
 from .schema import DEFAULT_PARTITION, Field, create_native
+from .reader import UNPAGEABLE
 from .session import Session
 from .values import to_rows
 
@@ -56,15 +57,39 @@ def _check_id_kinds(s: Session, collection: str, fields: list[Field],
         if bool((r.get(N_STATE) or {}).get("int_id")) != kinds.get(str(r[N_ID])):
             raise UsageError(ID_CLASH)
 
+def _check_other_partitions(s: Session, collection: str, partition: str,
+                            rows: list[dict[str, Any]]) -> None:
+    """A Milvus key is collection-wide: upserting an id another partition holds moves it, and
+    the other namespace's record is lost. Namespaces that share ids (Pinecone namespaces,
+    Weaviate tenants) are refused instead, at the first batch that would move one."""
+    with s.errors("list partitions", collection):
+        others = [p for p in s.client.list_partitions(collection) if p != partition]
+    if not others:
+        return
+    s.load(collection)
+    with s.errors("look up ids", collection, data=True):
+        found = s.client.query(collection, ids=[r[N_ID] for r in rows], output_fields=[N_ID],
+                               partition_names=others, consistency_level="Strong")
+    if found:
+        raise UsageError(f"{len(found)} record id(s) of this batch are already in another "
+                         f"namespace of Milvus collection {collection!r}: a Milvus key is "
+                         "collection-wide, so writing them would move them out of that namespace "
+                         "(restore the namespaces into separate collections)")
+
+
 def write(s: Session, collection: str, batch: RecordBatch) -> None:
     if not len(batch):
         return
+    if any(isinstance(i, str) and any(c in i for c in UNPAGEABLE) for i in batch.ids):
+        raise UsageError("Milvus cannot hold string ids with a quote or backslash exactly: "
+                         "pymilvus's query iterator could not read them back (see reader.py)")
     fields = s.fields(collection)
     marker = s.marker(collection)
     if marker is not None:
         rows = neutral_rows(batch, fields, marker)
         partition = partition_name(batch.namespace)
         _check_id_kinds(s, collection, fields, rows)
+        _check_other_partitions(s, collection, partition, rows)
     else:
         rows = to_rows(batch, fields, s.dynamic(collection))
         partition = "" if s.partition_key(collection) else batch.namespace

@@ -1,6 +1,9 @@
 """PostgreSQL + pgvector connector (connector layer; depends only on model and errors).
 
-    postgresql://USER@HOST:PORT/DB[?table=T|schema.T][&sslmode=...]     (aliases: postgres, pgvector)
+    postgresql://USER@HOST:PORT/DB[?table=T|schema.T][&sslmode=...&sslrootcert=...]  (aliases: postgres, pgvector)
+
+A host other than this machine is reached with `sslmode=verify-full` unless the URL names
+another sslmode (`tls_params`); a local socket or loopback host keeps libpq's default.
 
 The password is the secret of the credentials the connector is opened with (at the command
 line `PGPASSWORD` holds it), never the URL. It is always passed to libpq explicitly, so libpq
@@ -43,7 +46,7 @@ from typing import Any, ContextManager, Iterator
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import CollectionSchema, Partition, RecordBatch, RecordId
 from ...model.partition import stride_ranges, whole
-from ..common import (refuse_credentials, refuse_namespace, refuse_secret_params,
+from ..common import (is_loopback, refuse_credentials, refuse_namespace, refuse_secret_params,
                       refuse_unknown_params, translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
@@ -56,7 +59,8 @@ from .layout import quote_ident as _qi
 from .values import copy_rows, native_batch, native_select, nearest_select, neutral_select, pk_values
 
 DEFAULT_PORT = 5432
-URL_QUERY_KEYS = {"table", "sslmode"}
+URL_QUERY_KEYS = {"table", "sslmode", "sslrootcert"}
+SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 NO_NAMESPACES = ("PostgreSQL tables have no namespaces (got {namespace!r}); "
                  "map each namespace to its own table")
 
@@ -98,15 +102,16 @@ class PgvectorConnector(ConnectorBase):
             params["user"] = user
         # "" (not absent) when there is no secret: libpq then skips PGPASSWORD, not ~/.pgpass
         params["password"] = credentials.secret or ""
-        if u.query.get("sslmode"):
-            params["sslmode"] = u.query["sslmode"]
+        params.update(tls_params(u))
         import psycopg
 
         try:
             conn = psycopg.connect(autocommit=True, **params)
             conn.execute("SET TIME ZONE 'UTC'")
         except Exception as e:
-            raise SourceError(f"cannot connect to PostgreSQL at {where}: {_detail(e)}") from e
+            refused = "authentication failed" in str(e) or getattr(e, "sqlstate", None) in ("28P01", "28000")
+            said = f" (the password from {credentials.origin})" if refused and credentials.present else ""
+            raise SourceError(f"cannot connect to PostgreSQL at {where}: {_detail(e)}{said}") from e
         table = u.query.get("table") or None
         return cls(conn, where, table)
 
@@ -415,6 +420,24 @@ class PgvectorConnector(ConnectorBase):
 
 
 # ------------------------------------------------------------------- functions
+
+
+def tls_params(u: SourceURL) -> dict[str, str]:
+    """libpq's TLS settings: what the URL says (sslmode, sslrootcert); otherwise, for a host
+    that is not this machine, `verify-full` (encrypted, and the server's certificate checked
+    against the host name), not libpq's own `prefer`, which falls back to clear text and
+    checks no certificate. A local socket or a loopback host keeps libpq's default."""
+    out: dict[str, str] = {}
+    mode = u.query.get("sslmode")
+    if mode is not None and mode not in SSLMODES:
+        raise UsageError(f"unknown sslmode {mode!r} (one of {', '.join(sorted(SSLMODES))})")
+    if u.query.get("sslrootcert"):
+        out["sslrootcert"] = u.query["sslrootcert"]
+    if mode:
+        out["sslmode"] = mode
+    elif u.host and not u.host.startswith("/") and not is_loopback(u.host):
+        out["sslmode"] = "verify-full"
+    return out
 
 
 def _detail(e: BaseException, data: bool = False) -> str:

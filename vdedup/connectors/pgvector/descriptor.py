@@ -10,6 +10,7 @@ CAPABILITIES = Capabilities(
     metadata_types=JSON_TYPES, nested_metadata=True, null_metadata=True, namespace_kind=None,
     documents=True, uris=True,
     sparse_metrics=frozenset({M.DOT, M.COSINE, M.EUCLIDEAN, M.MANHATTAN}),
+    sparse_max_index=999_999_999,            # sparsevec: at most 1,000,000,000 dimensions
     metric_names={M.COSINE: "vector_cosine_ops", M.DOT: "vector_ip_ops",
                   M.EUCLIDEAN: "vector_l2_ops", M.MANHATTAN: "vector_l1_ops",
                   M.HAMMING: "bit_hamming_ops", M.JACCARD: "bit_jaccard_ops"})

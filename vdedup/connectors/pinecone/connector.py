@@ -33,19 +33,22 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import contextlib
+import dataclasses
 import os
 import random
 import re
 import time
 from collections import deque
 from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import (CollectionSchema, IdType, Metric, RecordBatch, RecordId, SparseColumn,
-                     SparseField, SparseVector, VectorField)
-from ..common import error_detail, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, RecordBatch, RecordId,
+                     SparseColumn, SparseField, SparseVector, VectorField)
+from ..common import (INSECURE_KEY, error_detail, flag, is_loopback, refuse_credentials, refuse_secret_params,
+                      refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
@@ -59,7 +62,7 @@ T = TypeVar("T")
 
 KEY_ENV = DESCRIPTOR.secret_env[0]
 CONTROLLER_ENV = "PINECONE_CONTROLLER_HOST"
-URL_QUERY_KEYS = {"host", "controller"}
+URL_QUERY_KEYS = {"host", "controller", INSECURE_KEY}
 
 
 LIST_LIMIT = 100                 # ids per list page (the API's default and maximum)
@@ -95,7 +98,19 @@ class PineconeConnector(ConnectorBase):
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        """Pinecone itself is https only; a private deployment named by ?host= or ?controller=
+        may be plain http."""
+        if flag(u.query.get(INSECURE_KEY)):
+            return None
+        for key in ("host", "controller"):
+            parts = urlsplit(u.query.get(key) or "")
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                return parts.hostname or "?", f"?{key}=https://..."
+        return None
+
+    @classmethod
+    def validate_url(cls, u: SourceURL) -> None:
         refuse_credentials(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_secret_params(u, "Pinecone", f"set {KEY_ENV} instead")
         refuse_unknown_params(u, "Pinecone", URL_QUERY_KEYS)
@@ -108,6 +123,11 @@ class PineconeConnector(ConnectorBase):
                              "digits and '-', starting and ending with a letter or digit")
         if u.query.get("host") and index is None:
             raise UsageError("?host= needs an index: pinecone://INDEX?host=URL")
+
+    @classmethod
+    def from_url(cls, u: SourceURL, credentials: Credentials = NO_CREDENTIALS) -> "PineconeConnector":
+        cls.validate_url(u)
+        index = u.host or None
         key = credentials.secret or ""
         if not key.strip():
             raise UsageError(f"no Pinecone API key: set {KEY_ENV}, or store one with the "
@@ -267,6 +287,37 @@ class PineconeConnector(ConnectorBase):
                              np.asarray(r.sparse_values.values, dtype=np.float64).astype(np.float32))
                 for r in rows])
         return batch
+
+    def discover(self) -> list[DiscoveredIndex]:
+        """Every index with its counts per namespace: the index list already holds each
+        schema and host, and one describe_index_stats per index gives every namespace's
+        count (the default discover() would ask for the stats once per namespace)."""
+        if self._index is not None:
+            models = [self._model(self._index)]
+        else:
+            models = self._call(lambda: list(self._live().indexes.list()), "list indexes")
+        found = []
+        for model in sorted(models, key=lambda m: m.name):
+            name, info = model.name, index_info(model)
+            fields = info["schema"].get("fields") or {}
+            dense = fields.get(DENSE_FIELD) or {}
+            dims = int(dense["dimension"]) if dense.get("dimension") else None
+            metric = METRIC_FROM.get(dense.get("metric") or "dotproduct")
+            entry = DiscoveredIndex(self.descriptor.name, name, None, dims,
+                                    metric.value if metric is not None else None)
+            try:
+                refuse_pod(name, info)
+                vector_index_only(name, fields)
+                if model.host:
+                    self._hosts.setdefault(name, model.host)
+                spaces = self._stats(name).namespaces
+            except VdedupError as e:
+                found.append(dataclasses.replace(entry, problem=e.message))
+                continue
+            counts = {ns_name(n): int(s.vector_count) for n, s in spaces.items()}
+            found.append(dataclasses.replace(entry, count=sum(counts.values()),
+                                             namespaces=tuple(sorted(counts)) or ("",)))
+        return found
 
     def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
               vector_name: str = "") -> list[RecordId]:

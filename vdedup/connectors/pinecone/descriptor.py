@@ -8,7 +8,8 @@ CAPABILITIES = Capabilities(
     max_dense=1, named_vectors=False, multivector=False, sparse=True,
     dtypes=frozenset({"float32"}), metadata_types=frozenset({"str", "float", "bool", "list"}),
     nested_metadata=False, null_metadata=False, namespace_kind="namespace", documents=False,
-    uris=False, max_sparse=1, named_sparse=False,
+    uris=False, max_sparse=1, named_sparse=False, ascii_ids=True,
+    sparse_dense_metrics=frozenset({M.DOT}),     # a hybrid index is a dotproduct index
     metric_names={M.COSINE: "cosine", M.DOT: "dotproduct", M.EUCLIDEAN: "euclidean"})
 
 DESCRIPTOR = Descriptor(

@@ -33,6 +33,9 @@ def string_ids(ids: list[RecordId]) -> list[str]:
     for i in ids:
         if not isinstance(i, str) or not i:
             raise UsageError("Pinecone ids are non-empty strings: map integer or UUID ids first")
+        if not i.isascii():              # the SDK refuses them, echoing the id
+            raise UsageError("Pinecone ids are ASCII: a record id of the batch is not "
+                             "(ascii_ids in the Pinecone descriptor)")
         out.append(i)
     return out
 

@@ -31,7 +31,6 @@ import os
 import re
 import sys
 import uuid
-import warnings
 from typing import Any, ContextManager, Iterator
 
 import numpy as np
@@ -39,7 +38,8 @@ import numpy as np
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, IdType, MetadataField, Metric, RecordBatch, RecordId,
                       SparseField)
-from ..common import (error_detail, flag, is_unreachable, json_safe, refuse_credentials,
+from ..common import (INSECURE_KEY, error_detail, flag, is_unreachable, json_safe, plain_to_remote,
+                      refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -51,7 +51,7 @@ from .values import point_id, point_vector, to_payload, to_record
 
 DEFAULT_PORT = 6333
 API_KEY_ENV = DESCRIPTOR.secret_env[0]
-REMOTE_QUERY_KEYS = {"https", "grpc", "grpc_port"}
+REMOTE_QUERY_KEYS = {"https", "grpc", "grpc_port", INSECURE_KEY}
 DEFAULT_GRPC_PORT = 6334
 LOCAL_QUERY_KEYS = {"collection"}
 WRITE_CHUNK = 256          # points per upsert: well below the gRPC 4 MB and REST 32 MB limits
@@ -89,19 +89,37 @@ class QdrantConnector(ConnectorBase):
         return cls._remote(u, credentials)
 
     @classmethod
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        if u.scheme != "qdrant":
+            return None                       # local mode: no network
+        return plain_to_remote(u, flag(u.query.get("https")), "?https=1")
+
+    @classmethod
     def storage_absent(cls, u: SourceURL) -> bool:
         """Whether the URL names local storage that opening would create (no meta.json yet)."""
         return (u.scheme == "qdrant+local" and not u.host and os.path.isabs(u.path or "")
                 and not os.path.exists(os.path.join(u.path, "meta.json")))
 
     @classmethod
-    def _local(cls, u: SourceURL) -> "QdrantConnector":
+    def validate_url(cls, u: SourceURL) -> None:
+        refuse_credentials(u, "Qdrant", f"set {API_KEY_ENV} instead")
+        refuse_secret_params(u, "Qdrant", f"set {API_KEY_ENV} instead", containing=("key",))
+        if u.scheme == "qdrant+local":
+            cls._check_local(u)
+
+    @classmethod
+    def _check_local(cls, u: SourceURL) -> str:
         refuse_unknown_params(u, "Qdrant", LOCAL_QUERY_KEYS, u.scheme)
         if u.host:
             raise UsageError("qdrant+local takes a path, not a host: qdrant+local:///abs/path")
         path = u.path
         if not path or not os.path.isabs(path):
             raise UsageError("Qdrant local mode needs an absolute path: qdrant+local:///abs/path")
+        return path
+
+    @classmethod
+    def _local(cls, u: SourceURL) -> "QdrantConnector":
+        path = cls._check_local(u)
         if os.path.exists(path) and not os.path.isdir(path):
             raise UsageError(f"Qdrant path {path} is not a directory")
         from qdrant_client import QdrantClient
@@ -134,13 +152,12 @@ class QdrantConnector(ConnectorBase):
 
         api_key = credentials.secret or None
         try:
-            with warnings.catch_warnings():
-                # "Api key is used with an insecure connection": the user chose http on purpose.
-                warnings.simplefilter("ignore", UserWarning)
-                client = QdrantClient(url=f"{'https' if https else 'http'}://{where}",
-                                      api_key=api_key, prefer_grpc=grpc, grpc_port=grpc_port,
-                                      timeout=TIMEOUT,
-                                      check_compatibility=False)
+            # the client's own warning about an API key over http is left to be seen: a key
+            # reaches here over http only for this machine or with ?insecure=1
+            client = QdrantClient(url=f"{'https' if https else 'http'}://{where}",
+                                  api_key=api_key, prefer_grpc=grpc, grpc_port=grpc_port,
+                                  timeout=TIMEOUT,
+                                  check_compatibility=False)
         except Exception as e:
             raise SourceError(f"cannot open Qdrant at {where}: {_detail(e)}") from e
         conn = cls(client, where, collection,

@@ -50,12 +50,16 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import CollectionSchema, IdType, MetadataField, RecordBatch, RecordId
-from ..common import flag, refuse_credentials, refuse_secret_params, refuse_unknown_params
+from ...model import CollectionSchema, DiscoveredIndex, IdType, MetadataField, RecordBatch, RecordId
+from ..common import (INSECURE_KEY, flag, plain_to_remote, refuse_credentials, refuse_secret_params,
+                      refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
 from .descriptor import DESCRIPTOR
+from .discovery import one_object, with_dims
+from .failures import (HttpStatus, clean, detail, is_timeout, is_unreachable, retry_after_of,
+                       server_message, status_of)
 from .layout import Layout
 from .schema import (PRIMITIVE_TYPES, TYPE_NAMES, class_for, multi_tenant, property_types,
                      vector_fields)
@@ -64,7 +68,7 @@ from .values import object_id, to_object, to_record
 KEY_ENV = DESCRIPTOR.secret_env[0]
 DEFAULT_PORT = 8080
 DEFAULT_GRPC_PORT = 50051
-URL_QUERY_KEYS = {"https", "grpc_port", "timeout"}
+URL_QUERY_KEYS = {"https", "grpc_port", "timeout", INSECURE_KEY}
 CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 MAX_LIMIT = 10000            # the server's default QUERY_MAXIMUM_RESULTS
 WRITE_CHUNK = 200            # objects per POST /v1/batch/objects
@@ -73,19 +77,8 @@ BACKOFF = 0.2                # seconds, doubled per retry ...
 BACKOFF_CAP = 5.0            # ... up to this
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
-QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"")
-
 
 T = TypeVar("T")
-
-
-class _HttpStatus(Exception):
-    """A non-2xx answer on the plain-HTTP side, with the server's first error message."""
-
-    def __init__(self, status: int, message: str, retry_after: float | None = None):
-        super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
 
 
 class WeaviateConnector(ConnectorBase):
@@ -128,6 +121,10 @@ class WeaviateConnector(ConnectorBase):
         if grpc_port == port:     # the client insists they differ; its gRPC port is never used
             grpc_port = port + 1 if port < 65535 else port - 1
         return cls._connect(u.host, port, https, grpc_port, timeout, only, credentials)
+
+    @classmethod
+    def plain_transport(cls, u: SourceURL) -> tuple[str, str] | None:
+        return plain_to_remote(u, flag(u.query.get("https")), "?https=1")
 
     @classmethod
     def _connect(cls, host: str, port: int, https: bool, grpc_port: int, timeout: float,
@@ -211,6 +208,11 @@ class WeaviateConnector(ConnectorBase):
             options={"description": cls.get("description")},
             extras={"class": cls, "tenants": tenants})
 
+    def discover(self) -> list[DiscoveredIndex]:
+        """The default, with the dimensions the schema does not hold (weaviate/discovery.py)."""
+        fetch = one_object(self._rest)
+        return [d if d.problem else with_dims(d, self._class(d.name), fetch) for d in super().discover()]
+
     def count(self, collection: str, namespace: str = "") -> int:
         cls = self._class(collection)
         namespace = self._tenant(cls, namespace)
@@ -220,7 +222,7 @@ class WeaviateConnector(ConnectorBase):
         errors = answer.get("errors")
         if errors:
             raise SourceError(f"Weaviate count of {collection!r} at {self._where} failed: "
-                              f"{_clean(str(errors[0].get('message', errors[0])))}")
+                              f"{clean(str(errors[0].get('message', errors[0])))}")
         try:
             return int(answer["data"]["Aggregate"][cls["class"]][0]["meta"]["count"])
         except (KeyError, IndexError, TypeError, ValueError):
@@ -271,7 +273,7 @@ class WeaviateConnector(ConnectorBase):
         errors = answer.get("errors")
         if errors:
             raise SourceError(f"Weaviate query of {collection!r} at {self._where} failed: "
-                              f"{_clean(str(errors[0].get('message', errors[0])))}")
+                              f"{clean(str(errors[0].get('message', errors[0])))}")
         try:
             return [str(o["_additional"]["id"]) for o in answer["data"]["Get"][cls["class"]]]
         except (KeyError, TypeError):
@@ -326,7 +328,7 @@ class WeaviateConnector(ConnectorBase):
             if failed:
                 first = failed[0]["result"]["errors"]["error"][0].get("message", "")
                 raise SourceError(f"Weaviate rejected {len(failed)} of {len(chunk)} objects written "
-                                  f"to {collection!r} at {self._where}: {_clean(first)}")
+                                  f"to {collection!r} at {self._where}: {clean(first)}")
 
     def delete(self, collection: str, ids: list[RecordId], namespace: str = "") -> None:
         cls = self._class(collection)
@@ -379,8 +381,8 @@ class WeaviateConnector(ConnectorBase):
         def call() -> Any:
             res = self._http.request(method, path, **kwargs)
             if res.status_code >= 300:
-                raise _HttpStatus(res.status_code, _server_message(res),
-                                  _retry_after(res.headers.get("Retry-After")))
+                raise HttpStatus(res.status_code, server_message(res),
+                                  retry_after_of(res.headers.get("Retry-After")))
             return res.json() if res.content else None
 
         return self._retry(action, collection, call)
@@ -393,8 +395,8 @@ class WeaviateConnector(ConnectorBase):
             except VdedupError:
                 raise
             except Exception as e:
-                status, retry_after = _status(e)
-                transient = status in RETRY_STATUS or (status is None and _is_timeout(e))
+                status, retry_after = status_of(e)
+                transient = status in RETRY_STATUS or (status is None and is_timeout(e))
                 if not transient or attempt == ATTEMPTS - 1:
                     raise self._translate(e, status, action, collection) from e
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** attempt)
@@ -416,76 +418,12 @@ class WeaviateConnector(ConnectorBase):
         if status == 404 and collection is not None:
             self._classes.pop(collection, None)
             return CollectionNotFound(f"Weaviate class {collection!r} not found at {self._where}")
-        if status is None and _is_unreachable(e):
+        if status is None and is_unreachable(e):
             return SourceError(f"cannot reach Weaviate at {self._where}: {type(e).__name__}")
         if status in RETRY_STATUS:
             return SourceError(f"Weaviate {action}{target} at {self._where} failed after "
                                f"{ATTEMPTS} attempts: HTTP {status}")
-        if _is_timeout(e):
+        if is_timeout(e):
             return SourceError(f"Weaviate {action}{target} at {self._where} timed out "
                                f"{ATTEMPTS} times")
-        return SourceError(f"Weaviate {action}{target} at {self._where} failed: {_detail(e)}")
-
-
-# ------------------------------------------------------------------- functions
-
-
-def _status(e: BaseException) -> tuple[int | None, float | None]:
-    if isinstance(e, _HttpStatus):
-        return e.status, e.retry_after
-    code = getattr(e, "status_code", None)
-    if isinstance(code, int):
-        return code, None
-    cause = e.__cause__ or e.__context__
-    return _status(cause) if isinstance(cause, _HttpStatus) else (None, None)
-
-
-def _is_timeout(e: BaseException) -> bool:
-    import httpx
-    from weaviate.exceptions import WeaviateTimeoutError
-
-    seen: BaseException | None = e
-    while seen is not None:
-        if isinstance(seen, (httpx.TimeoutException, WeaviateTimeoutError, TimeoutError)):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-def _is_unreachable(e: BaseException) -> bool:
-    import httpx
-    from weaviate.exceptions import WeaviateConnectionError, WeaviateStartUpError
-
-    return isinstance(e, (httpx.TransportError, WeaviateConnectionError, WeaviateStartUpError,
-                          ConnectionError))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _server_message(res: Any) -> str:
-    try:
-        body = res.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        if isinstance(body.get("error"), list) and body["error"]:
-            return _clean(str(body["error"][0].get("message", "")))
-        if "message" in body:
-            return _clean(str(body["message"]))
-    return ""
-
-
-def _clean(text: str) -> str:
-    """One line, quoted values withheld (they may be record data), at most 240 characters."""
-    text = QUOTED_RE.sub("'…'", (text.strip().splitlines() or [""])[0])
-    return text if len(text) <= 240 else text[:237] + "..."
-
-
-def _detail(e: BaseException) -> str:
-    message = getattr(e, "message", None) or str(e)
-    return f"{type(e).__name__}: {_clean(message) or type(e).__name__}"
+        return SourceError(f"Weaviate {action}{target} at {self._where} failed: {detail(e)}")

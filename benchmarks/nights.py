@@ -1,5 +1,5 @@
 """Nightly manifests simulated: what each night of a changing namespace stores in manifest
-blobs alone (tests/test_scaleout.py, benchmarks/scaleout.py --nights).
+blobs alone (benchmarks/scaleout.py nights, tests/test_scaleout.py).
 
 Vector content ids are synthetic (random), so only the manifest is written: a namespace of
 n records with string ids and small metadata; each night 1% of the records are replaced by
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend.memory import MemoryBackend
-from ..format.values import meta_bytes
-from ..repository import Repository, RowBatch, Tuning
+from vdedup.backend.memory import MemoryBackend
+from vdedup.format.values import meta_bytes
+from vdedup.repository import Repository, RowBatch, Tuning
 
 PASSWORD = "nights"
 

@@ -1,4 +1,4 @@
-"""An emulator of Pinecone's REST API, API version 2026-07 (testing layer; not used by the engine).
+"""An emulator of Pinecone's REST API, API version 2026-07 (tests and benchmarks only; not part of the installed package).
 
 No Pinecone server runs outside Pinecone's cloud (Pinecone Local is a Docker image), so the
 connector is tested through the official `pinecone` SDK (10.x, which speaks 2026-07) against
@@ -20,6 +20,9 @@ Faithful where it matters to a backup: every request needs the `Api-Key` header 
 as float64 (so an int written comes back as a float); ids are listed in bitwise order with an
 opaque pagination token; writes become visible only `visibility_delay` seconds later (eventual
 consistency); and faults can be injected: a number of 429 or 5xx answers, and slow answers.
+
+One file of about 600 lines on purpose: it is read side by side with the API specification it
+follows, endpoint by endpoint.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An in-memory emulator of Weaviate's REST API, for tests (testing layer; not used by the engine).
+"""An in-memory emulator of Weaviate's REST API, for tests and benchmarks only (not part of the installed package).
 
 No Weaviate server runs on the project's machines (embedded mode downloads a binary), so the
 Weaviate connector is tested through the official `weaviate-client` against this emulator.
@@ -37,6 +37,9 @@ next matching requests with that status (429 carries `Retry-After`), or delays t
 
     with WeaviateEmulator(api_keys=["k"]) as wv:
         ...   # wv.host, wv.port, wv.url
+
+One file of about 850 lines on purpose: it is read side by side with the OpenAPI document it
+follows, endpoint by endpoint.
 """
 from __future__ import annotations
 
@@ -831,7 +834,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(404, body=None)
 
 
-def main() -> None:   # pragma: no cover - manual use: python -m vdedup.testing.weaviate_emulator
+def main() -> None:   # pragma: no cover - manual use: cd tests && python -m emulators.weaviate_emulator
     import argparse
     import os
     ap = argparse.ArgumentParser(description="Weaviate REST emulator (tests only; in memory)")

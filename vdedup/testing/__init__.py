@@ -1,1 +1,0 @@
-"""Emulators of provider APIs for tests (not used by the engine)."""
