@@ -3,6 +3,7 @@ writes the audit entry of every operation (CLI layer)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 
@@ -114,9 +115,23 @@ def _audit(operation: str | None, code: int, error: BaseException | None) -> Non
         err.print(f"vdedup: warning: could not write the audit entry ({type(e).__name__})", markup=False)
 
 
+_RAY_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+)$")
+
+
+def ray_flag(args: list[str]) -> list[str]:
+    """`--ray` takes an optional ADDRESS (as ray.init does): a bare `--ray` (followed by
+    nothing, another option, or a word that is no Ray address) becomes `--ray local`."""
+    out = []
+    for i, tok in enumerate(args):
+        out.append(tok)
+        if tok == "--ray" and not (i + 1 < len(args) and _RAY_ADDRESS.match(args[i + 1])):
+            out.append("local")
+    return out
+
+
 def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
     _load()
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = ray_flag(list(sys.argv[1:] if argv is None else argv))
     context.reset_audit()
     error: BaseException | None = None
     try:

@@ -134,7 +134,9 @@ def test_new_backups_chain_onto_old_snapshots_and_the_audit_log_continues(legacy
         stored = repo.load_json_object(ObjectType.SNAPSHOT, result.snapshot.id)
         entry = stored["collections"][0]["namespaces"][0]
         assert stored["version"] == 1 and entry["version"] == 1
-        assert len(entry["deltas"]) == 2                                 # one more delta layer on the old ones
+        # the old entry reads as one part of the whole namespace: one more delta layer on the old ones
+        assert entry["features"] == ["parts"] and len(entry["parts"]) == 1
+        assert len(entry["parts"][0]["deltas"]) == 2
         log = AuditLog(repo)
         log.append("backup", snapshot=result.snapshot.id)
         after = log.verify()

@@ -201,3 +201,16 @@ class TranslationRefused(VdedupError):
     """A cross-provider restore would lose or change data the user did not agree to lose."""
     exit_code = 19
     hint = "see the plan with --dry-run; options such as --metric, --vector, --drop-sparse accept a loss explicitly"
+
+
+class WorkerFailed(VdedupError):
+    """A partition task of a scaled-out backup or restore failed (after its retries): the
+    message names the partition and the task's own error, the exit code is that error's."""
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int = 1, hint: str | None = None):
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+    def __reduce__(self):
+        return (WorkerFailed, (self.message, self.exit_code, self.hint))

@@ -8,7 +8,8 @@ import typer
 
 from vdedup.assets.store import Asset, AssetStore
 from vdedup.connectors import credentials_for, open_connector, parse_url
-from vdedup.engine.backup import backup as run_backup
+from vdedup.engine.backup import PARTITION_SIZE, backup as run_backup
+from vdedup.engine.scaleout import LocalProcesses, RayCluster, Scatter, SourceHandle
 from vdedup.engine.nightly import backup_assets
 from vdedup.engine.throttle import throttled
 from vdedup.errors import PartialFailure, UsageError, VdedupError
@@ -61,6 +62,17 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
                              f"{', '.join(o.asset for o in failed)}")
 
 
+def make_scatter(ray: Optional[str], workers: Optional[int], url: str, credentials) -> Optional[Scatter]:
+    """--ray: tasks on Ray; --workers N > 1: tasks in N local processes; else None (one
+    process, the same partition plan)."""
+    handle = SourceHandle(url, credentials)
+    if ray:
+        return Scatter(RayCluster(None if ray == "local" else ray), handle)
+    if workers and workers > 1:
+        return Scatter(LocalProcesses(workers), handle)
+    return None
+
+
 def _single_failure(o) -> VdedupError:
     e = VdedupError(f"backup of asset {o.asset} failed: {o.error}")
     e.exit_code = o.exit_code or 1
@@ -79,6 +91,12 @@ def backup(
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records read per request."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
                                           help="Threads and processes to use (default: the machine's cores)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                      help="Run one task per partition on a Ray cluster (ADDRESS as ray.init "
+                                           "takes it; none: a local Ray instance). Needs vdedup[ray]."),
+    partition_size: int = typer.Option(PARTITION_SIZE, "--partition-size", min=1,
+                                       help="Records per partition of a namespace (a task each with --ray "
+                                            "or --workers)."),
     limit_rate: Optional[str] = typer.Option(None, "--limit-rate",
                                              help="Read the source no faster than this: records (500r/s) "
                                                   "or bytes (20MB/s) per second."),
@@ -88,9 +106,11 @@ def backup(
     if sum((source is not None, bool(asset), all_assets)) != 1:
         raise UsageError("give a SOURCE URL, --asset NAME or --all (exactly one)")
     rate = parse_rate(limit_rate) if limit_rate else None
+    if rate is not None and ray:
+        raise UsageError("--limit-rate reads the source from this process: not with --ray")
     if source is None:
-        if collection or tag or workers:
-            raise UsageError("--collection, --tag and --workers go with a SOURCE URL; a connected asset "
+        if collection or tag or workers or ray:
+            raise UsageError("--collection, --tag, --workers and --ray go with a SOURCE URL; a connected asset "
                              "names its own collections and is tagged asset:NAME")
         names = list(asset or [])
 
@@ -104,12 +124,14 @@ def backup(
     url = parse_url(source)
     repo = open_repository()
     try:
-        connector = throttled(open_connector(url, credentials_for(url, os.environ), must_exist=True),  # the CLI
-                              rate)                                                                # is the edge
+        credentials = credentials_for(url, os.environ)                     # the CLI is the edge
+        connector = throttled(open_connector(url, credentials, must_exist=True), rate)
         try:
+            # a rate limit reads in this process (the same partition plan, one after the other)
+            scatter = None if rate is not None else make_scatter(ray, workers, source, credentials)
             with RichReporter(enabled=not json_out) as reporter:
                 result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
-                                    reporter, batch_size, workers)
+                                    reporter, batch_size, workers, partition_size, scatter)
         finally:
             connector.close()
     finally:

@@ -21,6 +21,7 @@ from vdedup.ratelimit import parse_rate
 from vdedup.repository.snapshot import newest_at_or_before
 
 from ..app import app
+from .backup_cmd import make_scatter
 from ..context import AUDIT, open_repository
 from ..output import RichReporter, err, info, out, print_json
 
@@ -139,6 +140,9 @@ def restore(
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=5000, help="Records written per request."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
                                           help="Threads and processes to use (default: the machine's cores)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                      help="Write each namespace by tasks on a Ray cluster (ADDRESS as ray.init "
+                                           "takes it; none: a local Ray instance). Needs vdedup[ray]."),
     limit_rate: Optional[str] = typer.Option(None, "--limit-rate",
                                              help="Write to the target no faster than this: records (500r/s) "
                                                   "or bytes (20MB/s) per second."),
@@ -147,6 +151,8 @@ def restore(
     """Restore a snapshot: into new collections (default), in place, or selectively."""
     if (snapshot is None) == (at is None):
         raise UsageError("give a SNAPSHOT (id, prefix or 'latest') or --at TIME, not both")
+    if in_place and ray:
+        raise UsageError("--ray writes restores into new collections: not with --in-place")
     if in_place and (as_name or overwrite):
         raise UsageError("--in-place cannot be combined with --as or --overwrite")
     try:
@@ -155,6 +161,8 @@ def restore(
         raise UsageError(f"--metric: unknown metric {metric!r} "
                          f"({', '.join(m.value for m in Metric if m != Metric.UNKNOWN)})") from None
     rate = parse_rate(limit_rate) if limit_rate else None
+    if rate is not None and ray:
+        raise UsageError("--limit-rate writes the target from this process: not with --ray")
     translation = TranslationOptions(metric_value, vector, drop_sparse, allow_lossy, fold_namespaces, exact)
     selection = Selection(collection or None, namespace or None, _read_ids(ids) if ids else None,
                           parse_where(where) if where else None)
@@ -179,8 +187,8 @@ def restore(
         url = parse_url(target)
         # a target that does not exist yet is created by the first write, not by a dry run nor
         # by a restore refused for its arguments or its plan
-        connector = throttled(open_connector(url, credentials_for(url, os.environ),   # the CLI is the edge
-                                             read_only=dry_run, create_on_write=True), rate)
+        credentials = credentials_for(url, os.environ)                     # the CLI is the edge
+        connector = throttled(open_connector(url, credentials, read_only=dry_run, create_on_write=True), rate)
         report = None
         try:
             named = connector.url_collection
@@ -215,8 +223,9 @@ def restore(
                     result = restore_in_place(repo, snap, connector, url.redacted(), safety, confirm,
                                               selection, reporter, batch_size, dry_run, workers)
                 else:
+                    scatter = None if dry_run or rate is not None else make_scatter(ray, workers, target, credentials)
                     result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
-                                         reporter, batch_size, selection, dry_run, translation, workers)
+                                         reporter, batch_size, selection, dry_run, translation, workers, scatter)
                 if verify and not result.dry_run:
                     report = run_verify(repo, snap, connector, url.redacted(), selection.collections,
                                         None if in_place else as_name, namespace or None, translation,

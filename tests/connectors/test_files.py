@@ -15,7 +15,7 @@ from vdedup.backend import open_backend
 from vdedup.connectors.registry import open_connector
 from vdedup.errors import CollectionNotFound, SourceError, UsageError
 from vdedup.model import Metric, RecordBatch
-from vdedup.repository import Repository
+from vdedup.repository import Repository, parts_of
 from vdtest import PASSWORD, read_all, typed, vdedup
 
 DIM = 24
@@ -301,7 +301,7 @@ def _delta_layers(repo_path) -> int:
     """How many delta layers the latest snapshot's namespace has on its base."""
     repo = Repository.open(open_backend(str(repo_path)), PASSWORD)
     try:
-        return len(repo.find_snapshot("latest").collections[0]["namespaces"][0]["deltas"])
+        return len(parts_of(repo.find_snapshot("latest").collections[0]["namespaces"][0])[0]["deltas"])
     finally:
         repo.close()
 

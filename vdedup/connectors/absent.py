@@ -24,6 +24,7 @@ class AbsentTarget(ConnectorBase):
         self.provider = cls.provider
         self.descriptor = cls.descriptor
         self.key_ordered_scan = cls.key_ordered_scan
+        self.concurrent_writes = cls.concurrent_writes
         self.url_collection = url_collection
         self._where = where
 

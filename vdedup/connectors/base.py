@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol, runtime_checkable
 
 from ..errors import NotSupported
-from ..model import CollectionSchema, DiscoveredIndex, RecordBatch, RecordId
+from ..model import CollectionSchema, DiscoveredIndex, Partition, RecordBatch, RecordId
+from ..model.partition import WHOLE, whole
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,6 +31,7 @@ class Connector(Protocol):
     descriptor: "Descriptor"            # what the registry knows of it
     key_ordered_scan: bool              # scan() yields records in id order (see engine/backup.py)
     url_collection: str | None          # the collection the URL names: a restore writes there
+    concurrent_writes: bool             # several processes may write one collection at once
 
     @classmethod
     def from_url(cls, url: "SourceURL", credentials: "Credentials") -> "Connector":
@@ -46,6 +48,13 @@ class Connector(Protocol):
 
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
         """Every record of one namespace, in batches of at most batch_size (bounded memory)."""
+
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        """The namespace split into independently readable partitions of about target_size
+        records (model/partition.py). Default: one partition, the whole namespace."""
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        """Every record of one partition (as partitions() gave it), in batches."""
 
     def discover(self) -> list[DiscoveredIndex]:
         """What the credentials reach: each collection with its record count, dimensions,
@@ -100,6 +109,9 @@ class ConnectorBase:
     # The collection (index, class, table) the URL the connector was opened with names, or
     # None: a restore writes there, as `--as` would say.
     url_collection: str | None = None
+    # False for a target only one process may write at a time (a files export): a
+    # scaled-out restore then writes it from the coordinator (engine/scaleout.py).
+    concurrent_writes: ClassVar[bool] = True
 
     @classmethod
     def storage_absent(cls, url: "SourceURL") -> bool:
@@ -128,6 +140,14 @@ class ConnectorBase:
 
     def write_new(self, collection: str, batch: RecordBatch) -> None:
         self.write(collection, batch)        # type: ignore[attr-defined]
+
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        return [whole(namespace)]
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        if partition.key != WHOLE:
+            raise NotSupported(f"the {self.provider} connector does not read partition {partition.key!r}")
+        return self.scan(collection, partition.namespace, batch_size)    # type: ignore[attr-defined]
 
     def settle(self, collection: str, namespace: str = "") -> None:
         return None

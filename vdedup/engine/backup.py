@@ -14,17 +14,21 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..connectors.base import Connector
 from ..errors import SourceError
-from ..model import CollectionSchema, MetadataField, RecordBatch, VectorField
-from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer
+from ..model import CollectionSchema, MetadataField, Partition, RecordBatch, VectorField
+from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer, parts_of
 from ..assets.audit import snapshot_audit_head
 from .events import Reporter
 from .workers import resolve_workers, with_few_collections
 
+if TYPE_CHECKING:
+    from .scaleout import Scatter
+
 BATCH_SIZE = 1000
+PARTITION_SIZE = 1_000_000     # records per partition a backup asks its connector for
 
 
 @dataclass
@@ -34,11 +38,13 @@ class BackupResult:
     seconds: float
     bytes_added: int
     stats: dict[str, int] = field(default_factory=dict)
+    scaleout: dict[str, Any] | None = None     # executor, tasks, nodes, seconds (engine/scaleout.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_type": "summary", "snapshot_id": self.snapshot.id, "parent": self.parent,
                 "seconds": round(self.seconds, 3), "bytes_added": self.bytes_added, **self.stats,
-                "collections": {c["name"]: c["count"] for c in self.snapshot.collections}}
+                "collections": {c["name"]: c["count"] for c in self.snapshot.collections},
+                **({"scaleout": self.scaleout} if self.scaleout else {})}
 
 
 def _type_name(t: type) -> str:
@@ -76,6 +82,14 @@ class _Observed:
         other.pairs, other.dims = set(self.pairs), dict(self.dims)
         other.documents, other.uris = self.documents, self.uris
         return other
+
+    def merge(self, other: "_Observed") -> None:
+        """Add what another partition's reading observed."""
+        self.pairs |= other.pairs
+        for k, v in other.dims.items():
+            self.dims.setdefault(k, v)
+        self.documents |= other.documents
+        self.uris |= other.uris
 
     def see_batch(self, batch: RecordBatch) -> None:
         metas = batch.metadata or ()
@@ -119,9 +133,16 @@ class _Observed:
 @with_few_collections
 def backup(repo: Repository, connector: Connector, source: str, collections: list[str] | None = None,
            tags: list[str] | None = None, reporter: Reporter | None = None,
-           batch_size: int = BATCH_SIZE, workers: int | None = None) -> BackupResult:
+           batch_size: int = BATCH_SIZE, workers: int | None = None,
+           partition_size: int = PARTITION_SIZE, scatter: "Scatter | None" = None) -> BackupResult:
     """`workers`: threads that compress and save beside the reading (default: the machine's
-    cores; 1 does everything on the calling thread)."""
+    cores; 1 does everything on the calling thread).
+
+    Every namespace is read as the partitions its connector gives for `partition_size`
+    (model/partition.py), the same plan whatever runs it: in this process one after the
+    other, or, with `scatter` (engine/scaleout.py: worker processes or a Ray cluster), one
+    task per partition writing its packs, index and manifest parts, this process committing
+    the one snapshot that names them."""
     reporter = reporter or Reporter()
     started = time.monotonic()
     lock = repo.lock(exclusive=False, operation="backup")
@@ -135,10 +156,9 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         snap = repo.new_snapshot(source, connector.provider, tags or [], parent.id if parent else None)
         totals = {"records": 0, "added": 0, "changed": 0, "deleted": 0, "unchanged": 0,
                   "vector_blobs_new": 0, "duplicates": 0}
+        plan: list[tuple[CollectionSchema, str, list[Partition], dict[str, Any] | None]] = []
         for schema in schemas:
-            observed = _Observed()
             prev_coll = parent.collection(schema.name) if parent else None
-            entries = []
             for ns in schema.namespaces:
                 prev_ns = None
                 if prev_coll:
@@ -149,15 +169,34 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                         repo.warn(f"snapshot {parent.short_id} cannot be the parent of a namespace ({why}); "  # type: ignore[union-attr]
                                   f"its manifest is written whole")
                         prev_ns = None
-                label = schema.name + (f"/{ns}" if ns else "")
-                entry, st, new_blobs, observed = _backup_namespace(
-                    writer, connector, schema.name, ns, prev_ns, observed, reporter, batch_size, label)
-                totals["vector_blobs_new"] += new_blobs
-                reporter.done()
-                entries.append(entry)
-                for k, v in st.items():
-                    totals[k] += v
+                plan.append((schema, ns, connector.partitions(schema.name, ns, partition_size), prev_ns))
+        if scatter is not None and scatter.wants(sum(len(p[2]) for p in plan)):
+            results = scatter.backup(repo, plan, batch_size, reporter)
+        else:
+            results = {}
+            for schema, ns, partitions, prev_ns in plan:
+                for part in partitions:
+                    label = schema.name + (f"/{ns}" if ns else "") + (f" [{part.key}]" if part.key else "")
+                    results[(schema.name, ns, part.key)] = backup_partition(
+                        writer, connector, schema.name, part, prev_ns, reporter, batch_size, label)
+                    reporter.done()
+        for schema in schemas:
+            observed = _Observed()
+            entries = []
+            for s2, ns, partitions, _ in plan:
+                if s2 is not schema:
+                    continue
+                pieces = []
+                for part in partitions:
+                    r = results[(schema.name, ns, part.key)]
+                    pieces.append(r.piece)
+                    observed.merge(r.observed)
+                    totals["vector_blobs_new"] += r.new_blobs
+                    for k, v in r.stats.items():
+                        totals[k] += v
+                entry = writer.namespace_entry(ns, pieces)
                 totals["records"] += entry["count"]
+                entries.append(entry)
             final_schema = observed.complete(schema)
             snap.collections.append({"name": schema.name, "schema": final_schema.to_dict(),
                                      "count": sum(e["count"] for e in entries), "namespaces": entries})
@@ -165,8 +204,10 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                                                        for e in c["namespaces"])}
         snap.audit_head = snapshot_audit_head(repo)      # evidence against a cut-off audit log
         size = writer.commit(snap)           # packs, then index, then the snapshot: the commit point
+        task_bytes = sum(r.bytes_written for r in results.values())
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,
-                            writer.bytes_written + size, totals)
+                            writer.bytes_written + task_bytes + size, totals,
+                            scatter.report if scatter is not None and scatter.report else None)
     except BaseException:
         writer.save_progress()               # index the packs already saved: the next run reuses them
         raise
@@ -174,42 +215,56 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         lock.release()
 
 
-def _backup_namespace(writer: Writer, connector: Connector, collection: str, ns: str,
-                      prev: dict[str, Any] | None, observed: "_Observed", reporter: Reporter, batch_size: int,
-                      label: str) -> tuple[dict[str, Any], dict[str, int], int, "_Observed"]:
-    """Back up one namespace: (entry, stats, vector blobs stored, what was observed).
+@dataclass
+class PartitionResult:
+    """What backing up one partition gives the snapshot commit (picklable: tasks return it)."""
+    piece: dict[str, Any]
+    stats: dict[str, int]
+    new_blobs: int
+    observed: "_Observed"
+    bytes_written: int = 0
+
+
+def backup_partition(writer: Writer, connector: Connector, collection: str, part: Partition,
+                     prev: dict[str, Any] | None, reporter: Reporter, batch_size: int,
+                     label: str) -> PartitionResult:
+    """Back up one partition of a namespace as manifest parts of its own (the piece), with
+    its counts, the vector blobs it stored and what it observed of the schema.
 
     Most sources read in id order: the rows are then streamed straight into the merge with
     the previous state (or into the new base), and only the delta is spooled. At the first
     row out of order the pass stops before anything but vector blobs (kept: they are
-    content-addressed) has been stored, and the namespace is read again into a sorted spool;
-    the entry then says `"ordered": false` and later backups of it spool from the start, as
+    content-addressed) has been stored, and the partition is read again into a sorted spool;
+    its parts then say `"ordered": false` and later backups of it spool from the start, as
     do backups from connectors whose scan order has nothing to do with the ids
     (`key_ordered_scan = False`)."""
-    total = connector.count(collection, ns)
-    reporter.phase(f"backup {label}", total)
+    ns = part.namespace
+    expected = part.estimate if part.estimate is not None else \
+        (connector.count(collection, ns) if not part.key else None)
+    reporter.phase(f"backup {label}", expected)
     new_blobs = [0]
-    if connector.key_ordered_scan and (prev is None or prev.get("ordered", True)):
-        saved = observed.copy()
-        scan = _scan_rows(writer, connector, collection, ns, batch_size, observed, reporter, new_blobs)
+    observed = _Observed()
+    prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
+    if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
+        scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs)
         try:
-            entry, st = writer.write_namespace(ns, prev, scan, ordered=True)
-            return entry, st, new_blobs[0], observed
+            piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
+            return PartitionResult(piece, st, new_blobs[0], observed)
         except Unsorted:
             scan.close()                         # ends the connector's scan (cursor, files)
-        observed = saved                         # vector blobs stored by the interrupted pass stay
-        reporter.phase(f"backup {label} (reading again: not in id order)", total)   # counted, not new again
-    scan = _scan_rows(writer, connector, collection, ns, batch_size, observed, reporter, new_blobs)
-    entry, st = writer.write_namespace(ns, prev, scan, ordered=False)
-    return entry, st, new_blobs[0], observed
+        observed = _Observed()                   # vector blobs stored by the interrupted pass stay
+        reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
+    scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs)
+    piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
+    return PartitionResult(piece, st, new_blobs[0], observed)
 
 
-def _scan_rows(writer: Writer, connector: Connector, collection: str, ns: str, batch_size: int,
+def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Partition, batch_size: int,
                observed: _Observed, reporter: Reporter, new_blobs: list[int]) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
     (new_blobs[0] accumulates the vector blobs stored)."""
     def batches() -> Iterator[RecordBatch]:
-        for batch in connector.scan(collection, ns, batch_size):
+        for batch in connector.scan_partition(collection, part, batch_size):
             _refuse_empty_vectors(batch, collection)
             observed.see_batch(batch)
             yield batch

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..repository import KINDS, Repository, Row, Snapshot, changed_fields
+from ..repository import KINDS, Repository, Row, Snapshot, changed_fields, same_manifest
 from .events import Reporter
 
 
@@ -85,7 +85,7 @@ def _walk(rows_a: Iterator[Row], rows_b: Iterator[Row], nd: NamespaceDiff) -> No
 
 
 def _same_entry(x: dict[str, Any], y: dict[str, Any]) -> bool:
-    return x["base"] == y["base"] and [d["chunks"] for d in x["deltas"]] == [d["chunks"] for d in y["deltas"]]
+    return same_manifest(x, y)
 
 
 def diff(repo: Repository, a: Snapshot, b: Snapshot, with_ids: bool = False,

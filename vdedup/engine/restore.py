@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..connectors.base import Connector
 from ..errors import CollectionNotFound, NotInSnapshot, TargetNotEmpty, UsageError
@@ -31,7 +31,11 @@ from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_o
 from .where import Predicate
 from .workers import resolve_workers, with_few_collections
 
+if TYPE_CHECKING:
+    from .scaleout import Scatter
+
 BATCH_SIZE = 1000
+SHARE_ROWS = 1_000_000        # records of a namespace a restore task writes (with scatter)
 
 
 @dataclass
@@ -235,9 +239,14 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
             overwrite: bool = False, reporter: Reporter | None = None,
             batch_size: int = BATCH_SIZE, selection: Selection | None = None,
             dry_run: bool = False, translation: TranslationOptions | None = None,
-            workers: int | None = None) -> RestoreResult:
+            workers: int | None = None, scatter: "Scatter | None" = None,
+            share_rows: int = SHARE_ROWS) -> RestoreResult:
     """Write the snapshot's (selected) records into `connector`'s database, translating the
-    schema and records when the target is another provider (see translate.py)."""
+    schema and records when the target is another provider (see translate.py).
+
+    With `scatter` (engine/scaleout.py), each namespace restored whole and untranslated is
+    written by tasks, one per share of about `share_rows` records of its manifest parts;
+    the collection is created, settled, counted and finished here."""
     reporter = reporter or Reporter()
     translation = translation or TranslationOptions()
     started = time.monotonic()
@@ -307,7 +316,13 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     rows = _counting((r for r in repo.namespace_rows(entry) if selection.matches(r)), np_)
                 else:
                     np_.write = entry["count"]
-                batches = iter_batches(repo, entry, rows, batch_size, tns, workers)
+                if scatter is not None and connector.concurrent_writes and tplan.identity and rows is None \
+                        and scatter.wants(
+                        -(-entry["count"] // share_rows)):
+                    written += scatter.restore(repo, entry, name, tns, batch_size, fresh, share_rows, reporter)
+                    batches = iter(())
+                else:
+                    batches = iter_batches(repo, entry, rows, batch_size, tns, workers)
                 if tplan.identity:
                     written += _write_batches(connector, name, batches, reporter, fresh)
                 else:

@@ -38,7 +38,9 @@ FORMATS: dict[ObjectType, RecordFormat] = {
 }
 
 # a namespace entry inside a snapshot is versioned on its own
-NAMESPACE_ENTRY = RecordFormat(1, frozenset({1}))
+# "parts": the manifest is a list of key-range parts, each with its own base and deltas
+# (docs/design.md §4.13); a reader without it refuses the entry by name
+NAMESPACE_ENTRY = RecordFormat(1, frozenset({1}), features=frozenset({"parts"}))
 
 
 def object_version(otype: ObjectType, data: Mapping[str, Any]) -> int:
@@ -90,13 +92,25 @@ class DeltaLayer(TypedDict):
     rows: int                   # delta rows in this layer (tombstones included)
 
 
+class ManifestPart(TypedDict, total=False):
+    source: str                 # the source partition's key ("" = the whole namespace)
+    lo: str                     # hex record key where the part starts ("" = open below)
+    count: int
+    base: str
+    deltas: list[DeltaLayer]
+    age: int                    # backups since its base was written (compaction, §5.3)
+    ordered: bool
+
+
 class NamespaceEntry(TypedDict, total=False):
     version: int
     name: str                   # required
     count: int                  # required
     logical_bytes: int
-    base: str                   # required: hex id of the segment list
-    deltas: list[DeltaLayer]    # required
+    base: str                   # required without the feature "parts": hex id of the segment list
+    deltas: list[DeltaLayer]    # required without the feature "parts"
+    features: list[str]         # ["parts"]: the manifest is `parts` (docs/design.md §4.13)
+    parts: list[ManifestPart]   # required with the feature "parts"
     ordered: bool               # absent: the rows streamed in record-key order
 
 
@@ -115,6 +129,19 @@ def _is_count(x: Any) -> bool:
     return type(x) is int and x >= 0
 
 
+def _deltas_ok(deltas: Any) -> bool:
+    return isinstance(deltas, list) and all(
+        isinstance(layer, dict) and _is_count(layer.get("rows")) and isinstance(layer.get("chunks"), list)
+        and all(_is_id(c) for c in layer["chunks"]) for layer in deltas)
+
+
+def _part_ok(p: Any) -> bool:
+    return (isinstance(p, dict) and isinstance(p.get("source"), str) and isinstance(p.get("lo"), str)
+            and all(c in "0123456789abcdef" for c in p["lo"]) and len(p["lo"]) % 2 == 0
+            and _is_count(p.get("count")) and _is_count(p.get("age", 0)) and _is_id(p.get("base"))
+            and _deltas_ok(p.get("deltas")) and isinstance(p.get("ordered", False), bool))
+
+
 def namespace_entry(d: Any, where: str) -> NamespaceEntry:
     """A namespace entry as read: refused if its version or features are unknown, or if a
     field a reader relies on is missing or of the wrong type (FormatError, naming it)."""
@@ -130,13 +157,15 @@ def namespace_entry(d: Any, where: str) -> NamespaceEntry:
         problems.append("count")
     if "logical_bytes" in d and not _is_count(d["logical_bytes"]):
         problems.append("logical_bytes")
-    if not _is_id(d.get("base")):
-        problems.append("base")
-    deltas = d.get("deltas")
-    if not isinstance(deltas, list) or not all(
-            isinstance(layer, dict) and _is_count(layer.get("rows")) and isinstance(layer.get("chunks"), list)
-            and all(_is_id(c) for c in layer["chunks"]) for layer in deltas):
-        problems.append("deltas")
+    if "parts" in d.get("features", []):
+        parts = d.get("parts")
+        if not isinstance(parts, list) or not parts or not all(_part_ok(p) for p in parts):
+            problems.append("parts")
+    else:
+        if not _is_id(d.get("base")):
+            problems.append("base")
+        if not _deltas_ok(d.get("deltas")):
+            problems.append("deltas")
     if "ordered" in d and not isinstance(d["ordered"], bool):
         problems.append("ordered")
     if problems:

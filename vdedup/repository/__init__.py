@@ -8,6 +8,7 @@ and prune) and the neutral row types re-exported here; it imports neither format
 backend/.
 """
 from ..format.pack import BlockInfo
+from .parts import Tuning, parts_of, same_manifest, sources_of, sub_entry
 from .reachable import BlobMarks, NamespaceRefs
 from .repo import Repository
 from .rows import KINDS, Row, RowBatch, Unsorted, changed_fields, same_value
@@ -15,4 +16,5 @@ from .snapshot import Snapshot
 from .writer import Writer
 
 __all__ = ["BlobMarks", "BlockInfo", "KINDS", "NamespaceRefs", "Repository", "Row", "RowBatch", "Snapshot",
-           "Unsorted", "Writer", "changed_fields", "same_value"]
+           "Tuning", "Unsorted", "Writer", "changed_fields", "parts_of", "same_manifest", "same_value", "sources_of",
+           "sub_entry"]

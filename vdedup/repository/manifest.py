@@ -11,9 +11,8 @@ unchanged segments deduplicate against the old one.
 from __future__ import annotations
 
 import heapq
-import os
 import struct
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -57,7 +56,11 @@ def iter_delta_layer(repo, layer: dict[str, Any]) -> Iterator[mf.Row]:
 def iter_state_cols(repo, entry: dict[str, Any]) -> Iterator[Cols]:
     """The rows of a namespace at snapshot time as runs (a base segment each, with the delta
     layers, merged in layer order per key, applied where they touch a record), sorted by
-    record key."""
+    record key. A partitioned entry (parts.py) is read part by part."""
+    if "parts" in entry:
+        from .parts import iter_state_cols as partitioned
+        yield from partitioned(repo, entry)
+        return
     base = (Cols.of(*tree(repo, seg_id, mf.decode_segment_cols))
             for seg_id, _ in tree(repo, entry["base"], mf.decode_segment_list))
     if not entry["deltas"]:
@@ -93,32 +96,56 @@ def sorted_runs(runs: Iterable[Cols]) -> Iterator[Cols]:
 
 def write_base(repo, packer, runs: Iterable[Cols], hold_dir: str | None = None) -> tuple[str, int]:
     """Write runs of rows (sorted) as segments and a segment list; returns (list blob id, count).
+    With `hold_dir`, the blobs go to a private file there and reach the packer only once
+    every row has arrived, so an exception while reading the rows (Unsorted) leaves nothing
+    behind in the repository."""
+    from .parts import HeldPacker
+    out: list[tuple[str, int]] = []
+    held = HeldPacker(repo, hold_dir) if hold_dir is not None else None
+    try:
+        write_base_parts(repo, held or packer, runs, None, lambda base, n, lo: out.append((base, n)))
+        if held is not None:
+            held.release(packer)
+    finally:
+        if held is not None:
+            held.close()
+    return out[0]
+
+
+def write_base_parts(repo, packer, runs: Iterable[Cols], cut_rows: int | None,
+                     on_part: Callable[[str, int, bytes | None], None]) -> None:
+    """Write runs of rows (sorted) as segments and segment lists: one list per part, a part
+    ending at the first segment cut after it holds `cut_rows` rows (None: one part).
+    on_part(list blob id, rows, first record key or None when empty) is called per part.
 
     A segment is cut after a row whose key's keyed hash has its low bits zero, or when it
-    holds SEGMENT_MAX rows (docs/design.md §5). With `hold_dir`, the encoded segments go to a
-    private file there and reach the packer only once every row has arrived, so an exception
-    while reading the rows (Unsorted) leaves nothing behind in the repository."""
+    holds SEGMENT_MAX rows (docs/design.md §5), so parts end where segments do and the
+    same rows always give the same parts."""
     id_key = repo.master.id_key
     segments: list[tuple[bytes, int]] = []
     buf = Cols.empty()
-    total = 0
-    cuts = 0
-    held = None
-    if hold_dir is not None:
-        held = open(os.path.join(hold_dir, "segments"), "w+b")
-        os.chmod(held.name, 0o600)
+    part_rows = 0
+    part_lo: list[bytes | None] = [None]
+    parts = 0
+
+    def end_part() -> None:
+        nonlocal segments, part_rows, parts
+        list_id, _ = packer.add(BlobType.TREE, mf.encode_segment_list(segments))
+        on_part(list_id.hex(), part_rows, part_lo[0])
+        segments, part_rows, parts = [], 0, parts + 1
+        part_lo[0] = None
 
     def cut() -> None:
-        nonlocal buf, cuts
+        nonlocal buf, part_rows
         data = mf.encode_segment_cols(buf.ids, buf.vrefs, buf.mraws, buf.docs, buf.uris)
-        if held is not None:
-            held.write(struct.pack(">II", len(data), len(buf)))
-            held.write(data)
-        else:
-            seg_id, _ = packer.add(BlobType.TREE, data)
-            segments.append((seg_id, len(buf)))
+        seg_id, _ = packer.add(BlobType.TREE, data)
+        segments.append((seg_id, len(buf)))
+        if part_lo[0] is None and len(buf):
+            part_lo[0] = buf.keys[0]
+        part_rows += len(buf)
         buf = Cols.empty()
-        cuts += 1
+        if cut_rows is not None and part_rows >= cut_rows:
+            end_part()
 
     def fill(run: Cols, pos: int, end: int) -> int:
         """Move rows pos..end-1 of run into the buffer, cutting whenever it reaches
@@ -131,34 +158,22 @@ def write_base(repo, packer, runs: Iterable[Cols], hold_dir: str | None = None) 
         buf.extend(run.slice(pos, end))
         return end
 
-    try:
-        for run in runs:
-            if not len(run):
-                continue
-            total += len(run)
-            ends = np.cumsum([len(k) for k in run.keys], dtype=np.int64).tolist()
-            hashes = digests_inline(id_key, b"".join(run.keys), [0] + ends, b"", 4)
-            boundary = np.flatnonzero((np.frombuffer(hashes, dtype=">u4") & SEGMENT_AVG_MASK) == 0).tolist()
-            pos = 0
-            for b in boundary:          # cut after row b, unless the size limit just cut there
-                pos = fill(run, pos, b + 1)
-                if len(buf):
-                    cut()
-            fill(run, pos, len(run))
-        if len(buf) or not cuts:
-            cut()
-        if held is not None:
-            held.seek(0)
-            while head := held.read(8):
-                size, n = struct.unpack(">II", head)
-                seg_id, _ = packer.add(BlobType.TREE, held.read(size))
-                segments.append((seg_id, n))
-    finally:
-        if held is not None:
-            held.close()
-            os.unlink(held.name)
-    list_id, _ = packer.add(BlobType.TREE, mf.encode_segment_list(segments))
-    return list_id.hex(), total
+    for run in runs:
+        if not len(run):
+            continue
+        ends = np.cumsum([len(k) for k in run.keys], dtype=np.int64).tolist()
+        hashes = digests_inline(id_key, b"".join(run.keys), [0] + ends, b"", 4)
+        boundary = np.flatnonzero((np.frombuffer(hashes, dtype=">u4") & SEGMENT_AVG_MASK) == 0).tolist()
+        pos = 0
+        for b in boundary:          # cut after row b, unless the size limit just cut there
+            pos = fill(run, pos, b + 1)
+            if len(buf):
+                cut()
+        fill(run, pos, len(run))
+    if len(buf) or (not segments and not parts):
+        cut()
+    if segments:
+        end_part()
 
 
 def diff_into(prev: Iterator[Cols], tmp: TempRows, cur: Iterable[Cols]) -> dict[str, int]:

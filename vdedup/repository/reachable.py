@@ -19,6 +19,7 @@ import lmdb
 
 from ..errors import IntegrityError, VdedupError
 from ..format import manifest as mf
+from .parts import blob_parts, parts_of
 from .manifest import iter_delta_layer, tree
 from .snapshot import Snapshot
 from .spool import spool_dir
@@ -91,7 +92,7 @@ class BlobMarks:
 
 
 def namespace_parts(entry: dict[str, Any]) -> list[Part]:
-    return [("base", entry["base"])] + [("chunk", c) for layer in entry["deltas"] for c in layer["chunks"]]
+    return blob_parts(entry)
 
 
 def part_refs(repo, part: Part) -> Iterator[tuple[bytes, bool]]:
@@ -113,13 +114,16 @@ def part_refs(repo, part: Part) -> Iterator[tuple[bytes, bool]]:
 
 def manifest_problem(repo, entry: dict[str, Any]) -> str | None:
     """Why a namespace's manifest cannot be read (a blob not indexed, or in a pack that is
-    missing), or None. Reads only its segment list; the rest is looked up, not read."""
-    try:
-        segments = tree(repo, entry["base"], mf.decode_segment_list)
-    except VdedupError as e:
-        return e.message
-    ids = [seg_id for seg_id, _ in segments] + \
-        [bytes.fromhex(c) for layer in entry["deltas"] for c in layer["chunks"]]
+    missing), or None. Reads only the segment lists (of every part, parts.py); the rest is
+    looked up, not read."""
+    ids: list[bytes] = []
+    for p in parts_of(entry):
+        try:
+            segments = tree(repo, p["base"], mf.decode_segment_list)
+        except VdedupError as e:
+            return e.message
+        ids += [seg_id for seg_id, _ in segments] + \
+            [bytes.fromhex(c) for layer in p["deltas"] for c in layer["chunks"]]
     for i in range(0, len(ids), CHUNK):
         part = ids[i:i + CHUNK]
         for blob_id, raw in zip(part, repo.index.get_many(part)):

@@ -120,6 +120,27 @@ class Repository:
             backend.configure_object_lock(str(lock.get("mode")), float(lock.get("days", 0)))
         return cls(backend, master, config, key_id)
 
+    def handle(self) -> "RepositoryHandle":
+        """What a worker process or Ray task needs to open this repository again without
+        the password (see handle.py); hold it in memory only."""
+        from .handle import RepositoryHandle
+        inner = getattr(self.backend, "inner", self.backend)
+        return RepositoryHandle(self.backend.location, getattr(inner, "endpoint", None), self.key_id,
+                                self.master.secret)
+
+    @classmethod
+    def open_with_key(cls, backend: Backend, master: MasterKey, key_id: str) -> "Repository":
+        """Open with the master key itself (a worker given a RepositoryHandle)."""
+        if not backend.exists():
+            raise RepositoryNotFound(f"no repository at {backend.location}")
+        raw = backend.load(FileType.CONFIG, CONFIG_NAME)
+        config = open_json_object(master, ObjectType.CONFIG, CONFIG_NAME, raw, check=False).data
+        check_readable(ObjectType.CONFIG, CONFIG_NAME, config)
+        lock = config.get("object_lock")
+        if isinstance(lock, dict):
+            backend.configure_object_lock(str(lock.get("mode")), float(lock.get("days", 0)))
+        return cls(backend, master, config, key_id)
+
     @property
     def id(self) -> str:
         return self.config["id"]

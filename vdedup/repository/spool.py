@@ -122,6 +122,11 @@ class TempRows:
         txn.put(row.key, spool_dumps((row.id, row.op, row.flags, row.vref, mraw, row.doc, row.uri)),
                 db=self.delta)
 
+    def clear_delta(self) -> None:
+        """Empty the delta table (the spool is then reused for the next part)."""
+        with self.env.begin(write=True) as txn:
+            txn.drop(self.delta, delete=False)
+
     def count(self, db=None) -> int:
         with self.env.begin() as txn:
             return txn.stat(db or self.rows)["entries"]

@@ -27,7 +27,7 @@ import numpy as np
 from ..format.objects import BlobType
 from ..format.values import meta_bytes_many
 from ..model import RecordBatch
-from . import manifest
+from . import manifest, parts
 from .columns import Cols
 from .packer import Packer
 from .hashing import HashWorkers, digests_inline
@@ -107,17 +107,39 @@ class Writer:
 
     # ---- manifests --------------------------------------------------------------------
     def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
-                        ordered: bool) -> tuple[dict[str, Any], dict[str, int]]:
-        """The snapshot entry of namespace `name` holding the rows of `batches`, written as a
-        delta against `prev` (the parent snapshot's entry, or None) or as a new base, and
-        the counts (added, changed, deleted, unchanged).
+                        ordered: bool, tuning: parts.Tuning = parts.DEFAULT,
+                        expected_rows: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+        """The snapshot entry of namespace `name` holding the rows of `batches` (the whole
+        namespace, read as one partition), written against `prev` (the parent snapshot's
+        entry, or None), and the counts (added, changed, deleted, unchanged). See
+        write_partition; a previous entry written by several partitions is read merged."""
+        if prev is not None and set(parts.sources_of(prev)) != {""}:
+            prev = None if prev is None else {"name": name, "count": prev["count"],
+                                              "features": [parts.FEATURE], "parts": self._replanned(prev, tuning)}
+        piece, stats = self.write_partition(name, "", prev, batches, ordered, tuning, expected_rows)
+        return self.namespace_entry(name, [piece]), stats
+
+    def _replanned(self, prev: dict[str, Any], tuning: parts.Tuning) -> list[dict[str, Any]]:
+        """A previous entry of several sources rewritten as bases of the source "" (its
+        sources' states merged), for a backup that reads the namespace whole."""
+        runs = parts.iter_state_cols(self.repo, prev)
+        return parts.write_bases(self.repo, self._packer, runs, "", "", tuning.rows_per_part(prev["count"]))
+
+    def write_partition(self, name: str, source: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
+                        ordered: bool, tuning: parts.Tuning = parts.DEFAULT,
+                        expected_rows: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+        """The manifest parts of one source partition of namespace `name` (model/partition.py)
+        holding the rows of `batches`, written against the parts of the same source in `prev`
+        (the parent snapshot's namespace entry, or None), as a piece for namespace_entry, and
+        the counts. Workers call this for their partitions without coordinating.
 
         `ordered`: the rows arrive in record-key order and stream straight into the merge;
         at the first row out of order (or an id given twice) this raises Unsorted, having
         stored nothing but vector blobs. Otherwise the rows are spooled and sorted first
         (a repeated id: the last one given wins, and the stats count the extra ones as
-        `duplicates`) and the entry says `"ordered": false`."""
+        `duplicates`) and the parts say `"ordered": false`."""
         logical = [0]
+        prev_parts = parts.sources_of(prev).get(source, []) if prev is not None else []
 
         def runs() -> Iterator[Cols]:
             for b in batches:
@@ -126,20 +148,33 @@ class Writer:
 
         with TempRows(spool_dir()) as tmp:
             if ordered:
-                entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, 0,
-                                                        manifest.sorted_runs(runs()))
-                entry["logical_bytes"] = logical[0]
+                held = parts.HeldPacker(self.repo, tmp.dir)
+                try:
+                    out, stats = parts.write_source(self.repo, held, spool_dir(), source, prev_parts,
+                                                    manifest.sorted_runs(runs()), tuning, expected_rows)
+                    held.release(self._packer)
+                finally:
+                    held.close()
                 stats["duplicates"] = 0             # a repeated id raised Unsorted
-                return entry, stats
-            given = 0
-            for run in runs():
-                tmp.put_cols(run)
-                given += len(run)
-            duplicates = given - tmp.count()        # ids given more than once: the last one was kept
-            entry, stats = manifest.write_namespace(self.repo, self._packer, name, tmp, prev, logical[0])
-        stats["duplicates"] = duplicates
-        entry["ordered"] = False
-        return entry, stats
+            else:
+                given = 0
+                for run in runs():
+                    tmp.put_cols(run)
+                    given += len(run)
+                kept = tmp.count()
+                out, stats = parts.write_source(self.repo, self._packer, spool_dir(), source, prev_parts,
+                                                tmp.iter_cols(), tuning, expected_rows or kept)
+                out = [{**p, "ordered": False} for p in out]
+                stats["duplicates"] = given - kept  # ids given more than once: the last one was kept
+        return {"parts": out, "logical_bytes": logical[0]}, stats
+
+    @staticmethod
+    def namespace_entry(name: str, pieces: list[dict[str, Any]]) -> dict[str, Any]:
+        """The entry of a namespace from the pieces write_partition gave for its partitions."""
+        entry = parts.entry_of(name, [(p["parts"], p["logical_bytes"]) for p in pieces])
+        if any(p.get("ordered") is False for p in entry["parts"]):
+            entry["ordered"] = False
+        return entry
 
     def write_rows(self, name: str, runs: Iterable[Cols], logical_bytes: int) -> dict[str, Any]:
         """A namespace entry holding exactly these rows (runs in record-key order), written as

@@ -42,7 +42,8 @@ from typing import Any, ContextManager, Iterator
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import CollectionSchema, RecordBatch, RecordId
+from ...model import CollectionSchema, Partition, RecordBatch, RecordId
+from ...model.partition import row_ranges
 from ..common import (INSECURE_KEY, error_detail, flag, is_unreachable, plain_to_remote, refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
                       translated_errors)
@@ -208,24 +209,43 @@ class ChromaConnector(ConnectorBase):
         with self._errors("count", collection):
             return int(col.count())
 
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        """Offset pages of target_size records in Chroma's own (insertion) order, the last one
+        open. Chroma filters ids only by exact match, so there are no id ranges: a record
+        deleted before a page moves the later ones one page down (they are then recorded
+        as leaving one partition and joining the next)."""
+        return row_ranges(self.count(collection, namespace), target_size, "offset", namespace)
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        spec = partition.spec
+        return self._scan(collection, partition.namespace, batch_size, int(spec.get("start") or 0),
+                          None if spec.get("stop") is None else int(spec["stop"]))
+
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
+        return self._scan(collection, namespace, batch_size)
+
+    def _scan(self, collection: str, namespace: str, batch_size: int, start: int = 0,
+              stop: int | None = None) -> Iterator[RecordBatch]:
         refuse_namespace(namespace, NO_NAMESPACES)
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         size = min(batch_size, MAX_IDS_PER_CALL)
         page = size * ID_PAGE_BATCHES
         col = self._collection(collection)
-        offset = 0
+        offset = start
         while True:
+            limit = page if stop is None else min(page, stop - offset)
+            if limit <= 0:
+                return
             with self._errors("scan", collection, data=True):
-                ids = col.get(include=[], limit=page, offset=offset)["ids"]
+                ids = col.get(include=[], limit=limit, offset=offset)["ids"]
             offset += len(ids)
             for start in range(0, len(ids), size):
                 batch = self._fetch(col, collection, ids[start:start + size])
                 if len(batch):
                     yield batch
-            if len(ids) < page:
+            if len(ids) < limit:
                 return
 
     def _fetch(self, col: Any, collection: str, ids: list[str]) -> RecordBatch:

@@ -48,7 +48,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
-from ...model import CollectionSchema, IdType, Metric, RecordBatch, RecordId, VectorField
+from ...model import CollectionSchema, IdType, Metric, Partition, RecordBatch, RecordId, VectorField
+from ...model.partition import row_ranges
 from ..common import refuse_namespace, refuse_unknown_params
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
@@ -102,6 +103,7 @@ class FilesConnector(ConnectorBase):
     provider = "files"
     descriptor = DESCRIPTOR
     url_collection: str | None = None     # the collection the URL names (?collection=NAME)
+    concurrent_writes = False             # one process appends to the export's two files
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
         self._path = path
@@ -207,7 +209,21 @@ class FilesConnector(ConnectorBase):
             return int(self._writing["rows"])
         return int(self._vectors().shape[0])
 
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        """Row ranges of target_size rows (the last one open: appended rows join it)."""
+        return row_ranges(self.count(collection, namespace), target_size, "rows", namespace)
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        spec = partition.spec
+        return self._scan(collection, partition.namespace, batch_size, int(spec.get("start") or 0),
+                          None if spec.get("stop") is None else int(spec["stop"]))
+
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
+        return self._scan(collection, namespace, batch_size)
+
+    def _scan(self, collection: str, namespace: str, batch_size: int, start: int = 0,
+              stop: int | None = None) -> Iterator[RecordBatch]:
+        """Rows start..stop-1 (stop None: to the end)."""
         self._check(collection)
         refuse_namespace(namespace, "a files export has no namespaces")
         if batch_size < 1:
@@ -218,6 +234,7 @@ class FilesConnector(ConnectorBase):
         offset, rows, dim = int(arr.offset), int(arr.shape[0]), int(arr.shape[1])
         row_bytes = stored.itemsize * dim
         del arr                                   # the map was for the header only
+        end = rows if stop is None else min(stop, rows)
         pos = 0
         id_type: type | None = None
         ids: list[RecordId] = []
@@ -242,6 +259,11 @@ class FilesConnector(ConnectorBase):
         try:
             with open(rec, "r", encoding="utf-8") as f, open(self._files()[0], "rb") as vf:
                 for lineno, line in enumerate(f, start=1):
+                    if pos < start:               # rows of earlier partitions: counted, not parsed
+                        pos += 1
+                        continue
+                    if pos >= end and stop is not None:
+                        break
                     if not line.strip():
                         raise SourceError(f"{rec} line {lineno}: empty line")
                     if pos >= rows:
@@ -258,7 +280,7 @@ class FilesConnector(ConnectorBase):
                     pos += 1
                     if len(ids) >= batch_size:
                         yield batch()
-                if pos != rows:
+                if pos != end and (stop is None or pos < end):
                     raise SourceError(f"{rec} has {pos} lines but {VECTORS_FILE} has {rows} rows")
                 if ids:
                     yield batch()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ...model import CollectionSchema, RecordBatch, RecordId
+from ...model import CollectionSchema, Partition, RecordBatch, RecordId
 from ..credentials import NO_CREDENTIALS, Credentials
 from ..base import ConnectorBase
 from ..url import SourceURL
@@ -72,6 +72,13 @@ class MilvusConnector(ConnectorBase):
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
         return reader.scan(self._s, collection, namespace, batch_size)
+
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        return reader.partitions(self._s, collection, namespace, target_size)
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        return reader.scan(self._s, collection, partition.namespace, batch_size,
+                           reader.pk_filter(self._s, collection, partition))
 
     def query(self, collection: str, namespace: str, vector: Any, k: int,
               vector_name: str = "") -> list[RecordId]:

@@ -13,7 +13,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError
-from ...model import CollectionSchema, RecordBatch, RecordId
+from ...model import CollectionSchema, Partition, RecordBatch, RecordId
+from ...model.partition import stride_ranges, whole
 from .layout import N_STATE, neutral_batch, neutral_schema, partition_name, read_marker
 from .schema import index_info, native_schema
 from .session import Session
@@ -109,8 +110,47 @@ def _count_by_ids(s: Session, collection: str, parts: list[str]) -> int:
                 it.close()
 
 
+def partitions(s: Session, collection: str, namespace: str, target_size: int) -> list[Partition]:
+    """Primary-key ranges of about target_size records inside one namespace (a Milvus
+    partition) when the primary key is an Int64; the whole namespace else. Milvus has no
+    min/max aggregate, so the bounds come from one pass over the primary keys alone."""
+    fields = s.fields(collection)
+    pk = next((f for f in fields if f.primary), None)
+    if pk is None or pk.type.upper() not in ("INT64", "DATATYPE.INT64") or s.marker(collection) is not None:
+        return [whole(namespace)]
+    s.load(collection)
+    parts = s.partitions_arg(collection, namespace)
+    lo = hi = None
+    n = 0
+    with s.errors("plan partitions", collection):
+        it = s.client.query_iterator(collection, batch_size=MAX_ITER_BATCH, filter="", output_fields=[pk.name],
+                                     partition_names=parts, consistency_level="Strong")
+        try:
+            while rows := it.next():
+                keys = [int(r[pk.name]) for r in rows]
+                n += len(keys)
+                lo = min(keys) if lo is None else min(lo, min(keys))
+                hi = max(keys) if hi is None else max(hi, max(keys))
+        finally:
+            with contextlib.suppress(Exception):
+                it.close()
+    if not n:
+        return [whole(namespace, 0)]
+    return stride_ranges(lo, hi, n, target_size, "pk", namespace)   # type: ignore[arg-type]
+
+
+def pk_filter(s: Session, collection: str, partition: Partition) -> str:
+    """The filter expression reading one partition's primary-key range ("" for all)."""
+    lo, hi = partition.spec.get("lo"), partition.spec.get("hi")
+    if not partition.key or (lo is None and hi is None):
+        return ""
+    pk = next(f.name for f in s.fields(collection) if f.primary)
+    conds = ([f"{pk} >= {int(lo)}"] if lo is not None else []) + ([f"{pk} < {int(hi)}"] if hi is not None else [])
+    return " and ".join(conds)
+
+
 def scan(s: Session, collection: str, namespace: str = "",
-         batch_size: int = 1000) -> Iterator[RecordBatch]:
+         batch_size: int = 1000, expr: str = "") -> Iterator[RecordBatch]:
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
     fields = s.fields(collection)
@@ -124,7 +164,7 @@ def scan(s: Session, collection: str, namespace: str = "",
         s.client.query(collection, filter="", output_fields=["count(*)"],
                        partition_names=parts, consistency_level="Strong")
         it = s.client.query_iterator(
-            collection, batch_size=min(batch_size, MAX_ITER_BATCH), filter="",
+            collection, batch_size=min(batch_size, MAX_ITER_BATCH), filter=expr,
             output_fields=["*"], partition_names=parts, consistency_level="Strong")
     pk = next(f.name for f in fields if f.primary)
     try:

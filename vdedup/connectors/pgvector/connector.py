@@ -44,7 +44,8 @@ import sys
 from typing import Any, ContextManager, Iterator
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import CollectionSchema, RecordBatch, RecordId
+from ...model import CollectionSchema, Partition, RecordBatch, RecordId
+from ...model.partition import stride_ranges, whole
 from ..common import (is_loopback, refuse_credentials, refuse_namespace, refuse_secret_params,
                       refuse_unknown_params, translated_errors)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -174,8 +175,30 @@ class PgvectorConnector(ConnectorBase):
             return int(self._live().execute(
                 f"SELECT count(*) FROM {qualified(collection)}").fetchone()[0])
 
+    def partitions(self, collection: str, namespace: str = "", target_size: int = 100_000) -> list[Partition]:
+        """Primary-key ranges of about target_size rows for a table with a single integer
+        primary key (bounds at multiples of a power-of-two stride); the whole table else."""
+        refuse_namespace(namespace, NO_NAMESPACES)
+        layout = self._layout(collection, refresh=True)
+        if layout["id_encoding"] != "int" or len(layout["pk"]) != 1:
+            return [whole(namespace)]
+        col = _qi(layout["pk"][0])
+        with self._errors("count", collection):
+            lo, hi, n = self._live().execute(
+                f"SELECT min({col}), max({col}), count(*) FROM {qualified(collection)}").fetchone()
+        if not n:
+            return [whole(namespace, 0)]
+        return stride_ranges(int(lo), int(hi), int(n), target_size, "pk", namespace)
+
+    def scan_partition(self, collection: str, partition: Partition, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        lo, hi = partition.spec.get("lo"), partition.spec.get("hi")
+        if not partition.key or (lo is None and hi is None):
+            return self.scan(collection, partition.namespace, batch_size)
+        return self.scan(collection, partition.namespace, batch_size, (lo, hi))
+
     def scan(self, collection: str, namespace: str = "",
-             batch_size: int = 1000) -> Iterator[RecordBatch]:
+             batch_size: int = 1000, pk_range: tuple[int | None, int | None] | None = None) -> Iterator[RecordBatch]:
+        """`pk_range`: only the rows whose (single, integer) primary key is in [lo, hi)."""
         refuse_namespace(namespace, NO_NAMESPACES)
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
@@ -190,6 +213,14 @@ class PgvectorConnector(ConnectorBase):
         else:
             exprs = native_select(layout, cols)
         sql = f"SELECT {', '.join(exprs)} FROM {qualified(collection)}"
+        args: list[int] = []
+        if pk_range is not None:
+            conds = []
+            for op, bound in ((">=", pk_range[0]), ("<", pk_range[1])):
+                if bound is not None:
+                    conds.append(f"{_qi(pk[0])} {op} %s")
+                    args.append(int(bound))
+            sql += " WHERE " + " AND ".join(conds)
         npk = len(pk)
         conn = self._live()
         with self._errors("scan", collection, data=True):
@@ -197,7 +228,7 @@ class PgvectorConnector(ConnectorBase):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 with conn.cursor(name="vdedup_scan", binary=True) as cur:
                     cur.itersize = batch_size
-                    cur.execute(sql)
+                    cur.execute(sql, args or None)
                     while True:
                         rows = cur.fetchmany(batch_size)
                         if not rows:

@@ -1,0 +1,304 @@
+"""Scale-out (engine/scaleout.py, repository/parts.py): partitioned backups with 1, 2 and 4
+local workers give the same records and deduplicating manifests; nightly manifests stay
+even over 30 nights; and on a two-node Ray cluster with an S3 repository on moto, Chroma,
+pgvector and Milvus collections back up partitioned over both nodes and restore bit for
+bit, and a worker killed mid-backup leaves a repository that checks clean."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vdedup.repository import Repository, Tuning, parts_of
+from vdtest import PASSWORD, require_module, unavailable, vdedup
+
+sys.path.insert(0, str(Path(__file__).parent / "connectors"))
+from test_files import records, write_export  # noqa: E402
+
+
+def _nights_module():
+    """benchmarks/nights.py, loaded by path (benchmarks/ holds a `connectors` module too)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("vdedup_bench_nights",
+                                                  Path(__file__).parent.parent / "benchmarks" / "nights.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+simulate_nights = _nights_module().simulate_nights
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def _json(capsys, *args):
+    capsys.readouterr()
+    code = vdedup(*args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def _entry(repo_url, snap_id):
+    from vdedup.backend import open_backend
+    with Repository.open(open_backend(repo_url, os.environ.get("VDEDUP_S3_ENDPOINT")), PASSWORD) as repo:
+        return repo.find_snapshot(snap_id).collections[0]["namespaces"][0]
+
+
+# ---- 1, 2 and 4 workers ---------------------------------------------------------------------
+
+def test_one_two_and_four_workers_give_the_same_snapshot(tmp_path, repo_path, capsys):
+    ids, vecs, metas = records(6000)
+    assert vdedup("--repo", str(repo_path), "init") == 0
+    results, restored = [], []
+    for workers in (1, 2, 4):
+        # a copy per run: three sources, so each backup writes its manifest from nothing
+        src = write_export(tmp_path / f"export-{workers}", ids, vecs, metas)
+        results.append(_json(capsys, "--repo", str(repo_path), "backup", f"files://{src}?metric=cosine",
+                             "--workers", str(workers), "--partition-size", "1500", "--json"))
+        out = tmp_path / f"restored-{workers}"
+        assert vdedup("--repo", str(repo_path), "restore", results[-1]["snapshot_id"], "--target",
+                      f"files://{out}", "--workers", str(workers)) == 0
+        restored.append(out)
+    assert [r["records"] for r in results] == [6000] * 3
+    entries = [_entry(str(repo_path), r["snapshot_id"]) for r in results]
+    sources = [[p["source"] for p in parts_of(e)] for e in entries]
+    assert sources[0] == ["rows:0..1500", "rows:1500..3000", "rows:3000..4500", "rows:4500.."]
+    assert sources[0] == sources[1] == sources[2]
+    # the same manifest blobs: the second and third backups store (next to) nothing
+    assert [p["base"] for p in parts_of(entries[0])] == [p["base"] for p in parts_of(entries[1])] \
+        == [p["base"] for p in parts_of(entries[2])]
+    assert results[1]["bytes_added"] < 0.02 * results[0]["bytes_added"]
+    assert results[2]["bytes_added"] < 0.02 * results[0]["bytes_added"]
+    for out in restored:
+        assert (out / "vectors.npy").read_bytes() == (tmp_path / "export-1" / "vectors.npy").read_bytes()
+        assert (out / "records.jsonl").read_bytes() == (restored[0] / "records.jsonl").read_bytes()
+    lines = (restored[0] / "records.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == ids
+    assert [json.loads(x)["metadata"] for x in lines] == metas
+    assert vdedup("--repo", str(repo_path), "check", "--read-data") == 0
+
+
+# ---- 30 nights of manifests -------------------------------------------------------------------
+
+def test_thirty_nights_of_manifests_cost_about_the_same_each_night():
+    """The issue's 1M records are benchmarks/scaleout.py --nights (default tuning); here 20k
+    records in parts of ~1k rows, a base rewritten at the latest every 4 nights."""
+    stored = simulate_nights(20_000, 30, Tuning(part_rows=1024, compact_age=4))
+    median = statistics.median(stored)
+    assert max(stored) <= 5 * median, stored
+    assert statistics.mean(stored) <= 1.5 * min(stored), stored
+
+
+# ---- a two-node Ray cluster, an S3 repository ---------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A head node and a second node (1 CPU each, temp dirs of their own), stopped after."""
+    # short paths: Ray's Unix sockets live under the temp dirs (107 characters at most)
+    base = Path(tempfile.mkdtemp(prefix="vr-", dir="/tmp"))
+    port = _free_port()
+    # token authentication with a token of this cluster's own: the nodes, the in-process
+    # driver and the vdedup processes use it (an ~/.ray/auth_token left by any local
+    # ray.init would otherwise turn authentication on for the head only)
+    token = base / "token"
+    token.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    token.chmod(0o600)
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
+    require_module("ray")                  # imported after: Ray reads the mode when imported
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "VDEDUP_CACHE_DIR": str(base / "worker-cache"), "ANONYMIZED_TELEMETRY": "False"}
+    ray = str(VENV_BIN / "ray")
+    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    def start(*args: str) -> None:
+        r = subprocess.run([ray, "start", *args, *common], env=env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+    try:
+        start("--head", f"--port={port}", f"--temp-dir={base / 'head'}", "--include-dashboard=false")
+        start(f"--address=127.0.0.1:{port}", f"--temp-dir={base / 'node2'}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def s3_repo(monkeypatch, tmp_path):
+    endpoint = os.environ.get("VDEDUP_TEST_S3_ENDPOINT")
+    if not endpoint:
+        unavailable("VDEDUP_TEST_S3_ENDPOINT is not set: start the servers (scripts/servers.sh)")
+    monkeypatch.setenv("VDEDUP_S3_ENDPOINT", endpoint)
+    for k, v in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                 ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(k, v)
+    url = f"s3://vdedup-scaleout-{uuid.uuid4().hex[:12]}/repo"
+    assert vdedup("--repo", url, "init") == 0
+    return url
+
+
+def _ray_backup(capsys, repo, url, address, *extra):
+    out = _json(capsys, "--repo", repo, "backup", url, "--ray", address, "--partition-size", "1000", "--json", *extra)
+    assert out["scaleout"]["tasks"] >= 3 and out["scaleout"]["nodes"] == 2, out["scaleout"]
+    return out
+
+
+def test_chroma_on_two_ray_nodes_restores_exactly(tmp_path, ray_cluster, s3_repo, capsys):
+    import chromadb
+    from connectors.conftest import running_chroma_server
+    from vdtest import add_records, make_records
+    (tmp_path / "chroma").mkdir()
+    with running_chroma_server(tmp_path / "chroma") as server:
+        client = chromadb.HttpClient(host=server.host, port=server.port)
+        col = client.create_collection("docs", embedding_function=None, metadata={"hnsw:space": "l2"})
+        add_records(col, *make_records(3000, dim=32))
+        url = f"chroma://{server.host}:{server.port}"
+        out = _ray_backup(capsys, s3_repo, url, ray_cluster)
+        assert out["records"] == 3000
+        assert vdedup("--repo", s3_repo, "restore", out["snapshot_id"], "--target", url, "--as", "copy",
+                      "--ray", ray_cluster) == 0
+        a = col.get(include=["embeddings", "metadatas", "documents", "uris"])
+        b = client.get_collection("copy").get(include=["embeddings", "metadatas", "documents", "uris"])
+        assert sorted(a["ids"]) == sorted(b["ids"]) and len(a["ids"]) == 3000
+        pos = {i: k for k, i in enumerate(b["ids"])}
+        for k, rid in enumerate(a["ids"]):
+            j = pos[rid]
+            assert np.asarray(a["embeddings"][k], np.float32).tobytes() == \
+                np.asarray(b["embeddings"][j], np.float32).tobytes()
+            assert (a["metadatas"][k], a["documents"][k], a["uris"][k]) == \
+                (b["metadatas"][j], b["documents"][j], b["uris"][j])
+    assert vdedup("--repo", s3_repo, "check", "--read-data") == 0
+
+
+def test_pgvector_on_two_ray_nodes_restores_exactly(ray_cluster, s3_repo, capsys):
+    from connectors.pg_fixtures import connect, fresh_database, url as pg_url
+    rng = np.random.default_rng(3)
+    with fresh_database() as db, connect(db) as conn:
+        conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(16), meta jsonb, body text)")
+        ids = sorted(rng.choice(100_000, 3000, replace=False).tolist())
+        vecs = rng.standard_normal((3000, 16)).astype(np.float32)
+        with conn.cursor().copy("COPY items (id, embedding, meta, body) FROM STDIN") as cp:
+            for k, i in enumerate(ids):
+                cp.write_row((i, "[" + ",".join(repr(float(x)) for x in vecs[k]) + "]",
+                              json.dumps({"k": k % 7}), None if k % 5 else f"text {k}"))
+        out = _ray_backup(capsys, s3_repo, pg_url(db, "items"), ray_cluster)
+        assert out["records"] == 3000
+        assert vdedup("--repo", s3_repo, "restore", out["snapshot_id"], "--target", pg_url(db),
+                      "--as", "public.copy", "--ray", ray_cluster) == 0
+        q = "SELECT id, vector_send(embedding), meta::text, body FROM {} ORDER BY id"
+        assert conn.execute(q.format("items")).fetchall() == conn.execute(q.format("copy")).fetchall()
+    assert vdedup("--repo", s3_repo, "check", "--read-data") == 0
+
+
+def test_milvus_on_two_ray_nodes_restores_exactly(ray_cluster, s3_repo, capsys):
+    from pymilvus import DataType, MilvusClient
+    uri = os.environ.get("VDEDUP_TEST_MILVUS_URI")
+    if not uri:
+        unavailable("VDEDUP_TEST_MILVUS_URI is not set: start the servers (scripts/servers.sh)")
+    client = MilvusClient(uri=uri)
+    name = f"scale_{uuid.uuid4().hex[:8]}"
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=16)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    rng = np.random.default_rng(4)
+    vecs = rng.standard_normal((3000, 16)).astype(np.float32)
+    client.insert(name, [{"pk": 10 * k, "vec": vecs[k].tolist(), "title": f"t{k}"} for k in range(3000)])
+    try:
+        url = "milvus://" + uri.split("://", 1)[1]
+        out = _ray_backup(capsys, s3_repo, url, ray_cluster, "--collection", name)
+        assert out["records"] == 3000
+        assert vdedup("--repo", s3_repo, "restore", out["snapshot_id"], "--target", url, "--as", name + "_copy",
+                      "--ray", ray_cluster) == 0
+
+        def rows(c):
+            client.load_collection(c)
+            got = client.query(c, filter="pk >= 0", output_fields=["pk", "vec", "title"], limit=16384,
+                               consistency_level="Strong")
+            return sorted((r["pk"], np.asarray(r["vec"], np.float32).tobytes(), r["title"]) for r in got)
+        assert rows(name) == rows(name + "_copy") and len(rows(name)) == 3000
+    finally:
+        for c in (name, name + "_copy"):
+            client.drop_collection(c)
+        client.close()
+    assert vdedup("--repo", s3_repo, "check", "--read-data") == 0
+
+
+def test_a_worker_killed_mid_backup(tmp_path, ray_cluster, s3_repo):
+    """SIGKILL one Ray worker while it backs up a partition: Ray runs the task again and the
+    backup completes (or fails with one clear line); check --read-data is clean either way."""
+    ids, vecs, metas = records(24_000)
+    src = write_export(tmp_path / "export", ids, vecs, metas)
+    proc = subprocess.Popen([str(VENV_BIN / "vdedup"), "--repo", s3_repo, "backup", f"files://{src}?metric=cosine",
+                             "--ray", ray_cluster, "--partition-size", "3000", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+        busy = [int(line.split()[0]) for line in ps.splitlines() if "ray::timed_call" in line]
+        if busy:
+            killed = busy[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=300)
+    assert killed is not None, "no worker was seen running a task"
+    if proc.returncode == 0:
+        assert out.strip(), err
+        summary = json.loads(out)
+        assert summary["records"] == 24_000
+        restored = tmp_path / "restored"
+        assert vdedup("--repo", s3_repo, "restore", summary["snapshot_id"], "--target", f"files://{restored}") == 0
+        assert (restored / "vectors.npy").read_bytes() == (src / "vectors.npy").read_bytes()
+        assert [json.loads(x)["id"] for x in (restored / "records.jsonl").read_text().splitlines()] == ids
+    else:
+        assert len(err.strip().splitlines()) <= 2 and "vdedup: error:" in err, err
+    assert vdedup("--repo", s3_repo, "check", "--read-data") == 0
+
+
+# ---- the format of partitioned entries ---------------------------------------------------------
+
+def test_partitioned_entries_are_checked_and_unknown_features_refused():
+    from vdedup.errors import FormatError, UnsupportedFormat
+    from vdedup.format.versions import namespace_entry
+    part = {"source": "rows:0..10", "lo": "", "count": 10, "age": 2, "base": "ab" * 32,
+            "deltas": [{"chunks": ["cd" * 32], "rows": 3}]}
+    good = {"version": 1, "features": ["parts"], "name": "", "count": 10, "parts": [part]}
+    assert namespace_entry(good, "snapshot x")["parts"][0]["source"] == "rows:0..10"
+    for bad in ({**part, "lo": "xyz"}, {**part, "base": "nope"}, {**part, "count": -1},
+                {**part, "deltas": [{"chunks": ["zz"], "rows": 1}]}, {**part, "ordered": "no"}):
+        with pytest.raises(FormatError, match="parts"):
+            namespace_entry({**good, "parts": [bad]}, "snapshot x")
+    with pytest.raises(FormatError, match="parts"):
+        namespace_entry({**good, "parts": []}, "snapshot x")
+    with pytest.raises(UnsupportedFormat, match="parts2"):
+        namespace_entry({**good, "features": ["parts", "parts2"]}, "snapshot x")

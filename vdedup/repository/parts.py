@@ -1,0 +1,311 @@
+"""Partitioned manifests: a namespace's manifest as key-range parts, each with its own base and
+delta runs, compacted on its own (repository layer; docs/design.md §4.13, §5).
+
+A namespace entry with the feature "parts" holds `parts`, a list of
+    {"source": partition key, "lo": hex record key ("" = open below), "count", "base",
+     "deltas": [layers], "age": backups since the base was written, ["ordered": false]}
+A part covers the records of its source partition (model/partition.py: the piece of the
+namespace one worker read) whose record key is at or after `lo` and before the next part's
+`lo` of the same source. Parts of one source are listed in `lo` order; the state of a
+source is its parts' states one after the other, and the namespace's state is the merge of
+its sources' states (disjoint sets of records).
+
+So a worker writes the parts of its source partition without coordinating with the others,
+and the snapshot commit only names them. Compaction (merging a part's delta runs into a new
+base: a two-level LSM, delta runs over a base) is per part: each backup of a source rewrites
+the bases of its oldest parts, about 1/COMPACT_AGE of its rows (`due_parts`), every part at
+the latest when its age reaches COMPACT_AGE, and any part whose delta runs hold more rows
+than MAX_CHAIN_FRACTION of it. So each night rewrites about the same share of the manifest
+instead of all of it at once. For that a source has about 2 x COMPACT_AGE parts (each of
+MIN_PART_ROWS to PART_ROWS rows, `Tuning.rows_per_part`); a part grown past SPLIT_FACTOR
+times that is split when its base is rewritten.
+
+Entries written before parts existed (a single base and deltas) are read as one part of
+the source "" (`parts_of`).
+"""
+from __future__ import annotations
+
+import os
+import struct
+from bisect import bisect_left, bisect_right
+from typing import Any, Iterable, Iterator
+
+from ..errors import IntegrityError
+from ..format.objects import BlobType
+from . import manifest
+from .columns import Cols, apply_deltas
+from .spool import TempRows
+
+FEATURE = "parts"
+PART_ROWS = 65_536             # rows per part at most when a base is cut into parts...
+MIN_PART_ROWS = 4096           # ...and at least: about 2 x COMPACT_AGE parts per source between
+SPLIT_FACTOR = 2               # a part holding this many times the rows a part should have is split
+COMPACT_AGE = 8                # a part's base is rewritten after at most this many backups...
+MAX_CHAIN_FRACTION = 1.0       # ...or when its delta runs hold more rows than this share of it
+
+
+class Tuning:
+    """The constants above, as one value a test or simulation may scale down."""
+
+    def __init__(self, part_rows: int = PART_ROWS, compact_age: int = COMPACT_AGE,
+                 max_chain_fraction: float = MAX_CHAIN_FRACTION, min_part_rows: int = MIN_PART_ROWS):
+        self.part_rows, self.compact_age = part_rows, compact_age
+        self.max_chain_fraction = max_chain_fraction
+        self.min_part_rows = min(min_part_rows, part_rows)
+
+    def rows_per_part(self, total: int | None) -> int:
+        """The rows a part of a source of `total` rows should hold: enough parts (about
+        2 x compact_age) that each backup can rewrite about the same share of them, each
+        between min_part_rows and part_rows (None: part_rows)."""
+        if total is None:
+            return self.part_rows
+        return max(self.min_part_rows, min(self.part_rows, total // (2 * self.compact_age)))
+
+
+DEFAULT = Tuning()
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def is_partitioned(entry: dict[str, Any]) -> bool:
+    return "parts" in entry
+
+
+def parts_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a namespace entry (a pre-parts entry: one part of source "")."""
+    if is_partitioned(entry):
+        return entry["parts"]
+    part = {"source": "", "lo": "", "count": entry["count"], "base": entry["base"], "deltas": entry["deltas"],
+            "age": len(entry["deltas"])}
+    if entry.get("ordered") is False:
+        part["ordered"] = False
+    return [part]
+
+
+def sources_of(entry: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The parts of each source, in the order the entry lists them."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in parts_of(entry):
+        out.setdefault(p["source"], []).append(p)
+    return out
+
+
+def sub_entry(entry: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """An entry holding only some of `entry`'s parts (a restore task reads one such share;
+    parts of one source stay in their order, so its state stays sorted)."""
+    mine = [p for p in parts_of(entry) if any(p is q or p == q for q in parts)]
+    if len(mine) != len(parts):
+        raise ValueError("sub_entry: parts that are not the entry's")
+    return {"name": entry["name"], "count": sum(p["count"] for p in mine), "features": [FEATURE], "parts": mine,
+            "logical_bytes": 0}
+
+
+def iter_part_cols(repo, part: dict[str, Any], name: str = "") -> Iterator[Cols]:
+    return manifest.iter_state_cols(repo, {"name": name, "base": part["base"], "deltas": part["deltas"]})
+
+
+def iter_source_cols(repo, parts: list[dict[str, Any]], name: str = "") -> Iterator[Cols]:
+    for p in parts:
+        yield from iter_part_cols(repo, p, name)
+
+
+def iter_state_cols(repo, entry: dict[str, Any]) -> Iterator[Cols]:
+    """The rows of a namespace at snapshot time as runs sorted by record key."""
+    streams = [iter_source_cols(repo, parts, entry["name"]) for parts in sources_of(entry).values()]
+    if len(streams) == 1:
+        yield from streams[0]
+    else:
+        yield from merge_cols(streams, entry["name"])
+
+
+def merge_cols(streams: list[Iterator[Cols]], name: str = "") -> Iterator[Cols]:
+    """Merge sorted streams of runs holding disjoint keys into one sorted stream. Whole
+    stretches are taken at once, so sources over disjoint key ranges merge at slice cost."""
+    heads: list[Cols] = []
+    its: list[Iterator[Cols]] = []
+    for s in streams:
+        first = _next_nonempty(s)
+        if first is not None:
+            heads.append(first)
+            its.append(s)
+    while heads:
+        if len(heads) == 1:
+            yield heads[0]
+            yield from (c for c in its[0] if len(c))
+            return
+        i = min(range(len(heads)), key=lambda k: heads[k].keys[0])
+        bound = min(heads[k].keys[0] for k in range(len(heads)) if k != i)
+        run = heads[i]
+        n = bisect_right(run.keys, bound)
+        if n and run.keys[n - 1] == bound:
+            raise IntegrityError(f"manifest of namespace {name!r}: a record is in two partitions")
+        yield run.slice(0, n) if n < len(run) else run
+        if n < len(run):
+            heads[i] = run.slice(n)
+        else:
+            nxt = _next_nonempty(its[i])
+            if nxt is None:
+                del heads[i], its[i]
+            else:
+                heads[i] = nxt
+
+
+def _next_nonempty(it: Iterator[Cols]) -> Cols | None:
+    for c in it:
+        if len(c):
+            return c
+    return None
+
+
+def blob_parts(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """("base", segment list id) and ("chunk", delta blob id) of every part (reachable.py)."""
+    return [x for p in parts_of(entry) for x in
+            [("base", p["base"])] + [("chunk", c) for layer in p["deltas"] for c in layer["chunks"]]]
+
+
+def same_manifest(x: dict[str, Any], y: dict[str, Any]) -> bool:
+    """Whether two entries name exactly the same manifest blobs (diff's shortcut)."""
+    def sig(e):
+        return [(p["source"], p["lo"], p["base"], [d["chunks"] for d in p["deltas"]]) for p in parts_of(e)]
+    return sig(x) == sig(y)
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+def due_parts(parts: list[dict[str, Any]], tuning: Tuning) -> set[int]:
+    """The parts of a source (by position) whose base this backup rewrites: every part
+    whose age reaches COMPACT_AGE, and, oldest first, parts not yet due while the rows
+    chosen stay under 1/COMPACT_AGE of the source's rows (a part is taken if that keeps
+    them under twice that share, or alone once it is half due). So each backup rewrites
+    about the same share of the rows."""
+    budget = sum(p["count"] for p in parts) / tuning.compact_age
+    chosen: set[int] = set()
+    rows = 0
+    for i in sorted(range(len(parts)), key=lambda k: (-parts[k].get("age", 0), k)):
+        p = parts[i]
+        age = p.get("age", 0) + 1
+        # a part bigger than twice the share (a small source of few parts) goes alone, once
+        # half due: its source's parts then come due on different nights
+        fits = rows + p["count"] <= 2 * budget or (not chosen and 2 * age >= tuning.compact_age)
+        if age >= tuning.compact_age or (rows < budget and fits):
+            chosen.add(i)
+            rows += p["count"]
+    return chosen
+
+
+class HeldPacker:
+    """A packer stand-in that keeps the blobs in a private file until `release`, so that a
+    write interrupted by Unsorted leaves nothing in the repository."""
+
+    def __init__(self, repo, directory: str):
+        self.repo = repo
+        self._f = open(os.path.join(directory, "held"), "w+b")
+        os.chmod(self._f.name, 0o600)
+
+    def add(self, blob_type: BlobType, data: bytes, blob_id: bytes | None = None) -> tuple[bytes, bool]:
+        blob_id = blob_id or self.repo.content_id(blob_type, data)
+        self._f.write(struct.pack(">BI", int(blob_type), len(data)) + blob_id)
+        self._f.write(data)
+        return blob_id, True
+
+    def release(self, packer) -> None:
+        self._f.seek(0)
+        while head := self._f.read(37):
+            t, n = struct.unpack(">BI", head[:5])
+            packer.add(BlobType(t), self._f.read(n), head[5:])
+        self.close()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+            os.unlink(self._f.name)
+
+
+def write_bases(repo, packer, runs: Iterable[Cols], source: str, first_lo: str,
+                cut_rows: int | None) -> list[dict[str, Any]]:
+    """Write sorted runs as parts of `source`, age 0 (a new part starts at a segment
+    boundary once the current one holds `cut_rows` rows; None: one part). The first part's
+    lo is `first_lo`."""
+    parts: list[dict[str, Any]] = []
+
+    def on_part(base: str, count: int, lo: bytes | None) -> None:
+        parts.append({"source": source, "lo": first_lo if not parts else lo.hex(),   # type: ignore[union-attr]
+                      "count": count, "base": base, "deltas": [], "age": 0})
+
+    manifest.write_base_parts(repo, packer, runs, cut_rows, on_part)
+    return parts
+
+
+class _Splitter:
+    """Sorted runs handed out by key range, one range after the other."""
+
+    def __init__(self, runs: Iterable[Cols]):
+        self._runs = iter(runs)
+        self._buf: Cols | None = None
+
+    def below(self, hi: bytes | None) -> Iterator[Cols]:
+        """The rows with key < hi (every remaining row when hi is None)."""
+        while True:
+            run = self._buf if self._buf is not None else next(self._runs, None)
+            self._buf = None
+            if run is None:
+                return
+            if not len(run):
+                continue
+            if hi is None or run.keys[-1] < hi:
+                yield run
+                continue
+            n = bisect_left(run.keys, hi)
+            if n:
+                yield run.slice(0, n)
+            self._buf = run.slice(n)
+            return
+
+
+def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[str, Any]],
+                 runs: Iterable[Cols], tuning: Tuning = DEFAULT,
+                 expected_rows: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The new parts of one source for its rows (sorted runs), given its previous parts
+    (maybe none), and the counts (added, changed, deleted, unchanged). `expected_rows`:
+    about how many rows a source without previous parts has (to size its parts)."""
+    if not prev_parts:
+        parts = write_bases(repo, packer, runs, source, "", tuning.rows_per_part(expected_rows))
+        n = sum(p["count"] for p in parts)
+        return parts, {"added": n, "changed": 0, "deleted": 0, "unchanged": 0}
+    prev_parts = sorted(prev_parts, key=lambda p: p["lo"])
+    stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
+    split = _Splitter(runs)
+    chosen = due_parts(prev_parts, tuning)
+    per_part = tuning.rows_per_part(sum(p["count"] for p in prev_parts))
+    out: list[dict[str, Any]] = []
+    with TempRows(tmp_dir) as tmp:
+        for i, prev in enumerate(prev_parts):
+            hi = bytes.fromhex(prev_parts[i + 1]["lo"]) if i + 1 < len(prev_parts) else None
+            if i:
+                tmp.clear_delta()
+            st = manifest.diff_into(iter_part_cols(repo, prev), tmp, split.below(hi))
+            for k, v in st.items():
+                stats[k] += v
+            count = st["added"] + st["changed"] + st["unchanged"]
+            n_delta = tmp.count(tmp.delta)
+            age = prev.get("age", len(prev["deltas"])) + 1
+            chain = sum(d["rows"] for d in prev["deltas"]) + n_delta
+            keep = {k: v for k, v in prev.items() if k in ("ordered",)}
+            if n_delta == 0 and not (i in chosen and prev["deltas"]):
+                out.append({**prev, "age": age})
+            elif i in chosen or chain > tuning.max_chain_fraction * max(count, 1):
+                new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
+                cut = per_part if count > SPLIT_FACTOR * per_part else None
+                for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut):
+                    out.append({**p, **keep})
+            else:
+                layer = manifest.write_delta(packer, tmp.iter_delta())
+                out.append({**prev, "count": count, "deltas": list(prev["deltas"]) + [layer], "age": age})
+    return out, stats
+
+
+def entry_of(name: str, pieces: list[tuple[list[dict[str, Any]], int]]) -> dict[str, Any]:
+    """A namespace entry naming the parts of each source (pieces: (parts, logical bytes))."""
+    parts = [p for ps, _ in pieces for p in ps]
+    return {"name": name, "count": sum(p["count"] for p in parts), "logical_bytes": sum(lb for _, lb in pieces),
+            "features": [FEATURE], "parts": parts}
