@@ -135,7 +135,9 @@ def build_nightly(base, nights: int = NIGHTS, n: int = 800, dim: int = 64) -> di
                 # 20% of vectors replaced (so bases get rewritten and old layers fall out of
                 # use), some records added and deleted
                 cur = sorted(read_all(src, "docs"))
-                k = n // 5
+                # night 5 replaces every vector: its parts' delta runs outgrow them, so their
+                # bases are rewritten and night 4's layer is used by no later snapshot
+                k = len(cur) if night == 5 else n // 5
                 pick = [cur[i] for i in rng.choice(len(cur), k, replace=False)]
                 col.update(ids=pick, embeddings=rng.standard_normal((k, dim)).astype(np.float32))
                 add_records(col, *make_records(20, dim=dim, seed=night, start=10_000 * night))
