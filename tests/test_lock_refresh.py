@@ -57,6 +57,11 @@ class SlowSource:
             time.sleep(self.seconds)
             yield batch
 
+    def scan_partition(self, collection, partition, batch_size=1000):   # what backups read through
+        for batch in self.inner.scan_partition(collection, partition, batch_size):
+            time.sleep(self.seconds)
+            yield batch
+
 
 def _repo(repo_path, rules: str) -> tuple[Repository, Recording]:
     Repository.init(LocalBackend(str(repo_path)), PASSWORD)[0].close()

@@ -291,7 +291,10 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
             age = prev.get("age", len(prev["deltas"])) + 1
             chain = sum(d["rows"] for d in prev["deltas"]) + n_delta
             keep = {k: v for k, v in prev.items() if k in ("ordered",)}
-            if n_delta == 0 and not (i in chosen and prev["deltas"]):
+            if n_delta == 0:
+                # an unchanged part is never rewritten (its chain does not grow), so a run in
+                # which nothing changed stores nothing but its snapshot; a due part is
+                # compacted by the next backup that changes it
                 out.append({**prev, "age": age})
             elif i in chosen or chain > tuning.max_chain_fraction * max(count, 1):
                 new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
