@@ -45,11 +45,20 @@ class ThrottledConnector:
     def _take(self, batch: RecordBatch) -> None:
         self.bucket.take(len(batch) if self.rate.unit == "records" else batch_bytes(batch))
 
-    def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
+    def _size(self, batch_size: int) -> int:
         # no batch bigger than a second's worth of records: the pace stays even
         if self.rate.unit == "records":
-            batch_size = max(1, min(batch_size, int(self.rate.per_second)))
-        scan = self.inner.scan(collection, namespace, batch_size)
+            return max(1, min(batch_size, int(self.rate.per_second)))
+        return batch_size
+
+    def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
+        return self._paced(self.inner.scan(collection, namespace, self._size(batch_size)))
+
+    def scan_partition(self, collection: str, partition: Any, batch_size: int = 1000) -> Iterator[RecordBatch]:
+        """What backups read through (engine/scaleout.py): paced like scan."""
+        return self._paced(self.inner.scan_partition(collection, partition, self._size(batch_size)))
+
+    def _paced(self, scan: Iterator[RecordBatch]) -> Iterator[RecordBatch]:
         try:
             for batch in scan:
                 self._take(batch)
