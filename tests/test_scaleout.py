@@ -163,6 +163,19 @@ def s3_repo(monkeypatch, tmp_path):
     return url
 
 
+def _connector_helper(name):
+    """Load a helper of tests/connectors by path: a module named plain `connectors` (such as
+    benchmarks/connectors.py, put on sys.path by the benchmark smoke test) must not shadow it."""
+    import importlib.util
+    key = f"_vdedup_test_connectors_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).parent / "connectors" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
 def _ray_backup(capsys, repo, url, address, *extra):
     out = _json(capsys, "--repo", repo, "backup", url, "--ray", address, "--partition-size", "1000", "--json", *extra)
     assert out["scaleout"]["tasks"] >= 3 and out["scaleout"]["nodes"] == 2, out["scaleout"]
@@ -171,7 +184,7 @@ def _ray_backup(capsys, repo, url, address, *extra):
 
 def test_chroma_on_two_ray_nodes_restores_exactly(tmp_path, ray_cluster, s3_repo, capsys):
     import chromadb
-    from connectors.conftest import running_chroma_server
+    running_chroma_server = _connector_helper("conftest").running_chroma_server
     from vdtest import add_records, make_records
     (tmp_path / "chroma").mkdir()
     with running_chroma_server(tmp_path / "chroma") as server:
@@ -197,7 +210,8 @@ def test_chroma_on_two_ray_nodes_restores_exactly(tmp_path, ray_cluster, s3_repo
 
 
 def test_pgvector_on_two_ray_nodes_restores_exactly(ray_cluster, s3_repo, capsys):
-    from connectors.pg_fixtures import connect, fresh_database, url as pg_url
+    pgf = _connector_helper("pg_fixtures")
+    connect, fresh_database, pg_url = pgf.connect, pgf.fresh_database, pgf.url
     rng = np.random.default_rng(3)
     with fresh_database() as db, connect(db) as conn:
         conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, embedding vector(16), meta jsonb, body text)")
