@@ -105,11 +105,18 @@ case "${1:-}" in
   start)
     stop_all 2>/dev/null || true
     rm -rf "$STATE"; mkdir -p "$STATE"; chmod 755 "$STATE"; : >"$STATE/env"
-    start_milvus_real            # slowest: starts first, waited for last
+    # VDEDUP_NO_MILVUS_REAL=1: leave the real Milvus engine out (it can run once per machine)
+    if [ -z "${VDEDUP_NO_MILVUS_REAL:-}" ]; then
+      start_milvus_real          # slowest: starts first, waited for last
+    fi
     start_pg
     start_milvus
     start_s3
-    wait_milvus_real
+    if [ -z "${VDEDUP_NO_MILVUS_REAL:-}" ]; then
+      wait_milvus_real
+    else
+      echo "export VDEDUP_TEST_MILVUS_REAL_UNAVAILABLE='left out (VDEDUP_NO_MILVUS_REAL)'" >>"$STATE/env"
+    fi
     ;;
   stop) stop_all ;;
   envfile) echo "$STATE/env" ;;
