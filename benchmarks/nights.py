@@ -25,11 +25,17 @@ def simulate_nights(n_records: int, nights: int, tuning: Tuning, seed: int = 1) 
     ids = np.arange(n_records)
     vrefs = rng.integers(0, 256, (n_records, 32), dtype=np.uint8)
     meta = np.zeros(n_records, dtype=np.int64)
+    # the batches' inputs, kept between nights (only what changes is made again): the ids as
+    # strings, and the metadata bytes of each value a record's counter can have
+    names = np.array([f"r{i:09d}" for i in ids], dtype=object)
+    mraws = np.array([meta_bytes({"v": v, "k": "x" * 12}) for v in range(nights + 1)], dtype=object)
+    nones = [None] * 10_000
     prev, stored = None, []
     for night in range(nights + 1):
         if night:
             churn = rng.choice(len(ids), len(ids) // 100, replace=False)
             ids[churn] = np.arange(next_id, next_id + len(churn))
+            names[churn] = [f"r{i:09d}" for i in ids[churn]]
             next_id += len(churn)
             vrefs[churn] = rng.integers(0, 256, (len(churn), 32), dtype=np.uint8)
             meta[rng.choice(len(ids), len(ids) // 10, replace=False)] += 1
@@ -39,9 +45,8 @@ def simulate_nights(n_records: int, nights: int, tuning: Tuning, seed: int = 1) 
         def batches():
             for a in range(0, len(order), 10_000):
                 sel = order[a:a + 10_000]
-                yield RowBatch([f"r{i:09d}" for i in ids[sel]], vrefs[sel],
-                               [meta_bytes({"v": int(m), "k": "x" * 12}) for m in meta[sel]],
-                               [None] * len(sel), [None] * len(sel))
+                yield RowBatch(names[sel].tolist(), vrefs[sel], mraws[meta[sel]].tolist(),
+                               nones[:len(sel)], nones[:len(sel)])
         entry, _ = writer.write_namespace("", prev, batches(), ordered=True, tuning=tuning,
                                           expected_rows=len(ids))
         writer.flush()

@@ -21,7 +21,7 @@ from vdedup.format.values import meta_bytes, meta_bytes_many
 from vdedup.format.vectors import dense_batch_rows, split_payload
 from vdedup.repository import Repository
 from vdedup.repository import manifest as rm
-from vdedup.repository.columns import Cols, Cursor, apply_deltas, diff_run
+from vdedup.repository.columns import Cols, Cursor, LayerFeed, apply_deltas, apply_feed, diff_run
 from vdedup.repository.packer import Packer
 
 # ---- reference definitions, one row at a time ------------------------------------------
@@ -166,6 +166,35 @@ def test_deltas_apply_to_runs_like_row_by_row(seed):
     got = [r for run in apply_deltas(_runs(base, rng), iter(delta)) for r in run.rows()]
     _same_rows(got, ref_apply(base, delta))
     _same_rows(got, state)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_delta_layers_apply_one_after_the_other_like_row_by_row(seed):
+    """Reading a manifest applies its delta layers to each base run one layer at a time,
+    column by column (metadata patches in one batch): the same rows as mf.apply row by row,
+    with metadata the JSON form holds and metadata only the typed encoding holds."""
+    rng = random.Random(seed)
+    base = _state(rng, rng.choice([0, 40, 2500]))
+    for k in range(0, len(base), 97):          # typed-only metadata values in some records
+        r = base[k]
+        base[k] = _full(r.id, r.vref, {"b": b"\x00", "k": k, "f": float("nan")}, r.doc, r.uri)
+    layers, state = [], base
+    for _ in range(rng.randrange(1, 6)):
+        nxt = _changed(rng, state)
+        layers.append(ref_diff(state, nxt))
+        state = nxt
+
+    def chunks(layer):
+        i = 0
+        while i < len(layer):
+            n = rng.choice([1, 7, 100, 4096])
+            yield layer[i:i + n]
+            i += n
+    feed = LayerFeed([chunks(layer) for layer in layers])
+    got = [r for run in apply_feed(_runs(base, rng), feed) for r in run.rows()]
+    _same_rows(got, state)
+    merged = sorted(((r.key, n, r) for n, layer in enumerate(layers) for r in layer), key=lambda t: t[:2])
+    _same_rows(got, ref_apply(base, [t[2] for t in merged]))
 
 
 @pytest.mark.parametrize("mask, limit", [(rm.SEGMENT_AVG_MASK, rm.SEGMENT_MAX), (7, 5), (3, 1), (63, 40)])

@@ -442,6 +442,18 @@ def meta_bytes_many(values: list) -> list[bytes]:
     return [meta_bytes(v) for v in values]
 
 
+def meta_bytes_json_many(values: list) -> list[bytes]:
+    """[meta_bytes(v) for v in values] for values made of JSON values with str keys (decoded
+    from JSON-form metadata bytes, or built from such values), in one encoder pass; anything
+    the JSON form cannot hold (NaN, infinity) goes through meta_bytes."""
+    try:
+        text = "\n".join(_JSON_ENCODE_MANY(values))
+    except (TypeError, ValueError, RecursionError):
+        return [meta_bytes(v) for v in values]
+    out = text.encode("utf-8", "surrogatepass").split(b"\n")
+    return out if len(out) == len(values) else [meta_bytes(v) for v in values]
+
+
 def meta_value(raw: bytes) -> Any:
     """Inverse of meta_bytes."""
     if not raw:

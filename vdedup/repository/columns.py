@@ -14,9 +14,12 @@ from itertools import groupby
 from typing import Iterable, Iterator
 
 from ..format import manifest as mf
+from ..format import metapatch
+from ..format import values
 from ..format.values import same
 
 _PLAIN = {str, type(None)}
+EDIT_IN_PLACE = 64             # records a delta adds or deletes in a run, edited in place up to this
 
 
 class Cols:
@@ -48,6 +51,10 @@ class Cols:
     def slice(self, a: int, b: int | None = None) -> "Cols":
         return Cols(self.keys[a:b], self.ids[a:b], self.vrefs[a:b], self.mraws[a:b], self.docs[a:b],
                     self.uris[a:b])
+
+    def take(self, idx: list[int]) -> "Cols":
+        """The rows at these positions, in that order."""
+        return Cols(*([c[i] for i in idx] for c in self._columns()))
 
     def _columns(self) -> tuple[list, ...]:
         return self.keys, self.ids, self.vrefs, self.mraws, self.docs, self.uris
@@ -85,23 +92,89 @@ def strictly_increasing(keys: list[bytes], after: bytes) -> bool:
 
 def apply_delta(chunk: Cols, delta: list[mf.Row]) -> Cols:
     """A run of rows with delta rows (sorted by key; several for one key are applied in the
-    order they come) applied: the untouched stretches are copied as slices, each touched
-    record goes through mf.apply."""
+    order they come) applied, a column at a time: touched records are assigned in copies of
+    the columns, metadata patches applied in one batch (format/metapatch.py); only a record
+    that several delta rows touch goes through mf.apply row by row."""
     if not delta:
         return chunk
-    out = Cols.empty()
-    keys = chunk.keys
-    pos = 0
+    where = dict(zip(chunk.keys, range(len(chunk.keys))))
+    dkeys = [r.key for r in delta]
+    if len(set(dkeys)) != len(dkeys):
+        delta = _folded(chunk, delta, where)
+        dkeys = [r.key for r in delta]
+    keys, ids, vrefs, mraws, docs, uris = (list(c) for c in chunk._columns())
+    deleted: list[int] = []
+    added: list[mf.Row] = []
+    patch_at: list[int] = []
+    patch_raws: list[bytes] = []
+    for key, r in zip(dkeys, delta):
+        i = where.get(key)
+        op = r.op
+        if op == mf.OP_DELETE:
+            if i is not None:
+                deleted.append(i)
+        elif op == mf.OP_FULL:
+            if i is None:
+                added.append(r)
+            else:
+                ids[i], vrefs[i], mraws[i], docs[i], uris[i] = r.id, r.vref, r.mraw, r.doc, r.uri
+        else:
+            if i is None:
+                raise ValueError("manifest delta patches a record that does not exist")
+            f = r.flags
+            if f & mf.F_VREF:
+                vrefs[i] = r.vref
+            if f & mf.F_META:
+                mraws[i] = r.mraw
+            elif f & mf.F_META_PATCH:
+                patch_at.append(i)
+                patch_raws.append(r.mraw)
+            if f & mf.F_DOC:
+                docs[i] = r.doc
+            if f & mf.F_URI:
+                uris[i] = r.uri
+    if patch_at:
+        for i, m in zip(patch_at, metapatch.apply_patches([mraws[i] for i in patch_at], patch_raws)):
+            mraws[i] = m
+    out = Cols(keys, ids, vrefs, mraws, docs, uris)
+    if not (deleted or added):
+        return out
+    if len(deleted) + len(added) <= EDIT_IN_PLACE:
+        cols = out._columns()
+        for i in sorted(deleted, reverse=True):
+            for c in cols:
+                del c[i]
+        for r in added:                    # sorted by key: each goes where its key belongs
+            i = bisect_left(keys, r.key)
+            for c, v in zip(cols, (r.key, r.id, r.vref, r.mraw, r.doc, r.uri)):
+                c.insert(i, v)
+        return out
+    gone = set(deleted)
+    out = out.take([i for i in range(len(keys)) if i not in gone]) if gone else out
+    if added:
+        for r in added:
+            out.append_row(r)
+        out = out.take(sorted(range(len(out.keys)), key=out.keys.__getitem__))
+    return out
+
+
+def _folded(chunk: Cols, delta: list[mf.Row], where: dict[bytes, int]) -> list[mf.Row]:
+    """The delta rows with the several rows of one record folded into one (its final state
+    as a full row, or a deletion)."""
+    out: list[mf.Row] = []
     for key, group in groupby(delta, key=lambda r: r.key):
-        i = bisect_left(keys, key, pos)
-        out.extend(chunk.slice(pos, i))
-        state = chunk.row(i) if i < len(keys) and keys[i] == key else None
-        pos = i + 1 if state is not None else i
-        for d in group:
+        rows = list(group)
+        if len(rows) == 1:
+            out.append(rows[0])
+            continue
+        i = where.get(key)
+        state = chunk.row(i) if i is not None else None
+        for d in rows:
             state = mf.apply(state, d)
-        if state is not None:
-            out.append_row(state)
-    out.extend(chunk.slice(pos))
+        if state is None:
+            state = mf.Row(rows[-1].id, op=mf.OP_DELETE, flags=0)
+        state._key = key
+        out.append(state)
     return out
 
 
@@ -124,16 +197,63 @@ class DeltaFeed:
 def apply_deltas(chunks: Iterable[Cols], delta: Iterator[mf.Row]) -> Iterator[Cols]:
     """Runs of rows (sorted, consecutive) with the delta rows applied; delta rows after the
     last run's last key come as a final run."""
-    feed = DeltaFeed(delta)
+    return apply_feed(chunks, DeltaFeed(delta))
+
+
+def apply_feed(chunks: Iterable[Cols], feed) -> Iterator[Cols]:
+    """apply_deltas with the delta rows handed out by `feed.upto(key)` (DeltaFeed), or by
+    `feed.layers_upto(key)` a list per delta layer, applied one layer after the other
+    (LayerFeed)."""
+    def applied(chunk: Cols, key: bytes | None) -> Cols:
+        if not isinstance(feed, LayerFeed):
+            return apply_delta(chunk, feed.upto(key))
+        for rows in feed.layers_upto(key):
+            chunk = apply_delta(chunk, rows)
+        return chunk
+
     for chunk in chunks:
         if not len(chunk):
             continue
-        out = apply_delta(chunk, feed.upto(chunk.last_key()))
+        out = applied(chunk, chunk.last_key())
         if len(out):
             yield out
-    tail = apply_delta(Cols.empty(), feed.upto(None))
+    tail = applied(Cols.empty(), None)
     if len(tail):
         yield tail
+
+
+class LayerFeed:
+    """The rows of several delta layers (each sorted by key, a list of rows per chunk),
+    handed out a run at a time: those up to a key, a list per layer."""
+
+    def __init__(self, layers: list[Iterator[list[mf.Row]]]):
+        self._layers = [_ChunkFeed(layer) for layer in layers]
+
+    def layers_upto(self, key: bytes | None) -> list[list[mf.Row]]:
+        return [f.upto(key) for f in self._layers]
+
+
+class _ChunkFeed:
+    def __init__(self, chunks: Iterator[list[mf.Row]]):
+        self._chunks = chunks
+        self._rows: list[mf.Row] = []
+        self._keys: list[bytes] = []
+        self._pos = 0
+
+    def upto(self, key: bytes | None) -> list[mf.Row]:
+        out: list[mf.Row] = []
+        while True:
+            if self._pos >= len(self._rows):
+                nxt = next(self._chunks, None)
+                if nxt is None:
+                    return out
+                self._rows, self._keys, self._pos = nxt, [r.key for r in nxt], 0
+                continue
+            n = len(self._keys) if key is None else bisect_right(self._keys, key, self._pos)
+            out += self._rows[self._pos:n]
+            self._pos = n
+            if n < len(self._rows):
+                return out
 
 
 class Cursor:
@@ -182,12 +302,41 @@ def diff_run(prev: Cols, cur: Cols, stats: dict[str, int]) -> list[mf.Row]:
         r = mf.Row(prev.ids[j], op=mf.OP_DELETE, flags=0)
         r._key = prev.keys[j]
         out.append(r)
-    for j, i in changed:
-        d = mf.diff(prev.row(j), cur.row(i))
-        d._key = cur.keys[i]                                   # type: ignore[union-attr]
-        out.append(d)                                          # type: ignore[arg-type]
+    out += _patch_rows(prev, cur, changed)
     if len(out) > 1:
         out.sort(key=lambda r: r.key)
+    return out
+
+
+def _patch_rows(prev: Cols, cur: Cols, changed: list[tuple[int, int]]) -> list[mf.Row]:
+    """The delta rows (mf.diff) of changed records, given as (prev, cur) positions, with the
+    metadata patches computed in one batch (format/metapatch.py)."""
+    meta_changed = [prev.mraws[j] != cur.mraws[i] for j, i in changed]
+    pairs = [p for p, m in zip(changed, meta_changed) if m]
+    patches = iter(metapatch.patches([prev.mraws[j] for j, _ in pairs], [cur.mraws[i] for _, i in pairs]))
+    same = values.same
+    out = []
+    for (j, i), m in zip(changed, meta_changed):
+        flags = 0
+        row = mf.Row(cur.ids[i], op=mf.OP_PATCH)
+        if prev.vrefs[j] != cur.vrefs[i]:
+            flags |= mf.F_VREF
+            row.vref = cur.vrefs[i]
+        if m:
+            patch = next(patches)
+            flags |= mf.F_META if patch is None else mf.F_META_PATCH
+            row._meta, row._mraw = mf._UNSET, cur.mraws[i] if patch is None else patch
+        od, nd = prev.docs[j], cur.docs[i]
+        if not (od == nd and type(od) is type(nd)) and not same(od, nd):
+            flags |= mf.F_DOC
+            row.doc = nd
+        ou, nu = prev.uris[j], cur.uris[i]
+        if not (ou == nu and type(ou) is type(nu)) and not same(ou, nu):
+            flags |= mf.F_URI
+            row.uri = nu
+        row.flags = flags
+        row._key = cur.keys[i]
+        out.append(row)
     return out
 
 

@@ -10,7 +10,6 @@ unchanged segments deduplicate against the old one.
 """
 from __future__ import annotations
 
-import heapq
 import struct
 from typing import Any, Callable, Iterable, Iterator
 
@@ -19,7 +18,7 @@ import numpy as np
 from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format.objects import BlobType
-from .columns import Cols, Cursor, apply_deltas, diff_run, strictly_increasing
+from .columns import Cols, Cursor, LayerFeed, apply_deltas, apply_feed, diff_run, strictly_increasing
 from .hashing import digests_inline
 from .rows import Unsorted
 from .spool import TempRows
@@ -66,11 +65,9 @@ def iter_state_cols(repo, entry: dict[str, Any]) -> Iterator[Cols]:
     if not entry["deltas"]:
         yield from base
         return
-    streams = [((r.key, n, r) for r in iter_delta_layer(repo, layer))
-               for n, layer in enumerate(entry["deltas"], start=1)]
-    changes = (t[2] for t in heapq.merge(*streams, key=lambda t: (t[0], t[1])))
+    feed = LayerFeed([(tree(repo, chunk, mf.decode_delta) for chunk in layer["chunks"]) for layer in entry["deltas"]])
     try:
-        yield from apply_deltas(base, changes)
+        yield from apply_feed(base, feed)
     except ValueError as e:            # a delta that does not fit its base (mf.apply), or undecodable
         raise IntegrityError(f"manifest of namespace {entry['name']!r}: {e}") from None
 
