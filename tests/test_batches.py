@@ -21,7 +21,8 @@ from vdedup.format.values import meta_bytes, meta_bytes_many
 from vdedup.format.vectors import dense_batch_rows, split_payload
 from vdedup.repository import Repository
 from vdedup.repository import manifest as rm
-from vdedup.repository.columns import Cols, Cursor, LayerFeed, apply_deltas, apply_feed, diff_run
+from vdedup.repository.columns import Cols, Cursor, diff_run
+from vdedup.repository.deltarun import DeltaRun, LayerFeed, apply_deltas, apply_feed
 from vdedup.repository.packer import Packer
 
 # ---- reference definitions, one row at a time ------------------------------------------
@@ -188,7 +189,7 @@ def test_delta_layers_apply_one_after_the_other_like_row_by_row(seed):
         i = 0
         while i < len(layer):
             n = rng.choice([1, 7, 100, 4096])
-            yield layer[i:i + n]
+            yield DeltaRun.decode(mf.encode_delta(layer[i:i + n]))
             i += n
     feed = LayerFeed([chunks(layer) for layer in layers])
     got = [r for run in apply_feed(_runs(base, rng), feed) for r in run.rows()]

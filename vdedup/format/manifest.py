@@ -295,6 +295,45 @@ def decode_delta(data: bytes) -> list[Row]:
     return rows
 
 
+def decode_delta_cols(data: bytes) -> tuple[list, list[int], list[int], list, list, list, list]:
+    """A delta as columns (ids, ops, flags, vrefs, metadata bytes, documents, uris), one
+    entry per row: None where a row does not carry the field. Format-1 deltas are decoded
+    through their rows."""
+    mv = memoryview(data)
+    kind, n = struct.unpack_from(">BI", mv, 0)
+    if kind != DELTA2:
+        rows = decode_delta(data)
+        carry = [(r.op != OP_DELETE, r.flags) for r in rows]
+        return ([r.id for r in rows], [r.op for r in rows], [0 if r.op == OP_DELETE else r.flags for r in rows],
+                [r.vref if c and f & F_VREF else None for r, (c, f) in zip(rows, carry)],
+                [r.mraw if c and f & (F_META | F_META_PATCH) else None for r, (c, f) in zip(rows, carry)],
+                [r.doc if c and f & F_DOC else None for r, (c, f) in zip(rows, carry)],
+                [r.uri if c and f & F_URI else None for r, (c, f) in zip(rows, carry)])
+    ids, pos = _read_col2(mv, 5, n)
+    ops = list(mv[pos:pos + n])
+    flags = [0 if o == OP_DELETE else f for o, f in zip(ops, mv[pos + n:pos + 2 * n])]
+    pos += 2 * n
+    (vlen,) = struct.unpack_from(">I", mv, pos)
+    pos += 4
+    raw = bytes(mv[pos:pos + vlen])
+    pos += vlen
+    vrefs = [raw[i:i + 32] for i in range(0, vlen, 32)]
+    metas, pos = _read_meta_col(mv, pos)
+    docs, pos = _read_col2(mv, pos, None)
+    uris, pos = _read_col2(mv, pos, None)
+    cols = []
+    for col, mask in ((vrefs, F_VREF), (metas, F_META | F_META_PATCH), (docs, F_DOC), (uris, F_URI)):
+        has = [bool(f & mask) for f in flags]
+        if len(col) != sum(has):
+            raise ValueError("manifest delta column length does not match its flags")
+        if len(col) == n:
+            cols.append(col)
+        else:
+            it = iter(col)
+            cols.append([next(it) if h else None for h in has])
+    return (ids, ops, flags, *cols)
+
+
 def encode_segment_list(entries: list[tuple[bytes, int]]) -> bytes:
     return struct.pack(">BI", SEGMENT_LIST, len(entries)) + b"".join(
         blob_id + struct.pack(">I", count) for blob_id, count in entries)

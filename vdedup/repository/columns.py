@@ -9,17 +9,14 @@ interpreter's C loops); only the rows that differ become `Row` objects.
 from __future__ import annotations
 
 import operator
-from bisect import bisect_left, bisect_right
-from itertools import groupby
+from bisect import bisect_right
 from typing import Iterable, Iterator
 
 from ..format import manifest as mf
-from ..format import metapatch
-from ..format import values
+from ..format import metapatch, values
 from ..format.values import same
 
 _PLAIN = {str, type(None)}
-EDIT_IN_PLACE = 64             # records a delta adds or deletes in a run, edited in place up to this
 
 
 class Cols:
@@ -88,172 +85,6 @@ class Cols:
 def strictly_increasing(keys: list[bytes], after: bytes) -> bool:
     """Whether keys are sorted, no key twice, all after `after`."""
     return (not keys or keys[0] > after) and all(map(operator.lt, keys, keys[1:]))
-
-
-def apply_delta(chunk: Cols, delta: list[mf.Row]) -> Cols:
-    """A run of rows with delta rows (sorted by key; several for one key are applied in the
-    order they come) applied, a column at a time: touched records are assigned in copies of
-    the columns, metadata patches applied in one batch (format/metapatch.py); only a record
-    that several delta rows touch goes through mf.apply row by row."""
-    if not delta:
-        return chunk
-    where = dict(zip(chunk.keys, range(len(chunk.keys))))
-    dkeys = [r.key for r in delta]
-    if len(set(dkeys)) != len(dkeys):
-        delta = _folded(chunk, delta, where)
-        dkeys = [r.key for r in delta]
-    keys, ids, vrefs, mraws, docs, uris = (list(c) for c in chunk._columns())
-    deleted: list[int] = []
-    added: list[mf.Row] = []
-    patch_at: list[int] = []
-    patch_raws: list[bytes] = []
-    for key, r in zip(dkeys, delta):
-        i = where.get(key)
-        op = r.op
-        if op == mf.OP_DELETE:
-            if i is not None:
-                deleted.append(i)
-        elif op == mf.OP_FULL:
-            if i is None:
-                added.append(r)
-            else:
-                ids[i], vrefs[i], mraws[i], docs[i], uris[i] = r.id, r.vref, r.mraw, r.doc, r.uri
-        else:
-            if i is None:
-                raise ValueError("manifest delta patches a record that does not exist")
-            f = r.flags
-            if f & mf.F_VREF:
-                vrefs[i] = r.vref
-            if f & mf.F_META:
-                mraws[i] = r.mraw
-            elif f & mf.F_META_PATCH:
-                patch_at.append(i)
-                patch_raws.append(r.mraw)
-            if f & mf.F_DOC:
-                docs[i] = r.doc
-            if f & mf.F_URI:
-                uris[i] = r.uri
-    if patch_at:
-        for i, m in zip(patch_at, metapatch.apply_patches([mraws[i] for i in patch_at], patch_raws)):
-            mraws[i] = m
-    out = Cols(keys, ids, vrefs, mraws, docs, uris)
-    if not (deleted or added):
-        return out
-    if len(deleted) + len(added) <= EDIT_IN_PLACE:
-        cols = out._columns()
-        for i in sorted(deleted, reverse=True):
-            for c in cols:
-                del c[i]
-        for r in added:                    # sorted by key: each goes where its key belongs
-            i = bisect_left(keys, r.key)
-            for c, v in zip(cols, (r.key, r.id, r.vref, r.mraw, r.doc, r.uri)):
-                c.insert(i, v)
-        return out
-    gone = set(deleted)
-    out = out.take([i for i in range(len(keys)) if i not in gone]) if gone else out
-    if added:
-        for r in added:
-            out.append_row(r)
-        out = out.take(sorted(range(len(out.keys)), key=out.keys.__getitem__))
-    return out
-
-
-def _folded(chunk: Cols, delta: list[mf.Row], where: dict[bytes, int]) -> list[mf.Row]:
-    """The delta rows with the several rows of one record folded into one (its final state
-    as a full row, or a deletion)."""
-    out: list[mf.Row] = []
-    for key, group in groupby(delta, key=lambda r: r.key):
-        rows = list(group)
-        if len(rows) == 1:
-            out.append(rows[0])
-            continue
-        i = where.get(key)
-        state = chunk.row(i) if i is not None else None
-        for d in rows:
-            state = mf.apply(state, d)
-        if state is None:
-            state = mf.Row(rows[-1].id, op=mf.OP_DELETE, flags=0)
-        state._key = key
-        out.append(state)
-    return out
-
-
-class DeltaFeed:
-    """Delta rows sorted by key, handed out a run at a time (those up to a key)."""
-
-    def __init__(self, rows: Iterator[mf.Row]):
-        self._rows = rows
-        self._next = next(rows, None)
-
-    def upto(self, key: bytes | None) -> list[mf.Row]:
-        """The rows with key <= `key` (every remaining row when key is None)."""
-        out = []
-        while self._next is not None and (key is None or self._next.key <= key):
-            out.append(self._next)
-            self._next = next(self._rows, None)
-        return out
-
-
-def apply_deltas(chunks: Iterable[Cols], delta: Iterator[mf.Row]) -> Iterator[Cols]:
-    """Runs of rows (sorted, consecutive) with the delta rows applied; delta rows after the
-    last run's last key come as a final run."""
-    return apply_feed(chunks, DeltaFeed(delta))
-
-
-def apply_feed(chunks: Iterable[Cols], feed) -> Iterator[Cols]:
-    """apply_deltas with the delta rows handed out by `feed.upto(key)` (DeltaFeed), or by
-    `feed.layers_upto(key)` a list per delta layer, applied one layer after the other
-    (LayerFeed)."""
-    def applied(chunk: Cols, key: bytes | None) -> Cols:
-        if not isinstance(feed, LayerFeed):
-            return apply_delta(chunk, feed.upto(key))
-        for rows in feed.layers_upto(key):
-            chunk = apply_delta(chunk, rows)
-        return chunk
-
-    for chunk in chunks:
-        if not len(chunk):
-            continue
-        out = applied(chunk, chunk.last_key())
-        if len(out):
-            yield out
-    tail = applied(Cols.empty(), None)
-    if len(tail):
-        yield tail
-
-
-class LayerFeed:
-    """The rows of several delta layers (each sorted by key, a list of rows per chunk),
-    handed out a run at a time: those up to a key, a list per layer."""
-
-    def __init__(self, layers: list[Iterator[list[mf.Row]]]):
-        self._layers = [_ChunkFeed(layer) for layer in layers]
-
-    def layers_upto(self, key: bytes | None) -> list[list[mf.Row]]:
-        return [f.upto(key) for f in self._layers]
-
-
-class _ChunkFeed:
-    def __init__(self, chunks: Iterator[list[mf.Row]]):
-        self._chunks = chunks
-        self._rows: list[mf.Row] = []
-        self._keys: list[bytes] = []
-        self._pos = 0
-
-    def upto(self, key: bytes | None) -> list[mf.Row]:
-        out: list[mf.Row] = []
-        while True:
-            if self._pos >= len(self._rows):
-                nxt = next(self._chunks, None)
-                if nxt is None:
-                    return out
-                self._rows, self._keys, self._pos = nxt, [r.key for r in nxt], 0
-                continue
-            n = len(self._keys) if key is None else bisect_right(self._keys, key, self._pos)
-            out += self._rows[self._pos:n]
-            self._pos = n
-            if n < len(self._rows):
-                return out
 
 
 class Cursor:
@@ -349,7 +180,7 @@ def _changed(prev: Cols, cur: Cols, jp: list[int], ic: list[int]) -> list[tuple[
     def col(c: list, idx: list[int]) -> list:
         if aligned and len(idx) == len(c):
             return c
-        return [c[k] for k in idx]
+        return list(map(c.__getitem__, idx))
     differ = list(map(operator.ne, col(prev.vrefs, jp), col(cur.vrefs, ic)))
     pm, cm = col(prev.mraws, jp), col(cur.mraws, ic)
     if pm != cm:                                  # metadata bytes: equal bytes, equal values

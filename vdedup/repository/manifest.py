@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import IntegrityError
 from ..format import manifest as mf
 from ..format.objects import BlobType
-from .columns import Cols, Cursor, LayerFeed, apply_deltas, apply_feed, diff_run, strictly_increasing
+from .columns import Cols, Cursor, diff_run, strictly_increasing
+from .deltarun import DeltaRun, LayerFeed, apply_deltas, apply_feed
 from .hashing import digests_inline
 from .rows import Unsorted
 from .spool import TempRows
@@ -65,7 +66,7 @@ def iter_state_cols(repo, entry: dict[str, Any]) -> Iterator[Cols]:
     if not entry["deltas"]:
         yield from base
         return
-    feed = LayerFeed([(tree(repo, chunk, mf.decode_delta) for chunk in layer["chunks"]) for layer in entry["deltas"]])
+    feed = LayerFeed([(tree(repo, chunk, DeltaRun.decode) for chunk in layer["chunks"]) for layer in entry["deltas"]])
     try:
         yield from apply_feed(base, feed)
     except ValueError as e:            # a delta that does not fit its base (mf.apply), or undecodable

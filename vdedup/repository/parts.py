@@ -33,7 +33,8 @@ from typing import Any, Iterable, Iterator
 from ..errors import IntegrityError
 from ..format.objects import BlobType
 from . import manifest
-from .columns import Cols, apply_deltas
+from .columns import Cols
+from .deltarun import apply_deltas
 from .spool import TempRows
 
 FEATURE = "parts"
@@ -42,6 +43,7 @@ MIN_PART_ROWS = 4096           # ...and at least: about 2 x COMPACT_AGE parts pe
 SPLIT_FACTOR = 2               # a part holding this many times the rows a part should have is split
 COMPACT_AGE = 8                # a part's base is rewritten after at most this many backups...
 MAX_CHAIN_FRACTION = 1.0       # ...or when its delta runs hold more rows than this share of it
+HOLD_ROWS = 4 * PART_ROWS      # a part compacted by a backup is rewritten from the rows it read, up to this
 
 
 class Tuning:
@@ -283,7 +285,10 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
             hi = bytes.fromhex(prev_parts[i + 1]["lo"]) if i + 1 < len(prev_parts) else None
             if i:
                 tmp.clear_delta()
-            st = manifest.diff_into(iter_part_cols(repo, prev), tmp, split.below(hi))
+            # a part this backup compacts keeps its new rows (they are its new state) unless
+            # it grew too big to hold: its base is then written without reading it again
+            held: list[Cols] | None = [] if i in chosen and prev["count"] <= HOLD_ROWS else None
+            st = manifest.diff_into(iter_part_cols(repo, prev), tmp, _kept(split.below(hi), held))
             for k, v in st.items():
                 stats[k] += v
             count = st["added"] + st["changed"] + st["unchanged"]
@@ -297,7 +302,10 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
                 # compacted by the next backup that changes it
                 out.append({**prev, "age": age})
             elif i in chosen or chain > tuning.max_chain_fraction * max(count, 1):
-                new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
+                if held is not None and sum(map(len, held)) == count:
+                    new_runs: Iterable[Cols] = held
+                else:
+                    new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
                 cut = per_part if count > SPLIT_FACTOR * per_part else None
                 for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut):
                     out.append({**p, **keep})
@@ -305,6 +313,13 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
                 layer = manifest.write_delta(packer, tmp.iter_delta())
                 out.append({**prev, "count": count, "deltas": list(prev["deltas"]) + [layer], "age": age})
     return out, stats
+
+
+def _kept(runs: Iterable[Cols], into: list[Cols] | None) -> Iterator[Cols]:
+    for run in runs:
+        if into is not None:
+            into.append(run)
+        yield run
 
 
 def entry_of(name: str, pieces: list[tuple[list[dict[str, Any]], int]]) -> dict[str, Any]:
