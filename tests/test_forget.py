@@ -114,9 +114,15 @@ def _json(capsys, *args, code: int | None = 0):
     return json.loads(capsys.readouterr().out)
 
 
-def build_nightly(base, nights: int = NIGHTS, n: int = 800, dim: int = 64) -> dict:
+def build_nightly(base, nights: int = NIGHTS, n: int = 800, dim: int = 64, mixed: bool = False) -> dict:
     """Seven nightly backups (backdated to 02:00 UTC on seven days) of a changing Chroma
-    collection, in a local repository under `base`; built once per module and copied."""
+    collection, in a local repository under `base`; built once per module and copied.
+
+    `mixed`: night 5 replaces every vector except those of the records added on night 4
+    and replaces a quarter of the records by new ones, so its delta outweighs the part and
+    the part's base is rewritten: night 4's pack then holds vectors night 5 still uses
+    (those records') and vectors only night 4 used (those it replaced), a pack that
+    forgetting night 4 leaves half used (test_prune's repack points)."""
     src, repo = base / "src", base / "repo"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VDEDUP_SCRYPT_N", "1024")
@@ -139,9 +145,16 @@ def build_nightly(base, nights: int = NIGHTS, n: int = 800, dim: int = 64) -> di
                 # bases are rewritten and night 4's layer is used by no later snapshot
                 k = len(cur) if night == 5 else n // 5
                 pick = [cur[i] for i in rng.choice(len(cur), k, replace=False)]
-                col.update(ids=pick, embeddings=rng.standard_normal((k, dim)).astype(np.float32))
+                gone = cur[night * 7:night * 7 + 5]
+                if mixed and night == 5:
+                    pick = [r for r in cur if r not in added_on_4]
+                    gone = [r for r in pick[::4] if r not in gone][:len(cur) // 4] + gone
+                    add_records(col, *make_records(len(gone), dim=dim, seed=99, start=90_000))
+                col.update(ids=pick, embeddings=rng.standard_normal((len(pick), dim)).astype(np.float32))
                 add_records(col, *make_records(20, dim=dim, seed=night, start=10_000 * night))
-                col.delete(ids=cur[night * 7:night * 7 + 5])
+                col.delete(ids=gone)
+                if night == 4:
+                    added_on_4 = set(read_all(src, "docs")) - set(cur)
             states.append(read_all(src, "docs"))
             rc, out = _run_json("--repo", repo, "backup", f"chroma://{src}", "--json")
             assert rc == 0

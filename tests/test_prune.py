@@ -23,14 +23,33 @@ def nightly_source(tmp_path_factory):
     return build_nightly(tmp_path_factory.mktemp("nightly"))
 
 
+@pytest.fixture(scope="module")
+def mixed_source(tmp_path_factory):
+    """The nightly repository whose night 4 pack ends up half used (build_nightly's `mixed`)."""
+    return build_nightly(tmp_path_factory.mktemp("mixed"), mixed=True)
+
+
+def _forget(source, repo_url, capsys):
+    """A copy of a nightly repository with four of its seven snapshots forgotten."""
+    copy_repo(source["repo"], repo_url)
+    assert vdedup("--repo", repo_url, "forget", "--keep-last", "2", "--keep-weekly", "2") == 0
+    capsys.readouterr()
+    return {**source, "repo": repo_url}
+
+
 @pytest.fixture
 def forgotten(nightly_source, repo_url, monkeypatch, capsys):
     """The nightly repository with four of its seven snapshots forgotten."""
     monkeypatch.setenv("VDEDUP_PACK_SIZE", "1")
-    copy_repo(nightly_source["repo"], repo_url)
-    assert vdedup("--repo", repo_url, "forget", "--keep-last", "2", "--keep-weekly", "2") == 0
-    capsys.readouterr()
-    return {**nightly_source, "repo": repo_url}
+    return _forget(nightly_source, repo_url, capsys)
+
+
+@pytest.fixture
+def mixed_forgotten(mixed_source, repo_url, monkeypatch, capsys):
+    """The mixed nightly repository with snapshots 0, 1, 2 and 4 forgotten: night 4's pack
+    holds blobs snapshot 5 uses and blobs no kept snapshot uses."""
+    monkeypatch.setenv("VDEDUP_PACK_SIZE", "1")
+    return _forget(mixed_source, repo_url, capsys)
 
 
 def _json(capsys, *args, code: int = 0):
@@ -52,17 +71,17 @@ POINTS = {
 }
 
 
-# every point on the local backend; the last one on S3 too (slower)
-# The repack points (first-new-pack, first-new-index) need a pack that holds both kept and
-# forgotten blobs; with per-part compaction this fixture no longer makes one (prune only deletes
-# whole packs here), so only the deletion points run until the fixture builds such a pack.
+# every point on the local backend; the last one on S3 too (slower). The repack points
+# (first-new-pack, first-new-index) need a pack that holds both kept and forgotten blobs:
+# under per-part compaction every row of a kept part's base and delta runs stays reachable, so
+# the plain nightly repository only ever frees whole packs; they run on the mixed one.
 REPACK_POINTS = {"first-new-pack", "first-new-index"}
 
 
-@pytest.mark.parametrize("repo_url,point", [("local", p) for p in POINTS if p not in REPACK_POINTS]
-                         + [("s3", "first-pack-deleted")],
+@pytest.mark.parametrize("repo_url,point", [("local", p) for p in POINTS] + [("s3", "first-pack-deleted")],
                          indirect=["repo_url"])
-def test_prune_killed_midway_loses_nothing_and_rerun_completes(forgotten, point, tmp_path, capsys):
+def test_prune_killed_midway_loses_nothing_and_rerun_completes(request, repo_url, point, tmp_path, capsys):
+    forgotten = request.getfixturevalue("mixed_forgotten" if point in REPACK_POINTS else "forgotten")
     repo, ids, states = forgotten["repo"], forgotten["ids"], forgotten["states"]
     backend = backend_for(repo)
     packs0, index0 = _names(backend, FileType.DATA), _names(backend, FileType.INDEX)
@@ -192,3 +211,23 @@ def test_index_files_shared_by_kept_and_removed_packs_are_rewritten(forgotten, c
     dst = tmp_path / "dst"
     assert vdedup("--repo", repo_url, "restore", ids[6], "--target", f"chroma://{dst}") == 0
     assert_same_records(states[6], read_all(dst, "docs"))
+
+
+def test_prune_repacks_a_pack_holding_kept_and_forgotten_blobs(mixed_forgotten, capsys, tmp_path):
+    """Night 4's pack holds vectors snapshot 5 still uses and vectors only the forgotten
+    snapshot 4 used: prune copies the used ones into a new pack and deletes the old one;
+    every kept snapshot then restores exactly and nothing unused is left."""
+    repo, ids, states = mixed_forgotten["repo"], mixed_forgotten["ids"], mixed_forgotten["states"]
+    backend = backend_for(repo)
+    packs0 = _names(backend, FileType.DATA)
+    res = _json(capsys, "--repo", repo, "prune", "--max-unused", "0%", "--json")
+    assert res["packs_repacked"] >= 1, res
+    assert _names(backend, FileType.DATA) - packs0                    # the repacked blobs' new pack
+    capsys.readouterr()
+    assert vdedup("--repo", repo, "check", "--read-data") == 0, capsys.readouterr().err
+    st = _json(capsys, "--repo", repo, "stats", "--json")
+    assert _used_blob_count(repo) == st["blobs"]
+    for k in (3, 5, 6):
+        dst = tmp_path / f"dst-{k}"
+        assert vdedup("--repo", repo, "restore", ids[k], "--target", f"chroma://{dst}") == 0
+        assert_same_records(states[k], read_all(dst, "docs"))
