@@ -94,6 +94,7 @@ def test_one_two_and_four_workers_give_the_same_snapshot(tmp_path, repo_path, ca
 # ---- 30 nights of manifests -------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)          # ~4 min of CPU: more than the default 600 s on a loaded machine
 def test_thirty_nights_of_manifests_cost_about_the_same_each_night():
     """Issue 17: 30 nights of a namespace of 1M records (1% of records replaced, 10% of
     records' metadata touched a night; manifest only, through the repository writer) with
