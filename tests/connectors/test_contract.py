@@ -20,6 +20,7 @@ from vdtest import require_module
 
 from contract import CASES, Target
 from vdedup.connectors import Credentials
+from vdedup.model import IdType
 
 TARGETS = ["files", "chroma-embedded", "chroma-server", "pgvector", "milvus", "qdrant-local",
            "qdrant-rest", "pinecone", "weaviate"]
@@ -128,7 +129,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
         require_module("qdrant_client")
         path = request.getfixturevalue("fast_dir") / "qdrant"
         yield Target(kind, lambda c, m: f"qdrant+local://{path}", NONE,
-                     unenforced="local mode is a directory: no server to check a secret")
+                     unenforced="local mode is a directory: no server to check a secret",
+                     partitioned=(IdType.INT, IdType.UUID))
     elif kind == "qdrant-rest":
         require_module("qdrant_client")
         from qdrant_rest_bridge import RestBridge
@@ -136,7 +138,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
             yield Target(kind, lambda c, m: bridge.url, Credentials(KEY, "QDRANT_API_KEY"),
                          proxy_url=lambda c, p: f"qdrant://127.0.0.1:{p}",
                          upstream=lambda c: ("127.0.0.1", bridge.port),
-                         refused=lambda: (bridge.url, Credentials("wrong-SECRET-1", "QDRANT_API_KEY")))
+                         refused=lambda: (bridge.url, Credentials("wrong-SECRET-1", "QDRANT_API_KEY")),
+                         partitioned=(IdType.INT, IdType.UUID))
     elif kind == "pinecone":
         require_module("pinecone")
         from emulators.pinecone_emulator import PineconeEmulator
@@ -155,7 +158,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
                          proxy_url=lambda c, p: f"pinecone://{c}?host=http://127.0.0.1:{p}&controller={emu.url}",
                          upstream=data_plane,
                          refused=lambda: (f"pinecone://?controller={emu.url}",
-                                          Credentials("wrong-SECRET-2", "PINECONE_API_KEY")))
+                                          Credentials("wrong-SECRET-2", "PINECONE_API_KEY")),
+                         partitioned=(IdType.STRING,))
     elif kind == "weaviate":
         require_module("weaviate")
         from emulators.weaviate_emulator import WeaviateEmulator
@@ -167,7 +171,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
                          proxy_url=lambda c, p: f"weaviate://127.0.0.1:{p}",
                          upstream=lambda c: (emu.host, emu.port),
                          refused=lambda: (f"weaviate://{emu.host}:{emu.port}",
-                                          Credentials("wrong-SECRET-3", "WEAVIATE_API_KEY")))
+                                          Credentials("wrong-SECRET-3", "WEAVIATE_API_KEY")),
+                         partitioned=(IdType.UUID,))
     else:
         raise AssertionError(kind)
 
