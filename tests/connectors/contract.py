@@ -643,6 +643,21 @@ def late_ids(id_type: IdType, caps: Capabilities, ids: list[Any]) -> list[Any]:
     return ["A-late", "~~late", ids[len(ids) // 2] + "late"]
 
 
+def bound_ids(id_type: IdType, parts: list) -> list[Any]:
+    """Ids exactly at the partitions' lower bounds (where a key range starts), where the
+    bounds are of the id type."""
+    out = []
+    for p in parts:
+        lo = p.spec.get("lo")
+        if id_type == IdType.INT and isinstance(lo, int) and not isinstance(lo, bool):
+            out.append(lo)
+        elif id_type == IdType.UUID and isinstance(lo, int) and not isinstance(lo, bool):
+            out.append(str(uuid.UUID(int=lo)))
+        elif id_type == IdType.STRING and isinstance(lo, str) and lo:
+            out.append(lo)
+    return out
+
+
 def read_partitions(conn: Connector, name: str, parts: list, namespace: str) -> list[Record]:
     out: list[Record] = []
     for part in parts:
@@ -679,7 +694,9 @@ def check_partitions(target: Target) -> None:
                     assert len(parts) > 1, f"{target.name}: {id_type.value} ids in one partition"
                     assert len({p.key for p in parts}) == len(parts)
                 assert_same(read_partitions(conn, name, parts, ns), records)
-                late = build_records(caps, late_ids(id_type, caps, ids), seed=30 + k, with_sparse=False)
+                extra = late_ids(id_type, caps, ids) + bound_ids(id_type, parts)
+                late = build_records(caps, [i for i in dict.fromkeys(extra) if i not in set(ids)],
+                                     seed=30 + k, with_sparse=False)
                 write(conn, name, late, ns)
                 conn.settle(name, ns)
                 assert_same(read_partitions(conn, name, parts, ns), records + late)
