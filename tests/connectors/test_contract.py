@@ -52,7 +52,9 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
 
 def _files(base: Path) -> Target:
     return Target("files", lambda c, m: f"files://{base}/{c}?collection={c}&metric={m.value}", NONE,
-                  unenforced="an export is local files: nothing takes a secret")
+                  unenforced="an export is local files: nothing takes a secret",
+                  partitioned=(IdType.STRING,),
+                  written_once="an export is written once, by one restore")
 
 
 def _pg_refused(db: str, target: Target) -> tuple[str, Credentials]:
@@ -93,20 +95,23 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
     elif kind == "chroma-embedded":
         require_module("chromadb")
         yield Target(kind, lambda c, m: f"chroma://{tmp / 'chroma'}", NONE,
-                     unenforced="an embedded database has no server to check a secret")
+                     unenforced="an embedded database has no server to check a secret",
+                     partitioned=(IdType.STRING,))
     elif kind == "chroma-server":
         server = request.getfixturevalue("chroma_server")
         yield Target(kind, lambda c, m: server.url, NONE,
                      proxy_url=lambda c, p: f"chroma://127.0.0.1:{p}",
                      upstream=lambda c: (server.host, server.port),
-                     unenforced="`chroma run` (Chroma 1.x) has no authentication to configure")
+                     unenforced="`chroma run` (Chroma 1.x) has no authentication to configure",
+                     partitioned=(IdType.STRING,))
     elif kind == "pgvector":
         from pg_fixtures import pg_settings, url
         db = request.getfixturevalue("pg_database")
         s = pg_settings()
         target = Target(kind, lambda c, m: url(db), NONE,
                         proxy_url=lambda c, p: f"postgresql://{s['VDEDUP_TEST_PG_USER']}@127.0.0.1:{p}/{db}",
-                        upstream=lambda c: (s["VDEDUP_TEST_PG_HOST"], int(s["VDEDUP_TEST_PG_PORT"])))
+                        upstream=lambda c: (s["VDEDUP_TEST_PG_HOST"], int(s["VDEDUP_TEST_PG_PORT"])),
+                        partitioned=(IdType.INT,))
         target.refused = lambda: _pg_refused(db, target)
         try:
             yield target
@@ -124,7 +129,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
                      proxy_url=lambda c, p: f"milvus://127.0.0.1:{p}/default",
                      upstream=lambda c: (host, port),
                      unenforced="milvus-lite does not enforce authentication "
-                                "(canary: test_milvus.py::test_milvus_lite_accepts_any_token)")
+                                "(canary: test_milvus.py::test_milvus_lite_accepts_any_token)",
+                     partitioned=(IdType.INT,))
     elif kind == "qdrant-local":
         require_module("qdrant_client")
         path = request.getfixturevalue("fast_dir") / "qdrant"
