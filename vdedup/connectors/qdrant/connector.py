@@ -134,7 +134,10 @@ class QdrantConnector(ConnectorBase):
             client = QdrantClient(path=path)
         except Exception as e:
             raise SourceError(f"cannot open Qdrant local storage at {path}: {_detail(e)}") from e
-        return cls(client, path, u.query.get("collection") or None)
+        conn = cls(client, path, u.query.get("collection") or None)
+        # local mode locks its directory: one process at a time reads or writes it
+        conn.concurrent_reads = conn.concurrent_writes = False
+        return conn
 
     @classmethod
     def _remote(cls, u: SourceURL, credentials: Credentials) -> "QdrantConnector":
