@@ -636,14 +636,14 @@ PART_RECORDS = 900
 PART_SIZE = 250
 
 
-def late_ids(id_type: IdType, caps: Capabilities, ids: list[Any]) -> list[Any]:
-    """Ids that sort below, above and between the generic ones, none of them taken."""
+def late_ids(id_type: IdType, ids: list[Any], k: int = 0) -> list[Any]:
+    """Ids that sort below, above and between the generic ones (k: a variant of them)."""
     if id_type == IdType.INT:
-        return [0, max(ids) + 10 ** 6, ids[len(ids) // 2] + 1]
+        return [k, max(ids) + 10 ** 6 + k, ids[len(ids) // 2] + 1]
     if id_type == IdType.UUID:
-        return ["00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff",
+        return [f"00000000-0000-4000-8000-{k:012x}", f"ffffffff-ffff-4fff-bfff-{0xffffffffffff - k:012x}",
                 str(uuid.UUID(int=uuid.UUID(ids[len(ids) // 2]).int + 1))]
-    return ["A-late", "~~late", ids[len(ids) // 2] + "late"]
+    return [f"A-late{k}", f"~~late{k}", ids[len(ids) // 2] + "late"]
 
 
 def bound_ids(id_type: IdType, parts: list) -> list[Any]:
@@ -680,6 +680,7 @@ def check_partitions(target: Target) -> None:
         namespaces = ("",) + ((NAMESPACES[0],) if caps.namespace_kind is not None else ())
         name = target.collection("parts")
         conn = target.open(name, Metric.DOT)
+        taken: set[Any] = set()                  # ids of the collection (keys collection-wide)
         try:
             conn.create_collection(build_schema(conn, name, Metric.DOT, id_type, namespaces,
                                                 with_sparse=False), name)
@@ -699,9 +700,11 @@ def check_partitions(target: Target) -> None:
                 assert_same(read_partitions(conn, name, parts, ns), records)
                 if target.written_once:
                     continue
-                extra = late_ids(id_type, caps, ids) + bound_ids(id_type, parts)
-                late = build_records(caps, [i for i in dict.fromkeys(extra) if i not in set(ids)],
-                                     seed=30 + k, with_sparse=False)
+                taken |= set(ids)
+                extra = late_ids(id_type, ids, k) + bound_ids(id_type, parts)
+                extra = [i for i in dict.fromkeys(extra) if i not in (set(ids) if caps.ids_per_namespace else taken)]
+                taken |= set(extra)
+                late = build_records(caps, extra, seed=30 + k, with_sparse=False)
                 write(conn, name, late, ns)
                 conn.settle(name, ns)
                 assert_same(read_partitions(conn, name, parts, ns), records + late)
