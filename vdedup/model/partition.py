@@ -95,19 +95,27 @@ def last_key(exists_from: Callable[[int], bool], lo: int, hi: int) -> int:
 def string_ranges(sorted_keys: list[str], target_size: int, prefix: str,
                   namespace: str = "") -> list[Partition]:
     """Ranges of string keys (code point order, which is also UTF-8 byte order) holding
-    `target_size` of `sorted_keys` each: a bound is the shortest prefix of the first key of
-    a range that sorts after the last key of the previous one, the first range open below
-    and the last open above. spec: {"lo", "hi"} (None: open), lo inclusive, hi exclusive.
-    The key names a range by a digest of its bounds, not the bounds: they are record ids."""
+    `target_size` of `sorted_keys` each (see string_ranges_at)."""
+    count = len(sorted_keys)
+    pairs = [(sorted_keys[k - 1], sorted_keys[k]) for k in range(target_size, count, target_size)]
+    return string_ranges_at(pairs, count, target_size, prefix, namespace)
+
+
+def string_ranges_at(pairs: list[tuple[str, str]], count: int, target_size: int, prefix: str,
+                     namespace: str = "") -> list[Partition]:
+    """Ranges of string keys of `target_size` keys each, given the sorted keys on either side
+    of every `target_size`-th position (k*target - 1, k*target) of `count` keys: a bound is
+    the shortest prefix of the later key that sorts after the earlier one, the first range
+    open below and the last open above. spec: {"lo", "hi"} (None: open), lo inclusive, hi
+    exclusive. The key names a range by a digest of its bounds, not the bounds: they are
+    pieces of record ids."""
     import hashlib
     import json
 
-    count = len(sorted_keys)
-    if count <= target_size:
+    if count <= target_size or not pairs:
         return [whole(namespace, count)]
     bounds: list[str | None] = [None]
-    for k in range(target_size, count, target_size):
-        a, b = sorted_keys[k - 1], sorted_keys[k]
+    for a, b in pairs:
         i = 0
         while i < len(a) and i < len(b) and a[i] == b[i]:
             i += 1

@@ -53,7 +53,7 @@ import numpy as np
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, Partition, RecordBatch,
                      RecordId, SparseColumn, SparseField, SparseVector, VectorField)
-from ...model.partition import WHOLE, string_ranges, whole
+from ...model.partition import WHOLE, string_ranges, string_ranges_at, whole
 from ..common import (INSECURE_KEY, error_detail, flag, is_loopback, refuse_credentials, refuse_secret_params,
                       refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -232,8 +232,19 @@ class PineconeConnector(ConnectorBase):
         if count <= target_size:
             return [whole(namespace, count)]
         handle = self._handle(collection)
-        ids = sorted(self._list_ids(collection, handle, namespace, ""))
-        return string_ranges(ids, target_size, "ids", namespace)
+        # `list` answers in byte order: only the ids on either side of every target_size-th
+        # position are kept; a listing out of order is read again, all of it, and sorted
+        pairs: list[tuple[str, str]] = []
+        prev: str | None = None
+        n = 0
+        for rid in self._list_ids(collection, handle, namespace, ""):
+            if prev is not None and rid <= prev:
+                ids = sorted(self._list_ids(collection, handle, namespace, ""))
+                return string_ranges(ids, target_size, "ids", namespace)
+            if n and n % target_size == 0:
+                pairs.append((prev, rid))     # type: ignore[arg-type]
+            prev, n = rid, n + 1
+        return string_ranges_at(pairs, n, target_size, "ids", namespace)
 
     def scan_partition(self, collection: str, partition: Partition,
                        batch_size: int = 1000) -> Iterator[RecordBatch]:
