@@ -227,6 +227,50 @@ def test_pinecone_with_two_workers_restores_exactly(repo_path, capsys, monkeypat
     assert vdedup("--repo", str(repo_path), "check", "--read-data") == 0
 
 
+# ---- partition plans (model/partition.py, connectors' key covers) -----------------------------
+
+def test_string_ranges_and_pinecone_prefix_covers_take_every_id_once():
+    """Pinecone's plan: bounds from sorted ids, each range read through list prefixes (ASCII,
+    no NUL) whose ids, kept when inside the range, give every id exactly once, including ids
+    that were not there when the plan was made."""
+    import random
+
+    from vdedup.connectors.pinecone.connector import id_cover
+    from vdedup.model.partition import string_ranges
+    rnd = random.Random(7)
+    alphabet = "ab-#09zZ~ü中\x00\x7f"
+    ids = sorted({"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 7))) for _ in range(3000)})
+    later = sorted({"".join(rnd.choice(alphabet + "yQ!") for _ in range(rnd.randint(1, 8))) for _ in range(3000)})
+    parts = string_ranges(ids, 300, "ids")
+    assert len(parts) == -(-len(ids) // 300) and parts == string_ranges(list(ids), 300, "ids")
+    assert all(p.key.startswith("ids:") and not any(i in p.key for i in ids if len(i) > 2) for p in parts)
+    for universe in (ids, sorted(set(ids) | set(later))):
+        seen = []
+        for p in parts:
+            lo, hi = p.spec["lo"], p.spec["hi"]
+            prefixes = id_cover(lo, hi)
+            assert all(x.isascii() and "\x00" not in x for x in prefixes)
+            for i in universe:
+                listed = [x for x in prefixes if i.startswith(x)]
+                assert len(listed) <= 1                      # listed once at most
+                if (lo is None or i >= lo) and (hi is None or i < hi):
+                    assert listed, (i, lo, hi)               # and listed when inside the range
+                    seen.append(i)
+        assert seen == universe
+
+
+def test_last_key_bisects_to_the_largest_key():
+    from vdedup.model.partition import last_key
+    for keys in ([5], [0, 3, 2 ** 64 - 1], [7, 2 ** 127 + 3]):
+        probes = []
+
+        def exists_from(x, keys=keys):
+            probes.append(x)
+            return any(k >= x for k in keys)
+        assert last_key(exists_from, min(keys), 2 ** 128 - 1) == max(keys)
+        assert len(probes) <= 129
+
+
 # ---- 30 nights of manifests -------------------------------------------------------------------
 
 def test_thirty_nights_of_manifests_cost_about_the_same_each_night():
