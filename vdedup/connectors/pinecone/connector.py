@@ -53,7 +53,7 @@ import numpy as np
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
 from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, Partition, RecordBatch,
                      RecordId, SparseColumn, SparseField, SparseVector, VectorField)
-from ...model.partition import WHOLE, string_ranges, string_ranges_at, whole
+from ...model.partition import WHOLE, whole
 from ..common import (INSECURE_KEY, error_detail, flag, is_loopback, refuse_credentials, refuse_secret_params,
                       refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -63,6 +63,7 @@ from .descriptor import DESCRIPTOR
 from .schema import (API_VERSION, DEFAULT_NAMESPACE_ALIAS, DENSE_FIELD, METRIC_FROM, SPARSE_FIELD,
                      deployment_for, fields_for, index_info, json_safe, ns_name, refuse_pod,
                      spec_of, vector_index_only)
+from .ranges import id_cover, plan_ranges
 from .values import as_upsert, chunks, digest, string_ids, to_vectors
 
 T = TypeVar("T")
@@ -232,19 +233,7 @@ class PineconeConnector(ConnectorBase):
         if count <= target_size:
             return [whole(namespace, count)]
         handle = self._handle(collection)
-        # `list` answers in byte order: only the ids on either side of every target_size-th
-        # position are kept; a listing out of order is read again, all of it, and sorted
-        pairs: list[tuple[str, str]] = []
-        prev: str | None = None
-        n = 0
-        for rid in self._list_ids(collection, handle, namespace, ""):
-            if prev is not None and rid <= prev:
-                ids = sorted(self._list_ids(collection, handle, namespace, ""))
-                return string_ranges(ids, target_size, "ids", namespace)
-            if n and n % target_size == 0:
-                pairs.append((prev, rid))     # type: ignore[arg-type]
-            prev, n = rid, n + 1
-        return string_ranges_at(pairs, n, target_size, "ids", namespace)
+        return plan_ranges(lambda: self._list_ids(collection, handle, namespace, ""), target_size, namespace)
 
     def scan_partition(self, collection: str, partition: Partition,
                        batch_size: int = 1000) -> Iterator[RecordBatch]:
@@ -536,38 +525,6 @@ class PineconeConnector(ConnectorBase):
 
 
 # ------------------------------------------------------------------- functions
-
-
-COVER_CHARS = 128                # most list prefixes one id range is read through
-
-
-def id_cover(lo: str | None, hi: str | None) -> list[str]:
-    """List prefixes whose ids include every id in [lo, hi) (None: open), each id listed
-    under one prefix at most (the caller keeps those inside the range). Prefixes are what
-    `list` takes: ASCII, no NUL. The bounds' common prefix followed by each character from
-    lo's next one to hi's; where that needs other characters (an empty lo: any character,
-    NUL included, may follow) or more than COVER_CHARS prefixes, the widest ASCII common
-    prefix (at worst "": the whole namespace)."""
-    if hi is None:
-        return [""]                                    # open above: the whole namespace
-    lo = lo or ""
-    n = 0
-    while n < len(lo) and n < len(hi) and lo[n] == hi[n]:
-        n += 1
-    common, rest = hi[:n], lo[n:]
-    start, end = (ord(rest[0]) if rest else 0), ord(hi[n])
-    head = _ascii_head(common)
-    if head != common or start < 1 or end > 127 or end - start + 1 > COVER_CHARS:
-        return [head]
-    return [common + chr(c) for c in range(start, end + 1)]
-
-
-def _ascii_head(s: str) -> str:
-    """The longest prefix of s that `list` takes as a prefix."""
-    n = 0
-    while n < len(s) and 0 < ord(s[n]) < 128:
-        n += 1
-    return s[:n]
 
 
 def _detail(e: BaseException) -> str:
