@@ -21,6 +21,11 @@ against); provider-specific behaviour stays in test_<provider>.py beside it. The
 - wrong credentials: a SourceError (exit 15) that names where the secret came from and not
   the secret itself;
 - discovery: discover() lists the collection with its count, dimension and metric.
+- partitions: a namespace split by partitions(target_size) is read by scan_partition, every
+  record exactly once over all partitions, records written after the plan (ids below and
+  above every other, and between) included; a target that declares key ranges for an id
+  type (`Target.partitioned`) splits it into several partitions, the same ones when asked
+  twice.
 
 What a provider cannot hold is read from its descriptor's `Capabilities`
 (vdedup/connectors/<provider>/descriptor.py), never decided here: each case builds its data
@@ -68,6 +73,10 @@ class Target:
     refused(): a URL and credentials the server refuses, or None with `unenforced` saying
     why the test server cannot refuse any (checked by the case, so it fails when that changes).
     cleanup: what the target's fixture undoes afterwards (e.g. a pg_hba rule refused() added).
+    partitioned: the id types the connector splits into key ranges (more than one partition
+    for a namespace larger than the target size); others may give one whole partition.
+    written_once: why records cannot be added to a finished collection (a files export), so
+    the partitions case adds none after the plan.
     """
     name: str
     url: Callable[[str, Metric], str]
@@ -78,6 +87,8 @@ class Target:
     refused: Callable[[], tuple[str, Credentials]] | None = None
     unenforced: str = ""
     cleanup: list[Callable[[], None]] = field(default_factory=list)
+    partitioned: tuple[IdType, ...] = ()
+    written_once: str = ""
 
     def open(self, collection: str, metric: Metric = Metric.DOT) -> Connector:
         return open_connector(self.url(collection, metric), self.credentials)
@@ -621,6 +632,86 @@ def check_unenforced(target: Target) -> None:
         conn.close()
 
 
+PART_RECORDS = 900
+PART_SIZE = 250
+
+
+def late_ids(id_type: IdType, ids: list[Any], k: int = 0) -> list[Any]:
+    """Ids that sort below, above and between the generic ones (k: a variant of them)."""
+    if id_type == IdType.INT:
+        return [k, max(ids) + 10 ** 6 + k, ids[len(ids) // 2] + 1]
+    if id_type == IdType.UUID:
+        return [f"00000000-0000-4000-8000-{k:012x}", f"ffffffff-ffff-4fff-bfff-{0xffffffffffff - k:012x}",
+                str(uuid.UUID(int=uuid.UUID(ids[len(ids) // 2]).int + 1))]
+    return [f"A-late{k}", f"~~late{k}", ids[len(ids) // 2] + "late"]
+
+
+def bound_ids(id_type: IdType, parts: list) -> list[Any]:
+    """Ids exactly at the partitions' lower bounds (where a key range starts), where the
+    bounds are of the id type."""
+    out = []
+    for p in parts:
+        lo = p.spec.get("lo")
+        if id_type == IdType.INT and isinstance(lo, int) and not isinstance(lo, bool):
+            out.append(lo)
+        elif id_type == IdType.UUID and isinstance(lo, int) and not isinstance(lo, bool):
+            out.append(str(uuid.UUID(int=lo)))
+        elif id_type == IdType.STRING and isinstance(lo, str) and lo:
+            out.append(lo)
+    return out
+
+
+def read_partitions(conn: Connector, name: str, parts: list, namespace: str) -> list[Record]:
+    out: list[Record] = []
+    for part in parts:
+        assert part.namespace == namespace
+        for batch in conn.scan_partition(name, part, batch_size=64):
+            assert len(batch) <= 64 and batch.namespace == namespace
+            out.extend(batch.records())
+    return out
+
+
+def check_partitions(target: Target) -> None:
+    probe = target.open(target.collection("probe"))
+    caps = capabilities(probe)
+    probe.close()
+    types = [t for t in id_types(caps) if t in target.partitioned] or id_types(caps)[:1]
+    for id_type in types:
+        namespaces = ("",) + ((NAMESPACES[0],) if caps.namespace_kind is not None else ())
+        name = target.collection("parts")
+        conn = target.open(name, Metric.DOT)
+        taken: set[Any] = set()                  # ids of the collection (keys collection-wide)
+        try:
+            conn.create_collection(build_schema(conn, name, Metric.DOT, id_type, namespaces,
+                                                with_sparse=False), name)
+            for k, ns in enumerate(namespaces):
+                ids = generic_ids(id_type, PART_RECORDS, caps)
+                if not caps.ids_per_namespace and k:
+                    ids = generic_ids(id_type, PART_RECORDS * 2, caps)[PART_RECORDS:]
+                records = build_records(caps, ids, seed=20 + k, with_sparse=False)
+                write(conn, name, records, ns, batch=300)
+                conn.finish(name)
+                conn.settle(name, ns)
+                parts = conn.partitions(name, ns, PART_SIZE)
+                assert [p.key for p in conn.partitions(name, ns, PART_SIZE)] == [p.key for p in parts]
+                if id_type in target.partitioned:
+                    assert len(parts) > 1, f"{target.name}: {id_type.value} ids in one partition"
+                    assert len({p.key for p in parts}) == len(parts)
+                assert_same(read_partitions(conn, name, parts, ns), records)
+                if target.written_once:
+                    continue
+                taken |= set(ids)
+                extra = late_ids(id_type, ids, k) + bound_ids(id_type, parts)
+                extra = [i for i in dict.fromkeys(extra) if i not in (set(ids) if caps.ids_per_namespace else taken)]
+                taken |= set(extra)
+                late = build_records(caps, extra, seed=30 + k, with_sparse=False)
+                write(conn, name, late, ns)
+                conn.settle(name, ns)
+                assert_same(read_partitions(conn, name, parts, ns), records + late)
+        finally:
+            conn.close()
+
+
 CASES: dict[str, Callable[[Target], None]] = {
     "schema_round_trip": check_schema_round_trip,
     "values": check_values,
@@ -630,5 +721,6 @@ CASES: dict[str, Callable[[Target], None]] = {
     "discovery": check_discovery,
     "dropped_connection": check_dropped_connection,
     "wrong_credentials": check_wrong_credentials,
+    "partitions": check_partitions,
 }
 

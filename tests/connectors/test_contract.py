@@ -20,6 +20,7 @@ from vdtest import require_module
 
 from contract import CASES, Target
 from vdedup.connectors import Credentials
+from vdedup.model import IdType
 
 TARGETS = ["files", "chroma-embedded", "chroma-server", "pgvector", "milvus", "qdrant-local",
            "qdrant-rest", "pinecone", "weaviate"]
@@ -51,7 +52,9 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
 
 def _files(base: Path) -> Target:
     return Target("files", lambda c, m: f"files://{base}/{c}?collection={c}&metric={m.value}", NONE,
-                  unenforced="an export is local files: nothing takes a secret")
+                  unenforced="an export is local files: nothing takes a secret",
+                  partitioned=(IdType.STRING,),
+                  written_once="an export is written once, by one restore")
 
 
 def _pg_refused(db: str, target: Target) -> tuple[str, Credentials]:
@@ -92,20 +95,23 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
     elif kind == "chroma-embedded":
         require_module("chromadb")
         yield Target(kind, lambda c, m: f"chroma://{tmp / 'chroma'}", NONE,
-                     unenforced="an embedded database has no server to check a secret")
+                     unenforced="an embedded database has no server to check a secret",
+                     partitioned=(IdType.STRING,))
     elif kind == "chroma-server":
         server = request.getfixturevalue("chroma_server")
         yield Target(kind, lambda c, m: server.url, NONE,
                      proxy_url=lambda c, p: f"chroma://127.0.0.1:{p}",
                      upstream=lambda c: (server.host, server.port),
-                     unenforced="`chroma run` (Chroma 1.x) has no authentication to configure")
+                     unenforced="`chroma run` (Chroma 1.x) has no authentication to configure",
+                     partitioned=(IdType.STRING,))
     elif kind == "pgvector":
         from pg_fixtures import pg_settings, url
         db = request.getfixturevalue("pg_database")
         s = pg_settings()
         target = Target(kind, lambda c, m: url(db), NONE,
                         proxy_url=lambda c, p: f"postgresql://{s['VDEDUP_TEST_PG_USER']}@127.0.0.1:{p}/{db}",
-                        upstream=lambda c: (s["VDEDUP_TEST_PG_HOST"], int(s["VDEDUP_TEST_PG_PORT"])))
+                        upstream=lambda c: (s["VDEDUP_TEST_PG_HOST"], int(s["VDEDUP_TEST_PG_PORT"])),
+                        partitioned=(IdType.INT,))
         target.refused = lambda: _pg_refused(db, target)
         try:
             yield target
@@ -124,11 +130,14 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
                      upstream=lambda c: (host, port),
                      unenforced="milvus-lite does not enforce authentication "
                                 "(canary: test_milvus.py::test_milvus_lite_accepts_any_token)")
+        # no `partitioned`: a collection vdedup creates carries its marker, and Milvus then
+        # reads it whole (milvus/reader.py partitions); test_scaleout.py covers pk ranges
     elif kind == "qdrant-local":
         require_module("qdrant_client")
         path = request.getfixturevalue("fast_dir") / "qdrant"
         yield Target(kind, lambda c, m: f"qdrant+local://{path}", NONE,
-                     unenforced="local mode is a directory: no server to check a secret")
+                     unenforced="local mode is a directory: no server to check a secret",
+                     partitioned=(IdType.INT, IdType.UUID))
     elif kind == "qdrant-rest":
         require_module("qdrant_client")
         from qdrant_rest_bridge import RestBridge
@@ -136,7 +145,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
             yield Target(kind, lambda c, m: bridge.url, Credentials(KEY, "QDRANT_API_KEY"),
                          proxy_url=lambda c, p: f"qdrant://127.0.0.1:{p}",
                          upstream=lambda c: ("127.0.0.1", bridge.port),
-                         refused=lambda: (bridge.url, Credentials("wrong-SECRET-1", "QDRANT_API_KEY")))
+                         refused=lambda: (bridge.url, Credentials("wrong-SECRET-1", "QDRANT_API_KEY")),
+                         partitioned=(IdType.INT, IdType.UUID))
     elif kind == "pinecone":
         require_module("pinecone")
         from emulators.pinecone_emulator import PineconeEmulator
@@ -155,7 +165,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
                          proxy_url=lambda c, p: f"pinecone://{c}?host=http://127.0.0.1:{p}&controller={emu.url}",
                          upstream=data_plane,
                          refused=lambda: (f"pinecone://?controller={emu.url}",
-                                          Credentials("wrong-SECRET-2", "PINECONE_API_KEY")))
+                                          Credentials("wrong-SECRET-2", "PINECONE_API_KEY")),
+                         partitioned=(IdType.STRING,))
     elif kind == "weaviate":
         require_module("weaviate")
         from emulators.weaviate_emulator import WeaviateEmulator
@@ -167,7 +178,8 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp: Path) -> Iterato
                          proxy_url=lambda c, p: f"weaviate://127.0.0.1:{p}",
                          upstream=lambda c: (emu.host, emu.port),
                          refused=lambda: (f"weaviate://{emu.host}:{emu.port}",
-                                          Credentials("wrong-SECRET-3", "WEAVIATE_API_KEY")))
+                                          Credentials("wrong-SECRET-3", "WEAVIATE_API_KEY")),
+                         partitioned=(IdType.UUID,))
     else:
         raise AssertionError(kind)
 

@@ -32,6 +32,7 @@ class Connector(Protocol):
     key_ordered_scan: bool              # scan() yields records in id order (see engine/backup.py)
     url_collection: str | None          # the collection the URL names: a restore writes there
     concurrent_writes: bool             # several processes may write one collection at once
+    concurrent_reads: bool              # several processes may read it at once (scale-out backup)
 
     @classmethod
     def from_url(cls, url: "SourceURL", credentials: "Credentials") -> "Connector":
@@ -112,6 +113,10 @@ class ConnectorBase:
     # False for a target only one process may write at a time (a files export): a
     # scaled-out restore then writes it from the coordinator (engine/scaleout.py).
     concurrent_writes: ClassVar[bool] = True
+    # False for a source only one process may open at a time (embedded storage that locks
+    # its directory, such as Qdrant's local mode): a scaled-out backup then reads its
+    # partitions one after the other in the coordinator (engine/backup.py), same plan.
+    concurrent_reads: ClassVar[bool] = True
 
     @classmethod
     def storage_absent(cls, url: "SourceURL") -> bool:

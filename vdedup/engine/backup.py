@@ -170,7 +170,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                                   f"its manifest is written whole")
                         prev_ns = None
                 plan.append((schema, ns, connector.partitions(schema.name, ns, partition_size), prev_ns))
-        if scatter is not None and scatter.wants(sum(len(p[2]) for p in plan)):
+        if scatter is not None and connector.concurrent_reads and scatter.wants(sum(len(p[2]) for p in plan)):
             results = scatter.backup(repo, plan, batch_size, reporter)
         else:
             results = {}

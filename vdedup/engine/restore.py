@@ -23,10 +23,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..connectors.base import Connector
-from ..errors import CollectionNotFound, NotInSnapshot, TargetNotEmpty, UsageError
+from ..errors import CollectionNotFound, NotInSnapshot, TargetNotEmpty, TranslationRefused, UsageError
 from ..model import CollectionSchema, Metric, Record, RecordBatch
 from ..repository import Repository, Row, Snapshot, changed_fields
+from .capabilities import CAPABILITIES, canonical_provider
 from .events import Reporter
+from .shared_ids import count_shared_ids
 from .translate import ORIGINAL_ID, accepts_id, build_plan, check_plan, decode_original_id, id_kind
 from .where import Predicate
 from .workers import resolve_workers, with_few_collections
@@ -227,6 +229,31 @@ def _with_original_id_type(repo: Repository, schema: CollectionSchema, parts: li
     return schema
 
 
+def _refuse_shared_ids(repo: Repository, connector: Connector, targets: dict[str, list], selection: Selection,
+                       dry_run: bool, result: RestoreResult) -> None:
+    """A target holding an id once per collection (Milvus) cannot take an id that several
+    namespaces going into one collection share (its connector refuses to move an id between
+    partitions, at the first batch holding one): refused here, before anything is written
+    (shown, not refused, by a dry run). A snapshot of the same provider cannot hold such
+    ids, so identity restores are not read."""
+    caps = CAPABILITIES.get(canonical_provider(connector.provider))
+    if caps is None or caps.ids_per_namespace:
+        return
+    for tname, parts in targets.items():
+        if len(parts) < 2 or all(tplan.identity for _, tplan, _, _ in parts):
+            continue
+        shared = count_shared_ids(repo, [entry for _, _, entry, _ in parts], selection.matches)
+        if not shared:
+            continue
+        what = (f"{shared} record id(s) occur in more than one namespace of the snapshot, but "
+                f"{caps.provider} holds an id once per collection ({tname!r})")
+        how = "restore the namespaces one at a time (--namespace N --as NAME)"
+        if dry_run:
+            result.warnings.append(f"{what}: the restore would be refused (exit 19); {how}")
+        else:
+            raise TranslationRefused(f"{what}: {how}")
+
+
 def _counting(rows: Iterator[Row], plan: NamespacePlan) -> Iterator[Row]:
     for row in rows:
         plan.write += 1
@@ -284,6 +311,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
         if as_name and len({p.fold[0] if p.fold else c["name"] for parts in targets.values()
                             for c, p, _, _ in parts}) > 1:
             raise UsageError("--as needs the chosen collections to go into one collection")
+        _refuse_shared_ids(repo, connector, targets, selection, dry_run, result)
         existing = {}
         for tname, parts in targets.items():
             existing[tname] = connector.exists(tname)

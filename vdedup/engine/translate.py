@@ -87,6 +87,8 @@ def accepts_id(caps: Capabilities, kind: IdType) -> bool:
 def _accepts(caps: Capabilities, rid: Any) -> bool:
     if isinstance(rid, int) and not caps.int_ids[0] <= rid <= caps.int_ids[1]:
         return False
+    if isinstance(rid, str) and caps.id_forbidden_chars and any(c in rid for c in caps.id_forbidden_chars):
+        return False
     return accepts_id(caps, id_kind(rid))
 
 
@@ -158,7 +160,7 @@ class TranslationPlan:
         keep = rid if original is None else original
         store = original is not None or not _accepts(caps, rid)
         if not _accepts(caps, rid):
-            if IdType.UUID in caps.id_types:
+            if IdType.UUID in caps.id_types or (isinstance(rid, str) and IdType.STRING in caps.id_types):
                 rid = str(uuid.uuid5(ID_NAMESPACE, encode_original_id(keep)))
             elif IdType.STRING in caps.id_types:
                 rid = str(rid)
@@ -436,6 +438,11 @@ def _plan_ids(plan: TranslationPlan, schema: CollectionSchema, caps: Capabilitie
         plan.steps.append(Step("ids", f"integer ids outside {caps.provider}'s range ({caps.int_ids[0]} to "
                                f"{caps.int_ids[1]}), if any, become UUIDv5 of the original id, the original "
                                f"kept in metadata field {ORIGINAL_ID!r}", True))
+    if caps.id_forbidden_chars and schema.id_type == IdType.STRING and accepts_id(caps, schema.id_type):
+        chars = " or ".join(repr(c) for c in caps.id_forbidden_chars)
+        plan.steps.append(Step("ids", f"string ids holding {chars} (which {caps.provider} cannot hold), if any, "
+                               f"become UUIDv5 of the original id, the original kept in metadata field "
+                               f"{ORIGINAL_ID!r}", True))
     if accepts_id(caps, schema.id_type):
         return
     if IdType.UUID in caps.id_types:
@@ -478,7 +485,8 @@ def _plan_metadata(plan: TranslationPlan, schema: CollectionSchema, caps: Capabi
     declared = {f.name for f in fields}
     added = []
     if not accepts_id(caps, schema.id_type) or ORIGINAL_ID in declared or \
-            (schema.id_type == IdType.INT and caps.int_ids[0] >= 0):
+            (schema.id_type == IdType.INT and caps.int_ids[0] >= 0) or \
+            (schema.id_type == IdType.STRING and bool(caps.id_forbidden_chars)):
         added.append(ORIGINAL_ID)
     if schema.has_documents and not caps.documents:
         added.append(DOCUMENT)

@@ -14,7 +14,7 @@ the end make new partitions instead of moving the bounds of the old ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 WHOLE = ""
 
@@ -39,7 +39,7 @@ def whole(namespace: str = "", estimate: int | None = None) -> Partition:
 
 
 def stride_ranges(lo: int, hi: int, count: int, target_size: int, prefix: str,
-                  namespace: str = "") -> list[Partition]:
+                  namespace: str = "", fmt: Callable[[int], str] = str) -> list[Partition]:
     """Ranges of integer keys between lo and hi (inclusive) holding about `target_size` of
     `count` records each (if the keys are spread evenly): bounds at multiples of the
     power-of-two stride nearest to that size, the first range open
@@ -60,7 +60,7 @@ def stride_ranges(lo: int, hi: int, count: int, target_size: int, prefix: str,
     for k in range(first, last + 1):
         a = None if k == first else k * stride
         b = None if k == last else (k + 1) * stride
-        name = f"{prefix}:{'' if a is None else a}..{'' if b is None else b}"
+        name = f"{prefix}:{'' if a is None else fmt(a)}..{'' if b is None else fmt(b)}"
         out.append(Partition(namespace, name, {"lo": a, "hi": b}, per))
     return out
 
@@ -76,4 +76,55 @@ def row_ranges(count: int, target_size: int, prefix: str, namespace: str = "") -
         a, b = k * target_size, None if k == n - 1 else (k + 1) * target_size
         out.append(Partition(namespace, f"{prefix}:{a}..{'' if b is None else b}", {"start": a, "stop": b},
                              (b if b is not None else count) - a))
+    return out
+
+
+def last_key(exists_from: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest key in [lo, hi], found by bisection with `exists_from(x)`: whether some
+    key >= x exists (one cheap probe of a source that reads from a key onwards, such as a
+    cursor that starts at an id). lo must be a key; about log2(hi - lo) probes."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if exists_from(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def string_ranges(sorted_keys: list[str], target_size: int, prefix: str,
+                  namespace: str = "") -> list[Partition]:
+    """Ranges of string keys (code point order, which is also UTF-8 byte order) holding
+    `target_size` of `sorted_keys` each (see string_ranges_at)."""
+    count = len(sorted_keys)
+    pairs = [(sorted_keys[k - 1], sorted_keys[k]) for k in range(target_size, count, target_size)]
+    return string_ranges_at(pairs, count, target_size, prefix, namespace)
+
+
+def string_ranges_at(pairs: list[tuple[str, str]], count: int, target_size: int, prefix: str,
+                     namespace: str = "") -> list[Partition]:
+    """Ranges of string keys of `target_size` keys each, given the sorted keys on either side
+    of every `target_size`-th position (k*target - 1, k*target) of `count` keys: a bound is
+    the shortest prefix of the later key that sorts after the earlier one, the first range
+    open below and the last open above. spec: {"lo", "hi"} (None: open), lo inclusive, hi
+    exclusive. The key names a range by a digest of its bounds, not the bounds: they are
+    pieces of record ids."""
+    import hashlib
+    import json
+
+    if count <= target_size or not pairs:
+        return [whole(namespace, count)]
+    bounds: list[str | None] = [None]
+    for a, b in pairs:
+        i = 0
+        while i < len(a) and i < len(b) and a[i] == b[i]:
+            i += 1
+        bounds.append(b[:i + 1])
+    bounds.append(None)
+    out = []
+    for k in range(len(bounds) - 1):
+        lo, hi = bounds[k], bounds[k + 1]
+        digest = hashlib.sha256(json.dumps([lo, hi]).encode()).hexdigest()[:16]
+        est = min(target_size, count - k * target_size)
+        out.append(Partition(namespace, f"{prefix}:{digest}", {"lo": lo, "hi": hi}, est))
     return out

@@ -18,6 +18,12 @@ Why the code looks the way it does (`pinecone` SDK 10.x, REST API 2026-07):
   (serverless only: a pod-based index is refused rather than half backed up) and the records
   through `fetch`, 1,000 ids a call, a few calls in flight (well below the documented
   100 fetch requests/s per index).
+- Partitions (docs/scale-out.md) are ranges of ids in code point order, bounds chosen from
+  the sorted list of ids (partition.py `string_ranges`). A range is read by listing the
+  prefixes that cover it (`list` takes an ASCII `prefix`; `id_cover`) and
+  keeping the ids inside it, so every id lands in exactly one range, those listed after the
+  plan included; a range no small set of prefixes covers (the first and last: open) is read
+  from a listing of the whole namespace.
 - Every call is retried on 429, 5xx and connection errors with exponential backoff and
   jitter, a bounded number of times (on top of the SDK's own three quick retries); the last
   failure is a SourceError (exit 15).
@@ -45,8 +51,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, RecordBatch, RecordId,
-                     SparseColumn, SparseField, SparseVector, VectorField)
+from ...model import (CollectionSchema, DiscoveredIndex, IdType, Metric, Partition, RecordBatch,
+                     RecordId, SparseColumn, SparseField, SparseVector, VectorField)
+from ...model.partition import WHOLE, whole
 from ..common import (INSECURE_KEY, error_detail, flag, is_loopback, refuse_credentials, refuse_secret_params,
                       refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -56,6 +63,7 @@ from .descriptor import DESCRIPTOR
 from .schema import (API_VERSION, DEFAULT_NAMESPACE_ALIAS, DENSE_FIELD, METRIC_FROM, SPARSE_FIELD,
                      deployment_for, fields_for, index_info, json_safe, ns_name, refuse_pod,
                      spec_of, vector_index_only)
+from .ranges import id_cover, plan_ranges
 from .values import as_upsert, chunks, digest, string_ids, to_vectors
 
 T = TypeVar("T")
@@ -216,6 +224,28 @@ class PineconeConnector(ConnectorBase):
 
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
+        return self._scan(collection, namespace, batch_size, None, None)
+
+    def partitions(self, collection: str, namespace: str = "",
+                   target_size: int = 100_000) -> list[Partition]:
+        refuse_pod(collection, index_info(self._model(collection)))
+        count = self._count(collection, namespace)
+        if count <= target_size:
+            return [whole(namespace, count)]
+        handle = self._handle(collection)
+        return plan_ranges(lambda: self._list_ids(collection, handle, namespace, ""), target_size, namespace)
+
+    def scan_partition(self, collection: str, partition: Partition,
+                       batch_size: int = 1000) -> Iterator[RecordBatch]:
+        if partition.key == WHOLE:
+            return self.scan(collection, partition.namespace, batch_size)
+        lo, hi = partition.spec.get("lo"), partition.spec.get("hi")
+        if not all(b is None or isinstance(b, str) for b in (lo, hi)) or lo is hi is None:
+            raise UsageError(f"not a Pinecone partition: {partition.key!r}")
+        return self._scan(collection, partition.namespace, batch_size, lo, hi)
+
+    def _scan(self, collection: str, namespace: str, batch_size: int,
+              lo: str | None, hi: str | None) -> Iterator[RecordBatch]:
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         refuse_pod(collection, index_info(self._model(collection)))
@@ -223,7 +253,7 @@ class PineconeConnector(ConnectorBase):
         size = min(batch_size, FETCH_IDS)
         with futures.ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="pinecone-fetch") as pool:
             inflight: deque[futures.Future[RecordBatch]] = deque()
-            for chunk in self._id_chunks(collection, handle, namespace, size):
+            for chunk in self._id_chunks(collection, handle, namespace, size, lo, hi):
                 inflight.append(pool.submit(self._fetch, collection, handle, namespace, chunk))
                 while len(inflight) >= FETCH_WORKERS * 2:
                     batch = inflight.popleft().result()
@@ -234,29 +264,36 @@ class PineconeConnector(ConnectorBase):
                 if len(batch):
                     yield batch
 
-    def _id_chunks(self, collection: str, handle: Any, namespace: str,
-                   size: int) -> Iterator[list[str]]:
-        token: str | None = None
+    def _id_chunks(self, collection: str, handle: Any, namespace: str, size: int,
+                   lo: str | None = None, hi: str | None = None) -> Iterator[list[str]]:
+        """The ids in [lo, hi) (None: open), in chunks a fetch takes."""
         chunk: list[str] = []
         url_bytes = 0
-        while True:
-            page = self._call(
-                lambda: handle.list_paginated(namespace=namespace, limit=LIST_LIMIT,
-                                              pagination_token=token),
-                "list ids of", collection)
-            for item in page.vectors:
-                rid = item.id
+        for prefix in id_cover(lo, hi):
+            for rid in self._list_ids(collection, handle, namespace, prefix):
+                if (lo is not None and rid < lo) or (hi is not None and rid >= hi):
+                    continue
                 cost = len(rid.encode()) * 3 + 5          # worst case once URL-encoded
                 if chunk and (len(chunk) >= size or url_bytes + cost > FETCH_URL_BYTES):
                     yield chunk
                     chunk, url_bytes = [], 0
                 chunk.append(rid)
                 url_bytes += cost
-            token = page.pagination.next if page.pagination else None
-            if not token:
-                break
         if chunk:
             yield chunk
+
+    def _list_ids(self, collection: str, handle: Any, namespace: str, prefix: str) -> Iterator[str]:
+        token: str | None = None
+        while True:
+            page = self._call(
+                lambda: handle.list_paginated(prefix=prefix or None, namespace=namespace,
+                                              limit=LIST_LIMIT, pagination_token=token),
+                "list ids of", collection)
+            for item in page.vectors:
+                yield item.id
+            token = page.pagination.next if page.pagination else None
+            if not token:
+                return
 
     def _fetch(self, collection: str, handle: Any, namespace: str, ids: list[str]) -> RecordBatch:
         got = self._call(lambda: handle.fetch(ids=ids, namespace=namespace), "fetch from",

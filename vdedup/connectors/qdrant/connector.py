@@ -13,6 +13,11 @@ Why the code looks the way it does (qdrant-client 1.20):
   so the scan is bounded in memory and resumable.
 - Point ids are unsigned 64-bit integers or UUIDs: ints stay ints, UUIDs become their
   canonical lowercase string.
+- Partitions (docs/scale-out.md) are id ranges: `scroll` returns points in id order (every
+  integer before every UUID, UUIDs by their 128-bit value, in local mode as on a server) from
+  `offset` on, an id that need not exist. The largest id is found by bisection with one-point
+  scrolls (Qdrant has no max); bounds lie at power-of-two strides of the integer or UUID
+  space, the first range open below and the last open above.
 - Vectors come back as Python floats. A vector declared `float16` or `uint8` is stored in
   that dtype only when the values convert exactly (a real server has already rounded them;
   local mode keeps float32 whatever the datatype says); otherwise float32, exact either way.
@@ -36,8 +41,9 @@ from typing import Any, ContextManager, Iterator
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import (CollectionSchema, IdType, MetadataField, Metric, RecordBatch, RecordId,
-                      SparseField)
+from ...model import (CollectionSchema, IdType, MetadataField, Metric, Partition, RecordBatch,
+                      RecordId, SparseField)
+from ...model.partition import WHOLE, last_key, stride_ranges, whole
 from ..common import (INSECURE_KEY, error_detail, flag, is_unreachable, json_safe, plain_to_remote,
                       refuse_credentials,
                       refuse_namespace, refuse_secret_params, refuse_unknown_params,
@@ -128,7 +134,10 @@ class QdrantConnector(ConnectorBase):
             client = QdrantClient(path=path)
         except Exception as e:
             raise SourceError(f"cannot open Qdrant local storage at {path}: {_detail(e)}") from e
-        return cls(client, path, u.query.get("collection") or None)
+        conn = cls(client, path, u.query.get("collection") or None)
+        # local mode locks its directory: one process at a time reads or writes it
+        conn.concurrent_reads = conn.concurrent_writes = False
+        return conn
 
     @classmethod
     def _remote(cls, u: SourceURL, credentials: Credentials) -> "QdrantConnector":
@@ -237,21 +246,71 @@ class QdrantConnector(ConnectorBase):
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
         refuse_namespace(namespace, NO_NAMESPACES)
+        return self._scroll(collection, batch_size, None, None)
+
+    def _scroll(self, collection: str, batch_size: int, offset: Any,
+                stop: tuple[int, int] | None) -> Iterator[RecordBatch]:
+        """Points from `offset` on (None: the first), up to the sort key `stop` (excluded)."""
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         if collection not in self._datatypes:
             self.describe(collection)
         datatypes = self._datatypes[collection]
-        offset: Any = None
         while True:
             with self._errors("scan", collection, data=True):
                 points, offset = self._live().scroll(
                     collection, limit=batch_size, offset=offset,
                     with_payload=True, with_vectors=True)
+            if stop is not None:
+                points = [p for p in points if _order(p.id) < stop]
+                if offset is not None and _order(offset) >= stop:
+                    offset = None
             if points:
                 yield RecordBatch.from_records([to_record(p, datatypes) for p in points], "")
             if offset is None:
                 return
+
+    def partitions(self, collection: str, namespace: str = "",
+                   target_size: int = 100_000) -> list[Partition]:
+        refuse_namespace(namespace, NO_NAMESPACES)
+        count = self.count(collection, namespace)
+        if count <= target_size:
+            return [whole(namespace, count)]
+        first = self._first_from(collection, None)
+        if first is None:
+            return [whole(namespace, count)]
+        # the plan follows the first id's kind; ids of the other kind (a collection may mix
+        # them) fall in the range open towards them: integers sort before every UUID
+        kind = "int" if first[0] == 0 else "uuid"
+        top = U64_MAX if kind == "int" else U128_MAX
+
+        def exists_from(x: int) -> bool:
+            got = self._first_from(collection, x if kind == "int" else str(uuid.UUID(int=x)))
+            return got is not None and got[0] == first[0]
+        last = last_key(exists_from, first[1], top)
+        fmt = str if kind == "int" else (lambda x: str(uuid.UUID(int=x)))
+        parts = stride_ranges(first[1], last, count, target_size, f"id-{kind}", namespace, fmt)
+        return [p if p.key == WHOLE else Partition(p.namespace, p.key, {**p.spec, "kind": kind}, p.estimate)
+                for p in parts]
+
+    def scan_partition(self, collection: str, partition: Partition,
+                       batch_size: int = 1000) -> Iterator[RecordBatch]:
+        if partition.key == WHOLE:
+            return self.scan(collection, partition.namespace, batch_size)
+        refuse_namespace(partition.namespace, NO_NAMESPACES)
+        kind, lo, hi = partition.spec.get("kind"), partition.spec.get("lo"), partition.spec.get("hi")
+        if kind not in ("int", "uuid"):
+            raise UsageError(f"not a Qdrant partition: {partition.key!r}")
+        as_id = (lambda x: x) if kind == "int" else (lambda x: str(uuid.UUID(int=x)))
+        stop = None if hi is None else (0 if kind == "int" else 1, hi)
+        return self._scroll(collection, batch_size, None if lo is None else as_id(lo), stop)
+
+    def _first_from(self, collection: str, offset: Any) -> tuple[int, int] | None:
+        """The sort key of the first point at or after `offset`, or None."""
+        with self._errors("scan", collection):
+            points, _ = self._live().scroll(collection, limit=1, offset=offset,
+                                            with_payload=False, with_vectors=False)
+        return _order(points[0].id) if points else None
 
     def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
               vector_name: str = "") -> list[RecordId]:
@@ -376,6 +435,16 @@ class QdrantConnector(ConnectorBase):
 
 
 # ------------------------------------------------------------------- functions
+
+U64_MAX = 2 ** 64 - 1
+U128_MAX = 2 ** 128 - 1
+
+
+def _order(point_id: Any) -> tuple[int, int]:
+    """A point id's place in Qdrant's id order: every integer before every UUID."""
+    if isinstance(point_id, int):
+        return (0, point_id)
+    return (1, uuid.UUID(str(point_id)).int)
 
 
 

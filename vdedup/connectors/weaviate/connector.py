@@ -15,6 +15,10 @@ Why the code looks the way it does (weaviate-client 4.x, Weaviate REST API v1):
   batch writes (`POST /v1/batch/objects`) and counts (GraphQL `Aggregate meta count`).
   The client is opened with `skip_init_checks=True`: its gRPC channel is never used, so the
   gRPC health check it would run at connect is skipped.
+- Partitions (docs/scale-out.md) are ranges of the UUID space inside a tenant: the cursor
+  seeks to `after` (an id that need not exist, as Weaviate's shard cursor seeks its LSM
+  bucket), so a range starts after its lower bound minus one; the largest id is found by
+  bisection with one-object pages; bounds at power-of-two strides, the last range open.
 - The cursor returns objects in UUID order, one tenant at a time; it cannot be combined with
   filters, and `limit` is capped by the server's QUERY_MAXIMUM_RESULTS (10,000 by default).
 - The schema says nothing of vector dimensions: `dim` stays None and the engine fills it in
@@ -45,12 +49,15 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import uuid
 from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, UsageError, VdedupError
-from ...model import CollectionSchema, DiscoveredIndex, IdType, MetadataField, RecordBatch, RecordId
+from ...model import (CollectionSchema, DiscoveredIndex, IdType, MetadataField, Partition, RecordBatch,
+                      RecordId)
+from ...model.partition import WHOLE, last_key, stride_ranges, whole
 from ..common import (INSECURE_KEY, flag, plain_to_remote, refuse_credentials, refuse_secret_params,
                       refuse_unknown_params)
 from ..credentials import NO_CREDENTIALS, Credentials
@@ -71,6 +78,7 @@ DEFAULT_GRPC_PORT = 50051
 URL_QUERY_KEYS = {"https", "grpc_port", "timeout", INSECURE_KEY}
 CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 MAX_LIMIT = 10000            # the server's default QUERY_MAXIMUM_RESULTS
+UUID_MAX = 2 ** 128 - 1
 WRITE_CHUNK = 200            # objects per POST /v1/batch/objects
 ATTEMPTS = 6                 # tries per request on 429 / 5xx / timeout
 BACKOFF = 0.2                # seconds, doubled per retry ...
@@ -231,6 +239,47 @@ class WeaviateConnector(ConnectorBase):
 
     def scan(self, collection: str, namespace: str = "",
              batch_size: int = 1000) -> Iterator[RecordBatch]:
+        return self._scan(collection, namespace, batch_size, None, None)
+
+    def partitions(self, collection: str, namespace: str = "",
+                   target_size: int = 100_000) -> list[Partition]:
+        count = self.count(collection, namespace)
+        if count <= target_size:
+            return [whole(namespace, count)]
+        first = self._first_after(collection, namespace, None)
+        if first is None:
+            return [whole(namespace, count)]
+        # "some object >= x": the cursor starts after x - 1 (it seeks; x - 1 need not exist)
+        last = last_key(lambda x: self._first_after(collection, namespace, x - 1) is not None,
+                        first, UUID_MAX)
+        return stride_ranges(first, last, count, target_size, "uuid", namespace,
+                             lambda x: str(uuid.UUID(int=x)))
+
+    def scan_partition(self, collection: str, partition: Partition,
+                       batch_size: int = 1000) -> Iterator[RecordBatch]:
+        if partition.key == WHOLE:
+            return self.scan(collection, partition.namespace, batch_size)
+        lo, hi = partition.spec.get("lo"), partition.spec.get("hi")
+        if not all(b is None or (isinstance(b, int) and 0 < b <= UUID_MAX) for b in (lo, hi)):
+            raise UsageError(f"not a Weaviate partition: {partition.key!r}")
+        return self._scan(collection, partition.namespace, batch_size,
+                          None if lo is None else str(uuid.UUID(int=lo - 1)), hi)
+
+    def _first_after(self, collection: str, namespace: str, after: int | None) -> int | None:
+        """The first object id after `after` (None: the first of all), as an integer."""
+        cls = self._class(collection)
+        tenant = self._tenant(cls, namespace)
+        params: dict[str, Any] = {"class": cls["class"], "limit": 1}
+        if tenant:
+            params["tenant"] = tenant
+        if after is not None:
+            params["after"] = str(uuid.UUID(int=after))
+        objects = self._rest("scan", collection, "GET", "/objects", params=params).get("objects") or []
+        return uuid.UUID(objects[0]["id"]).int if objects else None
+
+    def _scan(self, collection: str, namespace: str, batch_size: int,
+              after: str | None, stop: int | None) -> Iterator[RecordBatch]:
+        """Objects after the id `after` (None: from the first) below the id `stop` (None: all)."""
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         cls = self._class(collection)
@@ -238,7 +287,6 @@ class WeaviateConnector(ConnectorBase):
         layout = Layout.of(cls)
         types = property_types(cls)
         limit = min(batch_size, MAX_LIMIT)
-        after: str | None = None
         while True:
             params: dict[str, Any] = {"class": cls["class"], "limit": limit, "include": "vector"}
             if tenant:
@@ -247,13 +295,18 @@ class WeaviateConnector(ConnectorBase):
                 params["after"] = after
             page = self._rest("scan", collection, "GET", "/objects", params=params)
             objects = page.get("objects") or []
+            full = len(objects) == limit
+            if stop is not None:
+                kept = [o for o in objects if uuid.UUID(o["id"]).int < stop]
+                full = full and len(kept) == len(objects)
+                objects = kept
             if objects:
                 records = [layout.record(o, to_record(o, {})) if layout is not None
                            else to_record(o, types)
                            for o in objects]
                 yield RecordBatch.from_records(records, namespace)
                 after = objects[-1]["id"]
-            if len(objects) < limit:
+            if not full:
                 return
 
     def query(self, collection: str, namespace: str, vector: np.ndarray, k: int,
