@@ -73,6 +73,7 @@ class BackupTask:
     prev: dict[str, Any] | None        # the previous namespace entry, only this source's parts
     batch_size: int
     threads: int = 1
+    trust_cache: bool = False          # the coordinator synced this machine's index cache just before
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def run_backup_task(task: BackupTask):
     part = Partition.from_dict(task.partition)
     try:
         repo = task.repo.open()
+        if task.trust_cache:
+            repo.trust_index_cache()
         try:
             connector = task.source.open()
             try:
@@ -162,6 +165,11 @@ class Scatter:
                batch_size: int, reporter: Reporter) -> dict[tuple[str, str, str], Any]:
         from ..repository import parts_of
         handle = repo.handle()
+        # workers on this machine share its index cache: synced once here, not by each task
+        # (which would load every index file the tasks finished before it wrote)
+        local = isinstance(self.executor, LocalProcesses)
+        if local:
+            repo.sync_index()
         keys, tasks, names = [], [], []
         total = 0
         for schema, ns, partitions, prev in plan:
@@ -173,7 +181,8 @@ class Scatter:
                     if not mine["parts"]:
                         mine = None
                 keys.append((schema.name, ns, part.key))
-                tasks.append(BackupTask(handle, self.source, schema.name, part.to_dict(), mine, batch_size))
+                tasks.append(BackupTask(handle, self.source, schema.name, part.to_dict(), mine, batch_size,
+                                        trust_cache=local))
                 names.append(_name(part, schema.name))
                 total += part.estimate or 0
         reporter.phase(f"backup: {len(tasks)} partition(s) on {self.executor.name}", total or None)

@@ -55,6 +55,7 @@ class Repository:
         self.key_id = key_id
         self._id_key = master.id_key
         self._index: IndexCache | None = None
+        self._trust_cache = False
         self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
         self._pack_keys: dict[bytes, bytes] = {}
         self.warnings: list[str] = []           # problems that did not stop the operation
@@ -192,8 +193,17 @@ class Repository:
     def index(self) -> IndexCache:
         if self._index is None:
             self._index = IndexCache(os.path.join(cache_root(), self.id, "index"))
-            self.sync_index()
+            if not self._trust_cache:
+                self.sync_index()
         return self._index
+
+    def trust_index_cache(self) -> None:
+        """Open the local index cache as it is, without loading the index files it has not
+        seen: for a worker process whose coordinator on this machine synced the same cache
+        just before (engine/scaleout.py), so that N workers do not each load the index files
+        the others write meanwhile. A blob another process stores meanwhile is then unknown
+        here and stored again at worst (a duplicate, which prune removes), never lost."""
+        self._trust_cache = True
 
     def sync_index(self) -> None:
         if self._index is None:
