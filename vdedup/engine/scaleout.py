@@ -92,35 +92,42 @@ def _name(part: Partition, collection: str) -> str:
     return collection + (f"/{part.namespace}" if part.namespace else "") + (f" [{part.key}]" if part.key else "")
 
 
+@contextlib.contextmanager
+def _opened(repo_handle, source: SourceHandle, trust_cache: bool = False):
+    """The repository and the source (or target) a task works on, closed after it."""
+    repo = repo_handle.open()
+    if trust_cache:
+        repo.trust_index_cache()
+    try:
+        connector = source.open()
+        try:
+            yield repo, connector
+        finally:
+            connector.close()
+    finally:
+        repo.close()
+
+
 def run_backup_task(task: BackupTask):
     """One partition: packs, index and manifest parts saved; returns a PartitionResult."""
     from .backup import backup_partition
     part = Partition.from_dict(task.partition)
     try:
-        repo = task.repo.open()
-        if task.trust_cache:
-            repo.trust_index_cache()
-        try:
-            connector = task.source.open()
+        with _opened(task.repo, task.source, task.trust_cache) as (repo, connector):
+            lock = repo.lock(exclusive=False, operation="backup task")
+            writer = repo.writer(workers=task.threads)
             try:
-                lock = repo.lock(exclusive=False, operation="backup task")
-                writer = repo.writer(workers=task.threads)
-                try:
-                    result = backup_partition(writer, connector, task.collection, part, task.prev, Reporter(),
-                                              task.batch_size, _name(part, task.collection))
-                    writer.flush()
-                    writer.close()
-                    result.bytes_written = writer.bytes_written
-                    return result
-                except BaseException:
-                    writer.save_progress()
-                    raise
-                finally:
-                    lock.release()
+                result = backup_partition(writer, connector, task.collection, part, task.prev, Reporter(),
+                                          task.batch_size, _name(part, task.collection))
+                writer.flush()
+                writer.close()
+                result.bytes_written = writer.bytes_written
+                return result
+            except BaseException:
+                writer.save_progress()
+                raise
             finally:
-                connector.close()
-        finally:
-            repo.close()
+                lock.release()
     except VdedupError as e:
         raise WorkerFailed(f"partition {_name(part, task.collection)}: {e.message}", e.exit_code, e.hint) from None
 
@@ -128,20 +135,13 @@ def run_backup_task(task: BackupTask):
 def run_restore_task(task: RestoreTask) -> int:
     """One share of a namespace written into the target; returns the records written."""
     try:
-        repo = task.repo.open()
-        try:
-            connector = task.target.open()
-            try:
-                write = connector.write_new if task.fresh else connector.write
-                n = 0
-                for batch in repo.read_namespace(task.entry, None, task.batch_size, task.namespace, task.threads):
-                    write(task.collection, batch)
-                    n += len(batch)
-                return n
-            finally:
-                connector.close()
-        finally:
-            repo.close()
+        with _opened(task.repo, task.target) as (repo, connector):
+            write = connector.write_new if task.fresh else connector.write
+            n = 0
+            for batch in repo.read_namespace(task.entry, None, task.batch_size, task.namespace, task.threads):
+                write(task.collection, batch)
+                n += len(batch)
+            return n
     except VdedupError as e:
         raise WorkerFailed(f"restore of {task.collection}: {e.message}", e.exit_code, e.hint) from None
 
