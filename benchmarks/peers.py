@@ -984,10 +984,9 @@ def _over_target(result: dict[str, Any], tool: str, scenario: str, target: float
     mean = statistics.mean(m["ratio"] for m in ms if m.get("ratio") is not None)
     return (f"judged on the median of {len(ms)} samples; {len(over)} over the target (largest: "
             f"{worst.get('label', '?')}, {worst['ratio']:.2f}x = {fmt_bytes(worst['bytes_added'])}; mean of all "
-            f"{mean:.2f}x). Beside the changed records, every backup compacts a share of the namespace's "
-            f"manifest parts (per-part compaction with a nightly budget of about 1/8 of the rows, every part "
-            f"rewritten at the latest at age 8: docs/design.md section 5), rewriting their bases; at 50,000 "
-            f"records (16 parts of ~3,000 rows) that rewrite is larger than a night's change")
+            f"{mean:.2f}x). Beside the changed records, a backup rewrites the bases of manifest parts, about "
+            f"half as many rows as its delta rows (per-part compaction paced by credit: docs/design.md "
+            f"section 5), so a night's ratio depends on whether it rewrote a part")
 
 
 def _full_1m_note() -> str:

@@ -98,7 +98,8 @@ class ManifestPart(TypedDict, total=False):
     count: int
     base: str
     deltas: list[DeltaLayer]
-    age: int                    # backups since its base was written (compaction, §5.3)
+    age: int                    # backups since its base was written
+    credit: int                 # on a source's first part: rows of bases it may rewrite (compaction, §5)
     ordered: bool
 
 
@@ -139,6 +140,7 @@ def _part_ok(p: Any) -> bool:
     return (isinstance(p, dict) and isinstance(p.get("source"), str) and isinstance(p.get("lo"), str)
             and all(c in "0123456789abcdef" for c in p["lo"]) and len(p["lo"]) % 2 == 0
             and _is_count(p.get("count")) and _is_count(p.get("age", 0)) and _is_id(p.get("base"))
+            and type(p.get("credit", 0)) is int
             and _deltas_ok(p.get("deltas")) and isinstance(p.get("ordered", False), bool))
 
 

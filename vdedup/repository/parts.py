@@ -12,13 +12,22 @@ its sources' states (disjoint sets of records).
 
 So a worker writes the parts of its source partition without coordinating with the others,
 and the snapshot commit only names them. Compaction (merging a part's delta runs into a new
-base: a two-level LSM, delta runs over a base) is per part: each backup of a source rewrites
-the bases of its oldest parts, about 1/COMPACT_AGE of its rows (`due_parts`), every part at
-the latest when its age reaches COMPACT_AGE, and any part whose delta runs hold more rows
-than MAX_CHAIN_FRACTION of it. So each night rewrites about the same share of the manifest
-instead of all of it at once. For that a source has about 2 x COMPACT_AGE parts (each of
-MIN_PART_ROWS to PART_ROWS rows, `Tuning.rows_per_part`); a part grown past SPLIT_FACTOR
-times that is split when its base is rewritten.
+base: a two-level LSM, delta runs over a base) is per part and paced by the changes: every
+part a backup brings delta rows to earns the source rewrite credit, those rows divided by
+CHAIN_ROWS but at least the part's rows / LAYERS (`Tuning.earned`), counted in rows of
+bases; the credit is kept on the source's first part (`credit`). Walking the parts in
+order, a changed part gets a new base when the credit then covers its rows and it is at least
+as due (delta rows per row against CHAIN_ROWS, or delta runs against LAYERS: `Tuning.due`)
+as the parts were on average before the backup; its rows are taken from the credit. So what
+compaction rewrites follows what the night changed (a quiet night rewrites little, a night
+that changes nothing nothing), nights of about the same change cost about the same, parts
+rewritten lately wait their turn, and every part's delta runs stay near CHAIN_ROWS times its
+rows and LAYERS in number. A part is rewritten in any case (without taking from the
+credit: these rewrites are rare, and the nights after them should not go without) once its
+delta runs would hold more than MAX_CHAIN_ROWS times its rows or number MAX_LAYERS, or it
+grew past GROWN_FACTOR times the rows a part should hold and a segment. A source has about PARTS_PER_SOURCE parts (each of MIN_PART_ROWS
+to PART_ROWS rows, `Tuning.rows_per_part`), small enough that a night's credit covers
+several; a rewritten part holding more than SPLIT_FACTOR times that and a segment is split.
 
 Entries written before parts existed (a single base and deltas) are read as one part of
 the source "" (`parts_of`).
@@ -39,29 +48,47 @@ from .spool import TempRows
 
 FEATURE = "parts"
 PART_ROWS = 65_536             # rows per part at most when a base is cut into parts...
-MIN_PART_ROWS = 4096           # ...and at least: about 2 x COMPACT_AGE parts per source between
-SPLIT_FACTOR = 2               # a part holding this many times the rows a part should have is split
-COMPACT_AGE = 8                # a part's base is rewritten after at most this many backups...
-MAX_CHAIN_FRACTION = 1.0       # ...or when its delta runs hold more rows than this share of it
+MIN_PART_ROWS = 1024           # ...and at least, about PARTS_PER_SOURCE parts per source between
+PARTS_PER_SOURCE = 64
+SPLIT_FACTOR = 2               # a part holding this many times the rows a part should have (and a
+                               # segment) is split when it is rewritten...
+GROWN_FACTOR = 4               # ...and rewritten when it grew past this many times (and a segment)
+CHAIN_ROWS = 2.0               # a part a backup changes earns its delta rows / this in rows of bases to
+LAYERS = 32                    # rewrite, at least its rows / LAYERS; a backup rewrites any part whose
+MAX_CHAIN_ROWS = 4.0           # delta runs hold more than MAX_CHAIN_ROWS x its rows...
+MAX_LAYERS = 64                # ...or number MAX_LAYERS
+CREDIT_PARTS = 2               # credit is kept between -/+ the rows of this many of the largest parts
 HOLD_ROWS = 4 * PART_ROWS      # a part compacted by a backup is rewritten from the rows it read, up to this
 
 
 class Tuning:
     """The constants above, as one value a test or simulation may scale down."""
 
-    def __init__(self, part_rows: int = PART_ROWS, compact_age: int = COMPACT_AGE,
-                 max_chain_fraction: float = MAX_CHAIN_FRACTION, min_part_rows: int = MIN_PART_ROWS):
-        self.part_rows, self.compact_age = part_rows, compact_age
-        self.max_chain_fraction = max_chain_fraction
+    def __init__(self, part_rows: int = PART_ROWS, min_part_rows: int = MIN_PART_ROWS,
+                 parts_per_source: int = PARTS_PER_SOURCE, chain_rows: float = CHAIN_ROWS,
+                 layers: int = LAYERS, max_chain_rows: float = MAX_CHAIN_ROWS, max_layers: int = MAX_LAYERS):
+        self.part_rows, self.parts_per_source = part_rows, parts_per_source
         self.min_part_rows = min(min_part_rows, part_rows)
+        self.chain_rows, self.layers = chain_rows, layers
+        self.max_chain_rows, self.max_layers = max_chain_rows, max_layers
+
+    def earned(self, part: dict[str, Any], delta_rows: int) -> float:
+        """The credit a backup earns by bringing delta_rows to a part."""
+        return max(delta_rows / self.chain_rows, part["count"] / self.layers) if delta_rows else 0.0
+
+    def due(self, part: dict[str, Any], delta_rows: int = 0) -> float:
+        """How due a part is for a new base (with delta_rows more in a new delta run): its
+        delta rows per row against chain_rows, or its delta runs against layers, whichever
+        is further along."""
+        runs = len(part["deltas"]) + (1 if delta_rows else 0)
+        return max((chain_rows(part) + delta_rows) / (self.chain_rows * max(part["count"], 1)), runs / self.layers)
 
     def rows_per_part(self, total: int | None) -> int:
-        """The rows a part of a source of `total` rows should hold: enough parts (about
-        2 x compact_age) that each backup can rewrite about the same share of them, each
-        between min_part_rows and part_rows (None: part_rows)."""
+        """The rows a part of a source of `total` rows should hold: about parts_per_source
+        parts, each between min_part_rows and part_rows (None: part_rows)."""
         if total is None:
             return self.part_rows
-        return max(self.min_part_rows, min(self.part_rows, total // (2 * self.compact_age)))
+        return max(self.min_part_rows, min(self.part_rows, total // self.parts_per_source))
 
 
 DEFAULT = Tuning()
@@ -174,25 +201,22 @@ def same_manifest(x: dict[str, Any], y: dict[str, Any]) -> bool:
 
 # ---- writing ------------------------------------------------------------------------------
 
-def due_parts(parts: list[dict[str, Any]], tuning: Tuning) -> set[int]:
-    """The parts of a source (by position) whose base this backup rewrites: every part
-    whose age reaches COMPACT_AGE, and, oldest first, parts not yet due while the rows
-    chosen stay under 1/COMPACT_AGE of the source's rows (a part is taken if that keeps
-    them under twice that share, or alone once it is half due). So each backup rewrites
-    about the same share of the rows."""
-    budget = sum(p["count"] for p in parts) / tuning.compact_age
-    chosen: set[int] = set()
-    rows = 0
-    for i in sorted(range(len(parts)), key=lambda k: (-parts[k].get("age", 0), k)):
-        p = parts[i]
-        age = p.get("age", 0) + 1
-        # a part bigger than twice the share (a small source of few parts) goes alone, once
-        # half due: its source's parts then come due on different nights
-        fits = rows + p["count"] <= 2 * budget or (not chosen and 2 * age >= tuning.compact_age)
-        if age >= tuning.compact_age or (rows < budget and fits):
-            chosen.add(i)
-            rows += p["count"]
-    return chosen
+def chain_rows(part: dict[str, Any]) -> int:
+    return sum(d["rows"] for d in part["deltas"])
+
+
+def too_big(count: int, per_part: int, factor: int = SPLIT_FACTOR) -> bool:
+    """Whether a part of `count` rows is split when its base is written: it holds more than
+    factor x per_part rows and a segment of the most rows (parts end at segment cuts)."""
+    return count > factor * per_part + manifest.SEGMENT_MAX
+
+
+def forced(part: dict[str, Any], delta_rows: int, count: int, per_part: int, tuning: Tuning) -> bool:
+    """Whether a changed part is rewritten whatever the credit: it grew past GROWN_FACTOR x
+    per_part rows (it is then split), or one more delta run would give it more than
+    max_chain_rows x its rows of delta rows, or max_layers runs."""
+    return (too_big(count, per_part, GROWN_FACTOR) or len(part["deltas"]) + 1 >= tuning.max_layers
+            or chain_rows(part) + delta_rows > tuning.max_chain_rows * max(count, part["count"], 1))
 
 
 class HeldPacker:
@@ -277,41 +301,51 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
     prev_parts = sorted(prev_parts, key=lambda p: p["lo"])
     stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
     split = _Splitter(runs)
-    chosen = due_parts(prev_parts, tuning)
+    credit = float(prev_parts[0].get("credit", 0))
+    # a changed part is rewritten when the credit covers it and it is at least as due as the
+    # parts were on average before this backup (so parts rewritten lately wait their turn)
+    bar = sum(map(tuning.due, prev_parts)) / len(prev_parts)
     per_part = tuning.rows_per_part(sum(p["count"] for p in prev_parts))
     out: list[dict[str, Any]] = []
     with TempRows(tmp_dir) as tmp:
         for i, prev in enumerate(prev_parts):
+            prev = {k: v for k, v in prev.items() if k != "credit"}
             hi = bytes.fromhex(prev_parts[i + 1]["lo"]) if i + 1 < len(prev_parts) else None
             if i:
                 tmp.clear_delta()
-            # a part this backup compacts keeps its new rows (they are its new state) unless
-            # it grew too big to hold: its base is then written without reading it again
-            held: list[Cols] | None = [] if i in chosen and prev["count"] <= HOLD_ROWS else None
+            # the part's new rows are kept (they are its new state, should it be rewritten)
+            # unless it is too big to hold: its base is then written from the old one
+            held: list[Cols] | None = [] if prev["count"] <= HOLD_ROWS else None
             st = manifest.diff_into(iter_part_cols(repo, prev), tmp, _kept(split.below(hi), held))
             for k, v in st.items():
                 stats[k] += v
             count = st["added"] + st["changed"] + st["unchanged"]
             n_delta = tmp.count(tmp.delta)
+            credit += tuning.earned(prev, n_delta)
             age = prev.get("age", len(prev["deltas"])) + 1
-            chain = sum(d["rows"] for d in prev["deltas"]) + n_delta
             keep = {k: v for k, v in prev.items() if k in ("ordered",)}
             if n_delta == 0:
                 # an unchanged part is never rewritten (its chain does not grow), so a run in
-                # which nothing changed stores nothing but its snapshot; a due part is
-                # compacted by the next backup that changes it
+                # which nothing changed stores nothing but its snapshot
                 out.append({**prev, "age": age})
-            elif i in chosen or chain > tuning.max_chain_fraction * max(count, 1):
+                continue
+            must = forced(prev, n_delta, count, per_part, tuning)
+            paid = not must and credit >= prev["count"] and tuning.due(prev, n_delta) >= bar
+            if must or paid:
                 if held is not None and sum(map(len, held)) == count:
                     new_runs: Iterable[Cols] = held
                 else:
                     new_runs = apply_deltas(iter_part_cols(repo, prev), tmp.iter_delta())
-                cut = per_part if count > SPLIT_FACTOR * per_part else None
+                if paid:
+                    credit -= prev["count"]
+                cut = per_part if too_big(count, per_part) else None
                 for p in write_bases(repo, packer, new_runs, source, prev["lo"], cut):
                     out.append({**p, **keep})
             else:
                 layer = manifest.write_delta(packer, tmp.iter_delta())
                 out.append({**prev, "count": count, "deltas": list(prev["deltas"]) + [layer], "age": age})
+    cap = CREDIT_PARTS * max(per_part, max(p["count"] for p in out))
+    out[0]["credit"] = round(min(cap, credit))
     return out, stats
 
 
