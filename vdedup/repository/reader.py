@@ -62,10 +62,12 @@ class _Plan:
 
 
 def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = None, batch_size: int = 1000,
-                   namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+                   namespace: str = "", workers: int = 1, metadata_json: bool = False) -> Iterator[RecordBatch]:
     """The records of a namespace entry (or of the given rows of it) as batches, every vector
     payload verified against its content id. With `rows` None the whole namespace is read
-    and its record count must match the entry's."""
+    and its record count must match the entry's. With `metadata_json`, a batch of dense
+    vectors whose metadata bytes are all of the JSON form (docs/design.md §4.8) carries them
+    undecoded (RecordBatch.metadata_json) instead of a decoded metadata column."""
     with TempRows(spool_dir()) as tmp:
         path = os.path.join(tmp.dir, "plan")
         runs = iter_state_cols(repo, entry) if rows is None else _runs(rows)
@@ -75,8 +77,8 @@ def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = Non
                                  f"snapshot says {entry['count']}")
         with Workers(repo, workers, hash_processes=plan.n >= HASH_AFTER) as pool:
             reader = _BlockReader(repo, plan, pool, workers)
-            yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers)
-            yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers)
+            yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers, metadata_json)
+            yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers, metadata_json)
 
 
 def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
@@ -292,7 +294,7 @@ def _first_appearance(block_of: np.ndarray) -> list[int]:
 
 
 def _batches(runs: Iterator[_Run], batch_size: int, namespace: str, pool: Workers,
-             workers: int) -> Iterator[RecordBatch]:
+             workers: int, metadata_json: bool = False) -> Iterator[RecordBatch]:
     """Cut the verified runs into batches of batch_size rows, decoded by the pool a few
     batches ahead."""
     ahead: deque[Future] = deque()
@@ -304,24 +306,27 @@ def _batches(runs: Iterator[_Run], batch_size: int, namespace: str, pool: Worker
         while len(buf[0]) >= batch_size:
             part = [c[:batch_size] for c in buf]
             buf = [c[batch_size:] for c in buf]
-            ahead.append(pool.submit(_decode, *part, namespace))
+            ahead.append(pool.submit(_decode, *part, namespace, metadata_json))
             if len(ahead) > workers:
                 yield ahead.popleft().result()
     if buf[0]:
-        ahead.append(pool.submit(_decode, *buf, namespace))
+        ahead.append(pool.submit(_decode, *buf, namespace, metadata_json))
     while ahead:
         yield ahead.popleft().result()
 
 
 def _decode(ids: list, payloads: list[bytes], mraws: list[bytes], docs: list, uris: list,
-            namespace: str) -> RecordBatch:
-    metadata = meta_values(mraws)
+            namespace: str, metadata_json: bool = False) -> RecordBatch:
     documents = docs if any(d is not None for d in docs) else None
     uri_col = uris if any(u is not None for u in uris) else None
     dense = decode_dense_batch(payloads)
     if dense is not None:
-        return RecordBatch(ids=ids, dense=dense, metadata=metadata, documents=documents, uris=uri_col,
+        if metadata_json and mraws and min(mraws)[0] >= 0x20:     # every row's bytes JSON text
+            return RecordBatch(ids=ids, dense=dense, metadata_json=mraws, documents=documents, uris=uri_col,
+                               namespace=namespace)
+        return RecordBatch(ids=ids, dense=dense, metadata=meta_values(mraws), documents=documents, uris=uri_col,
                            namespace=namespace)
+    metadata = meta_values(mraws)
     records = []
     for rid, payload, meta, doc, uri in zip(ids, payloads, metadata, docs, uris):
         vectors, sparse = decode_payload(payload)

@@ -344,10 +344,12 @@ class Repository:
             yield from tmp.iter_rows()
 
     def read_namespace(self, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                       batch_size: int = 1000, namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+                       batch_size: int = 1000, namespace: str = "", workers: int = 1,
+                       metadata_json: bool = False) -> Iterator[RecordBatch]:
         """The records of a namespace entry (or of the given rows of it) as verified batches;
-        `workers` > 1 reads and decodes blocks and batches ahead in that many threads."""
-        return reader.read_namespace(self, entry, rows, batch_size, namespace, workers)
+        `workers` > 1 reads and decodes blocks and batches ahead in that many threads;
+        `metadata_json`: batches may carry JSON-form metadata bytes undecoded (reader.py)."""
+        return reader.read_namespace(self, entry, rows, batch_size, namespace, workers, metadata_json)
 
     # ---- reachability -----------------------------------------------------------------
     def mark_snapshots(self, snaps: list[Snapshot], marks: reachable.BlobMarks, name: str = "used",
