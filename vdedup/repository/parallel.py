@@ -11,6 +11,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import numpy as np
+
 from .hashing import HashWorkers, digests_inline
 
 T = TypeVar("T")
@@ -36,6 +38,18 @@ class Workers:
         else:
             raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
         return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+
+    def content_id_rows(self, blob_type: int, rows: np.ndarray) -> np.ndarray:
+        """content_ids of blobs given as the rows of an (n, width) uint8 array, as (n, 32)."""
+        n, width = rows.shape
+        data = memoryview(np.ascontiguousarray(rows).reshape(-1))
+        offsets = range(0, n * width + 1, width)
+        prefix = bytes([blob_type])
+        if self._hashers is not None and len(self._hashers):
+            raw = self._hashers.digests(data, offsets, prefix)
+        else:
+            raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
+        return np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
 
     def submit(self, fn: Callable[..., R], *args) -> Future:
         """fn(*args) on a thread (n > 1) or at once on this one; a future either way."""
