@@ -93,7 +93,7 @@ def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
 
 
 def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
-    """Write the runs to the plan file (one pickle per run) and locate every row's blob."""
+    """Write the runs to the plan file (per run: u64 length | pickle) and locate every row's blob."""
     plan = _Plan()
     table: dict[bytes, int] = {}
     block_parts, ordinal_parts = [], []
@@ -106,17 +106,22 @@ def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
                 raise IntegrityError(f"vector blob {missing.hex()[:16]} is not in the index", hint=repo.missing_hint())
             loc = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), -1)
             ordinal_parts.append(np.ascontiguousarray(loc[:, 48:52]).view(">u4").reshape(-1).astype(np.uint32))
-            ids = []
-            for raw in raws:
+            # one look-up of the block table per stretch of rows in one block (pack id, number)
+            starts = [0, *(np.flatnonzero((loc[1:, :36] != loc[:-1, :36]).any(axis=1)) + 1).tolist()]
+            ids = np.empty(len(raws), dtype=np.uint32)
+            for a, e in zip(starts, starts[1:] + [len(raws)]):
+                raw = raws[a]
                 b = table.get(raw[:36])
                 if b is None:
                     b = table[raw[:36]] = len(plan.blocks)
                     plan.blocks.append((raw[:32], int.from_bytes(raw[32:36], "big"),
                                         int.from_bytes(raw[36:44], "big"), int.from_bytes(raw[44:48], "big"),
                                         raw[56]))
-                ids.append(b)
-            block_parts.append(np.array(ids, dtype=np.uint32))
-            pickle.dump((run.ids, run.vrefs, run.mraws, run.docs, run.uris), f, protocol=5)
+                ids[a:e] = b
+            block_parts.append(ids)
+            data = pickle.dumps((run.ids, run.vrefs, run.mraws, run.docs, run.uris), protocol=5)
+            f.write(len(data).to_bytes(8, "big"))
+            f.write(data)
             if (k + 1) % RELEASE_RUNS == 0:
                 repo.index.release_pages()         # bound what the map adds to resident memory
     if block_parts:
@@ -227,10 +232,10 @@ class _BlockReader:
         i = 0
         with open(path, "rb") as f:
             while True:
-                try:
-                    cols = pickle.load(f)
-                except EOFError:
+                head = f.read(8)
+                if not head:
                     return
+                cols = pickle.loads(f.read(int.from_bytes(head, "big")))
                 n = len(cols[0])
                 blocks, ordinals = plan.block_of[i:i + n], plan.ordinal[i:i + n]
                 aside = plan.aside[i:i + n]
