@@ -24,6 +24,7 @@ class Workers:
         self.repo = repo
         self.n = max(1, workers)
         self._pool = ThreadPoolExecutor(self.n, "vdedup-work") if self.n > 1 else None
+        self._batch_pool: ThreadPoolExecutor | None = None
         self._hashers = HashWorkers(repo.master.id_key, self.n - 1) if self.n > 1 and hash_processes else None
 
     def content_ids(self, blob_type: int, blobs: list[bytes]) -> list[bytes]:
@@ -62,6 +63,15 @@ class Workers:
             fut.set_exception(e)
         return fut
 
+    def submit_batch(self, fn: Callable[..., R], *args) -> Future:
+        """submit, but on a thread of its own (n > 1): work the caller waits for next (the
+        decoding of the next batch) does not queue behind the blocks read ahead."""
+        if self._pool is None:
+            return self.submit(fn, *args)
+        if self._batch_pool is None:
+            self._batch_pool = ThreadPoolExecutor(1, "vdedup-batch")
+        return self._batch_pool.submit(fn, *args)
+
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """fn over items, results in input order."""
         if self._pool is None:
@@ -77,8 +87,9 @@ class Workers:
             yield ahead.popleft().result()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._batch_pool, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         if self._hashers is not None:
             self._hashers.close()
 

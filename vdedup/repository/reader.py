@@ -338,11 +338,11 @@ def _batches(runs: Iterator[_Run], batch_size: int, namespace: str, pool: Worker
             part = [c[:batch_size] for c in buf]
             buf = [c[batch_size:] for c in buf]
             taken, pieces = _cut(pieces, batch_size)
-            ahead.append(pool.submit(_decode, part[0], taken, *part[1:], namespace, metadata_json))
+            ahead.append(pool.submit_batch(_decode, part[0], taken, *part[1:], namespace, metadata_json))
             if len(ahead) > workers:
                 yield ahead.popleft().result()
     if buf[0]:
-        ahead.append(pool.submit(_decode, buf[0], pieces, *buf[1:], namespace, metadata_json))
+        ahead.append(pool.submit_batch(_decode, buf[0], pieces, *buf[1:], namespace, metadata_json))
     while ahead:
         yield ahead.popleft().result()
 
