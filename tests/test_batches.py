@@ -380,3 +380,39 @@ def test_blobs_stored_earlier_in_a_session_are_not_stored_again(repo_path, monke
     assert repo.index.count() == 20000
     assert all(repo.index.contains_many([again.vrefs[i].tobytes() for i in range(20000)]))
     repo.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_row_whose_index_entry_points_at_another_blob_is_refused_before_it_is_returned(repo_path, workers):
+    """Two vector blobs of one block whose index entries are swapped: the rows read from
+    the block (one array per block) no longer match their content ids, and reading stops
+    with an IntegrityError naming the blob; a position past the block's end likewise."""
+    from vdedup.errors import IntegrityError
+    from vdedup.format.pack import BlobLocation
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    rng = np.random.default_rng(9)
+    ids = [f"r{i:04d}" for i in range(300)]
+    writer = repo.writer(workers=1)
+    runs = [writer.store_batch(_batch(ids, rng.standard_normal((300, 16)).astype(np.float32), 0))]
+    entry, _ = writer.write_namespace("", None, iter(runs), ordered=True)
+    snap = repo.new_snapshot("test://swap", "files", [], None)
+    snap.collections.append({"name": "c", "schema": {}, "count": entry["count"], "namespaces": [entry]})
+    writer.commit(snap)
+    assert sum(len(b) for b in repo.read_namespace(entry, workers=workers)) == 300
+    vrefs = [r.vref for r in repo.namespace_rows(entry)]
+    a, b = vrefs[10], vrefs[11]
+    la, lb = repo.index.get(a), repo.index.get(b)
+    assert (la.pack, la.block) == (lb.pack, lb.block)
+    with repo.index.env.begin(write=True) as txn:
+        txn.put(a, lb.to_bytes(), db=repo.index.blobs)
+        txn.put(b, la.to_bytes(), db=repo.index.blobs)
+    with pytest.raises(IntegrityError, match="does not match its content id"):
+        for _ in repo.read_namespace(entry, workers=workers):
+            pass
+    past = BlobLocation(la.pack, la.block, la.offset, la.length, 100_000, la.raw_length, la.blob_type)
+    with repo.index.env.begin(write=True) as txn:
+        txn.put(a, past.to_bytes(), db=repo.index.blobs)
+    with pytest.raises(IntegrityError, match="not where the index says"):
+        for _ in repo.read_namespace(entry, workers=workers):
+            pass
+    repo.close()

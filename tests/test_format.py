@@ -76,6 +76,30 @@ def test_block_round_trip_and_compresses_floats():
     assert len(enc) < 0.9 * sum(map(len, payloads))   # rotate + shuffle + zstd beats raw floats
     trees = [bytes(random.Random(i).randbytes(i)) for i in range(50)]
     assert block.decode_block(block.encode_block(trees, vector_payloads=False)) == trees
+    # blobs of more than one layout: decode_block_rows gives decode_block's list
+    assert block.decode_block_rows(enc) == payloads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.uint8, np.int8])
+def test_a_block_of_one_layout_decodes_into_rows_equal_to_its_blobs(dtype):
+    from vdedup.format.vectors import dense_batch_rows, decode_dense_batch, decode_dense_rows
+    rng = np.random.default_rng(3)
+    arr = (rng.standard_normal((120, 37)) * 50).astype(dtype)
+    arr[0, 0] = -0.0 if arr.dtype.kind == "f" else arr[0, 0]
+    payloads = [encode_payload({"": row}, {}) for row in arr]
+    enc = block.encode_block(payloads, vector_payloads=True)
+    rows = block.decode_block_rows(enc)
+    assert isinstance(rows, np.ndarray) and [r.tobytes() for r in rows] == block.decode_block(enc) == payloads
+    buf, width = dense_batch_rows({"": arr})
+    enc2 = block.encode_rows_block(np.frombuffer(buf, np.uint8).reshape(len(arr), width),
+                                   width - arr.itemsize * arr.shape[1], arr.itemsize)
+    assert block.decode_block_rows(enc2).tobytes() == buf
+    got, want = decode_dense_rows(rows[[5, 1, 7]]), decode_dense_batch([payloads[5], payloads[1], payloads[7]])
+    assert got[""].dtype == want[""].dtype and got[""].tobytes() == want[""].tobytes() == arr[[5, 1, 7]].tobytes()
+    # a blob of another layout in the block, or no blobs: decode_block's list
+    odd = payloads[:3] + [encode_payload({"": arr[0][:5]}, {})]
+    assert block.decode_block_rows(block.encode_block(odd, vector_payloads=True)) == odd
+    assert block.decode_block_rows(block.encode_block([], vector_payloads=True)) == []
 
 
 def _row(i, meta=None, vref=None):

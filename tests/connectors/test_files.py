@@ -347,3 +347,61 @@ def test_every_snapshot_of_a_long_delta_chain_restores_exactly(tmp_path, repo_pa
         out = tmp_path / f"out-{night}"
         assert vdedup("--repo", repo_path, "restore", snap, "--target", f"files://{out}") == 0
         assert _lines(out) == want, night
+
+
+TRICKY = [None, {}, {"a": 1}, {"é": "ü", "k": "\x7f", "ctl": "\x00\x01\n\t\"\\/", "smile": "\U0001f600"},
+          {"big": 2 ** 80, "neg": -(2 ** 70), "f": -0.0, "g": 1e16, "h": 5e-324, "i": 0.1, "t": True, "n": None},
+          {"nested": {"z": [1, [2, {"y": "DEL\x7fhere", "x": []}]], "a": {"b": {}}}, "list": [None, False, 1.5]},
+          {"ascii": "plain text with spaces, commas: and \"quotes\""}, {"only-non-ascii-key-Ω": 1}]
+
+
+def test_stored_metadata_text_gives_the_lines_the_decoded_values_give():
+    from vdedup.connectors.files.connector import _ENCODE_COLUMN, _json_texts
+    from vdedup.format.values import meta_bytes, meta_bytes_many
+    rng = np.random.default_rng(5)
+    alphabet = [chr(c) for c in range(0, 0x80)] + ["é", "ü", "\u2028", "\U0001f600", "\x7f", "\ufeff"]
+    values = list(TRICKY)
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 12))))
+        values.append({text: [text, int(rng.integers(-10 ** 6, 10 ** 6)), float(rng.standard_normal())],
+                       "k": {"x": text}})
+    raws = [meta_bytes(v) for v in values]
+    assert raws == meta_bytes_many(values) and all(r[0] >= 0x20 for r in raws)
+    assert _json_texts(raws) == _ENCODE_COLUMN(values)              # mixed: row by row
+    ascii_only = [r for r in raws if r.isascii() and b"\x7f" not in r]
+    assert len(ascii_only) > 50
+    assert _json_texts(ascii_only) == _ENCODE_COLUMN([json.loads(r) for r in ascii_only])   # whole batch
+
+
+@pytest.mark.parametrize("takes_json", [True, False])
+def test_restore_into_files_writes_the_source_lines_byte_for_byte(tmp_path, repo_path, capsys, monkeypatch,
+                                                                  takes_json):
+    """An export written the way vdedup writes one comes back byte for byte, whether the
+    metadata text is copied from the stored bytes or decoded and encoded again."""
+    from vdedup.connectors.files import connector as files_connector
+    monkeypatch.setattr(files_connector.FilesConnector, "takes_metadata_json", takes_json)
+    texts: list[int] = []
+    stored_text = files_connector._json_texts
+    monkeypatch.setattr(files_connector, "_json_texts", lambda raws: texts.append(len(raws)) or stored_text(raws))
+    n = 3000
+    ids, vecs, _ = records(n)
+    metas = [TRICKY[i % len(TRICKY)] if i % 7 else {"page": i, "é": "x" * (i % 5)} for i in range(n)]
+    d = tmp_path / "e"
+    d.mkdir()
+    np.save(d / "vectors.npy", vecs)
+    with open(d / "records.jsonl", "w") as f:
+        for k, (rid, m) in enumerate(zip(ids, metas)):
+            obj = {"id": rid, "metadata": m}
+            if k % 5 == 0:
+                obj["document"] = f"doc {k} ü\x7f"
+            if k % 11 == 0:
+                obj["uri"] = f"s3://b/{k}"
+            f.write(json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n")
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"files://{d}?metric=euclidean") == 0
+    capsys.readouterr()
+    assert vdedup("--repo", repo_path, "restore", "latest", "--target", f"files://{tmp_path}/out",
+                  "--workers", "2") == 0
+    assert (tmp_path / "out" / "records.jsonl").read_bytes() == (d / "records.jsonl").read_bytes()
+    assert (tmp_path / "out" / "vectors.npy").read_bytes() == (d / "vectors.npy").read_bytes()
+    assert sum(texts) == (n if takes_json else 0)          # the stored text was (not) used

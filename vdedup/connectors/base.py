@@ -117,6 +117,10 @@ class ConnectorBase:
     # its directory, such as Qdrant's local mode): a scaled-out backup then reads its
     # partitions one after the other in the coordinator (engine/backup.py), same plan.
     concurrent_reads: ClassVar[bool] = True
+    # True for a target that writes metadata as JSON text: an untranslated restore may then
+    # hand it batches whose metadata is the stored compact, key-sorted JSON text, not yet
+    # decoded (RecordBatch.metadata_json), which it must accept besides decoded ones.
+    takes_metadata_json: ClassVar[bool] = False
 
     @classmethod
     def storage_absent(cls, url: "SourceURL") -> bool:

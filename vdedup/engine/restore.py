@@ -159,11 +159,14 @@ def iter_records(repo: Repository, entry: dict[str, Any],
 
 
 def iter_batches(repo: Repository, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                 batch_size: int = BATCH_SIZE, namespace: str = "", workers: int | None = 1) -> Iterator[RecordBatch]:
+                 batch_size: int = BATCH_SIZE, namespace: str = "", workers: int | None = 1,
+                 metadata_json: bool = False) -> Iterator[RecordBatch]:
     """The records of a namespace entry (or of the given rows of it) as batches, every vector
     payload verified against its content id; `workers` threads read and decode ahead while
-    the caller writes (None: the machine's cores)."""
-    return repo.read_namespace(entry, rows, batch_size, namespace, resolve_workers(workers))
+    the caller writes (None: the machine's cores). `metadata_json`: batches may carry the
+    stored JSON text of their metadata instead of decoded values (RecordBatch.metadata_json),
+    for a connector that takes it."""
+    return repo.read_namespace(entry, rows, batch_size, namespace, resolve_workers(workers), metadata_json)
 
 
 def _writer(connector: Connector, fresh: bool) -> Any:
@@ -350,7 +353,8 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     written += scatter.restore(repo, entry, name, tns, batch_size, fresh, share_rows, reporter)
                     batches = iter(())
                 else:
-                    batches = iter_batches(repo, entry, rows, batch_size, tns, workers)
+                    batches = iter_batches(repo, entry, rows, batch_size, tns, workers,
+                                           tplan.identity and getattr(connector, "takes_metadata_json", False))
                 if tplan.identity:
                     written += _write_batches(connector, name, batches, reporter, fresh)
                 else:

@@ -182,3 +182,31 @@ def decode_dense_batch(payloads: list[bytes]) -> dict[str, np.ndarray] | None:
         out[name] = part.view(stored).reshape(n, v.shape[0]).astype(v.dtype, copy=False)
         col += nbytes
     return out if col == width else None
+
+
+def decode_dense_rows(rows: np.ndarray) -> dict[str, np.ndarray] | None:
+    """decode_dense_batch of payloads given as the rows of an (n, width) uint8 array (blobs
+    of one layout, format/block.py decode_block_rows): the same arrays, or None."""
+    n = rows.shape[0]
+    if not n:
+        return None
+    first = rows[0].tobytes()
+    _, body = split_payload(first)
+    if body > rows.shape[1] or not (rows[:, :body] == rows[0, :body]).all():
+        return None
+    vectors, sparse = decode_payload(first)
+    if sparse or any(v.ndim != 1 for v in vectors.values()):
+        return None
+    width = rows.shape[1] - body
+    mat = np.ascontiguousarray(rows[:, body:])
+    out: dict[str, np.ndarray] = {}
+    col = 0
+    for name in sorted(vectors):             # payload entries are in name order (one kind)
+        v = vectors[name]
+        stored = np.dtype(v.dtype)
+        stored = stored.newbyteorder("<") if stored.itemsize > 1 else stored
+        nbytes = stored.itemsize * v.shape[0]
+        part = mat if nbytes == width else np.ascontiguousarray(mat[:, col:col + nbytes])
+        out[name] = part.view(stored).reshape(n, v.shape[0]).astype(v.dtype, copy=False)
+        col += nbytes
+    return out if col == width else None

@@ -7,6 +7,7 @@ Connectors produce and consume batches; the engine works record by record.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Union
 
@@ -81,11 +82,22 @@ class RecordBatch:
     documents: list[str | None] | None = None
     uris: list[str | None] | None = None
     namespace: str = ""
+    # Set only by a restore into a target that asked for it (a connector's takes_metadata_json):
+    # every row's metadata as compact JSON text with keys sorted at every level (UTF-8, the
+    # repository's metadata bytes as stored), `metadata` then None; metadata_values() decodes.
+    metadata_json: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def metadata_values(self) -> list[Any] | None:
+        """The metadata column, decoded from metadata_json when the batch carries that instead."""
+        if self.metadata is None and self.metadata_json is not None:
+            return json.loads((b"[" + b",".join(self.metadata_json) + b"]").decode("utf-8", "surrogatepass"))
+        return self.metadata
+
     def records(self) -> Iterator[Record]:
+        metadata = self.metadata_values()
         for i, rid in enumerate(self.ids):
             vectors: dict[str, np.ndarray] = {}
             for name, arr in self.dense.items():
@@ -102,7 +114,7 @@ class RecordBatch:
                     sparse[name] = sv
             yield Record(
                 id=rid, vectors=vectors, sparse=sparse,
-                metadata=None if self.metadata is None else self.metadata[i],
+                metadata=None if metadata is None else metadata[i],
                 document=None if self.documents is None else self.documents[i],
                 uri=None if self.uris is None else self.uris[i],
             )

@@ -11,6 +11,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import numpy as np
+
 from .hashing import HashWorkers, digests_inline
 
 T = TypeVar("T")
@@ -22,6 +24,7 @@ class Workers:
         self.repo = repo
         self.n = max(1, workers)
         self._pool = ThreadPoolExecutor(self.n, "vdedup-work") if self.n > 1 else None
+        self._batch_pool: ThreadPoolExecutor | None = None
         self._hashers = HashWorkers(repo.master.id_key, self.n - 1) if self.n > 1 and hash_processes else None
 
     def content_ids(self, blob_type: int, blobs: list[bytes]) -> list[bytes]:
@@ -37,6 +40,18 @@ class Workers:
             raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
         return [raw[i:i + 32] for i in range(0, len(raw), 32)]
 
+    def content_id_rows(self, blob_type: int, rows: np.ndarray) -> np.ndarray:
+        """content_ids of blobs given as the rows of an (n, width) uint8 array, as (n, 32)."""
+        n, width = rows.shape
+        data = memoryview(np.ascontiguousarray(rows).reshape(-1))
+        offsets = range(0, n * width + 1, width)
+        prefix = bytes([blob_type])
+        if self._hashers is not None and len(self._hashers):
+            raw = self._hashers.digests(data, offsets, prefix)
+        else:
+            raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
+        return np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
+
     def submit(self, fn: Callable[..., R], *args) -> Future:
         """fn(*args) on a thread (n > 1) or at once on this one; a future either way."""
         if self._pool is not None:
@@ -47,6 +62,15 @@ class Workers:
         except BaseException as e:         # handed to whoever asks for the result
             fut.set_exception(e)
         return fut
+
+    def submit_batch(self, fn: Callable[..., R], *args) -> Future:
+        """submit, but on a thread of its own (n > 1): work the caller waits for next (the
+        decoding of the next batch) does not queue behind the blocks read ahead."""
+        if self._pool is None:
+            return self.submit(fn, *args)
+        if self._batch_pool is None:
+            self._batch_pool = ThreadPoolExecutor(1, "vdedup-batch")
+        return self._batch_pool.submit(fn, *args)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """fn over items, results in input order."""
@@ -63,8 +87,9 @@ class Workers:
             yield ahead.popleft().result()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._batch_pool, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         if self._hashers is not None:
             self._hashers.close()
 

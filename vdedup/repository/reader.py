@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import IntegrityError
 from ..format.objects import BlobType
 from ..format.values import meta_value, meta_values_json
-from ..format.vectors import decode_dense_batch, decode_payload
+from ..format.vectors import decode_dense_batch, decode_dense_rows, decode_payload
 from ..model import Record, RecordBatch
 from .columns import Cols
 from .manifest import iter_state_cols
@@ -62,10 +62,12 @@ class _Plan:
 
 
 def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = None, batch_size: int = 1000,
-                   namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+                   namespace: str = "", workers: int = 1, metadata_json: bool = False) -> Iterator[RecordBatch]:
     """The records of a namespace entry (or of the given rows of it) as batches, every vector
     payload verified against its content id. With `rows` None the whole namespace is read
-    and its record count must match the entry's."""
+    and its record count must match the entry's. With `metadata_json`, a batch of dense
+    vectors whose metadata bytes are all of the JSON form (docs/design.md §4.8) carries them
+    undecoded (RecordBatch.metadata_json) instead of a decoded metadata column."""
     with TempRows(spool_dir()) as tmp:
         path = os.path.join(tmp.dir, "plan")
         runs = iter_state_cols(repo, entry) if rows is None else _runs(rows)
@@ -75,8 +77,8 @@ def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = Non
                                  f"snapshot says {entry['count']}")
         with Workers(repo, workers, hash_processes=plan.n >= HASH_AFTER) as pool:
             reader = _BlockReader(repo, plan, pool, workers)
-            yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers)
-            yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers)
+            yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers, metadata_json)
+            yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers, metadata_json)
 
 
 def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
@@ -91,7 +93,7 @@ def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
 
 
 def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
-    """Write the runs to the plan file (one pickle per run) and locate every row's blob."""
+    """Write the runs to the plan file (per run: u64 length | pickle) and locate every row's blob."""
     plan = _Plan()
     table: dict[bytes, int] = {}
     block_parts, ordinal_parts = [], []
@@ -104,17 +106,22 @@ def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
                 raise IntegrityError(f"vector blob {missing.hex()[:16]} is not in the index", hint=repo.missing_hint())
             loc = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), -1)
             ordinal_parts.append(np.ascontiguousarray(loc[:, 48:52]).view(">u4").reshape(-1).astype(np.uint32))
-            ids = []
-            for raw in raws:
+            # one look-up of the block table per stretch of rows in one block (pack id, number)
+            starts = [0, *(np.flatnonzero((loc[1:, :36] != loc[:-1, :36]).any(axis=1)) + 1).tolist()]
+            ids = np.empty(len(raws), dtype=np.uint32)
+            for a, e in zip(starts, starts[1:] + [len(raws)]):
+                raw = raws[a]
                 b = table.get(raw[:36])
                 if b is None:
                     b = table[raw[:36]] = len(plan.blocks)
                     plan.blocks.append((raw[:32], int.from_bytes(raw[32:36], "big"),
                                         int.from_bytes(raw[36:44], "big"), int.from_bytes(raw[44:48], "big"),
                                         raw[56]))
-                ids.append(b)
-            block_parts.append(np.array(ids, dtype=np.uint32))
-            pickle.dump((run.ids, run.vrefs, run.mraws, run.docs, run.uris), f, protocol=5)
+                ids[a:e] = b
+            block_parts.append(ids)
+            data = pickle.dumps((run.ids, run.vrefs, run.mraws, run.docs, run.uris), protocol=5)
+            f.write(len(data).to_bytes(8, "big"))
+            f.write(data)
             if (k + 1) % RELEASE_RUNS == 0:
                 repo.index.release_pages()         # bound what the map adds to resident memory
     if block_parts:
@@ -153,10 +160,13 @@ class _BlockReader:
         self.repo, self.plan, self.pool = repo, plan, pool
         self.ahead = 2 * workers + RECENT_BLOCKS
 
-    def _read(self, b: int) -> tuple[list[bytes], list[bytes]]:
-        """A block's blobs and their content ids."""
+    def _read(self, b: int) -> tuple[np.ndarray | list[bytes], np.ndarray | list[bytes]]:
+        """A block's blobs and their content ids: as an (n, width) array and an (n, 32) array
+        when the blobs have one layout (the usual case), else as lists of bytes."""
         pack, number, offset, length, btype = self.plan.blocks[b]
-        blobs = self.repo.read_block(pack, number, offset, length, btype)
+        blobs = self.repo.read_block_rows(pack, number, offset, length, btype)
+        if isinstance(blobs, np.ndarray):
+            return blobs, self.pool.content_id_rows(btype, blobs)
         return blobs, self.pool.content_ids(btype, blobs)
 
     def _payloads(self, runs: Iterator[_Run], order: list[int], uses: dict[int, int]) -> Iterator[_Run]:
@@ -178,7 +188,7 @@ class _BlockReader:
         top_up()
         for run in runs:
             blocks, ordinals, vrefs = run.blocks, run.ordinals, run.cols[1]
-            payloads: list[bytes] = []
+            payloads: list[np.ndarray | list[bytes]] = []
             for s, e in _stretches(blocks):
                 b = blocks[s]
                 if b not in pending:
@@ -194,11 +204,13 @@ class _BlockReader:
                 if max(want) >= len(blobs):
                     k = next(k for k, o in enumerate(want) if o >= len(blobs))
                     raise IntegrityError(f"blob {vrefs[s + k].hex()[:16]} is not where the index says")
-                got = list(map(ids.__getitem__, want))
-                if got != vrefs[s:e]:
-                    k = next(k for k, (x, y) in enumerate(zip(got, vrefs[s:e])) if x != y)
-                    raise IntegrityError(f"blob {vrefs[s + k].hex()[:16]} does not match its content id")
-                payloads += map(blobs.__getitem__, want)
+                if isinstance(blobs, np.ndarray):
+                    payloads.append(_verified_rows(blobs, ids, want, vrefs[s:e]))
+                else:
+                    got = list(map(ids.__getitem__, want))
+                    if got != vrefs[s:e]:
+                        _mismatch(got, vrefs[s:e])
+                    payloads.append(list(map(blobs.__getitem__, want)))
                 uses[b] -= e - s
                 if not uses[b]:
                     del pending[b]
@@ -220,10 +232,10 @@ class _BlockReader:
         i = 0
         with open(path, "rb") as f:
             while True:
-                try:
-                    cols = pickle.load(f)
-                except EOFError:
+                head = f.read(8)
+                if not head:
                     return
+                cols = pickle.loads(f.read(int.from_bytes(head, "big")))
                 n = len(cols[0])
                 blocks, ordinals = plan.block_of[i:i + n], plan.ordinal[i:i + n]
                 aside = plan.aside[i:i + n]
@@ -264,15 +276,34 @@ class _BlockReader:
         return self._payloads(runs(), blocks, uses)
 
 
+def _verified_rows(blobs: np.ndarray, ids: np.ndarray, want: list[int], vrefs: list[bytes]) -> np.ndarray:
+    """The rows `want` of a block's blob array, each checked against its content id."""
+    a = want[0]
+    if want[-1] - a == len(want) - 1 and (len(want) < 3 or want == list(range(a, a + len(want)))):
+        got, rows = ids[a:a + len(want)], blobs[a:a + len(want)]     # a run of the block: views
+    else:
+        idx = np.asarray(want)
+        got, rows = ids[idx], blobs[idx]
+    if got.tobytes() != b"".join(vrefs):
+        _mismatch([bytes(g) for g in got], vrefs)
+    return rows
+
+
+def _mismatch(got: list[bytes], vrefs: list[bytes]) -> None:
+    k = next(k for k, (x, y) in enumerate(zip(got, vrefs)) if x != y)
+    raise IntegrityError(f"blob {vrefs[k].hex()[:16]} does not match its content id")
+
+
 class _Run:
     """Consecutive rows to read: each row's block and position in it, the row columns
-    (ids, vector ids, metadata bytes, documents, URIs) and, once read, the payloads."""
+    (ids, vector ids, metadata bytes, documents, URIs) and, once read, the payloads (pieces:
+    arrays whose rows are payloads, or lists of payloads)."""
 
     __slots__ = ("blocks", "ordinals", "cols", "payloads")
 
     def __init__(self, blocks: list[int], ordinals: list[int], cols: tuple[list, ...]):
         self.blocks, self.ordinals, self.cols = blocks, ordinals, cols
-        self.payloads: list[bytes] = []
+        self.payloads: list[np.ndarray | list[bytes]] = []
 
 
 def _stretches(blocks: list[int]) -> list[tuple[int, int]]:
@@ -292,36 +323,75 @@ def _first_appearance(block_of: np.ndarray) -> list[int]:
 
 
 def _batches(runs: Iterator[_Run], batch_size: int, namespace: str, pool: Workers,
-             workers: int) -> Iterator[RecordBatch]:
+             workers: int, metadata_json: bool = False) -> Iterator[RecordBatch]:
     """Cut the verified runs into batches of batch_size rows, decoded by the pool a few
     batches ahead."""
     ahead: deque[Future] = deque()
-    buf: list[list] = [[], [], [], [], []]            # ids, payloads, metadata bytes, documents, URIs
+    buf: list[list] = [[], [], [], []]            # ids, metadata bytes, documents, URIs
+    pieces: list[np.ndarray | list[bytes]] = []   # the payloads of those rows
     for run in runs:
         ids, _, mraws, docs, uris = run.cols
-        for mine, theirs in zip(buf, (ids, run.payloads, mraws, docs, uris)):
+        for mine, theirs in zip(buf, (ids, mraws, docs, uris)):
             mine += theirs
+        pieces += run.payloads
         while len(buf[0]) >= batch_size:
             part = [c[:batch_size] for c in buf]
             buf = [c[batch_size:] for c in buf]
-            ahead.append(pool.submit(_decode, *part, namespace))
+            taken, pieces = _cut(pieces, batch_size)
+            ahead.append(pool.submit_batch(_decode, part[0], taken, *part[1:], namespace, metadata_json))
             if len(ahead) > workers:
                 yield ahead.popleft().result()
     if buf[0]:
-        ahead.append(pool.submit(_decode, *buf, namespace))
+        ahead.append(pool.submit_batch(_decode, buf[0], pieces, *buf[1:], namespace, metadata_json))
     while ahead:
         yield ahead.popleft().result()
 
 
-def _decode(ids: list, payloads: list[bytes], mraws: list[bytes], docs: list, uris: list,
-            namespace: str) -> RecordBatch:
-    metadata = meta_values(mraws)
+def _cut(pieces: list, n: int) -> tuple[list, list]:
+    """The first n payloads of the pieces, and the rest."""
+    taken = []
+    i = 0
+    while n:
+        p = pieces[i]
+        if len(p) <= n:
+            taken.append(p)
+            n -= len(p)
+            i += 1
+        else:
+            taken.append(p[:n])
+            return taken, [p[n:]] + pieces[i + 1:]
+    return taken, pieces[i:]
+
+
+def _payload_rows(pieces: list) -> np.ndarray | list[bytes]:
+    """The payloads as one (n, width) array when every piece is an array of one width, else
+    as a list of bytes."""
+    if pieces and all(isinstance(p, np.ndarray) for p in pieces) and len({p.shape[1] for p in pieces}) == 1:
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    out: list[bytes] = []
+    for p in pieces:
+        out += [r.tobytes() for r in p] if isinstance(p, np.ndarray) else p
+    return out
+
+
+def _decode(ids: list, pieces: list, mraws: list[bytes], docs: list, uris: list,
+            namespace: str, metadata_json: bool = False) -> RecordBatch:
     documents = docs if any(d is not None for d in docs) else None
     uri_col = uris if any(u is not None for u in uris) else None
-    dense = decode_dense_batch(payloads)
+    payloads = _payload_rows(pieces)
+    if isinstance(payloads, np.ndarray):
+        dense = decode_dense_rows(payloads)
+        if dense is None:
+            payloads = [r.tobytes() for r in payloads]
+    else:
+        dense = decode_dense_batch(payloads)
     if dense is not None:
-        return RecordBatch(ids=ids, dense=dense, metadata=metadata, documents=documents, uris=uri_col,
+        if metadata_json and mraws and min(mraws)[0] >= 0x20:     # every row's bytes JSON text
+            return RecordBatch(ids=ids, dense=dense, metadata_json=mraws, documents=documents, uris=uri_col,
+                               namespace=namespace)
+        return RecordBatch(ids=ids, dense=dense, metadata=meta_values(mraws), documents=documents, uris=uri_col,
                            namespace=namespace)
+    metadata = meta_values(mraws)
     records = []
     for rid, payload, meta, doc, uri in zip(ids, payloads, metadata, docs, uris):
         vectors, sparse = decode_payload(payload)

@@ -344,10 +344,12 @@ class Repository:
             yield from tmp.iter_rows()
 
     def read_namespace(self, entry: dict[str, Any], rows: Iterable[Row] | None = None,
-                       batch_size: int = 1000, namespace: str = "", workers: int = 1) -> Iterator[RecordBatch]:
+                       batch_size: int = 1000, namespace: str = "", workers: int = 1,
+                       metadata_json: bool = False) -> Iterator[RecordBatch]:
         """The records of a namespace entry (or of the given rows of it) as verified batches;
-        `workers` > 1 reads and decodes blocks and batches ahead in that many threads."""
-        return reader.read_namespace(self, entry, rows, batch_size, namespace, workers)
+        `workers` > 1 reads and decodes blocks and batches ahead in that many threads;
+        `metadata_json`: batches may carry JSON-form metadata bytes undecoded (reader.py)."""
+        return reader.read_namespace(self, entry, rows, batch_size, namespace, workers, metadata_json)
 
     # ---- reachability -----------------------------------------------------------------
     def mark_snapshots(self, snaps: list[Snapshot], marks: reachable.BlobMarks, name: str = "used",
@@ -386,6 +388,15 @@ class Repository:
     def read_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
         """The blobs of one block, fetched, authenticated and decoded (no cache; threads may
         call it at once)."""
+        return self._read_block(pack, number, offset, length, blob_type, blockfmt.decode_block)
+
+    def read_block_rows(self, pack: bytes, number: int, offset: int, length: int,
+                        blob_type: int) -> "np.ndarray | list[bytes]":
+        """read_block, with the blobs as the rows of one uint8 array when they all have the
+        same layout (format/block.py decode_block_rows)."""
+        return self._read_block(pack, number, offset, length, blob_type, blockfmt.decode_block_rows)
+
+    def _read_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int, decode):
         name = pack.hex()
         try:
             key = self._pack_keys.get(pack)
@@ -401,7 +412,7 @@ class Repository:
             raise IntegrityError(f"pack {name[:16]} is truncated")
         plain = packfmt.open_block(key, pack, number, blob_type, sealed)
         try:
-            return blockfmt.decode_block(plain)
+            return decode(plain)
         except Exception as e:
             raise IntegrityError(f"pack {name[:16]} block {number}: cannot decode ({e})") from None
 

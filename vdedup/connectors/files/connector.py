@@ -89,6 +89,22 @@ def _line_encoder():
 
 
 _ENCODE, _ENCODE_COLUMN = _line_encoder()
+_JSON_DECODE = json.JSONDecoder().decode
+
+
+def _json_texts(raws: list[bytes]) -> list[str]:
+    """The line text of each metadata value given as compact, key-sorted JSON (UTF-8): the
+    same text _ENCODE_COLUMN gives for the decoded values. Text of ASCII bytes other than
+    DEL is already exactly that (the two encoders differ only in escaping characters from
+    0x7f up: ours escapes them, the stored form keeps them as they are), so it is taken as
+    it is; any other value is decoded and encoded again."""
+    joined = b"\n".join(raws)                # JSON text never holds a raw newline
+    if joined.isascii() and b"\x7f" not in joined:
+        out = joined.decode("ascii").split("\n")
+        if len(out) == len(raws):
+            return out
+    return [r.decode("ascii") if r.isascii() and b"\x7f" not in r
+            else _ENCODE(_JSON_DECODE(r.decode("utf-8", "surrogatepass"))) for r in raws]
 
 
 def _plain_dense(batch: RecordBatch, dim: int) -> bool:
@@ -104,6 +120,7 @@ class FilesConnector(ConnectorBase):
     descriptor = DESCRIPTOR
     url_collection: str | None = None     # the collection the URL names (?collection=NAME)
     concurrent_writes = False             # one process appends to the export's two files
+    takes_metadata_json = True            # stored JSON text is copied into the lines (_json_texts)
 
     def __init__(self, path: str, collection: str, metric: Metric) -> None:
         self._path = path
@@ -347,12 +364,15 @@ class FilesConnector(ConnectorBase):
         """A batch of one dense vector per record: the matrix is written at once."""
         w = self._writing
         n = len(batch.ids)
-        metas = batch.metadata or [None] * n
         docs, uris = batch.documents, batch.uris
         try:
             # each line is {"id":..,"metadata":..} (keys sorted, "document" first and "uri" last
             # when present): the columns are encoded whole and the lines put together from them
-            ids, mtexts = _ENCODE_COLUMN(batch.ids), _ENCODE_COLUMN(metas)
+            ids = _ENCODE_COLUMN(batch.ids)
+            if batch.metadata is None and batch.metadata_json is not None:
+                mtexts = _json_texts(batch.metadata_json)
+            else:
+                mtexts = _ENCODE_COLUMN(batch.metadata or [None] * n)
             if docs is None and uris is None:
                 lines = list(map('{"id":%s,"metadata":%s}'.__mod__, zip(ids, mtexts)))
             else:
