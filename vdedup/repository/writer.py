@@ -65,18 +65,21 @@ class Writer:
         """Store the batch's new vector payloads; return its manifest rows."""
         return self._finish(*self._start(batch))
 
-    def store_batches(self, batches: Iterable[RecordBatch]) -> Iterator[RowBatch]:
+    def store_batches(self, batches: Iterable[RecordBatch | tuple[RecordBatch, list[bytes]]]) -> Iterator[RowBatch]:
         """store_batch for each batch, in order; with workers, the content ids of the next
-        batches are computed while the caller reads them and the packer stores earlier ones."""
+        batches are computed while the caller reads them and the packer stores earlier ones.
+        An item may be a (batch, metadata bytes) pair: the canonical bytes of the batch's
+        metadata (meta_bytes_many of it), computed elsewhere; the batch's metadata is then
+        not read."""
         ahead: deque[tuple] = deque()
-        for batch in batches:
-            ahead.append(self._start(batch))
+        for item in batches:
+            ahead.append(self._start(*item) if type(item) is tuple else self._start(item))
             if len(ahead) > LOOKAHEAD:
                 yield self._finish(*ahead.popleft())
         while ahead:
             yield self._finish(*ahead.popleft())
 
-    def _start(self, batch: RecordBatch) -> tuple:
+    def _start(self, batch: RecordBatch, mraws: list[bytes] | None = None) -> tuple:
         enc = encode_batch(batch)
         self._records += len(batch)
         if self._hashers is None and self.workers > 1 and self._records >= HASH_AFTER:
@@ -88,7 +91,10 @@ class Writer:
             ids = Future()
             ids.set_result(digests_inline(self.repo.master.id_key, enc.data, enc.offsets, enc.prefix))
         n = len(batch)
-        mraws = meta_bytes_many(batch.metadata or [None] * n)
+        if mraws is None:
+            mraws = meta_bytes_many(batch.metadata or [None] * n)
+        elif len(mraws) != n:
+            raise ValueError("one metadata value per record is needed")
         return batch, enc, ids, mraws
 
     def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes]) -> RowBatch:
