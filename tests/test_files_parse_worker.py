@@ -220,3 +220,27 @@ def test_backup_through_the_helper_stores_what_the_plain_scan_stores(tmp_path, c
     fields = {f["name"]: f["type"] for f in schema["metadata_fields"]}
     assert fields["f"] == "float" and fields["big"] == "int" and fields["tags"] == "list"
     assert schema["has_documents"] and schema["has_uris"]
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f2", "<f8", "i1", "u1"])
+def test_a_plain_dense_batch_gives_the_payloads_and_content_ids_of_each_record(dtype):
+    """encode_batch hashes a batch of one dense vector per record over the array's own rows
+    (payload prefix given apart) and builds payloads only for the rows stored: the same
+    content ids and payload bytes as encoding every record on its own."""
+    from vdedup.format.vectors import encode_payload
+    from vdedup.model import RecordBatch
+    from vdedup.repository.hashing import digests_inline
+    from vdedup.repository.payloads import LEAD, encode_batch
+    rng = np.random.default_rng(3)
+    arr = (rng.standard_normal((37, 5)) * 50).astype(dtype)
+    batch = RecordBatch(ids=list(range(37)), dense={"": arr})
+    enc = encode_batch(batch)
+    key = bytes(range(32))
+    want = [encode_payload({"": arr[i].astype(arr.dtype.newbyteorder("="))}, {}) for i in range(37)]
+    got_ids = digests_inline(key, enc.data, enc.offsets, enc.prefix)
+    want_ids = b"".join(digests_inline(key, LEAD + p, [0, len(LEAD) + len(p)]) for p in want)
+    assert got_ids == want_ids and enc.size == sum(map(len, want))
+    picked = [0, 5, 36]
+    rows = enc.rows.select(picked)
+    assert [rows.array[k].tobytes() for k in range(3)] == [want[i] for i in picked]
+    assert rows.head_len == len(want[0]) - 5 * arr.dtype.itemsize
