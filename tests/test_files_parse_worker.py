@@ -179,6 +179,14 @@ def _snapshot(repo_path, capsys):
 
 def _backup_history(tmp_path, capsys, monkeypatch, parse_after: int, tag: str):
     monkeypatch.setattr(backup_mod, "PARSE_AFTER", parse_after)
+    answered = []
+
+    class Counted(LinePool):
+        def pmap(self, items):
+            for item, answer in super().pmap(items):
+                answered.append(answer is not None)
+                yield item, answer
+    monkeypatch.setattr(backup_mod, "LinePool", Counted)
     repo = tmp_path / f"repo-{tag}"
     lines = [_line(i) for i in range(3000) if i % 7 != 4]        # no infinity: a files target refuses it
     d = _export(tmp_path / f"e-{tag}", lines)
@@ -194,8 +202,10 @@ def _backup_history(tmp_path, capsys, monkeypatch, parse_after: int, tag: str):
     for f in ("records.jsonl", "vectors.npy"):
         (d / f).unlink()
     _export(d, lines2)
+    assert not answered                  # a first backup reads on its own thread
     assert vdedup("--repo", repo, "backup", f"files://{d}?collection=c", "--workers", "2", "--json") == 0
     night = json.loads(capsys.readouterr().out)
+    assert (len(answered) == 3 and all(answered)) if parse_after == 0 else not answered
     out = tmp_path / f"out-{tag}"
     assert vdedup("--repo", repo, "restore", "latest", "--target", f"files://{out}") == 0
     keys = ("records", "added", "changed", "deleted", "unchanged")

@@ -247,7 +247,7 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
         scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                          expected)
+                          expected if prev_parts else None)
         try:
             piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
             return PartitionResult(piece, st, new_blobs[0], observed)
@@ -255,7 +255,8 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
             scan.close()                         # ends the connector's scan (cursor, files)
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
         reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
-    scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs, expected)
+    scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
+                      expected if prev_parts else None)
     piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
     return PartitionResult(piece, st, new_blobs[0], observed)
 
@@ -268,11 +269,14 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
 
     A connector that can hand its raw records to a helper process (`scan_derived`: the
     files export) has them parsed there when the writer has workers and the partition
-    holds at least PARSE_AFTER records (repository/lines.py): the reading thread then gets the
-    metadata's canonical bytes and (key, type) pairs instead of the metadata."""
+    holds at least PARSE_AFTER records (`expected`; None: not wanted) (repository/lines.py):
+    the reading thread then gets the metadata's canonical bytes and (key, type) pairs
+    instead of the metadata. backup_partition wants it only against a previous state (a
+    nightly, where the reading thread is the bottleneck); a first backup is bound by
+    compressing and sealing, whose threads the helper's CPU would compete with."""
     pool = None
     derived = None
-    if writer.workers > 1 and (expected or 0) >= PARSE_AFTER and \
+    if writer.workers > 1 and expected is not None and expected >= PARSE_AFTER and \
             getattr(type(connector), "scan_derived", None) is not None:
         pool = LinePool()
         derived = connector.scan_derived(collection, part, batch_size, pool.pmap)  # type: ignore[attr-defined]
