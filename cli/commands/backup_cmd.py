@@ -69,7 +69,9 @@ def make_scatter(ray: Optional[str], workers: Optional[int], url: str, credentia
     if ray:
         return Scatter(RayCluster(None if ray == "local" else ray), handle)
     if workers and workers > 1:
-        return Scatter(LocalProcesses(workers), handle)
+        local = LocalProcesses(workers)
+        local.start(url)                     # the processes import while the coordinator plans
+        return Scatter(local, handle)
     return None
 
 
@@ -122,20 +124,24 @@ def backup(
         run_asset_backups(choose, batch_size, json_out, rate)
         return
     url = parse_url(source)
-    repo = open_repository()
+    credentials = credentials_for(url, os.environ)                         # the CLI is the edge
+    # a rate limit reads in this process (the same partition plan, one after the other)
+    scatter = None if rate is not None else make_scatter(ray, workers, source, credentials)
     try:
-        credentials = credentials_for(url, os.environ)                     # the CLI is the edge
-        connector = throttled(open_connector(url, credentials, must_exist=True), rate)
+        repo = open_repository()
         try:
-            # a rate limit reads in this process (the same partition plan, one after the other)
-            scatter = None if rate is not None else make_scatter(ray, workers, source, credentials)
-            with RichReporter(enabled=not json_out) as reporter:
-                result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
-                                    reporter, batch_size, workers, partition_size, scatter)
+            connector = throttled(open_connector(url, credentials, must_exist=True), rate)
+            try:
+                with RichReporter(enabled=not json_out) as reporter:
+                    result = run_backup(repo, connector, url.redacted(), collection or None, tag or [],
+                                        reporter, batch_size, workers, partition_size, scatter)
+            finally:
+                connector.close()
         finally:
-            connector.close()
+            repo.close()
     finally:
-        repo.close()
+        if scatter is not None:
+            scatter.close()
     AUDIT.note(snapshot=result.snapshot.id, records=result.stats["records"], bytes_added=result.bytes_added)
     if json_out:
         print_json(result.to_dict())

@@ -224,8 +224,13 @@ def restore(
                                               selection, reporter, batch_size, dry_run, workers)
                 else:
                     scatter = None if dry_run or rate is not None else make_scatter(ray, workers, target, credentials)
-                    result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
-                                         reporter, batch_size, selection, dry_run, translation, workers, scatter)
+                    try:
+                        result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
+                                             reporter, batch_size, selection, dry_run, translation, workers,
+                                             scatter)
+                    finally:
+                        if scatter is not None:
+                            scatter.close()
                 if verify and not result.dry_run:
                     report = run_verify(repo, snap, connector, url.redacted(), selection.collections,
                                         None if in_place else as_name, namespace or None, translation,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -156,6 +157,12 @@ class Scatter:
         self.source = source
         self.report: dict[str, Any] = {}
 
+    def close(self) -> None:
+        """Stop worker processes started ahead of tasks that did not come."""
+        close = getattr(self.executor, "close", None)
+        if close is not None:
+            close()
+
     def wants(self, tasks: int) -> bool:
         """Whether to run this many tasks through the executor: local processes only pay off
         for more than one (one partition stays in this process, with its threads)."""
@@ -222,9 +229,24 @@ class Scatter:
         return sum(results)
 
 
+def _preload(provider: str) -> None:
+    """A local worker process's start: import what its tasks run (the engine, the repository
+    and the connector of `provider`, with its SDK), while the coordinator is still planning."""
+    from ..connectors.registry import connector_class, lookup
+    from . import backup, restore  # noqa: F401
+    try:
+        connector_class(lookup(provider))
+    except VdedupError:
+        pass                          # the task itself reports it
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
 class LocalProcesses:
     """Tasks in `workers` processes of this machine (spawned: nothing of the coordinator's
-    state is inherited but the task's arguments)."""
+    state is inherited but the task's arguments). `start` spawns them ahead of the tasks."""
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -232,36 +254,62 @@ class LocalProcesses:
         self.task_seconds: list[float] = []
         self.nodes = {"local"}
         self.startup_seconds = 0.0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self, url: str) -> None:
+        """Spawn the worker processes now, each importing what its tasks run (`_preload`: the
+        provider's name crosses, not the URL), so that this overlaps with the coordinator
+        opening the repository and planning."""
+        from ..connectors.registry import descriptor_of
+        if self._pool is None:
+            self._pool = self._new_pool(self.workers, descriptor_of(url).name)
+            for _ in range(self.workers):
+                self._pool.submit(_ready)
+
+    @staticmethod
+    def _new_pool(workers: int, provider: str | None = None) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        if provider is None:
+            return ProcessPoolExecutor(workers, mp_context=ctx)
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_preload, initargs=(provider,))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def run(self, fn, tasks, names, on_done):
         results: list[Any] = [None] * len(tasks)
         pending = set(range(len(tasks)))
         attempts = [0] * len(tasks)
-        ctx = multiprocessing.get_context("spawn")
-        while pending:
-            with ProcessPoolExecutor(min(self.workers, len(pending)), mp_context=ctx) as pool:
-                futures = {pool.submit(timed_local, fn, tasks[i]): i for i in sorted(pending)}
-                waiting = set(futures)
-                try:
-                    while waiting:
-                        finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                        for f in finished:
-                            i = futures[f]
-                            try:
-                                seconds, results[i] = f.result()
-                            except BrokenProcessPool:
-                                attempts[i] += 1
-                                if attempts[i] > RETRIES:
-                                    raise WorkerFailed(f"task {names[i]}: its worker process died "
-                                                       f"{attempts[i]} times") from None
-                                continue
-                            pending.discard(i)
-                            self.task_seconds.append(seconds)
-                            on_done(i, results[i])
-                except BaseException:
-                    for f in waiting:
-                        f.cancel()
-                    raise
+        try:
+            while pending:
+                pool, self._pool = self._pool or self._new_pool(min(self.workers, len(pending))), None
+                with pool:
+                    futures = {pool.submit(timed_local, fn, tasks[i]): i for i in sorted(pending)}
+                    waiting = set(futures)
+                    try:
+                        while waiting:
+                            finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                            for f in finished:
+                                i = futures[f]
+                                try:
+                                    seconds, results[i] = f.result()
+                                except BrokenProcessPool:
+                                    attempts[i] += 1
+                                    if attempts[i] > RETRIES:
+                                        raise WorkerFailed(f"task {names[i]}: its worker process died "
+                                                           f"{attempts[i]} times") from None
+                                    continue
+                                pending.discard(i)
+                                self.task_seconds.append(seconds)
+                                on_done(i, results[i])
+                    except BaseException:
+                        for f in waiting:
+                            f.cancel()
+                        raise
+        finally:
+            self.close()
         return results
 
 
