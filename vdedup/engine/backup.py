@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..connectors.base import Connector
 from ..errors import SourceError
 from ..model import CollectionSchema, MetadataField, Partition, RecordBatch, VectorField
 from ..repository import Repository, RowBatch, Snapshot, Unsorted, Writer, parts_of
+from ..repository.lines import LinePool, metadata_pairs
 from ..assets.audit import snapshot_audit_head
 from .events import Reporter
 from .workers import resolve_workers, with_few_collections
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 1000
 PARTITION_SIZE = 1_000_000     # records per partition a backup asks its connector for
+PARSE_AFTER = 20_000           # records a partition needs for its lines to be parsed in a helper process
 
 
 @dataclass
@@ -93,9 +94,8 @@ class _Observed:
 
     def see_batch(self, batch: RecordBatch) -> None:
         metas = batch.metadata or ()
-        dicts = [m for m in metas if type(m) is dict]
         # every (key, type of its value) pair of the batch, in a few passes the interpreter runs in C
-        self.pairs.update(zip(chain.from_iterable(dicts), map(type, chain.from_iterable(map(dict.values, dicts)))))
+        self.pairs |= metadata_pairs(metas)
         for m in metas:
             if type(m) is not dict and isinstance(m, dict):
                 self.pairs.update((k, type(v)) for k, v in m.items())
@@ -246,7 +246,8 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     observed = _Observed()
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
-        scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs)
+        scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
+                          expected if prev_parts else None)
         try:
             piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
             return PartitionResult(piece, st, new_blobs[0], observed)
@@ -254,25 +255,60 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
             scan.close()                         # ends the connector's scan (cursor, files)
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
         reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
-    scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs)
+    scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
+                      expected if prev_parts else None)
     piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
     return PartitionResult(piece, st, new_blobs[0], observed)
 
 
 def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Partition, batch_size: int,
-               observed: _Observed, reporter: Reporter, new_blobs: list[int]) -> Iterator[RowBatch]:
+               observed: _Observed, reporter: Reporter, new_blobs: list[int],
+               expected: int | None = None) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
-    (new_blobs[0] accumulates the vector blobs stored)."""
+    (new_blobs[0] accumulates the vector blobs stored).
+
+    A connector that can hand its raw records to a helper process (`scan_derived`: the
+    files export) has them parsed there when the writer has workers and the partition
+    holds at least PARSE_AFTER records (`expected`; None: not wanted) (repository/lines.py):
+    the reading thread then gets the metadata's canonical bytes and (key, type) pairs
+    instead of the metadata. backup_partition wants it only against a previous state (a
+    nightly, where the reading thread is the bottleneck); a first backup is bound by
+    compressing and sealing, whose threads the helper's CPU would compete with."""
+    pool = None
+    derived = None
+    if writer.workers > 1 and expected is not None and expected >= PARSE_AFTER and \
+            getattr(type(connector), "scan_derived", None) is not None:
+        pool = LinePool()
+        derived = connector.scan_derived(collection, part, batch_size, pool.pmap)  # type: ignore[attr-defined]
+        if derived is None:
+            pool.close()
+            pool = None
+
     def batches() -> Iterator[RecordBatch]:
         for batch in connector.scan_partition(collection, part, batch_size):
             _refuse_empty_vectors(batch, collection)
             observed.see_batch(batch)
             yield batch
 
-    for rows in writer.store_batches(batches()):
-        new_blobs[0] += rows.new_blobs
-        reporter.advance(len(rows))
-        yield rows
+    def derived_batches() -> Iterator[RecordBatch | tuple[RecordBatch, list[bytes]]]:
+        for batch, got in derived:                   # type: ignore[union-attr]
+            _refuse_empty_vectors(batch, collection)
+            observed.see_batch(batch)                # documents, uris, dimensions (metadata: below)
+            if got is None:
+                yield batch
+            else:
+                mraws, pairs = got
+                observed.pairs |= pairs
+                yield batch, mraws
+
+    try:
+        for rows in writer.store_batches(batches() if derived is None else derived_batches()):
+            new_blobs[0] += rows.new_blobs
+            reporter.advance(len(rows))
+            yield rows
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _refuse_empty_vectors(batch: RecordBatch, collection: str) -> None:

@@ -154,6 +154,22 @@ def dense_batch_rows(dense: dict[str, np.ndarray], lead: bytes = b"") -> tuple[b
     return out.tobytes(), width
 
 
+def dense_batch_split(dense: dict[str, np.ndarray]) -> tuple[bytes, np.ndarray] | None:
+    """A batch whose records all carry one dense vector of the same name (a 2-d array, a
+    row per record) as (prefix, body): record i's payload is `prefix + body[i].tobytes()`,
+    identical to encode_payload's, and `body` is the array's own memory when it is stored
+    as it is (little-endian), so nothing is copied. None when the batch does not qualify."""
+    if len(dense) != 1:
+        return None
+    (name, arr), = dense.items()
+    if arr.ndim != 2 or arr.dtype == np.bool_ or not arr.shape[0]:
+        return None
+    header, itemsize, store = _dense_entry(name, arr[0])
+    header = struct.pack(">H", 1) + header
+    prefix = struct.pack(">BBI", VERSION, itemsize, len(header)) + header
+    return prefix, np.ascontiguousarray(arr, dtype=store).view(np.uint8).reshape(arr.shape[0], -1)
+
+
 def decode_dense_batch(payloads: list[bytes]) -> dict[str, np.ndarray] | None:
     """Inverse of dense_batch_rows: when every payload has the same header and holds only
     dense (1-d) vectors, their arrays as one (n, dim) array per name, equal to stacking

@@ -70,6 +70,24 @@ class Rows:
         return self.array.shape[1], self.head_len, self.itemsize
 
 
+class LazyRows:
+    """Payloads of one layout not built yet: payload i is `prefix` followed by row i of the
+    (n, width) uint8 array `body`; `select` builds the Rows of the positions stored."""
+
+    __slots__ = ("prefix", "body", "itemsize")
+
+    def __init__(self, prefix: bytes, body: np.ndarray, itemsize: int):
+        self.prefix, self.body, self.itemsize = prefix, body, itemsize
+
+    def select(self, positions: list[int]) -> Rows:
+        body = self.body if len(positions) == len(self.body) else self.body[np.asarray(positions)]
+        plen = len(self.prefix)
+        out = np.empty((len(body), plen + body.shape[1]), dtype=np.uint8)
+        out[:, :plen] = np.frombuffer(self.prefix, dtype=np.uint8)
+        out[:, plen:] = body
+        return Rows(out, plen, self.itemsize)
+
+
 class _Block:
     """An open block: parts (single blobs as bytes, or Rows) and the ids and raw lengths of
     its blobs, in order."""
@@ -210,7 +228,7 @@ class Packer:
         self._append(int(blob_type), datas, ids, [len(d) for d in datas])
         return len(new)
 
-    def add_rows(self, blob_type: BlobType, blob_ids: list[bytes], rows: Rows) -> int:
+    def add_rows(self, blob_type: BlobType, blob_ids: list[bytes], rows: Rows | LazyRows) -> int:
         """add_many for payloads given as the rows of one array (row i: blob_ids[i])."""
         new = self.new_ids(blob_ids)
         if not new:
@@ -218,7 +236,11 @@ class Packer:
         ids = [blob_ids[i] for i in new]
         with self._lock:
             self._session_ids.update(ids)
-        arr = rows.array if len(new) == len(blob_ids) else rows.array[np.asarray(new)]
+        if isinstance(rows, LazyRows):
+            rows = rows.select(new)
+            arr = rows.array
+        else:
+            arr = rows.array if len(new) == len(blob_ids) else rows.array[np.asarray(new)]
         width = arr.shape[1]
         btype = int(blob_type)
         pos = 0

@@ -9,14 +9,14 @@ calling thread computes (hashing.py).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from ..format.objects import BlobType
-from ..format.vectors import dense_batch_rows, encode_payload, split_payload
+from ..format.vectors import dense_batch_rows, dense_batch_split, encode_payload, split_payload
 from ..model import RecordBatch
-from .packer import Rows
+from .packer import LazyRows, Rows
 
 LEAD = bytes([int(BlobType.VECTORS)])       # content ids hash the blob type byte first
 
@@ -28,7 +28,7 @@ class EncodedBatch:
 
     __slots__ = ("size", "payload", "rows", "data", "offsets", "prefix")
 
-    def __init__(self, size: int, payload: Callable[[int], bytes] | None, rows: Rows | None, data: bytes,
+    def __init__(self, size: int, payload: Callable[[int], bytes] | None, rows: Rows | LazyRows | None, data: Any,
                  offsets: list[int], prefix: bytes):
         self.size, self.payload, self.rows = size, payload, rows
         self.data, self.offsets, self.prefix = data, offsets, prefix
@@ -39,9 +39,22 @@ def _plain_dense(batch: RecordBatch) -> bool:
 
 
 def encode_batch(batch: RecordBatch) -> EncodedBatch:
-    """Encode every record's vector payload."""
-    built = dense_batch_rows(batch.dense, LEAD) if _plain_dense(batch) and len(batch) else None
+    """Encode every record's vector payload.
+
+    A batch of one plain dense vector per record is not copied: every payload is the same
+    prefix and a row of the batch's array, so the content ids are hashed over the array's
+    rows with the prefix (`prefix`), and the payloads are built only for the rows the
+    packer stores (LazyRows)."""
     n = len(batch)
+    plain = _plain_dense(batch) and n
+    split = dense_batch_split(batch.dense) if plain else None
+    if split is not None:
+        prefix, body = split
+        width = body.shape[1]
+        itemsize, _ = split_payload(prefix)
+        return EncodedBatch(n * (len(prefix) + width), None, LazyRows(prefix, body, itemsize),
+                            body.reshape(-1), list(range(0, n * width + 1, width)), LEAD + prefix)
+    built = dense_batch_rows(batch.dense, LEAD) if plain else None
     if built is None:
         payloads = [encode_payload(rec.vectors, rec.sparse) for rec in batch.records()]
         offsets = [0] + np.cumsum([len(p) for p in payloads], dtype=np.int64).tolist()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from ..format import manifest as mf
-from ..format.values import canonical, same
+from ..format.values import canonical, meta_bytes_many, same
 
 if TYPE_CHECKING:
     from .columns import Cols
@@ -25,6 +25,8 @@ Row = mf.Row
 record_key = mf.record_key
 
 KINDS = ("vector", "metadata", "document", "uri")
+
+__all__ = ["KINDS", "Row", "RowBatch", "Unsorted", "changed_fields", "meta_bytes_many", "record_key", "same_value"]
 
 
 class Unsorted(Exception):

@@ -18,6 +18,7 @@ to commit in a single snapshot.
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
@@ -38,13 +39,15 @@ from .spool import TempRows, spool_dir
 
 
 LOOKAHEAD = 2                  # batches whose content ids are computed ahead
-HASH_AFTER = 20_000            # records a session stores before it starts hash workers
+HASH_AFTER = 20_000            # records from which a session's content ids are computed by hash workers
+HASH_EARLY = 5_000             # records from which it starts them (in the background, to be ready by then)
 
 
 class Writer:
     """`workers` > 1: blocks are compressed and packs saved beside the caller (packer.py),
-    and, once a session has stored HASH_AFTER records, content ids are computed by
-    `workers - 1` hash worker processes (hashing.py) while the caller reads on."""
+    and, once a session has stored HASH_AFTER records (or from HASH_EARLY, as soon as
+    they are ready), content ids are computed by `workers - 1` hash worker processes
+    (hashing.py) while the caller reads on."""
 
     def __init__(self, repo, copy_all: bool = False, before_save: Callable[[bytes], None] | None = None,
                  workers: int = 1):
@@ -53,6 +56,9 @@ class Writer:
         self._packer = Packer(repo, copy_all=copy_all, before_save=before_save, workers=self.workers)
         self._hashers: HashWorkers | None = None
         self._hashing: ThreadPoolExecutor | None = None
+        self._starter: threading.Thread | None = None
+        self._hash_lock = threading.Lock()
+        self._hash_closed = False
         self._records = 0
 
     @property
@@ -65,31 +71,60 @@ class Writer:
         """Store the batch's new vector payloads; return its manifest rows."""
         return self._finish(*self._start(batch))
 
-    def store_batches(self, batches: Iterable[RecordBatch]) -> Iterator[RowBatch]:
+    def store_batches(self, batches: Iterable[RecordBatch | tuple[RecordBatch, list[bytes]]]) -> Iterator[RowBatch]:
         """store_batch for each batch, in order; with workers, the content ids of the next
-        batches are computed while the caller reads them and the packer stores earlier ones."""
+        batches are computed while the caller reads them and the packer stores earlier ones.
+        An item may be a (batch, metadata bytes) pair: the canonical bytes of the batch's
+        metadata (meta_bytes_many of it), computed elsewhere; the batch's metadata is then
+        not read."""
         ahead: deque[tuple] = deque()
-        for batch in batches:
-            ahead.append(self._start(batch))
+        for item in batches:
+            ahead.append(self._start(*item) if type(item) is tuple else self._start(item))
             if len(ahead) > LOOKAHEAD:
                 yield self._finish(*ahead.popleft())
         while ahead:
             yield self._finish(*ahead.popleft())
 
-    def _start(self, batch: RecordBatch) -> tuple:
+    def _start(self, batch: RecordBatch, mraws: list[bytes] | None = None) -> tuple:
         enc = encode_batch(batch)
         self._records += len(batch)
-        if self._hashers is None and self.workers > 1 and self._records >= HASH_AFTER:
-            self._hashers = HashWorkers(self.repo.master.id_key, self.workers - 1)
-            self._hashing = ThreadPoolExecutor(len(self._hashers) or 1, "vdedup-hash")
+        if self._hashing is None and self.workers > 1 and self._records >= min(HASH_EARLY, HASH_AFTER):
+            self._hash_workers(wait=self._records >= HASH_AFTER)
         if self._hashing is not None and self._hashers:
             ids: Future = self._hashing.submit(self._hashers.digests, enc.data, enc.offsets, enc.prefix)
         else:
             ids = Future()
             ids.set_result(digests_inline(self.repo.master.id_key, enc.data, enc.offsets, enc.prefix))
         n = len(batch)
-        mraws = meta_bytes_many(batch.metadata or [None] * n)
+        if mraws is None:
+            mraws = meta_bytes_many(batch.metadata or [None] * n)
+        elif len(mraws) != n:
+            raise ValueError("one metadata value per record is needed")
         return batch, enc, ids, mraws
+
+    def _hash_workers(self, wait: bool) -> None:
+        """Start the hash workers on a thread of their own (a process start takes about a
+        tenth of a second: the caller hashes the batches in between itself); `wait`: until
+        they are ready."""
+        if self._starter is None:
+            self._starter = threading.Thread(target=self._start_hashers, name="vdedup-hash-start", daemon=True)
+            self._starter.start()
+        if wait:
+            self._starter.join()
+
+    def _start_hashers(self) -> None:
+        try:
+            hashers = HashWorkers(self.repo.master.id_key, self.workers - 1)
+        except Exception:                     # none then: the caller hashes everything itself
+            return
+        pool = ThreadPoolExecutor(len(hashers) or 1, "vdedup-hash")
+        with self._hash_lock:
+            if not self._hash_closed:
+                self._hashers = hashers
+                self._hashing = pool
+                return
+        pool.shutdown(wait=False)
+        hashers.close()
 
     def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes]) -> RowBatch:
         raw = ids_future.result()
@@ -213,6 +248,10 @@ class Writer:
     def close(self) -> None:
         """Stop the worker threads and processes (flush first to keep what was stored)."""
         self._packer.close()
+        with self._hash_lock:
+            self._hash_closed = True
+        if self._starter is not None:
+            self._starter.join()
         if self._hashing is not None:
             self._hashing.shutdown(wait=True, cancel_futures=True)
             self._hashing = None

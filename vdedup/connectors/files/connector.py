@@ -48,6 +48,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ...errors import CollectionNotFound, SourceError, TargetNotEmpty, UsageError
+from ...jsonlines import parse_line as _parse_line
 from ...model import CollectionSchema, IdType, Metric, Partition, RecordBatch, RecordId, VectorField
 from ...model.partition import row_ranges
 from ..common import refuse_namespace, refuse_unknown_params
@@ -62,17 +63,11 @@ URL_QUERY_KEYS = {"collection", "metric"}
 METRICS = {"cosine": Metric.COSINE, "euclidean": Metric.EUCLIDEAN, "l2": Metric.EUCLIDEAN,
            "dot": Metric.DOT, "ip": Metric.DOT}
 DTYPES = {"float32": "float32", "float16": "float16", "float64": "float64", "int8": "int8", "uint8": "uint8"}
-LINE_KEYS = {"id", "metadata", "document", "uri"}
 PARTIAL = ".partial"
 HEADER_BYTES = 128               # a fixed-size .npy (v1.0) header, written last
 NO_DELETE = "an export is not changed in place: restore into a new directory (files:///new/dir)"
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once   # built once, not per line
 def _line_encoder():
     """json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False), with the C
     encoder built once instead of for every line; and the same for a whole column of values
@@ -237,6 +232,18 @@ class FilesConnector(ConnectorBase):
 
     def scan(self, collection: str, namespace: str = "", batch_size: int = 1000) -> Iterator[RecordBatch]:
         return self._scan(collection, namespace, batch_size)
+
+    def scan_derived(self, collection: str, partition: Partition, batch_size: int,
+                     pmap: Any) -> Iterator[tuple[RecordBatch, Any]] | None:
+        """The partition as (batch, what `pmap` derived of its metadata, or None) pairs, the
+        lines parsed by `pmap` in a helper process (chunks.py); None for a partition that is
+        not the whole export (those are read by scan_partition)."""
+        self._check(collection)
+        refuse_namespace(partition.namespace, "a files export has no namespaces")
+        if partition.spec.get("start") or partition.spec.get("stop") is not None:
+            return None
+        from .chunks import scan_derived
+        return scan_derived(self, collection, batch_size, pmap)
 
     def _scan(self, collection: str, namespace: str, batch_size: int, start: int = 0,
               stop: int | None = None) -> Iterator[RecordBatch]:
@@ -484,31 +491,3 @@ def _create_private(path: str) -> int:
         pass
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
                    0o600)
-
-
-def _parse_line(line: str, path: str, lineno: int) -> tuple[RecordId, Any, Any, Any]:
-    try:
-        start = 0 if line[:1] == "{" else len(line) - len(line.lstrip())
-        obj, end = _SCAN(line, start)             # the C scanner json.loads uses, without its wrapper
-    except StopIteration:
-        obj, end = None, -1
-    except ValueError:
-        end = -1
-    if end < 0 or (end != len(line) and line[end:].strip()):
-        raise SourceError(f"{path} line {lineno}: not valid JSON") from None
-    if type(obj) is not dict:
-        raise SourceError(f"{path} line {lineno}: not a JSON object")
-    if not obj.keys() <= LINE_KEYS:
-        extra = sorted(set(obj) - LINE_KEYS)
-        raise SourceError(f"{path} line {lineno}: unknown key {extra[0]!r} "
-                          f"(known: {', '.join(sorted(LINE_KEYS))})")
-    get = obj.get
-    rid, meta, doc, uri = get("id"), get("metadata"), get("document"), get("uri")
-    if type(rid) is not str and type(rid) is not int:
-        raise SourceError(f"{path} line {lineno}: the id must be a string or an integer")
-    if meta is not None and type(meta) is not dict:
-        raise SourceError(f"{path} line {lineno}: metadata must be an object or null")
-    for key, v in (("document", doc), ("uri", uri)):
-        if v is not None and type(v) is not str:
-            raise SourceError(f"{path} line {lineno}: {key} must be a string or null")
-    return rid, meta, doc, uri

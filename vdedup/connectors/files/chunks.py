@@ -1,0 +1,122 @@
+"""Reading an export's records.jsonl as chunks of raw lines that a helper process parses
+(connector layer).
+
+For a whole-file scan the files connector can hand out runs of `batch_size` raw lines
+(split on b"\\n" only) to a `pmap` the caller gives (a backup: repository/lines.py, whose
+helper process parses them with the same rules, vdedup/jsonlines.py, and derives what the
+backup keeps of the metadata), so the reading thread no longer parses JSON.
+
+Exactness: a chunk is decoded as UTF-8 and split by universal newlines, as the text-mode
+reading of the plain scan does. A chunk the helper does not answer (a bad or empty line,
+ids of both types), or whose lines are more than the vectors left, is parsed again here
+with the plain scan's checks, so the error raised (message, line number) is the plain
+scan's.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from ...errors import SourceError, UsageError
+from ...jsonlines import parse_line, split_text
+from ...model import RecordBatch
+
+# pmap(chunks) -> (chunk, answer) in order; an answer: (n, ids, derived, documents or None,
+# uris or None, id type) of the chunk's lines, or None (parse it here)
+PMap = Callable[[Iterable[bytes]], Iterator[tuple[bytes, Any]]]
+
+
+def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Iterator[tuple]:
+    """The whole export as (RecordBatch, derived) pairs: `derived` is what `pmap` derived of
+    the batch's metadata, and the batch then carries none; or None, for a chunk parsed
+    here (the batch then has its metadata). The same records, checks and errors as the
+    plain scan."""
+    from .connector import VECTORS_FILE
+    if batch_size < 1:
+        raise UsageError("batch size must be at least 1")
+    arr = conn._vectors()
+    vec, rec = conn._files()
+    stored, native = arr.dtype, arr.dtype.newbyteorder("=")
+    offset, rows, dim = int(arr.offset), int(arr.shape[0]), int(arr.shape[1])
+    row_bytes = stored.itemsize * dim
+    del arr
+    pos = 0
+    lineno = 0                                   # lines (text-mode lines) taken so far
+    id_type: type | None = None
+
+    def vectors(vf, a: int, n: int) -> np.ndarray:
+        vf.seek(offset + a * row_bytes)
+        dense = np.empty((n, dim), dtype=stored)
+        if vf.readinto(dense.reshape(-1).view(np.uint8)) != n * row_bytes:
+            raise SourceError(f"{VECTORS_FILE} is shorter than its header says")
+        return dense if stored == native else dense.astype(native)
+
+    def plain(vf, lines: Iterable[str]) -> Iterator[tuple]:
+        """The plain scan's per-line checks and batches, over text-mode lines."""
+        nonlocal pos, lineno, id_type
+        ids: list = []
+        metas: list = []
+        docs: list = []
+        uris: list = []
+
+        def batch() -> RecordBatch:
+            out = RecordBatch(ids=list(ids), dense={"": vectors(vf, pos - len(ids), len(ids))},
+                              metadata=list(metas),
+                              documents=list(docs) if any(d is not None for d in docs) else None,
+                              uris=list(uris) if any(u is not None for u in uris) else None)
+            ids.clear(), metas.clear(), docs.clear(), uris.clear()
+            return out
+
+        for line in lines:
+            lineno += 1
+            if not line.strip():
+                raise SourceError(f"{rec} line {lineno}: empty line")
+            if pos >= rows:
+                raise SourceError(f"{rec} has more lines than {VECTORS_FILE} has rows ({rows})")
+            rid, meta, doc, uri = parse_line(line, rec, lineno)
+            if id_type is None:
+                id_type = type(rid)
+            elif type(rid) is not id_type:
+                raise SourceError(f"{rec} line {lineno}: ids mix strings and integers")
+            ids.append(rid)
+            metas.append(meta)
+            docs.append(doc)
+            uris.append(uri)
+            pos += 1
+            if len(ids) >= batch_size:
+                yield batch(), None
+        if ids:
+            yield batch(), None
+
+    try:
+        with open(rec, "rb") as f, open(vec, "rb") as vf:
+            chunks = iter(lambda: b"".join(itertools.islice(f, batch_size)), b"")
+            done = 0                             # bytes of the chunks taken
+            rest = False
+            for raw, res in pmap(chunks):
+                if b"\r" in raw:
+                    # text-mode reading splits at "\r" too: from here on, read as the plain scan
+                    rest = True
+                    break
+                done += len(raw)
+                if res is not None and pos + res[0] <= rows and id_type in (None, res[5]):
+                    n, ids, derived, docs, uris, id_type = res
+                    batch = RecordBatch(ids=ids, dense={"": vectors(vf, pos, n)}, metadata=None,
+                                        documents=docs, uris=uris)
+                    pos += n
+                    lineno += n
+                    yield batch, derived
+                else:        # the plain scan's checks, for their exact error
+                    yield from plain(vf, split_text(raw))
+            if rest:
+                f.seek(done)
+                yield from plain(vf, io.TextIOWrapper(f, encoding="utf-8", newline=None))
+            if pos != rows:
+                raise SourceError(f"{rec} has {pos} lines but {VECTORS_FILE} has {rows} rows")
+    except OSError as e:
+        raise SourceError(f"cannot read {rec} ({type(e).__name__})") from e
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{rec} is not UTF-8 text") from e
