@@ -333,6 +333,9 @@ def test_every_snapshot_of_a_long_delta_chain_restores_exactly(tmp_path, repo_pa
             del state[victim]
             gone.append(victim)
             state[f"new-{night:02d}"] = (rng.standard_normal(DIM).astype(np.float32), {"n": night})
+            if night in (5, 6):                    # every vector replaced: the credit of these
+                for rid, (v, m) in list(state.items()):   # nights pays for a new base (design §5)
+                    state[rid] = (rng.standard_normal(DIM).astype(np.float32), m)
         order = sorted(state)
         d = write_export(tmp_path / "e", order, np.stack([state[i][0] for i in order]), [state[i][1] for i in order])
         assert vdedup("--repo", repo_path, "backup", f"files://{d}?metric=euclidean") == 0
