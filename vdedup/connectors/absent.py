@@ -25,6 +25,7 @@ class AbsentTarget(ConnectorBase):
         self.descriptor = cls.descriptor
         self.key_ordered_scan = cls.key_ordered_scan
         self.concurrent_writes = cls.concurrent_writes
+        self.takes_metadata_json = cls.takes_metadata_json
         self.url_collection = url_collection
         self._where = where
 

@@ -354,7 +354,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     batches = iter(())
                 else:
                     batches = iter_batches(repo, entry, rows, batch_size, tns, workers,
-                                           tplan.identity and getattr(connector, "takes_metadata_json", False))
+                                           tplan.identity and connector.takes_metadata_json)
                 if tplan.identity:
                     written += _write_batches(connector, name, batches, reporter, fresh)
                 else:

@@ -23,9 +23,10 @@ compaction rewrites follows what the night changed (a quiet night rewrites littl
 that changes nothing nothing), nights of about the same change cost about the same, parts
 rewritten lately wait their turn, and every part's delta runs stay near CHAIN_ROWS times its
 rows and LAYERS in number. A part is rewritten in any case (without taking from the
-credit: these rewrites are rare, and the nights after them should not go without) once its
-delta runs would hold more than MAX_CHAIN_ROWS times its rows or number MAX_LAYERS, or it
-grew past GROWN_FACTOR times the rows a part should hold and a segment. A source has about PARTS_PER_SOURCE parts (each of MIN_PART_ROWS
+credit: these rewrites are rare, and the nights after them should not go without) when a
+backup's delta has as many rows as the part (a new base then costs about what the delta run
+would), or its delta runs would hold more than MAX_CHAIN_ROWS times its rows or number
+MAX_LAYERS, or it grew past GROWN_FACTOR times the rows a part should hold and a segment. A source has about PARTS_PER_SOURCE parts (each of MIN_PART_ROWS
 to PART_ROWS rows, `Tuning.rows_per_part`), small enough that a night's credit covers
 several; a rewritten part holding more than SPLIT_FACTOR times that and a segment is split.
 
@@ -212,10 +213,12 @@ def too_big(count: int, per_part: int, factor: int = SPLIT_FACTOR) -> bool:
 
 
 def forced(part: dict[str, Any], delta_rows: int, count: int, per_part: int, tuning: Tuning) -> bool:
-    """Whether a changed part is rewritten whatever the credit: it grew past GROWN_FACTOR x
-    per_part rows (it is then split), or one more delta run would give it more than
-    max_chain_rows x its rows of delta rows, or max_layers runs."""
-    return (too_big(count, per_part, GROWN_FACTOR) or len(part["deltas"]) + 1 >= tuning.max_layers
+    """Whether a changed part is rewritten whatever the credit: this backup's delta has as
+    many rows as the part (a new base costs about what the delta run would), it grew past
+    GROWN_FACTOR x per_part rows (it is then split), or one more delta run would give it
+    more than max_chain_rows x its rows of delta rows, or max_layers runs."""
+    return (delta_rows >= max(count, 1) or too_big(count, per_part, GROWN_FACTOR)
+            or len(part["deltas"]) + 1 >= tuning.max_layers
             or chain_rows(part) + delta_rows > tuning.max_chain_rows * max(count, part["count"], 1))
 
 
