@@ -187,6 +187,12 @@ def decode_dense_batch(payloads: list[bytes]) -> dict[str, np.ndarray] | None:
         return None
     n, width = len(payloads), size - body
     mat = np.frombuffer(b"".join([p[body:] for p in payloads]), dtype=np.uint8).reshape(n, width)
+    return _columns(mat, vectors, n, width)
+
+
+def _columns(mat: np.ndarray, vectors: dict[str, np.ndarray], n: int, width: int) -> dict[str, np.ndarray] | None:
+    """The vectors of n payload bodies (the rows of `mat`, `width` bytes each) laid out as the
+    first payload's `vectors`: one (n, dim) array per name, or None if the widths disagree."""
     out: dict[str, np.ndarray] = {}
     col = 0
     for name in sorted(vectors):             # payload entries are in name order (one kind)
@@ -215,14 +221,4 @@ def decode_dense_rows(rows: np.ndarray) -> dict[str, np.ndarray] | None:
         return None
     width = rows.shape[1] - body
     mat = np.ascontiguousarray(rows[:, body:])
-    out: dict[str, np.ndarray] = {}
-    col = 0
-    for name in sorted(vectors):             # payload entries are in name order (one kind)
-        v = vectors[name]
-        stored = np.dtype(v.dtype)
-        stored = stored.newbyteorder("<") if stored.itemsize > 1 else stored
-        nbytes = stored.itemsize * v.shape[0]
-        part = mat if nbytes == width else np.ascontiguousarray(mat[:, col:col + nbytes])
-        out[name] = part.view(stored).reshape(n, v.shape[0]).astype(v.dtype, copy=False)
-        col += nbytes
-    return out if col == width else None
+    return _columns(mat, vectors, n, width)
