@@ -80,16 +80,19 @@ def read_exact(f, n: int) -> bytes | None:
     return b"".join(parts)
 
 
+def read_frame(f) -> bytes | None:
+    """One length-prefixed frame (u64 length | bytes), or None at the end of the stream."""
+    head = read_exact(f, LEN.size)
+    return None if head is None else read_exact(f, LEN.unpack(head)[0])
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     out.write(b"R")
     out.flush()
     while True:
-        head = read_exact(inp, LEN.size)
-        if head is None:
-            return
-        raw = read_exact(inp, LEN.unpack(head)[0])
+        raw = read_frame(inp)
         if raw is None:
             return
         try:

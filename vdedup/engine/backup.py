@@ -247,7 +247,7 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
         scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                          expected if prev_parts else None)
+                          expected)
         try:
             piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
             return PartitionResult(piece, st, new_blobs[0], observed)
@@ -256,7 +256,7 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
         reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
     scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                      expected if prev_parts else None)
+                      expected)
     piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
     return PartitionResult(piece, st, new_blobs[0], observed)
 
@@ -271,9 +271,9 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
     files export) has them parsed there when the writer has workers and the partition
     holds at least PARSE_AFTER records (`expected`; None: not wanted) (repository/lines.py):
     the reading thread then gets the metadata's canonical bytes and (key, type) pairs
-    instead of the metadata. backup_partition wants it only against a previous state (a
-    nightly, where the reading thread is the bottleneck); a first backup is bound by
-    compressing and sealing, whose threads the helper's CPU would compete with."""
+    instead of the metadata. The reading thread is the bottleneck of first backups and
+    nightlies alike (benchmarks/results/profile.md: at 200k x 768 the compress and seal
+    threads wait ~65% of a first backup), so both use it."""
     pool = None
     derived = None
     if writer.workers > 1 and expected is not None and expected >= PARSE_AFTER and \

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from typing import Any, Iterable, Iterator
 
-from ..lineworker import LEN, job, metadata_pairs, read_exact
+from ..lineworker import LEN, job, metadata_pairs, read_frame
 
 __all__ = ["AHEAD", "LinePool", "metadata_pairs"]
 
@@ -58,10 +58,7 @@ class LinePool:
                 return
             self._ready.set()
             while True:
-                head = read_exact(out, LEN.size)
-                if head is None:
-                    return
-                body = read_exact(out, LEN.unpack(head)[0])
+                body = read_frame(out)
                 if body is None:
                     return
                 ok, value = pickle.loads(body)

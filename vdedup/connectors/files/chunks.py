@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ...errors import SourceError, UsageError
-from ...jsonlines import parse_line, split_text
+from ...jsonlines import split_text
 from ...model import RecordBatch
 
 # pmap(chunks) -> (chunk, answer) in order; an answer: (n, ids, derived, documents or None,
@@ -34,7 +34,7 @@ def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Ite
     the batch's metadata, and the batch then carries none; or None, for a chunk parsed
     here (the batch then has its metadata). The same records, checks and errors as the
     plain scan."""
-    from .connector import VECTORS_FILE
+    from .connector import VECTORS_FILE, checked_line
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
     arr = conn._vectors()
@@ -72,15 +72,8 @@ def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Ite
 
         for line in lines:
             lineno += 1
-            if not line.strip():
-                raise SourceError(f"{rec} line {lineno}: empty line")
-            if pos >= rows:
-                raise SourceError(f"{rec} has more lines than {VECTORS_FILE} has rows ({rows})")
-            rid, meta, doc, uri = parse_line(line, rec, lineno)
-            if id_type is None:
-                id_type = type(rid)
-            elif type(rid) is not id_type:
-                raise SourceError(f"{rec} line {lineno}: ids mix strings and integers")
+            rid, meta, doc, uri = checked_line(line, rec, lineno, pos, rows, id_type)
+            id_type = type(rid)
             ids.append(rid)
             metas.append(meta)
             docs.append(doc)

@@ -58,6 +58,20 @@ from ..url import SourceURL
 from .descriptor import DESCRIPTOR
 
 VECTORS_FILE = "vectors.npy"
+
+
+def checked_line(line: str, rec: str, lineno: int, pos: int, rows: int, id_type: type | None) -> tuple:
+    """(id, metadata, document, uri) of one line of records.jsonl, with the whole-scan checks
+    (no empty line, no more lines than the `rows` vector rows, one id type) and their exact
+    errors; `pos` is the line's row, `id_type` that of the ids before it (None: first line)."""
+    if not line.strip():
+        raise SourceError(f"{rec} line {lineno}: empty line")
+    if pos >= rows:
+        raise SourceError(f"{rec} has more lines than {VECTORS_FILE} has rows ({rows})")
+    rid, meta, doc, uri = _parse_line(line, rec, lineno)
+    if id_type is not None and type(rid) is not id_type:
+        raise SourceError(f"{rec} line {lineno}: ids mix strings and integers")
+    return rid, meta, doc, uri
 RECORDS_FILE = "records.jsonl"
 URL_QUERY_KEYS = {"collection", "metric"}
 METRICS = {"cosine": Metric.COSINE, "euclidean": Metric.EUCLIDEAN, "l2": Metric.EUCLIDEAN,
@@ -288,15 +302,8 @@ class FilesConnector(ConnectorBase):
                         continue
                     if pos >= end and stop is not None:
                         break
-                    if not line.strip():
-                        raise SourceError(f"{rec} line {lineno}: empty line")
-                    if pos >= rows:
-                        raise SourceError(f"{rec} has more lines than {VECTORS_FILE} has rows ({rows})")
-                    rid, meta, doc, uri = _parse_line(line, rec, lineno)
-                    if id_type is None:
-                        id_type = type(rid)
-                    elif type(rid) is not id_type:
-                        raise SourceError(f"{rec} line {lineno}: ids mix strings and integers")
+                    rid, meta, doc, uri = checked_line(line, rec, lineno, pos, rows, id_type)
+                    id_type = type(rid)
                     ids.append(rid)
                     metas.append(meta)
                     docs.append(doc)
