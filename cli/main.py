@@ -52,12 +52,14 @@ def _load() -> None:
     register(app)
 
 
-def operation_name(argv: list[str]) -> str | None:
-    """`backup`, `assets remove`, `ai-assets restore`...: the command path in argv."""
-    try:
-        cmd = typer.main.get_command(app)     # typer's own click: test by shape, not class
-    except Exception:
-        return None
+def operation_name(argv: list[str], cmd=None) -> str | None:
+    """`backup`, `assets remove`, `ai-assets restore`...: the command path in argv (`cmd`:
+    the app's click command, if already built)."""
+    if cmd is None:
+        try:
+            cmd = typer.main.get_command(app)     # typer's own click: test by shape, not class
+        except Exception:
+            return None
     path: list[str] = []
     i = 0
     while i < len(argv):
@@ -134,8 +136,10 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
     args = ray_flag(list(sys.argv[1:] if argv is None else argv))
     context.reset_audit()
     error: BaseException | None = None
+    cmd = None
     try:
-        rv = app(args=args, prog_name=prog_name, standalone_mode=False)
+        cmd = typer.main.get_command(app)   # built once: the audit entry reads the command path off it
+        rv = cmd(args=args, prog_name=prog_name, standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except VdedupError as e:
         error = e
@@ -161,7 +165,7 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
         code = _fail(scrub(f"internal error: {type(e).__name__}: {e}").splitlines()[0], 1,
                      "set VDEDUP_DEBUG=1 for a traceback and report it")
     try:
-        _audit(operation_name(args), code, error)
+        _audit(operation_name(args, cmd), code, error)
     finally:
         context.AUDIT.password = None
     if argv is None:
