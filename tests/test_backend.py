@@ -559,3 +559,23 @@ def test_cli_backup_and_restore_through_a_faulty_network(proxy, tmp_path, monkey
     proxy.decide = lambda m, p, n: "pass"
     assert vdedup("--repo", url, "check", "--read-data") == 0
     assert sum(proxy.injected.values()) >= 5
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="the system has no posix_fadvise")
+def test_a_saved_object_leaves_the_page_cache_only_after_it_is_on_disk(tmp_path, monkeypatch):
+    """A local save fsyncs the object, then drops its pages from the page cache (a backup
+    writes gigabytes it will not read back); the object reads back whole afterwards."""
+    from vdedup.backend import local
+    calls = []
+    real_fsync, real_fadvise = os.fsync, os.posix_fadvise
+    monkeypatch.setattr(local.os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd))[1])
+    monkeypatch.setattr(local, "_FADVISE", lambda fd, off, n, advice: (calls.append(("fadvise", fd, advice)),
+                                                                       real_fadvise(fd, off, n, advice))[1])
+    b = LocalBackend(str(tmp_path / "repo"))
+    data = os.urandom(3 << 20)
+    b.save("data", "ab" + "0" * 62, data)
+    file_calls = [c for c in calls if c[0] == "fadvise"]
+    assert len(file_calls) == 1 and file_calls[0][2] == os.POSIX_FADV_DONTNEED
+    fd = file_calls[0][1]
+    assert calls.index(("fsync", fd)) < calls.index(file_calls[0])
+    assert b.load("data", "ab" + "0" * 62) == data

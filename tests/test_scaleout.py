@@ -94,6 +94,38 @@ def test_one_two_and_four_workers_give_the_same_snapshot(tmp_path, repo_path, ca
     assert vdedup("--repo", str(repo_path), "check", "--read-data") == 0
 
 
+def test_boundary_hashes_from_the_hash_workers_cut_the_segments_the_inline_ones_cut(tmp_path, repo_path, capsys,
+                                                                                   monkeypatch):
+    """A first backup's segment boundaries (keyed hashes of the record keys, docs/design.md
+    §5) are computed ahead by the hash workers when there are any, and on the reading thread
+    otherwise: the same rows give the same manifest blobs either way."""
+    from vdedup.engine import backup as backup_mod
+    from vdedup.repository import writer as writer_mod
+    monkeypatch.setattr(writer_mod, "HASH_AFTER", 0)       # hash workers from the first batch
+    ahead = []
+    real_finish = writer_mod.Writer._finish
+
+    def finish(self, *args):
+        ahead.append(len(args) > 5 and args[5] is not None)
+        return real_finish(self, *args)
+    monkeypatch.setattr(writer_mod.Writer, "_finish", finish)
+    ids, vecs, metas = records(12000)
+    assert vdedup("--repo", str(repo_path), "init") == 0
+    entries, results, used = [], [], []
+    for workers in (1, 2):
+        # in this process: one writer with `workers` threads (no --workers: no worker processes)
+        monkeypatch.setattr(backup_mod, "resolve_workers", lambda n, w=workers: w)
+        src = write_export(tmp_path / f"export-{workers}", ids, vecs, metas)
+        ahead.clear()
+        results.append(_json(capsys, "--repo", str(repo_path), "backup", f"files://{src}?metric=cosine", "--json"))
+        used.append(any(ahead))
+        entries.append(_entry(str(repo_path), results[-1]["snapshot_id"]))
+    assert used == [False, True]
+    bases = [[p["base"] for p in parts_of(e)] for e in entries]
+    assert len(bases[0]) >= 1 and bases[0] == bases[1]
+    assert results[1]["bytes_added"] < 0.02 * results[0]["bytes_added"]
+
+
 def _typed(v):
     """A payload value with its types visible (1 != 1.0 != True) and floats as their bits."""
     if isinstance(v, dict):

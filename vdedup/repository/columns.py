@@ -20,11 +20,15 @@ _PLAIN = {str, type(None)}
 
 
 class Cols:
-    __slots__ = ("keys", "ids", "vrefs", "mraws", "docs", "uris")
+    """`key_hashes`: None, or a Future of the run's segment-boundary hashes (manifest.py
+    key_hashes), computed ahead by a hash worker; a run made by slicing, taking or extending
+    has none (its hashes are computed when needed)."""
+    __slots__ = ("keys", "ids", "vrefs", "mraws", "docs", "uris", "key_hashes")
 
     def __init__(self, keys: list[bytes], ids: list, vrefs: list[bytes], mraws: list[bytes], docs: list,
                  uris: list):
         self.keys, self.ids, self.vrefs, self.mraws, self.docs, self.uris = keys, ids, vrefs, mraws, docs, uris
+        self.key_hashes = None
 
     @classmethod
     def empty(cls) -> "Cols":

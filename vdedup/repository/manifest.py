@@ -92,6 +92,16 @@ def sorted_runs(runs: Iterable[Cols]) -> Iterator[Cols]:
         yield run
 
 
+KEY_HASH_LEN = 4        # bytes of keyed BLAKE3 of a record key that choose segment boundaries
+
+
+def key_hash_input(keys: list[bytes]) -> tuple[bytes, list[int]]:
+    """The record keys as one message buffer and its offsets, for the boundary hashes
+    (keyed BLAKE3 of each key, cut to KEY_HASH_LEN bytes: docs/design.md §5)."""
+    ends = np.cumsum([len(k) for k in keys], dtype=np.int64).tolist()
+    return b"".join(keys), [0] + ends
+
+
 def write_base(repo, packer, runs: Iterable[Cols], hold_dir: str | None = None) -> tuple[str, int]:
     """Write runs of rows (sorted) as segments and a segment list; returns (list blob id, count).
     With `hold_dir`, the blobs go to a private file there and reach the packer only once
@@ -159,8 +169,8 @@ def write_base_parts(repo, packer, runs: Iterable[Cols], cut_rows: int | None,
     for run in runs:
         if not len(run):
             continue
-        ends = np.cumsum([len(k) for k in run.keys], dtype=np.int64).tolist()
-        hashes = digests_inline(id_key, b"".join(run.keys), [0] + ends, b"", 4)
+        hashes = run.key_hashes.result() if run.key_hashes is not None else \
+            digests_inline(id_key, *key_hash_input(run.keys), b"", KEY_HASH_LEN)
         boundary = np.flatnonzero((np.frombuffer(hashes, dtype=">u4") & SEGMENT_AVG_MASK) == 0).tolist()
         pos = 0
         for b in boundary:          # cut after row b, unless the size limit just cut there

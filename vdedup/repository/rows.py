@@ -69,6 +69,8 @@ class RowBatch:
     uris: list[str | None]
     logical_bytes: int = 0
     new_blobs: int = 0
+    keys: list[bytes] | None = None     # the record keys, if already computed
+    key_hashes: Any = None              # a Future of their segment-boundary hashes (manifest.key_hashes)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,7 +79,10 @@ class RowBatch:
         """The batch as a run of rows (record keys computed)."""
         from .columns import Cols
         raw = self.vrefs.tobytes()
-        return Cols.of(self.ids, [raw[i:i + 32] for i in range(0, len(raw), 32)], self.mraws, self.docs, self.uris)
+        out = Cols.of(self.ids, [raw[i:i + 32] for i in range(0, len(raw), 32)], self.mraws, self.docs, self.uris,
+                      self.keys)
+        out.key_hashes = self.key_hashes
+        return out
 
     def rows(self) -> Iterator[Row]:
         """The batch as full manifest rows."""

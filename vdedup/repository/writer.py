@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..format.manifest import record_keys
 from ..format.objects import BlobType
 from ..format.values import meta_bytes_many
 from ..model import RecordBatch
@@ -32,6 +33,7 @@ from . import manifest, parts
 from .columns import Cols
 from .packer import Packer
 from .hashing import HashWorkers, digests_inline
+from .manifest import KEY_HASH_LEN, key_hash_input
 from .payloads import EncodedBatch, encode_batch
 from .rows import RowBatch
 from .snapshot import Snapshot
@@ -100,7 +102,13 @@ class Writer:
             mraws = meta_bytes_many(batch.metadata or [None] * n)
         elif len(mraws) != n:
             raise ValueError("one metadata value per record is needed")
-        return batch, enc, ids, mraws
+        keys = khash = None
+        if self._hashing is not None and self._hashers:
+            # the segment-boundary hashes of the record keys, in the hash worker while this
+            # thread reads on (a base written from these rows needs them: manifest.py)
+            keys = record_keys(batch.ids)
+            khash = self._hashing.submit(self._hashers.digests, *key_hash_input(keys), b"", KEY_HASH_LEN)
+        return batch, enc, ids, mraws, keys, khash
 
     def _hash_workers(self, wait: bool) -> None:
         """Start the hash workers on a thread of their own (a process start takes about a
@@ -126,7 +134,8 @@ class Writer:
         pool.shutdown(wait=False)
         hashers.close()
 
-    def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes]) -> RowBatch:
+    def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes],
+                keys: list[bytes] | None = None, khash: Future | None = None) -> RowBatch:
         raw = ids_future.result()
         ids = [raw[i:i + 32] for i in range(0, len(raw), 32)]
         if enc.rows is not None:
@@ -138,7 +147,7 @@ class Writer:
         uris = batch.uris or [None] * n
         size = enc.size + _rows_size(batch.ids, mraws, docs, uris)
         vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
-        return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new)
+        return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new, keys, khash)
 
     # ---- manifests --------------------------------------------------------------------
     def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
