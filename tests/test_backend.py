@@ -561,7 +561,6 @@ def test_cli_backup_and_restore_through_a_faulty_network(proxy, tmp_path, monkey
     assert sum(proxy.injected.values()) >= 5
 
 
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="the system has no posix_fadvise")
 def test_a_saved_object_leaves_the_page_cache_only_after_it_is_on_disk(tmp_path, monkeypatch):
     """A local save fsyncs the object, then drops its pages from the page cache (a backup
     writes gigabytes it will not read back); the object reads back whole afterwards."""
