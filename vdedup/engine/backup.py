@@ -247,7 +247,7 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
         scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                          expected)
+                          expected, first=not prev_parts)
         try:
             piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
             return PartitionResult(piece, st, new_blobs[0], observed)
@@ -256,14 +256,14 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
         reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
     scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                      expected)
+                      expected, first=not prev_parts)
     piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
     return PartitionResult(piece, st, new_blobs[0], observed)
 
 
 def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Partition, batch_size: int,
                observed: _Observed, reporter: Reporter, new_blobs: list[int],
-               expected: int | None = None) -> Iterator[RowBatch]:
+               expected: int | None = None, first: bool = False) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
     (new_blobs[0] accumulates the vector blobs stored).
 
@@ -273,7 +273,9 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
     the reading thread then gets the metadata's canonical bytes and (key, type) pairs
     instead of the metadata. The reading thread is the bottleneck of first backups and
     nightlies alike (benchmarks/results/profile.md: at 200k x 768 the compress and seal
-    threads wait ~65% of a first backup), so both use it."""
+    threads wait ~65% of a first backup), so both use it. `first`: the source has no
+    previous parts, so its rows go straight into new bases (whose segment boundaries the
+    writer then hashes ahead)."""
     pool = None
     derived = None
     if writer.workers > 1 and expected is not None and expected >= PARSE_AFTER and \
@@ -302,7 +304,8 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
                 yield batch, mraws
 
     try:
-        for rows in writer.store_batches(batches() if derived is None else derived_batches()):
+        for rows in writer.store_batches(batches() if derived is None else derived_batches(),
+                                         boundaries=first):
             new_blobs[0] += rows.new_blobs
             reporter.advance(len(rows))
             yield rows

@@ -73,21 +73,24 @@ class Writer:
         """Store the batch's new vector payloads; return its manifest rows."""
         return self._finish(*self._start(batch))
 
-    def store_batches(self, batches: Iterable[RecordBatch | tuple[RecordBatch, list[bytes]]]) -> Iterator[RowBatch]:
+    def store_batches(self, batches: Iterable[RecordBatch | tuple[RecordBatch, list[bytes]]],
+                      boundaries: bool = False) -> Iterator[RowBatch]:
         """store_batch for each batch, in order; with workers, the content ids of the next
         batches are computed while the caller reads them and the packer stores earlier ones.
         An item may be a (batch, metadata bytes) pair: the canonical bytes of the batch's
         metadata (meta_bytes_many of it), computed elsewhere; the batch's metadata is then
-        not read."""
+        not read. `boundaries`: the rows will be written as new bases (a source's first
+        backup), so the hash workers also compute their segment-boundary hashes ahead."""
         ahead: deque[tuple] = deque()
         for item in batches:
-            ahead.append(self._start(*item) if type(item) is tuple else self._start(item))
+            batch, mraws = item if type(item) is tuple else (item, None)
+            ahead.append(self._start(batch, mraws, boundaries))
             if len(ahead) > LOOKAHEAD:
                 yield self._finish(*ahead.popleft())
         while ahead:
             yield self._finish(*ahead.popleft())
 
-    def _start(self, batch: RecordBatch, mraws: list[bytes] | None = None) -> tuple:
+    def _start(self, batch: RecordBatch, mraws: list[bytes] | None = None, boundaries: bool = False) -> tuple:
         enc = encode_batch(batch)
         self._records += len(batch)
         if self._hashing is None and self.workers > 1 and self._records >= min(HASH_EARLY, HASH_AFTER):
@@ -103,7 +106,7 @@ class Writer:
         elif len(mraws) != n:
             raise ValueError("one metadata value per record is needed")
         keys = khash = None
-        if self._hashing is not None and self._hashers:
+        if boundaries and self._hashing is not None and self._hashers:
             # the segment-boundary hashes of the record keys, in the hash worker while this
             # thread reads on (a base written from these rows needs them: manifest.py)
             keys = record_keys(batch.ids)
