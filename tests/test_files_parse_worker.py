@@ -15,6 +15,7 @@ from vdedup.errors import SourceError
 from vdedup.lineworker import job
 from vdedup.model import Partition
 from vdedup.model.partition import whole
+from vdedup.linememo import LineMemo
 from vdedup.repository.lines import LinePool, metadata_pairs
 from vdedup.repository.rows import meta_bytes_many
 from vdtest import PASSWORD, vdedup
@@ -151,11 +152,48 @@ def test_helper_path_raises_the_plain_scans_errors(tmp_path, pool, case):
         assert want[0] == "error" and "secret-value" not in want[1]
 
 
-def test_only_a_whole_export_is_read_through_the_helper(tmp_path, pool):
-    d = _export(tmp_path / "e", [_line(i) for i in range(10)])
+def _range(conn, part, batch_size: int, pmap=None):
+    """The batches of a partition through the helper (pmap given) or the plain scan."""
+    name = conn.list_collections()[0]
+    out = []
+    scan = conn.scan_derived(name, part, batch_size, pmap) if pmap else None
+    if scan is None:                 # as backup does: the plain scan reads the partition
+        scan = ((b, None) for b in conn.scan_partition(name, part, batch_size))
+    for b, got in scan:
+        if got is None:
+            metas = b.metadata or [None] * len(b)
+            got = (meta_bytes_many(metas), metadata_pairs(metas))
+        out.append((b.ids, b.dense[""].tobytes(), got[0], got[1], b.documents, b.uris))
+    return out
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_row_ranges_read_through_the_helper_give_the_plain_scans_batches(tmp_path, pool, ending):
+    """A partition of an export (a row range) is read through the helper from the byte
+    offset of its first line; with "\r" line ends before it, the plain scan reads it."""
+    pool._ready.wait(30)
+    d = _export(tmp_path / "e", [_line(i) for i in range(1234)], ending=ending)
     conn = open_connector(f"files://{d}")
-    part = Partition("", "rows:0..5", {"start": 0, "stop": 5}, 5)
-    assert conn.scan_derived(conn.list_collections()[0], part, 100, pool.pmap) is None
+    name = conn.list_collections()[0]
+    parts = conn.partitions(name, "", 500)
+    assert [p.spec for p in parts] == [{"start": 0, "stop": 500}, {"start": 500, "stop": 1000},
+                                       {"start": 1000, "stop": None}]
+    for part in parts:
+        want = _range(conn, part, 64)
+        if ending == "\r\n" and part.spec["start"]:
+            assert conn.scan_derived(name, part, 64, pool.pmap) is None
+        else:
+            assert _range(conn, part, 64, pool.pmap) == want
+    # a short export: the range's check is the plain scan's
+    short = _export(tmp_path / "s", [_line(i) for i in range(700)], rows=1234)
+    conn = open_connector(f"files://{short}")
+    fresh = LinePool()              # a pmap left at a "\r" leaves answers behind: one pool per scan
+    try:
+        fresh._ready.wait(30)
+        for part in conn.partitions(conn.list_collections()[0], "", 500):
+            assert _outcome(lambda: _range(conn, part, 64, fresh.pmap)) == _outcome(lambda: _range(conn, part, 64))
+    finally:
+        fresh.close()
 
 
 def test_a_helper_that_is_gone_leaves_the_work_to_the_reading_thread(tmp_path):
@@ -182,6 +220,10 @@ def _backup_history(tmp_path, capsys, monkeypatch, parse_after: int, tag: str):
     answered = []
 
     class Counted(LinePool):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self._ready.wait(30)          # a backup this small would end before the child is ready
+
         def pmap(self, items):
             for item, answer in super().pmap(items):
                 answered.append(answer is not None)
@@ -202,8 +244,14 @@ def _backup_history(tmp_path, capsys, monkeypatch, parse_after: int, tag: str):
     for f in ("records.jsonl", "vectors.npy"):
         (d / f).unlink()
     _export(d, lines2)
-    # the first backup's 2,572 lines went through the helper too (1,000-line chunks)
+    # the first backup's 2,572 lines went through the helper too (1,000-line chunks), which
+    # kept their memo for the night (vdedup/linememo.py): the nightly answers come from it
     assert (len(answered) == 3 and all(answered)) if parse_after == 0 else not answered
+    key, cache = _memo_of(repo)
+    memos = list(Path(cache, "linememo").glob("*"))
+    assert len(memos) == (1 if parse_after == 0 else 0)
+    if memos:
+        assert len(LineMemo(key, str(memos[0])).old["d0"]) > 500
     answered.clear()
     assert vdedup("--repo", repo, "backup", f"files://{d}?collection=c", "--workers", "2", "--json") == 0
     night = json.loads(capsys.readouterr().out)
@@ -213,6 +261,14 @@ def _backup_history(tmp_path, capsys, monkeypatch, parse_after: int, tag: str):
     keys = ("records", "added", "changed", "deleted", "unchanged")
     return ({k: first[k] for k in keys}, {k: night[k] for k in keys}, schema1, _snapshot(repo, capsys),
             (out / "records.jsonl").read_bytes(), (out / "vectors.npy").read_bytes(), len(lines2))
+
+
+def _memo_of(repo: Path) -> tuple[bytes, str]:
+    """The key of a repository's line memos and its local cache directory."""
+    from vdedup.backend import open_backend
+    from vdedup.repository import Repository
+    with Repository.open(open_backend(str(repo)), PASSWORD) as r:
+        return r.line_memo("")[0], r.cache_dir
 
 
 def test_backup_through_the_helper_stores_what_the_plain_scan_stores(tmp_path, capsys, monkeypatch):

@@ -5,8 +5,15 @@ outside the repository and connector packages so the child imports nothing but j
 the value encoder (it is ready in about a tenth of a second). It answers jobs on standard
 input until the input closes:
 
+    config: u64 length | JSON {"key": hex, "memo": path, "fallback": path or null} or nothing
+            (the first frame only)
     job:    u64 length | the raw bytes of a run of whole lines of records.jsonl
     answer: u64 length | pickle of job(raw)
+    save:   u64 0 (an empty job): write the memo of this run's lines (no answer)
+
+With a key, lines already parsed in the export's last backup are answered from the memo
+in the repository's local cache (vdedup/linememo.py) instead of being parsed again; the
+answers are the same.
 
 `job(raw)` parses the lines with the files connector's rules (vdedup/jsonlines.py) and
 gives what a backup keeps of them: the ids, the canonical bytes of each metadata value
@@ -18,6 +25,7 @@ and closes its input.
 """
 from __future__ import annotations
 
+import json
 import pickle
 import signal
 import struct
@@ -69,6 +77,68 @@ def job(raw: bytes) -> tuple | None:
             uris if any(u is not None for u in uris) else None, id_type)
 
 
+def job_memo(raw: bytes, memo) -> tuple | None:
+    """job(raw), the lines found in `memo` answered from it (and this run's lines noted in it)."""
+    import numpy as np
+    from .linememo import value
+    if b"\r" in raw:                             # text mode would split at "\r" too
+        return job(raw)
+    lines = raw.splitlines(keepends=True)        # at b"\n" only, as split_text here
+    n = len(lines)
+    if not n:
+        return None
+    d = memo.digests(lines)
+    hits = memo.known(d)
+    ids: list = [None] * n
+    mraws: list = [None] * n
+    docs: list = [None] * n
+    uris: list = [None] * n
+    found = hits >= 0
+    pairs: set = set()
+    if found.any():
+        js = hits[found]
+        old = memo.old
+        kinds, spans = old["kinds"][js].tolist(), old["spans"][js].tolist()
+        for i, (ki, km, kd, ku), (a, b, c, e, f, g, h, m) in zip(found.nonzero()[0].tolist(), kinds, spans):
+            line = lines[i]
+            ids[i] = line[a:b].decode("utf-8") if ki == 1 else value(line, ki, a, b)
+            mraws[i] = line[c:e] if km else b"null"
+            if kd:
+                docs[i] = value(line, kd, f, g)
+            if ku:
+                uris[i] = value(line, ku, h, m)
+        pairs = pairs.union(*(memo.old_pairs[p] for p in np.unique(old["pairs"][js]).tolist()))
+    miss = [] if found.all() else (~found).nonzero()[0].tolist()
+    metas = []
+    if miss:
+        try:
+            texts = split_text(raw) if len(miss) == n else [lines[i].decode("utf-8") for i in miss]
+            for i, text in zip(miss, texts):
+                if not text.strip():
+                    return None
+                ids[i], meta, docs[i], uris[i] = parse_line(text, "", 0)
+                metas.append(meta)
+        except (SourceError, UnicodeDecodeError):
+            return None
+        mb = meta_bytes_many(metas)
+        for i, mraw in zip(miss, mb):
+            mraws[i] = mraw
+        mpairs = metadata_pairs(metas)
+        pairs |= mpairs
+    id_type = type(ids[0])
+    if any(type(r) is not id_type for r in ids):
+        return None
+    memo.keep(d, hits)
+    if miss:
+        if len(miss) == n:
+            memo.learn(lines, d, miss, ids, metas, mb, docs, uris, mpairs)
+        else:
+            memo.learn(lines, d, miss, [ids[i] for i in miss], metas, mb, [docs[i] for i in miss],
+                       [uris[i] for i in miss], mpairs)
+    return (n, ids, (mraws, pairs), docs if docs.count(None) != n else None,
+            uris if uris.count(None) != n else None, id_type)
+
+
 def read_exact(f, n: int) -> bytes | None:
     parts = []
     while n:
@@ -89,14 +159,30 @@ def read_frame(f) -> bytes | None:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
+    config = read_frame(inp)
+    if config is None:
+        return
+    memo = None
+    if config:
+        from .linememo import LineMemo
+        cfg = json.loads(config)
+        memo = LineMemo(bytes.fromhex(cfg["key"]), cfg.get("memo"), cfg.get("fallback"))
     out.write(b"R")
     out.flush()
     while True:
         raw = read_frame(inp)
         if raw is None:
             return
+        if not raw:
+            try:
+                if memo is not None:
+                    memo.save()
+            except Exception:
+                pass
+            continue
         try:
-            data = pickle.dumps((True, job(raw)), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((True, job(raw) if memo is None else job_memo(raw, memo)),
+                                protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
             data = pickle.dumps((False, None))
         out.write(LEN.pack(len(data)) + data)

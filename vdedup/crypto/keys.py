@@ -27,6 +27,7 @@ CTX_RECOVERY = "vdedup 2026-11-25 recovery key wrapping"
 CTX_AUDIT = "vdedup 2026-11-25 audit chain"
 CTX_ASSET_IDS = "vdedup 2026-11-25 asset object ids"
 CTX_KEY_DIGEST = "vdedup 2026-12-20 key file digest"
+CTX_LINE_MEMO = "vdedup 2026-12-06 line memo"
 # read only: the long-lived key that sealed asset secrets (random nonces) before every sealed
 # object went through one codec (format/objects.py); format/legacy.py opens them, nothing seals
 CTX_ASSETS = "vdedup 2026-11-25 credential store"
@@ -69,7 +70,8 @@ class MasterKey:
     def purpose_key(self, context: str) -> bytes:
         """A key for a keyed hash of another component (audit chain, asset ids, key file
         digests), bound to this master key. Nothing is encrypted under it: encryption uses
-        per-object subkeys with counter nonces (format/objects.py)."""
+        per-object subkeys with counter nonces (format/objects.py), and the line memo of the
+        local cache a key derived from it and a fresh salt per file (vdedup/linememo.py)."""
         return derive(context, self.secret)
 
 

@@ -178,7 +178,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                 for part in partitions:
                     label = schema.name + (f"/{ns}" if ns else "") + (f" [{part.key}]" if part.key else "")
                     results[(schema.name, ns, part.key)] = backup_partition(
-                        writer, connector, schema.name, part, prev_ns, reporter, batch_size, label)
+                        writer, connector, schema.name, part, prev_ns, reporter, batch_size, label, source)
                     reporter.done()
         for schema in schemas:
             observed = _Observed()
@@ -227,7 +227,7 @@ class PartitionResult:
 
 def backup_partition(writer: Writer, connector: Connector, collection: str, part: Partition,
                      prev: dict[str, Any] | None, reporter: Reporter, batch_size: int,
-                     label: str) -> PartitionResult:
+                     label: str, source: str = "") -> PartitionResult:
     """Back up one partition of a namespace as manifest parts of its own (the piece), with
     its counts, the vector blobs it stored and what it observed of the schema.
 
@@ -237,7 +237,7 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     content-addressed) has been stored, and the partition is read again into a sorted spool;
     its parts then say `"ordered": false` and later backups of it spool from the start, as
     do backups from connectors whose scan order has nothing to do with the ids
-    (`key_ordered_scan = False`)."""
+    (`key_ordered_scan = False`). `source`: the source's name, which names its line memo."""
     ns = part.namespace
     expected = part.estimate if part.estimate is not None else \
         (connector.count(collection, ns) if not part.key else None)
@@ -247,7 +247,7 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
         scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                          expected, first=not prev_parts)
+                          expected, first=not prev_parts, scope=(source, collection, part.key))
         try:
             piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
             return PartitionResult(piece, st, new_blobs[0], observed)
@@ -256,14 +256,15 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
         reporter.phase(f"backup {label} (reading again: not in id order)", part.estimate)
     scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                      expected, first=not prev_parts)
+                      expected, first=not prev_parts, scope=(source, collection, part.key))
     piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
     return PartitionResult(piece, st, new_blobs[0], observed)
 
 
 def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Partition, batch_size: int,
                observed: _Observed, reporter: Reporter, new_blobs: list[int],
-               expected: int | None = None, first: bool = False) -> Iterator[RowBatch]:
+               expected: int | None = None, first: bool = False,
+               scope: tuple[str, str, str] = ("", "", "")) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
     (new_blobs[0] accumulates the vector blobs stored).
 
@@ -275,12 +276,18 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
     nightlies alike (benchmarks/results/profile.md: at 200k x 768 the compress and seal
     threads wait ~65% of a first backup), so both use it. `first`: the source has no
     previous parts, so its rows go straight into new bases (whose segment boundaries the
-    writer then hashes ahead)."""
+    writer then hashes ahead). The helper answers the lines it parsed in the last backup of
+    the same `scope` (source, collection, partition) from its memo in the local cache
+    (vdedup/linememo.py; a partition without one reads that of the whole export, as the
+    export was read before it grew past one partition), and keeps this run's once the whole
+    partition was read."""
     pool = None
     derived = None
     if writer.workers > 1 and expected is not None and expected >= PARSE_AFTER and \
             getattr(type(connector), "scan_derived", None) is not None:
-        pool = LinePool()
+        source, name, key = scope
+        pool = LinePool(writer.repo.line_memo("\0".join(scope)),
+                        writer.repo.line_memo("\0".join((source, name, "")))[1] if key else None)
         derived = connector.scan_derived(collection, part, batch_size, pool.pmap)  # type: ignore[attr-defined]
         if derived is None:
             pool.close()
@@ -302,6 +309,7 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
                 mraws, pairs = got
                 observed.pairs |= pairs
                 yield batch, mraws
+        pool.save_memo()                             # type: ignore[union-attr]  # the whole partition was read
 
     try:
         for rows in writer.store_batches(batches() if derived is None else derived_batches(),

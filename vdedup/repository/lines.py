@@ -13,6 +13,7 @@ it fails, and for a chunk it could not answer, the caller's thread runs `job(chu
 """
 from __future__ import annotations
 
+import json
 import queue
 import pickle
 import subprocess
@@ -31,9 +32,13 @@ _FAILED = object()
 
 
 class LinePool:
-    """One helper process; `pmap` may be used by one caller at a time."""
+    """One helper process; `pmap` may be used by one caller at a time.
 
-    def __init__(self) -> None:
+    `memo`: (key, path) of the export's line memo (vdedup/linememo.py): the helper answers
+    the lines it parsed in the last backup from it, and `save_memo` keeps this run's;
+    `fallback`: the memo to read when there is none at that path."""
+
+    def __init__(self, memo: tuple[bytes, str] | None = None, fallback: str | None = None) -> None:
         self._results: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._broken = False
@@ -45,6 +50,13 @@ class LinePool:
             self._proc = None
             self._broken = True
             return
+        config = json.dumps({"key": memo[0].hex(), "memo": memo[1], "fallback": fallback}).encode() \
+            if memo else b""
+        try:            # before the child is ready, so that it loads the memo before answering
+            self._proc.stdin.write(LEN.pack(len(config)) + config)       # type: ignore[union-attr]
+            self._proc.stdin.flush()                                       # type: ignore[union-attr]
+        except OSError:
+            self._broken = True
         self._outbox: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="vdedup-lines-read", daemon=True)
         self._writer = threading.Thread(target=self._write, name="vdedup-lines-write", daemon=True)
@@ -121,6 +133,11 @@ class LinePool:
         while pending:
             yield take()
 
+    def save_memo(self) -> bool:
+        """After every chunk was answered: have the helper write the memo of this run's lines
+        (an empty job asks for it; `close` waits for it). False when the helper is gone."""
+        return self._send(b"")
+
     def close(self) -> None:
         """End the child (it answers what it was given, then sees its input close)."""
         proc = self._proc
@@ -130,7 +147,7 @@ class LinePool:
         self._outbox.put(None)
         try:
             self._writer.join(timeout=5)
-            proc.wait(timeout=5)
+            proc.wait(timeout=60)             # a memo being written (a second or so for 1M lines)
         except Exception:
             proc.kill()
             proc.wait()

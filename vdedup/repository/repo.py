@@ -20,7 +20,7 @@ from blake3 import blake3
 
 from .. import __version__
 from ..backend.base import Backend, FileType
-from ..crypto.keys import MasterKey
+from ..crypto.keys import CTX_LINE_MEMO, MasterKey
 from ..errors import (FormatError, IntegrityError, ObjectExists, ObjectNotFound, RepositoryExists,  # noqa: F401
                       RepositoryNotFound, SnapshotNotFound, UnsupportedFormat)
 from ..format import block as blockfmt
@@ -150,6 +150,13 @@ class Repository:
     def cache_dir(self) -> str:
         """This repository's directory in the local cache (index cache, prune state)."""
         return os.path.join(cache_root(), self.id)
+
+    def line_memo(self, scope: str) -> tuple[bytes, str]:
+        """(key, path) of the line memo of the source read as `scope` (vdedup/linememo.py):
+        a file of the local cache named by a keyed hash of the scope."""
+        key = self.master.purpose_key(CTX_LINE_MEMO)
+        name = blake3(scope.encode("utf-8", "surrogatepass"), key=key).hexdigest()[:32]
+        return key, os.path.join(self.cache_dir, "linememo", name)
 
     def close(self) -> None:
         if self._index is not None:

@@ -14,6 +14,7 @@ scan's.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import itertools
 from typing import Any, Callable, Iterable, Iterator
@@ -29,11 +30,48 @@ from ...model import RecordBatch
 PMap = Callable[[Iterable[bytes]], Iterator[tuple[bytes, Any]]]
 
 
-def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Iterator[tuple]:
-    """The whole export as (RecordBatch, derived) pairs: `derived` is what `pmap` derived of
-    the batch's metadata, and the batch then carries none; or None, for a chunk parsed
-    here (the batch then has its metadata). The same records, checks and errors as the
-    plain scan."""
+BLOCK = 1 << 20
+
+
+def line_offset(path: str, start: int) -> int | None:
+    """The byte offset of line `start` (0-based) of a records.jsonl, counting b"\n" line
+    ends; None if the lines before it hold a b"\r" (text-mode reading splits there too) or
+    are not UTF-8, or the file has fewer lines: the plain scan then reads that partition,
+    with its own errors."""
+    if start <= 0:
+        return 0
+    check = codecs.getincrementaldecoder("utf-8")()
+    seen = at = 0
+    try:
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(BLOCK)
+                if not block:
+                    return None
+                n = block.count(b"\n")
+                if seen + n >= start:
+                    cut = -1
+                    for _ in range(start - seen):
+                        cut = block.index(b"\n", cut + 1)
+                    block = block[:cut + 1]
+                check.decode(block, final=seen + n >= start)
+                if b"\r" in block:
+                    return None
+                if seen + n >= start:
+                    return at + len(block)
+                seen += n
+                at += len(block)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap, start: int = 0,
+                 stop: int | None = None, begin: int = 0) -> Iterator[tuple]:
+    """Rows start..stop-1 of the export (stop None: to the end; `begin`: the byte offset of
+    line `start`, line_offset) as (RecordBatch, derived) pairs: `derived` is what `pmap`
+    derived of the batch's metadata, and the batch then carries none; or None, for a chunk
+    parsed here (the batch then has its metadata). The same records, checks and errors as
+    the plain scan of the same rows."""
     from .connector import VECTORS_FILE, checked_line
     if batch_size < 1:
         raise UsageError("batch size must be at least 1")
@@ -43,8 +81,8 @@ def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Ite
     offset, rows, dim = int(arr.offset), int(arr.shape[0]), int(arr.shape[1])
     row_bytes = stored.itemsize * dim
     del arr
-    pos = 0
-    lineno = 0                                   # lines (text-mode lines) taken so far
+    pos = start
+    lineno = start                               # lines (text-mode lines) taken so far
     id_type: type | None = None
 
     def vectors(vf, a: int, n: int) -> np.ndarray:
@@ -84,10 +122,22 @@ def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Ite
         if ids:
             yield batch(), None
 
+    def runs(f) -> Iterator[bytes]:
+        """Chunks of batch_size raw lines, up to line `stop`."""
+        left = None if stop is None else stop - start
+        while left is None or left > 0:
+            chunk = b"".join(itertools.islice(f, batch_size if left is None else min(batch_size, left)))
+            if not chunk:
+                return
+            if left is not None:
+                left -= chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+            yield chunk
+
     try:
         with open(rec, "rb") as f, open(vec, "rb") as vf:
-            chunks = iter(lambda: b"".join(itertools.islice(f, batch_size)), b"")
-            done = 0                             # bytes of the chunks taken
+            f.seek(begin)
+            chunks = runs(f)
+            done = begin                         # bytes of the chunks taken
             rest = False
             for raw, res in pmap(chunks):
                 if b"\r" in raw:
@@ -106,8 +156,9 @@ def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap) -> Ite
                     yield from plain(vf, split_text(raw))
             if rest:
                 f.seek(done)
-                yield from plain(vf, io.TextIOWrapper(f, encoding="utf-8", newline=None))
-            if pos != rows:
+                text = io.TextIOWrapper(f, encoding="utf-8", newline=None)
+                yield from plain(vf, text if stop is None else itertools.islice(text, max(0, stop - pos)))
+            if pos != rows and (stop is None or pos < min(stop, rows)):
                 raise SourceError(f"{rec} has {pos} lines but {VECTORS_FILE} has {rows} rows")
     except OSError as e:
         raise SourceError(f"cannot read {rec} ({type(e).__name__})") from e

@@ -250,14 +250,19 @@ class FilesConnector(ConnectorBase):
     def scan_derived(self, collection: str, partition: Partition, batch_size: int,
                      pmap: Any) -> Iterator[tuple[RecordBatch, Any]] | None:
         """The partition as (batch, what `pmap` derived of its metadata, or None) pairs, the
-        lines parsed by `pmap` in a helper process (chunks.py); None for a partition that is
-        not the whole export (those are read by scan_partition)."""
+        lines parsed by `pmap` in a helper process (chunks.py); None for a row range whose
+        earlier lines cannot be skipped by counting line ends (a "\r" or a fault among them:
+        scan_partition reads it, with the plain scan's errors)."""
         self._check(collection)
         refuse_namespace(partition.namespace, "a files export has no namespaces")
-        if partition.spec.get("start") or partition.spec.get("stop") is not None:
+        from .chunks import line_offset, scan_derived
+        spec = partition.spec
+        start = int(spec.get("start") or 0)
+        stop = None if spec.get("stop") is None else int(spec["stop"])
+        begin = line_offset(self._files()[1], start)
+        if begin is None:
             return None
-        from .chunks import scan_derived
-        return scan_derived(self, collection, batch_size, pmap)
+        return scan_derived(self, collection, batch_size, pmap, start, stop, begin)
 
     def _scan(self, collection: str, namespace: str, batch_size: int, start: int = 0,
               stop: int | None = None) -> Iterator[RecordBatch]:

@@ -1,0 +1,368 @@
+"""The line helper's memo of the lines it parsed (child side of vdedup.repository.lines).
+
+A nightly backup of a files export reads every line again, though most are byte for byte
+those of the night before. The helper keeps, in the repository's local cache, a memo of the
+lines it parsed in the last backup of the same export: for each line, a keyed digest of its
+raw bytes (BLAKE2b, 16 bytes) and where in those bytes the answer of `job` lies (the id, the canonical bytes of
+the metadata, the document, the URI, as byte ranges), plus which set of (key, type) pairs its
+metadata has. A line whose digest is in the memo is answered from its own bytes without
+being parsed or encoded again.
+
+The memo is a cache of a pure function of the line's bytes: what it gives is, by
+construction, what parsing gives (every range is checked against the parsed values when the
+memo entry is made), whatever snapshot the repository holds. A line whose values cannot be
+found in its bytes as ranges (metadata written in another key order or with spaces, strings
+with escapes other than JSON's) gets no entry and is parsed every time. A memo that is
+missing, damaged or from another key is ignored.
+
+Nothing in it is plaintext: the file is sealed with AES-256-GCM under a key derived from the
+repository's master key and a fresh salt, and the digests are keyed. Its form (little
+endian): MAGIC | salt (16) | AES-GCM(nonce 0, aad MAGIC) of: u32 entries | u32 length |
+the pair sets as JSON | the entries, sorted by digest, column after column (COLUMNS).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from blake3 import blake3
+
+MAGIC = b"VDLINEMEMO1\n"
+CTX_DIGEST = "vdedup 2026-12-06 line memo digest"
+CTX_FILE = "vdedup 2026-12-06 line memo file"
+SALT = 16
+HEAD = struct.Struct("<II")
+
+# an entry, as columns: the line's digest (keyed BLAKE2b, 16 bytes) as two u64, the index of
+# its (key, type) pair set, the kinds of its id, metadata, document and URI, and their byte
+# ranges (start, end). Kinds: id 1 str (its UTF-8 bytes) 2 str (a JSON string literal) 3 int
+# (its decimal digits); metadata 0 None 1 its canonical bytes; document and URI 0 None, 1 and
+# 2 as the id
+COLUMNS = (("d0", "<u8", 1), ("d1", "<u8", 1), ("pairs", "<u4", 1), ("kinds", "u1", 4), ("spans", "<u4", 8))
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None), "list": list,
+          "dict": dict}
+_NAMES = {t: n for n, t in _TYPES.items()}
+_NULL = b"null"
+
+
+def _derive(context: str, key: bytes) -> bytes:
+    return blake3(key, derive_key_context=context).digest(32)
+
+
+def _empty() -> dict[str, np.ndarray]:
+    return {name: np.zeros((0, w) if w > 1 else 0, dtype=dt) for name, dt, w in COLUMNS}
+
+
+class LineMemo:
+    """The memo of one export: `known(digests(lines))` looks lines up in the memo loaded from
+    `path`; `keep` and `learn` note this run's lines; `save` writes them for the next run."""
+
+    def __init__(self, root_key: bytes, path: str | None, fallback: str | None = None) -> None:
+        """`fallback`: a memo to load when there is none at `path` (a partition of an export
+        read whole before)."""
+        self._hasher = hashlib.blake2b(key=_derive(CTX_DIGEST, root_key), digest_size=16)
+        self._fkey = _derive(CTX_FILE, root_key)
+        self.path = path
+        self.old = _empty()
+        self.old_pairs: list[frozenset] = []
+        self._new: list[dict[str, np.ndarray]] = []
+        self._pairs: dict[frozenset, int] = {}
+        self._pair_keys: dict[tuple, int] = {}           # (keys, types) of a metadata dict -> index
+        self._remap = np.zeros(0, dtype=np.int64)        # old pair set -> this run's, -1: not yet
+        for where in (path, fallback):
+            if not where or not os.path.exists(where):
+                continue
+            try:
+                self._load(where)
+            except Exception:             # damaged, another key: start afresh
+                self.old = _empty()
+                self.old_pairs = []
+            break
+        self._remap = np.full(len(self.old_pairs), -1, dtype=np.int64)
+
+    # ---- the file -------------------------------------------------------------------------
+    def _load(self, path: str) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        with open(path, "rb") as f:
+            data = f.read()
+        if not data.startswith(MAGIC):
+            return
+        salt = data[len(MAGIC):len(MAGIC) + SALT]
+        plain = AESGCM(_derive(CTX_FILE, self._fkey + salt)).decrypt(bytes(12), data[len(MAGIC) + SALT:], MAGIC)
+        n, plen = HEAD.unpack_from(plain)
+        pairs = [frozenset((k, _TYPES[t]) for k, t in p) for p in json.loads(plain[HEAD.size:HEAD.size + plen])]
+        at = HEAD.size + plen
+        cols = {}
+        for name, dt, w in COLUMNS:
+            arr = np.frombuffer(plain, dtype=dt, count=n * w, offset=at)
+            at += arr.nbytes
+            cols[name] = arr.reshape(n, w) if w > 1 else arr
+        if at != len(plain) or (n and int(cols["pairs"].max()) >= len(pairs)):
+            return
+        self.old, self.old_pairs = cols, pairs
+
+    def save(self) -> None:
+        """Write the entries of the lines seen in this run (sorted, one per digest)."""
+        if not self.path:
+            return
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        cols = {name: np.concatenate([c[name] for c in self._new]) for name, _, _ in COLUMNS} \
+            if self._new else _empty()
+        order = np.lexsort((cols["d1"], cols["d0"]))
+        cols = {k: v[order] for k, v in cols.items()}
+        if len(order) > 1:          # identical lines: one entry
+            keep = np.ones(len(order), dtype=bool)
+            keep[1:] = (cols["d0"][1:] != cols["d0"][:-1]) | (cols["d1"][1:] != cols["d1"][:-1])
+            cols = {k: v[keep] for k, v in cols.items()}
+        table = sorted(self._pairs.items(), key=lambda kv: kv[1])
+        pairs = json.dumps([sorted([k, _NAMES[t]] for k, t in p) for p, _ in table]).encode()
+        plain = b"".join([HEAD.pack(len(cols["d0"]), len(pairs)), pairs] +
+                         [np.ascontiguousarray(cols[name]).tobytes() for name, _, _ in COLUMNS])
+        salt = os.urandom(SALT)
+        sealed = AESGCM(_derive(CTX_FILE, self._fkey + salt)).encrypt(bytes(12), plain, MAGIC)
+        d = os.path.dirname(self.path)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".memo-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + salt + sealed)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # ---- lines ------------------------------------------------------------------------------
+    def digests(self, lines: list[bytes]) -> np.ndarray:
+        """The keyed digests of lines, as rows of two u64."""
+        h0 = self._hasher
+        out = []
+        for x in lines:
+            h = h0.copy()
+            h.update(x)
+            out.append(h.digest())
+        return np.frombuffer(b"".join(out), dtype="<u8").reshape(-1, 2)
+
+    def known(self, d: np.ndarray) -> np.ndarray:
+        """For each digest, the position of its entry in the old memo, or -1."""
+        out = np.full(len(d), -1, dtype=np.int64)
+        d0, d1 = self.old["d0"], self.old["d1"]
+        if not len(d0) or not len(d):
+            return out
+        lo = np.searchsorted(d0, d[:, 0])
+        lo[lo == len(d0)] = 0
+        hit = (d0[lo] == d[:, 0]) & (d1[lo] == d[:, 1])
+        out[hit] = lo[hit]
+        for i in ((d0[lo] == d[:, 0]) & ~hit).nonzero()[0].tolist():   # first halves alike
+            j = int(lo[i])
+            while j < len(d0) and d0[j] == d[i, 0]:
+                if d1[j] == d[i, 1]:
+                    out[i] = j
+                    break
+                j += 1
+        return out
+
+    def keep(self, d: np.ndarray, hits: np.ndarray) -> None:
+        """Carry the old entries of the lines found (positions `hits` >= 0) into this run's memo."""
+        found = hits[hits >= 0]
+        if not len(found):
+            return
+        cols = {name: v[found] for name, v in self.old.items()}
+        remap = self._remap
+        used = cols["pairs"]
+        for p in np.unique(used[remap[used] < 0]).tolist():
+            remap[p] = self._pair_index(self.old_pairs[p])
+        cols["pairs"] = remap[used].astype("<u4")
+        self._new.append(cols)
+
+    def learn(self, lines: list[bytes], d: np.ndarray, at: list[int], rids: list, metas: list,
+              mraws: list[bytes], docs: list, uris: list, mpairs: set | None = None) -> None:
+        """Entries for the lines at positions `at`, parsed now (their ids, metadata, metadata
+        bytes, documents and URIs; `mpairs`: the (key, type) pairs of all those metadata); a
+        line whose values are not ranges of its bytes gets none."""
+        rest = self._learn_compact(lines, d, at, rids, metas, mraws, docs, uris, mpairs)
+        if rest:
+            self._learn_each(lines, d, [(at[j], rids[j], metas[j], mraws[j], docs[j], uris[j]) for j in rest])
+
+    def _learn_compact(self, lines: list[bytes], d: np.ndarray, at: list[int], rids: list, metas: list,
+                       mraws: list[bytes], docs: list, uris: list, mpairs: set | None) -> list[int]:
+        """The lines written as {"id":<id>,"metadata":<its canonical bytes>} (what datagen
+        and most compact writers give), found by rebuilding them a column at a time; returns
+        the positions (in `at`) of the others."""
+        everything = list(range(len(at)))
+        if not at or docs.count(None) != len(docs) or uris.count(None) != len(uris):
+            return everything
+        id_types = set(map(type, rids))
+        if id_types == {str}:
+            try:
+                texts = [r.encode("utf-8") for r in rids]
+            except UnicodeEncodeError:
+                return everything
+            form, a0, gap, kind = b'{"id":"%s","metadata":%s}', 7, 13, 1
+        elif id_types == {int}:
+            texts = [b"%d" % r for r in rids]
+            form, a0, gap, kind = b'{"id":%s,"metadata":%s}', 6, 12, 3
+        else:
+            return everything
+        built = list(map(form.__mod__, zip(texts, mraws)))
+        mine = [lines[i].rstrip(b"\n") for i in at]
+        same = np.fromiter(map(bytes.__eq__, built, mine), dtype=bool, count=len(built))
+        if not same.any():
+            return everything
+        ok = same.nonzero()[0]
+        chosen = list(map(metas.__getitem__, ok.tolist()))
+        pidx = self._pair_indexes(chosen, mpairs)
+        lt = np.array(list(map(len, texts)), dtype=np.int64)[ok]
+        lm = np.array(list(map(len, mraws)), dtype=np.int64)[ok]
+        spans = np.zeros((len(ok), 8), dtype="<u4")
+        spans[:, 0] = a0
+        spans[:, 1] = a0 + lt
+        spans[:, 2] = a0 + lt + gap
+        spans[:, 3] = a0 + lt + gap + lm
+        kinds = np.zeros((len(ok), 4), dtype="u1")
+        kinds[:, 0], kinds[:, 1] = kind, 1
+        rows = np.array(at, dtype=np.int64)[ok]
+        p = np.array(pidx, dtype=np.int64)
+        good = p >= 0
+        self._new.append({"d0": d[rows[good], 0], "d1": d[rows[good], 1], "pairs": p[good].astype("<u4"),
+                          "kinds": kinds[good], "spans": spans[good]})
+        return (~same).nonzero()[0].tolist()
+
+    def _pair_indexes(self, metas: list, mpairs: set | None) -> list[int]:
+        """The pair set index of each metadata value; `mpairs`: the pairs of a set of values
+        these are among (or None)."""
+        if mpairs is not None and set(map(type, metas)) == {dict}:
+            sizes = set(map(len, metas))
+            if len(sizes) == 1 and len({k for k, _ in mpairs}) == len(mpairs) == sizes.pop():
+                # every value has every key, each key one type: all have the same pair set
+                return [self._pair_index(frozenset(mpairs))] * len(metas)
+        table = self._pair_keys
+        if set(map(type, metas)) == {dict}:
+            flat = list(map(type, chain.from_iterable(map(dict.values, metas))))
+            keys, at = [], 0
+            for k, size in zip(map(tuple, metas), map(len, metas)):
+                keys.append((k, tuple(flat[at:at + size])))
+                at += size
+        else:
+            keys = [(tuple(m), tuple(map(type, m.values()))) if type(m) is dict else () for m in metas]
+        pidx = list(map(table.get, keys))
+        for j, (key, pi) in enumerate(zip(keys, pidx)):
+            if pi is None:
+                pi = table[key] = self._pair_index(frozenset(zip(*key)) if key else _NONE)
+                pidx[j] = pi
+        return pidx
+
+    def _learn_each(self, lines: list[bytes], d: np.ndarray, parsed: list[tuple]) -> None:
+        """learn, line after line: each value found in the line's bytes."""
+        rows, pairs_of, kinds, spans = [], [], [], []
+        pair_index = self._pair_index
+        for i, rid, meta, mraw, doc, uri in parsed:
+            line = lines[i]
+            if type(rid) is str:
+                try:
+                    t = rid.encode("utf-8")
+                except UnicodeEncodeError:
+                    continue
+                a = line.find(t)
+                if a < 0:
+                    got = _locate(line, rid)
+                    if got is None:
+                        continue
+                    ki, a, b = got
+                else:
+                    ki, b = 1, a + len(t)
+            else:
+                got = _locate(line, rid)
+                if got is None:
+                    continue
+                ki, a, b = got
+            if meta is not None:
+                c = line.find(mraw)
+                if c < 0:
+                    continue
+                km, e = 1, c + len(mraw)
+                p = frozenset(zip(meta, map(type, meta.values()))) if type(meta) is dict else _NONE
+            elif mraw == _NULL:
+                km = c = e = 0
+                p = _NONE
+            else:
+                continue
+            kd = f = g = ku = h = m = 0
+            if doc is not None:
+                got = _locate(line, doc)
+                if got is None:
+                    continue
+                kd, f, g = got
+            if uri is not None:
+                got = _locate(line, uri)
+                if got is None:
+                    continue
+                ku, h, m = got
+            pi = pair_index(p)
+            if pi < 0:
+                continue
+            rows.append(i)
+            pairs_of.append(pi)
+            kinds += (ki, km, kd, ku)
+            spans += (a, b, c, e, f, g, h, m)
+        if rows:
+            at = np.array(rows, dtype=np.int64)
+            self._new.append({"d0": d[at, 0], "d1": d[at, 1], "pairs": np.array(pairs_of, dtype="<u4"),
+                              "kinds": np.array(kinds, dtype="u1").reshape(-1, 4),
+                              "spans": np.array(spans, dtype="<u4").reshape(-1, 8)})
+
+    def _pair_index(self, pairs: frozenset) -> int:
+        """The index of a pair set in this run's table; -1 for types the memo cannot name
+        (JSON decodes to none of them)."""
+        idx = self._pairs.get(pairs)
+        if idx is None:
+            if not all(t in _NAMES for _, t in pairs):
+                return -1
+            idx = self._pairs[pairs] = len(self._pairs)
+        return idx
+
+
+_NONE: frozenset = frozenset()
+
+
+def _locate(line: bytes, v: Any) -> tuple[int, int, int] | None:
+    """(kind, start, end) of a str or int value in a line's bytes, or None."""
+    if type(v) is int:
+        t = str(v).encode()
+        a = line.find(t)
+        return None if a < 0 else (3, a, a + len(t))
+    if type(v) is not str:
+        return None
+    try:
+        t = v.encode("utf-8")
+    except UnicodeEncodeError:
+        t = None
+    if t is not None:
+        a = line.find(t)
+        if a >= 0:
+            return 1, a, a + len(t)
+    for ascii_only in (False, True):
+        t = json.dumps(v, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+        a = line.find(t)
+        if a >= 0:
+            return 2, a, a + len(t)
+    return None
+
+
+def value(line: bytes, kind: int, a: int, b: int) -> Any:
+    """A value from its kind and byte range in a line (see COLUMNS)."""
+    if kind == 0:
+        return None
+    if kind == 1:
+        return line[a:b].decode("utf-8")
+    if kind == 3:
+        return int(line[a:b])
+    return json.loads(line[a:b].decode("utf-8", "surrogatepass"))
