@@ -561,20 +561,29 @@ def test_cli_backup_and_restore_through_a_faulty_network(proxy, tmp_path, monkey
     assert sum(proxy.injected.values()) >= 5
 
 
-def test_a_saved_object_leaves_the_page_cache_only_after_it_is_on_disk(tmp_path, monkeypatch):
-    """A local save fsyncs the object, then drops its pages from the page cache (a backup
-    writes gigabytes it will not read back); the object reads back whole afterwards."""
+def test_saved_objects_leave_the_page_cache_only_after_they_are_on_disk(tmp_path, monkeypatch):
+    """A local save fsyncs the object; the pages of the objects saved before the last
+    KEEP_CACHED bytes are then dropped from the page cache (a backup writes gigabytes it
+    will not read back), the latest stay (a restore soon after reads them); every object
+    reads back whole afterwards."""
     from vdedup.backend import local
     calls = []
     real_fsync, real_fadvise = os.fsync, os.posix_fadvise
-    monkeypatch.setattr(local.os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd))[1])
-    monkeypatch.setattr(local, "_FADVISE", lambda fd, off, n, advice: (calls.append(("fadvise", fd, advice)),
-                                                                       real_fadvise(fd, off, n, advice))[1])
+    monkeypatch.setattr(local, "KEEP_CACHED", 7 << 20)
+    monkeypatch.setattr(local.os, "fsync",
+                        lambda fd: (calls.append(("fsync", os.fstat(fd).st_ino)), real_fsync(fd))[1])
+    monkeypatch.setattr(local, "_FADVISE", lambda fd, off, n, advice: (
+        calls.append(("fadvise", os.fstat(fd).st_ino, advice)), real_fadvise(fd, off, n, advice))[1])
     b = LocalBackend(str(tmp_path / "repo"))
-    data = os.urandom(3 << 20)
-    b.save("data", "ab" + "0" * 62, data)
-    file_calls = [c for c in calls if c[0] == "fadvise"]
-    assert len(file_calls) == 1 and file_calls[0][2] == os.POSIX_FADV_DONTNEED
-    fd = file_calls[0][1]
-    assert calls.index(("fsync", fd)) < calls.index(file_calls[0])
-    assert b.load("data", "ab" + "0" * 62) == data
+    names = [f"ab{i:062d}" for i in range(4)]
+    datas = [os.urandom(3 << 20) for _ in names]
+    for name, data in zip(names, datas):
+        b.save("data", name, data)
+    inos = [os.stat(os.path.join(b.location, "data", "ab", n)).st_ino for n in names]
+    dropped = [c[1] for c in calls if c[0] == "fadvise"]
+    assert all(c[2] == os.POSIX_FADV_DONTNEED for c in calls if c[0] == "fadvise")
+    assert dropped == inos[:2]                  # 12 MB saved: the first two leave, 6 MB stay
+    for ino in dropped:
+        assert calls.index(("fsync", ino)) < next(k for k, c in enumerate(calls) if c[:2] == ("fadvise", ino))
+    for name, data in zip(names, datas):
+        assert b.load("data", name) == data

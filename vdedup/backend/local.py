@@ -5,18 +5,22 @@ Layout: `config`, `keys/NAME`, `snapshots/NAME`, `index/NAME`, `locks/NAME`,
 fsyncs it and links it into place (link fails if the name exists: no clobbering), then
 fsyncs the directory, so a crash leaves either the whole object or none of it.
 
-Once fsynced, an object's pages are dropped from the page cache (posix_fadvise DONTNEED,
-where the system has it): a backup writes gigabytes it will not read again, and letting
-them fill the cache costs the kernel several times the copy itself (fresh pages for every
-write: at 1M x 768, 10 of the saving thread's 15 CPU seconds; benchmarks/results/profile.md)
-and evicts what other programs keep there.
+Objects a backend saved stay in the page cache up to KEEP_CACHED bytes (the most recent
+ones); older ones have their pages dropped (posix_fadvise DONTNEED, where the system has
+it): a backup writes gigabytes it will not read again, and letting them fill the cache
+costs the kernel several times the copy itself (fresh pages for every write: at 1M x 768,
+10 of the saving thread's 15 CPU seconds; benchmarks/results/profile.md) and evicts what
+other programs keep there. The last 128 MB stay, for a restore or check soon after (a
+larger window costs the kernel fresh pages for all of it: ~0.7 s for 512 MB here).
 """
 from __future__ import annotations
 
 import errno
 import os
 import secrets
+import threading
 import time
+from collections import deque
 from typing import Iterator
 
 from ..errors import BackendError, ObjectExists, ObjectNotFound, WriteRefused
@@ -31,7 +35,22 @@ def _drop_cached(fd: int) -> None:
             pass
 
 
+def _drop_cached_path(path: str) -> None:
+    """_drop_cached for a file by name (gone or unreadable: nothing to do)."""
+    if _FADVISE is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        _drop_cached(fd)
+    finally:
+        os.close(fd)
+
+
 _FADVISE = getattr(os, "posix_fadvise", None)
+KEEP_CACHED = 128 << 20        # bytes of the most recently saved objects left in the page cache
 
 # the storage refuses writes, though reads may work: full, read-only, no permission
 REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -42,6 +61,22 @@ STALE_TMP_SECONDS = 3600.0
 class LocalBackend:
     def __init__(self, path: str):
         self.location = os.path.abspath(path)
+        self._cached: deque[tuple[str, int]] = deque()    # saved objects still in the page cache
+        self._cached_bytes = 0
+        self._cached_lock = threading.Lock()
+
+    def _saved(self, path: str, size: int) -> None:
+        """Note a saved object; drop the pages of the oldest ones beyond KEEP_CACHED bytes."""
+        drop = []
+        with self._cached_lock:
+            self._cached.append((path, size))
+            self._cached_bytes += size
+            while self._cached_bytes > KEEP_CACHED and self._cached:
+                old, n = self._cached.popleft()
+                self._cached_bytes -= n
+                drop.append(old)
+        for old in drop:
+            _drop_cached_path(old)
 
     def _path(self, ftype: str, name: str) -> str:
         if ftype == FileType.CONFIG:
@@ -84,7 +119,6 @@ class LocalBackend:
                     while view:
                         view = view[os.write(fd, view):]
                     os.fsync(fd)
-                    _drop_cached(fd)
                 finally:
                     os.close(fd)
                 os.link(tmp, path)
@@ -100,6 +134,7 @@ class LocalBackend:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+            self._saved(path, len(data))
         except OSError as e:
             if e.errno in REFUSED:
                 raise WriteRefused(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e
