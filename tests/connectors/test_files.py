@@ -183,6 +183,25 @@ def test_a_files_snapshot_restores_into_a_new_export_exactly(tmp_path, repo_path
         conn.delete("e", [ids[0]])
 
 
+def test_a_restore_flushes_the_export_to_disk_as_it_goes(tmp_path, repo_path, capsys, monkeypatch):
+    """The writing thread fdatasyncs each file every SYNC_EVERY bytes while the restore runs
+    (the final fsync then waits for little); the export is the same."""
+    import os as os_mod
+    from vdedup.connectors.files import connector as files_mod
+    synced = []
+    real = os_mod.fdatasync
+    monkeypatch.setattr(files_mod._Output, "SYNC_EVERY", 64 << 10)
+    monkeypatch.setattr(files_mod.os, "fdatasync", lambda fd: (synced.append(fd), real(fd))[1])
+    ids, vecs, metas = records(2500)
+    d = write_export(tmp_path / "e", ids, vecs, metas)
+    assert vdedup("--repo", repo_path, "init") == 0
+    assert vdedup("--repo", repo_path, "backup", f"files://{d}") == 0
+    assert vdedup("--repo", repo_path, "restore", "latest", "--target", f"files://{tmp_path}/out") == 0
+    assert _lines(tmp_path / "out") == _lines(d)
+    # 2500 x 24 float32 (240 KB) and their lines: several flushes of each file before the end
+    assert len(synced) >= 2 * 2 and len(set(synced)) == 2
+
+
 def test_only_files_snapshots_restore_into_files(tmp_path):
     from vdedup.model import CollectionSchema, VectorField
     conn = open_connector(f"files://{tmp_path}/x")
