@@ -300,6 +300,10 @@ def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, wo
     seen_aside = []
     set_aside = reader._set_aside
     monkeypatch.setattr(reader, "_set_aside", lambda b: seen_aside.append(set_aside(b)) or seen_aside[-1])
+    early = []                      # blocks read while the plan was made (with workers)
+    prefetch = reader._BlockReader.prefetch
+    monkeypatch.setattr(reader._BlockReader, "prefetch",
+                        lambda self, b: (prefetch(self, b), early.append((b, b in self._early)))[0])
     repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
     rng = np.random.default_rng(5)
     ids = [f"r{i:05d}" for i in range(1500)]
@@ -321,6 +325,8 @@ def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, wo
         for rec in b.records():
             got[rec.id] = rec
     assert seen_aside and seen_aside[-1].sum() > 100              # the set-aside path ran
+    started = [b for b, read in early if read]
+    assert started == (list(range(2 * workers + 1)) if workers > 1 else [])
     assert sorted(got) == ids
     for i, rid in enumerate(ids):
         assert got[rid].vectors[""].tobytes() == vectors[i].tobytes()

@@ -4,7 +4,8 @@
    selected) are written as they come, a run at a time, to a private temporary file, and
    the index gives every row's block and position. Nothing is written to the target before
    every row is known to be indexed and, for a whole namespace, the row count matches the
-   snapshot's.
+   snapshot's; but for a whole namespace the first blocks the plan meets are read (and
+   verified) meanwhile, by the workers that will read the rest.
 2. Stream. Rows are read back in manifest order. A block is fetched, authenticated,
    decompressed and its blobs hashed once, by a pool of `workers` threads (zstd, numpy,
    the AEAD and BLAKE3 release the GIL), ahead of the rows that need it; batches are
@@ -24,7 +25,7 @@ import pickle
 from collections import OrderedDict, deque
 from concurrent.futures import Future
 from itertools import compress
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -70,11 +71,21 @@ def read_namespace(repo, entry: dict[str, Any], rows: Iterable[Row] | None = Non
     undecoded (RecordBatch.metadata_json) instead of a decoded metadata column."""
     with TempRows(spool_dir()) as tmp:
         path = os.path.join(tmp.dir, "plan")
-        runs = iter_state_cols(repo, entry) if rows is None else _runs(rows)
-        plan = _make_plan(repo, runs, path)
-        if rows is None and plan.n != entry["count"]:
-            raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {plan.n} records, "
-                                 f"snapshot says {entry['count']}")
+        if rows is None:
+            # the whole namespace: its size is known, so the workers start first and read
+            # the first blocks while the plan is being made (blocks are read in the order
+            # the plan first meets them, which is the order of the stream)
+            with Workers(repo, workers, hash_processes=entry["count"] >= HASH_AFTER) as pool:
+                plan = _Plan()
+                reader = _BlockReader(repo, plan, pool, workers)
+                plan = _make_plan(repo, iter_state_cols(repo, entry), path, plan, reader.prefetch)
+                if plan.n != entry["count"]:
+                    raise IntegrityError(f"namespace {entry['name']!r}: manifest holds {plan.n} records, "
+                                         f"snapshot says {entry['count']}")
+                yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers, metadata_json)
+                yield from _batches(reader.aside(tmp), batch_size, namespace, pool, workers, metadata_json)
+            return
+        plan = _make_plan(repo, _runs(rows), path)
         with Workers(repo, workers, hash_processes=plan.n >= HASH_AFTER) as pool:
             reader = _BlockReader(repo, plan, pool, workers)
             yield from _batches(reader.stream(path, tmp), batch_size, namespace, pool, workers, metadata_json)
@@ -92,9 +103,12 @@ def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
         yield run
 
 
-def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
-    """Write the runs to the plan file (per run: u64 length | pickle) and locate every row's blob."""
-    plan = _Plan()
+def _make_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan | None = None,
+               found: Callable[[int], None] | None = None) -> _Plan:
+    """Write the runs to the plan file (per run: u64 length | pickle) and locate every row's
+    blob (into `plan`, a new one if None); `found(b)` is called for each block as it is
+    first met."""
+    plan = _Plan() if plan is None else plan
     table: dict[bytes, int] = {}
     block_parts, ordinal_parts = [], []
     with open(path, "wb") as f:
@@ -117,6 +131,8 @@ def _make_plan(repo, runs: Iterable[Cols], path: str) -> _Plan:
                     plan.blocks.append((raw[:32], int.from_bytes(raw[32:36], "big"),
                                         int.from_bytes(raw[36:44], "big"), int.from_bytes(raw[44:48], "big"),
                                         raw[56]))
+                    if found is not None:
+                        found(b)
                 ids[a:e] = b
             block_parts.append(ids)
             data = pickle.dumps((run.ids, run.vrefs, run.mraws, run.docs, run.uris), protocol=5)
@@ -159,6 +175,17 @@ class _BlockReader:
     def __init__(self, repo, plan: _Plan, pool: Workers, workers: int):
         self.repo, self.plan, self.pool = repo, plan, pool
         self.ahead = 2 * workers + RECENT_BLOCKS
+        self._early: dict[int, Future] = {}        # blocks read while the plan was made
+
+    def prefetch(self, b: int) -> None:
+        """Start reading block b (just found by the plan) if fewer than `ahead` are."""
+        if len(self._early) < self.ahead and self.pool.n > 1:
+            self._early[b] = self._submit(b)
+
+    def _submit(self, b: int) -> Future:
+        if self.plan.blocks[b][4] != _VECTORS:
+            return _failed(b)
+        return self.pool.submit(self._read, b)
 
     def _read(self, b: int) -> tuple[np.ndarray | list[bytes], np.ndarray | list[bytes]]:
         """A block's blobs and their content ids: as an (n, width) array and an (n, 32) array
@@ -174,16 +201,14 @@ class _BlockReader:
         once; a block's result is dropped after its `uses` rows). A run's rows are handled a
         stretch of one block at a time: one look-up of the block, the content ids of the
         stretch compared as one list."""
-        pending: dict[int, Future] = {}
-        queue = deque(order)
+        pending: dict[int, Future] = {b: f for b, f in self._early.items() if b in uses}
+        self._early = {}
+        queue = deque(b for b in order if b not in pending)
 
         def top_up() -> None:
             while queue and len(pending) < self.ahead:
                 b = queue.popleft()
-                if self.plan.blocks[b][4] != _VECTORS:
-                    pending[b] = _failed(b)
-                else:
-                    pending[b] = self.pool.submit(self._read, b)
+                pending[b] = self._submit(b)
 
         top_up()
         for run in runs:
