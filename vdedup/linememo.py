@@ -15,10 +15,11 @@ found in its bytes as ranges (metadata written in another key order or with spac
 with escapes other than JSON's) gets no entry and is parsed every time. A memo that is
 missing, damaged or from another key is ignored.
 
-Nothing in it is plaintext: the file is sealed with AES-256-GCM under a key derived from the
-repository's master key and a fresh salt, and the digests are keyed. Its form (little
-endian): MAGIC | salt (16) | AES-GCM(nonce 0, aad MAGIC) of: u32 entries | u32 length |
-the pair sets as JSON | the entries, sorted by digest, column after column (COLUMNS).
+Nothing in it is plaintext: the file is sealed by the codec (format/objects.py seal_local:
+AES-256-GCM under a subkey derived from a purpose key of the repository's master key and a
+fresh salt), and the digests are keyed. Its form (little endian): MAGIC | seal_local(aad
+MAGIC) of: u32 entries | u32 length | the pair sets as JSON | the entries, sorted by digest,
+column after column (COLUMNS).
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ from blake3 import blake3
 MAGIC = b"VDLINEMEMO1\n"
 CTX_DIGEST = "vdedup 2026-12-06 line memo digest"
 CTX_FILE = "vdedup 2026-12-06 line memo file"
-SALT = 16
 HEAD = struct.Struct("<II")
 
 # an entry, as columns: the line's digest (keyed BLAKE2b, 16 bytes) as two u64, the index of
@@ -88,13 +88,12 @@ class LineMemo:
 
     # ---- the file -------------------------------------------------------------------------
     def _load(self, path: str) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from .format.objects import open_local
         with open(path, "rb") as f:
             data = f.read()
         if not data.startswith(MAGIC):
             return
-        salt = data[len(MAGIC):len(MAGIC) + SALT]
-        plain = AESGCM(_derive(CTX_FILE, self._fkey + salt)).decrypt(bytes(12), data[len(MAGIC) + SALT:], MAGIC)
+        plain = open_local(self._fkey, MAGIC, data[len(MAGIC):])
         n, plen = HEAD.unpack_from(plain)
         pairs = [frozenset((k, _TYPES[t]) for k, t in p) for p in json.loads(plain[HEAD.size:HEAD.size + plen])]
         at = HEAD.size + plen
@@ -111,7 +110,7 @@ class LineMemo:
         """Write the entries of the lines seen in this run (sorted, one per digest)."""
         if not self.path:
             return
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from .format.objects import seal_local
         cols = {name: np.concatenate([c[name] for c in self._new]) for name, _, _ in COLUMNS} \
             if self._new else _empty()
         order = np.lexsort((cols["d1"], cols["d0"]))
@@ -124,14 +123,13 @@ class LineMemo:
         pairs = json.dumps([sorted([k, _NAMES[t]] for k, t in p) for p, _ in table]).encode()
         plain = b"".join([HEAD.pack(len(cols["d0"]), len(pairs)), pairs] +
                          [np.ascontiguousarray(cols[name]).tobytes() for name, _, _ in COLUMNS])
-        salt = os.urandom(SALT)
-        sealed = AESGCM(_derive(CTX_FILE, self._fkey + salt)).encrypt(bytes(12), plain, MAGIC)
+        sealed = seal_local(self._fkey, MAGIC, plain)
         d = os.path.dirname(self.path)
         os.makedirs(d, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".memo-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + salt + sealed)
+                f.write(MAGIC + sealed)
             os.replace(tmp, self.path)
         except BaseException:
             try:

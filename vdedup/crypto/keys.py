@@ -28,6 +28,7 @@ CTX_AUDIT = "vdedup 2026-11-25 audit chain"
 CTX_ASSET_IDS = "vdedup 2026-11-25 asset object ids"
 CTX_KEY_DIGEST = "vdedup 2026-12-20 key file digest"
 CTX_LINE_MEMO = "vdedup 2026-12-06 line memo"
+CTX_LOCAL_FILE = "vdedup 2026-12-06 local cache file subkey"
 # read only: the long-lived key that sealed asset secrets (random nonces) before every sealed
 # object went through one codec (format/objects.py); format/legacy.py opens them, nothing seals
 CTX_ASSETS = "vdedup 2026-11-25 credential store"

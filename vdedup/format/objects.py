@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import zstandard
 
 from ..crypto.aead import counter_nonce, open_sealed, seal
-from ..crypto.keys import MasterKey
+from ..crypto.keys import CTX_LOCAL_FILE, MasterKey, derive
 from ..errors import FormatError, IntegrityError
 
 MAGIC = b"VDDO"
@@ -40,6 +40,7 @@ VERSION = 1
 SALT_SIZE = 16
 HEADER = len(MAGIC) + 2 + SALT_SIZE
 FIELD_NONCE = 0x100          # nonce prefix of sealed fields: FIELD_NONCE | object type
+LOCAL_NONCE = 0x200          # nonce prefix of a local cache file (seal_local)
 MAX_FIELDS = 1 << 16
 
 
@@ -142,6 +143,23 @@ def _unpack_body(what: str, body: bytes) -> bytes:
     if body[:1] == b"\x00":
         return body[1:]
     raise FormatError(f"{what}: unknown compression {body[0]}")
+
+
+def seal_local(root: bytes, kind: bytes, data: bytes) -> bytes:
+    """A file of the local cache, not a repository object (the line memo): salt (16 random
+    bytes) | AES-256-GCM of `data` under a subkey derived from `root` (a purpose key of the
+    master key) and the salt, nonce LOCAL_NONCE | 0 (one message per subkey), associated
+    data `kind`."""
+    salt = secrets.token_bytes(SALT_SIZE)
+    return salt + seal(derive(CTX_LOCAL_FILE, root + salt), counter_nonce(LOCAL_NONCE, 0), data, kind)
+
+
+def open_local(root: bytes, kind: bytes, blob: bytes) -> bytes:
+    """Inverse of seal_local (IntegrityError if damaged or sealed under another root)."""
+    if len(blob) < SALT_SIZE + 16:
+        raise IntegrityError("local cache file: truncated")
+    return open_sealed(derive(CTX_LOCAL_FILE, root + blob[:SALT_SIZE]), counter_nonce(LOCAL_NONCE, 0),
+                       blob[SALT_SIZE:], kind, "local cache file")
 
 
 def seal_object(master: MasterKey, otype: ObjectType, name: str, data: bytes, compress: bool = True) -> bytes:
