@@ -32,7 +32,8 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
-from blake3 import blake3
+
+from .crypto.keys import derive
 
 MAGIC = b"VDLINEMEMO1\n"
 CTX_DIGEST = "vdedup 2026-12-06 line memo digest"
@@ -51,10 +52,6 @@ _NAMES = {t: n for n, t in _TYPES.items()}
 _NULL = b"null"
 
 
-def _derive(context: str, key: bytes) -> bytes:
-    return blake3(key, derive_key_context=context).digest(32)
-
-
 def _empty() -> dict[str, np.ndarray]:
     return {name: np.zeros((0, w) if w > 1 else 0, dtype=dt) for name, dt, w in COLUMNS}
 
@@ -66,8 +63,8 @@ class LineMemo:
     def __init__(self, root_key: bytes, path: str | None, fallback: str | None = None) -> None:
         """`fallback`: a memo to load when there is none at `path` (a partition of an export
         read whole before)."""
-        self._hasher = hashlib.blake2b(key=_derive(CTX_DIGEST, root_key), digest_size=16)
-        self._fkey = _derive(CTX_FILE, root_key)
+        self._hasher = hashlib.blake2b(key=derive(CTX_DIGEST, root_key), digest_size=16)
+        self._fkey = derive(CTX_FILE, root_key)
         self.path = path
         self.old = _empty()
         self.old_pairs: list[frozenset] = []
@@ -264,24 +261,10 @@ class LineMemo:
         pair_index = self._pair_index
         for i, rid, meta, mraw, doc, uri in parsed:
             line = lines[i]
-            if type(rid) is str:
-                try:
-                    t = rid.encode("utf-8")
-                except UnicodeEncodeError:
-                    continue
-                a = line.find(t)
-                if a < 0:
-                    got = _locate(line, rid)
-                    if got is None:
-                        continue
-                    ki, a, b = got
-                else:
-                    ki, b = 1, a + len(t)
-            else:
-                got = _locate(line, rid)
-                if got is None:
-                    continue
-                ki, a, b = got
+            got = _locate(line, rid)
+            if got is None:
+                continue
+            ki, a, b = got
             if meta is not None:
                 c = line.find(mraw)
                 if c < 0:
