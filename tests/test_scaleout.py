@@ -94,6 +94,29 @@ def test_one_two_and_four_workers_give_the_same_snapshot(tmp_path, repo_path, ca
     assert vdedup("--repo", str(repo_path), "check", "--read-data") == 0
 
 
+def test_local_processes_take_only_plans_they_split(tmp_path, repo_path, capsys):
+    """--workers 2 sends partitions to worker processes only when no one of them holds most
+    of the records: 1,000 + 300 rows stay in this process (the report says no scale-out),
+    700 + 600 go to the processes; both snapshots hold every record."""
+    from vdedup.engine.scaleout import LocalProcesses, Scatter
+    local = Scatter(LocalProcesses(2), None)
+    assert not local.wants([1000]) and not local.wants([1000, 300]) and not local.wants([5, 0, 0])
+    assert local.wants([700, 600]) and local.wants([None, None]) and local.wants([3, 3, 3, 1])
+    assert Scatter(object(), None).wants([1000])              # Ray (any other executor): always
+    ids, vecs, metas = records(1300)
+    src = write_export(tmp_path / "export", ids, vecs, metas)
+    assert vdedup("--repo", str(repo_path), "init") == 0
+    skewed = _json(capsys, "--repo", str(repo_path), "backup", f"files://{src}", "--workers", "2",
+                   "--partition-size", "1000", "--json")
+    even = _json(capsys, "--repo", str(repo_path), "backup", f"files://{src}", "--workers", "2",
+                 "--partition-size", "700", "--json")
+    assert skewed.get("scaleout") is None and even["scaleout"]["tasks"] == 2
+    assert skewed["records"] == even["records"] == 1300
+    for snap, want in ((skewed, ["rows:0..1000", "rows:1000.."]), (even, ["rows:0..700", "rows:700.."])):
+        assert list(dict.fromkeys(p["source"] for p in parts_of(_entry(str(repo_path), snap["snapshot_id"])))) \
+            == want
+
+
 def test_boundary_hashes_from_the_hash_workers_cut_the_segments_the_inline_ones_cut(tmp_path, repo_path, capsys,
                                                                                    monkeypatch):
     """A first backup's segment boundaries (keyed hashes of the record keys, docs/design.md

@@ -170,9 +170,12 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                                   f"its manifest is written whole")
                         prev_ns = None
                 plan.append((schema, ns, connector.partitions(schema.name, ns, partition_size), prev_ns))
-        if scatter is not None and connector.concurrent_reads and scatter.wants(sum(len(p[2]) for p in plan)):
+        sizes = [part.estimate for p in plan for part in p[2]]
+        if scatter is not None and connector.concurrent_reads and scatter.wants(sizes):
             results = scatter.backup(repo, plan, batch_size, reporter)
         else:
+            if scatter is not None:
+                scatter.close()              # worker processes started ahead: not needed
             results = {}
             for schema, ns, partitions, prev_ns in plan:
                 for part in partitions:

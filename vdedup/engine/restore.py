@@ -349,7 +349,7 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
                     np_.write = entry["count"]
                 if scatter is not None and connector.concurrent_writes and tplan.identity and rows is None \
                         and scatter.wants(
-                        -(-entry["count"] // share_rows)):
+                        [min(share_rows, entry["count"] - a) for a in range(0, entry["count"], share_rows)]):
                     written += scatter.restore(repo, entry, name, tns, batch_size, fresh, share_rows, reporter)
                     batches = iter(())
                 else:
