@@ -117,6 +117,25 @@ def test_local_processes_take_only_plans_they_split(tmp_path, repo_path, capsys)
             == want
 
 
+def test_a_whole_namespace_stays_whole_a_little_past_the_partition_size(tmp_path, repo_path, capsys):
+    """Backed up whole at 1,000 rows (--partition-size 1000), the export grown to 1,200 rows
+    is still read whole (its manifest diffed against the parent's: 200 added, 1,000
+    unchanged), and at 1,300 (more than 25% past the size) as row ranges."""
+    ids, vecs, metas = records(1300)
+    src = tmp_path / "export"
+    assert vdedup("--repo", str(repo_path), "init") == 0
+    got = []
+    for n in (1000, 1200, 1300):
+        write_export(src, ids[:n], vecs[:n], metas[:n])
+        got.append(_json(capsys, "--repo", str(repo_path), "backup", f"files://{src}",
+                         "--partition-size", "1000", "--json"))
+    sources = [list(dict.fromkeys(p["source"] for p in parts_of(_entry(str(repo_path), g["snapshot_id"]))))
+               for g in got]
+    assert sources == [[""], [""], ["rows:0..1000", "rows:1000.."]]
+    assert (got[1]["added"], got[1]["unchanged"], got[1]["records"]) == (200, 1000, 1200)
+    assert got[2]["records"] == 1300
+
+
 def test_boundary_hashes_from_the_hash_workers_cut_the_segments_the_inline_ones_cut(tmp_path, repo_path, capsys,
                                                                                    monkeypatch):
     """A first backup's segment boundaries (keyed hashes of the record keys, docs/design.md

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 1000
 PARTITION_SIZE = 1_000_000     # records per partition a backup asks its connector for
+# A namespace its parent snapshot holds whole is planned with this much more room: one that
+# grows a little past the partition size (1,000,000 -> 1,005,000 records) would otherwise
+# be read as new partitions that match none of the parent's parts, and its whole manifest
+# would be written again (98 MB, not ~11, at 1M x 768), as it would each time it crossed.
+WHOLE_SLACK = 0.25
 PARSE_AFTER = 20_000           # records a partition needs for its lines to be parsed in a helper process
 
 
@@ -169,7 +174,7 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                         repo.warn(f"snapshot {parent.short_id} cannot be the parent of a namespace ({why}); "  # type: ignore[union-attr]
                                   f"its manifest is written whole")
                         prev_ns = None
-                plan.append((schema, ns, connector.partitions(schema.name, ns, partition_size), prev_ns))
+                plan.append((schema, ns, _plan(connector, schema.name, ns, prev_ns, partition_size), prev_ns))
         sizes = [part.estimate for p in plan for part in p[2]]
         if scatter is not None and connector.concurrent_reads and scatter.wants(sizes):
             results = scatter.backup(repo, plan, batch_size, reporter)
@@ -216,6 +221,18 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         raise
     finally:
         lock.release()
+
+
+def _plan(connector: Connector, collection: str, ns: str, prev_ns: dict[str, Any] | None,
+          partition_size: int) -> list[Partition]:
+    """The partitions of a namespace. One its parent holds whole (one source: the whole
+    namespace) stays whole while it fits into WHOLE_SLACK more than the partition size;
+    past that it is planned with the partition size itself, as it will be from then on."""
+    if prev_ns is not None and {p["source"] for p in parts_of(prev_ns)} == {""}:
+        roomy = connector.partitions(collection, ns, partition_size + int(partition_size * WHOLE_SLACK))
+        if len(roomy) == 1:
+            return roomy
+    return connector.partitions(collection, ns, partition_size)
 
 
 @dataclass
