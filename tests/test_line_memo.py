@@ -140,3 +140,21 @@ def test_identical_lines_share_one_entry(tmp_path):
     assert len(memo.old["d0"]) == 2
     assert np.all(memo.known(memo.digests(c.splitlines(keepends=True))) >= 0)
     assert _same(job_memo(c, memo), job(c))
+
+
+def test_lookups_find_every_digest_even_when_first_halves_collide(tmp_path):
+    """known(): the open-addressing table finds each old entry by its whole digest, including
+    digests sharing the first half or the same slot (low bits), and answers -1 for the rest."""
+    memo = LineMemo(b"k" * 32, None)
+    rng = np.random.default_rng(7)
+    d0 = rng.integers(0, 1 << 63, 5000, dtype=np.uint64)
+    d0[100:110] = d0[99]                        # same first half, different second halves
+    d0[200:230] = (d0[200:230] >> np.uint64(20)) << np.uint64(20)   # same low bits: same slot
+    d1 = rng.integers(0, 1 << 63, 5000, dtype=np.uint64)
+    memo.old = {"d0": d0, "d1": d1}
+    want = rng.permutation(5000)
+    q = np.stack([d0[want], d1[want]], axis=1)
+    assert memo.known(q).tolist() == want.tolist()
+    other = np.stack([d0[:50], d1[:50] ^ np.uint64(1)], axis=1)          # first half known only
+    fresh = rng.integers(0, 1 << 63, (50, 2), dtype=np.uint64)
+    assert memo.known(np.concatenate([other, fresh])).tolist() == [-1] * 100

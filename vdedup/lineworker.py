@@ -98,8 +98,19 @@ def job_memo(raw: bytes, memo) -> tuple | None:
     if found.any():
         js = hits[found]
         old = memo.old
-        kinds, spans = old["kinds"][js].tolist(), old["spans"][js].tolist()
-        for i, (ki, km, kd, ku), (a, b, c, e, f, g, h, m) in zip(found.nonzero()[0].tolist(), kinds, spans):
+        kinds = old["kinds"][js]
+        # most lines: a plain string id, metadata, no document or URI (kinds 1, 1, 0, 0)
+        plain = (kinds[:, 0] == 1) & (kinds[:, 1] == 1) & (kinds[:, 2] == 0) & (kinds[:, 3] == 0)
+        at = found.nonzero()[0]
+        if plain.any():
+            sp = old["spans"][js[plain], :4].T.tolist()
+            for i, a, b, c, e in zip(at[plain].tolist(), *sp):
+                line = lines[i]
+                ids[i] = line[a:b].decode("utf-8")
+                mraws[i] = line[c:e]
+        rest = ~plain
+        for i, (ki, km, kd, ku), (a, b, c, e, f, g, h, m) in zip(at[rest].tolist(), kinds[rest].tolist(),
+                                                                old["spans"][js[rest]].tolist()):
             line = lines[i]
             ids[i] = line[a:b].decode("utf-8") if ki == 1 else value(line, ki, a, b)
             mraws[i] = line[c:e] if km else b"null"
