@@ -71,6 +71,24 @@ def _table_of(d0: np.ndarray) -> np.ndarray:
     return table
 
 
+def _repeats(d0: np.ndarray, d1: np.ndarray) -> list[int]:
+    """The positions of digests (d0, d1) seen at an earlier position."""
+    if len(d0) < 2:
+        return []
+    a0 = np.sort(d0)
+    twice = np.unique(a0[1:][a0[1:] == a0[:-1]])        # first halves found more than once (few)
+    if not len(twice):
+        return []
+    at = np.flatnonzero(np.isin(d0, twice))
+    seen: set = set()
+    drop = []
+    for i, x in zip(at.tolist(), zip(d0[at].tolist(), d1[at].tolist())):
+        if x in seen:
+            drop.append(i)
+        seen.add(x)
+    return drop
+
+
 def _empty() -> dict[str, np.ndarray]:
     return {name: np.zeros((0, w) if w > 1 else 0, dtype=dt) for name, dt, w in COLUMNS}
 
@@ -130,12 +148,11 @@ class LineMemo:
         from .format.objects import seal_local
         cols = {name: np.concatenate([c[name] for c in self._new]) for name, _, _ in COLUMNS} \
             if self._new else _empty()
-        if len(cols["d0"]) > 1:     # identical lines: one entry, the first; the others in line order
-            digests = np.ascontiguousarray(np.stack([cols["d0"], cols["d1"]], axis=1)).view("V16").ravel()
-            _, first = np.unique(digests, return_index=True)
-            if len(first) < len(digests):
-                first.sort()
-                cols = {k: v[first] for k, v in cols.items()}
+        drop = _repeats(cols["d0"], cols["d1"])
+        if len(drop):               # identical lines: one entry, the first; the others in line order
+            keep = np.ones(len(cols["d0"]), dtype=bool)
+            keep[drop] = False
+            cols = {k: v[keep] for k, v in cols.items()}
         table = sorted(self._pairs.items(), key=lambda kv: kv[1])
         pairs = json.dumps([sorted([k, _NAMES[t]] for k, t in p) for p, _ in table]).encode()
         plain = b"".join([HEAD.pack(len(cols["d0"]), len(pairs)), pairs] +
