@@ -196,6 +196,25 @@ def test_row_ranges_read_through_the_helper_give_the_plain_scans_batches(tmp_pat
         fresh.close()
 
 
+@pytest.mark.parametrize("block", [40, 701, 1 << 20])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_chunks_cut_from_blocks_of_any_size_are_the_plain_scans_lines(tmp_path, monkeypatch, block,
+                                                                       final_newline):
+    """The records file is read in blocks (READ_BLOCK) and cut at line ends: blocks shorter
+    than a line (40 bytes), blocks ending mid-line, one block for everything; with and
+    without a final newline, whole and as row ranges: the batches are the plain scan's."""
+    from vdedup.connectors.files import chunks
+    monkeypatch.setattr(chunks, "READ_BLOCK", block)
+    lines = [_line(i) for i in range(1234)]
+    raw = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
+    d = _export(tmp_path / "e", lines, raw=raw)
+    conn = open_connector(f"files://{d}")
+    assert _derived(conn, 100, _local) == _plain(conn, 100)
+    name = conn.list_collections()[0]
+    for part in conn.partitions(name, "", 500):
+        assert _range(conn, part, 64, _local) == _range(conn, part, 64)
+
+
 def test_a_helper_that_is_gone_leaves_the_work_to_the_reading_thread(tmp_path):
     d = _export(tmp_path / "e", [_line(i) for i in range(1000)])
     conn = open_connector(f"files://{d}")

@@ -65,6 +65,9 @@ def line_offset(path: str, start: int) -> int | None:
         return None
 
 
+READ_BLOCK = 1 << 20           # bytes of the records file read at a time by scan_derived
+
+
 def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap, start: int = 0,
                  stop: int | None = None, begin: int = 0) -> Iterator[tuple]:
     """Rows start..stop-1 of the export (stop None: to the end; `begin`: the byte offset of
@@ -123,15 +126,30 @@ def scan_derived(conn: Any, collection: str, batch_size: int, pmap: PMap, start:
             yield batch(), None
 
     def runs(f) -> Iterator[bytes]:
-        """Chunks of batch_size raw lines, up to line `stop`."""
+        """Chunks of batch_size raw lines (the last one of the file may lack its "\n"), up
+        to line `stop`: cut from blocks of READ_BLOCK bytes at the positions of their line
+        ends (found by numpy), not read a line at a time."""
         left = None if stop is None else stop - start
+        tail = b""
         while left is None or left > 0:
-            chunk = b"".join(itertools.islice(f, batch_size if left is None else min(batch_size, left)))
-            if not chunk:
+            block = f.read(max(READ_BLOCK, len(tail)))      # long lines: the reads double
+            data = tail + block if tail else block
+            if not block:
+                if data:
+                    yield data               # fewer lines than wanted: the file's last ones
                 return
-            if left is not None:
-                left -= chunk.count(b"\n") + (not chunk.endswith(b"\n"))
-            yield chunk
+            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+            at = k = 0
+            while left is None or left > 0:
+                want = batch_size if left is None else min(batch_size, left)
+                if k + want > len(ends):
+                    break
+                end = int(ends[k + want - 1]) + 1
+                yield data[at:end]
+                at, k = end, k + want
+                if left is not None:
+                    left -= want
+            tail = data[at:]
 
     try:
         with open(rec, "rb") as f, open(vec, "rb") as vf:
