@@ -71,6 +71,7 @@ class RowBatch:
     new_blobs: int = 0
     keys: list[bytes] | None = None     # the record keys, if already computed
     key_hashes: Any = None              # a Future of their segment-boundary hashes (manifest.key_hashes)
+    vref_list: list[bytes] | None = None    # the rows of `vrefs` as bytes, if already made
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -78,9 +79,11 @@ class RowBatch:
     def cols(self) -> "Cols":
         """The batch as a run of rows (record keys computed)."""
         from .columns import Cols
-        raw = self.vrefs.tobytes()
-        out = Cols.of(self.ids, [raw[i:i + 32] for i in range(0, len(raw), 32)], self.mraws, self.docs, self.uris,
-                      self.keys)
+        vrefs = self.vref_list
+        if vrefs is None:
+            raw = self.vrefs.tobytes()
+            vrefs = [raw[i:i + 32] for i in range(0, len(raw), 32)]
+        out = Cols.of(self.ids, vrefs, self.mraws, self.docs, self.uris, self.keys)
         out.key_hashes = self.key_hashes
         return out
 

@@ -150,7 +150,7 @@ class Writer:
         uris = batch.uris or [None] * n
         size = enc.size + _rows_size(batch.ids, mraws, docs, uris)
         vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
-        return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new, keys, khash)
+        return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new, keys, khash, ids)
 
     # ---- manifests --------------------------------------------------------------------
     def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
