@@ -32,7 +32,8 @@ PARTITION_SIZE = 1_000_000     # records per partition a backup asks its connect
 # A namespace its parent snapshot holds whole is planned with this much more room: one that
 # grows a little past the partition size (1,000,000 -> 1,005,000 records) would otherwise
 # be read as new partitions that match none of the parent's parts, and its whole manifest
-# would be written again (98 MB, not ~11, at 1M x 768), as it would each time it crossed.
+# would be written again (the benchmark's 1M x 768 nightly stored 98 MB, not 54), as it would
+# be each time it crossed.
 WHOLE_SLACK = 0.25
 PARSE_AFTER = 20_000           # records a partition needs for its lines to be parsed in a helper process
 
