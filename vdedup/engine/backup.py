@@ -227,12 +227,13 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
 def _plan(connector: Connector, collection: str, ns: str, prev_ns: dict[str, Any] | None,
           partition_size: int) -> list[Partition]:
     """The partitions of a namespace. One its parent holds whole (one source: the whole
-    namespace) stays whole while it fits into WHOLE_SLACK more than the partition size;
-    past that it is planned with the partition size itself, as it will be from then on."""
+    namespace) stays whole while it holds at most WHOLE_SLACK more records than the
+    partition size (its count, asked first: a plan can cost a pass over the ids); past that
+    it is planned with the partition size itself, as it will be from then on."""
     if prev_ns is not None and {p["source"] for p in parts_of(prev_ns)} == {""}:
-        roomy = connector.partitions(collection, ns, partition_size + int(partition_size * WHOLE_SLACK))
-        if len(roomy) == 1:
-            return roomy
+        roomy = partition_size + int(partition_size * WHOLE_SLACK)
+        if connector.count(collection, ns) <= roomy:
+            return connector.partitions(collection, ns, roomy)
     return connector.partitions(collection, ns, partition_size)
 
 
