@@ -141,6 +141,9 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
         cmd = typer.main.get_command(app)   # built once: the audit entry reads the command path off it
         rv = cmd(args=args, prog_name=prog_name, standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+        if code == Interrupted.exit_code:          # typer returns Ctrl-C as 130 (standalone_mode=False)
+            error = KeyboardInterrupt()
+            code = _fail("interrupted", code)
     except VdedupError as e:
         error = e
         code = _fail(e.message, e.exit_code, e.hint)

@@ -14,8 +14,8 @@ import pytest
 from vdedup.backend import open_backend
 from vdedup.format.objects import BlobType
 from vdedup.repository import Repository
-from vdtest import (PASSWORD, add_records, assert_same_records, chroma_collection, make_records,
-                    read_all, vdedup)
+from vdtest import (PASSWORD, add_records, assert_same_records, chroma_collection, interruptible,
+                    make_records, read_all, vdedup)
 
 N = 1200          # 4 KiB vectors: two packs of ~512 records (VDEDUP_PACK_SIZE=1), then the rest
 DIM = 1024
@@ -73,15 +73,6 @@ def _finish_and_verify(repo_url, src, tmp_path, capsys, indexed_before, full=Tru
     assert_same_records(read_all(src, "docs"), read_all(dst, "docs"))
 
 
-def _interruptible() -> None:
-    """In the child before exec: SIGINT handled as from a terminal. A test run started in the
-    background of a non-interactive shell (`bash scripts/test.sh &`) ignores SIGINT, and the
-    child would inherit that (Python keeps an ignored SIGINT ignored), so ctrl-c would not
-    reach the backup at all."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_backup_resumes(tmp_path, repo_url, source, capsys, sig):
     assert vdedup("--repo", repo_url, "init") == 0
@@ -91,7 +82,7 @@ def test_interrupted_backup_resumes(tmp_path, repo_url, source, capsys, sig):
     env = dict(os.environ, VDEDUP_TEST_FAULTS="save:index:delay:seconds=1.5,after=1")
     proc = subprocess.Popen([sys.executable, "-m", "vdedup_cli.main", "--repo", repo_url, "backup",
                              f"chroma://{source}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, env=env, preexec_fn=_interruptible)
+                            start_new_session=True, env=env, preexec_fn=interruptible)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if len(list(backend.list("index"))) >= 1:

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from vdedup.repository import Repository, Tuning, parts_of
-from vdtest import PASSWORD, require_module, unavailable, vdedup
+from vdtest import PASSWORD, interruptible, require_module, unavailable, vdedup
 
 sys.path.insert(0, str(Path(__file__).parent / "connectors"))
 from test_files import records, write_export  # noqa: E402
@@ -115,6 +115,67 @@ def test_local_processes_take_only_plans_they_split(tmp_path, repo_path, capsys)
     for snap, want in ((skewed, ["rows:0..1000", "rows:1000.."]), (even, ["rows:0..700", "rows:700.."])):
         assert list(dict.fromkeys(p["source"] for p in parts_of(_entry(str(repo_path), snap["snapshot_id"])))) \
             == want
+
+
+def _alive_in_group(pgid: int, grace: float) -> list[str]:
+    """Processes of group `pgid` still running (zombies are over) after up to `grace` s."""
+    deadline = time.time() + grace
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    alive.append(stat.read_text())
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def test_ctrl_c_ends_a_scattered_backup_and_its_workers(tmp_path, repo_path, capsys):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a
+    `--workers 2` backup, while the workers start and while their tasks store packs: each
+    time the command ends within seconds with exit 130 and one line, no process prints a
+    traceback, no process of the group is left and no lock; the next backup stores every
+    record and the repository checks clean."""
+    ids, _, metas = records(40000)
+    vecs = np.random.default_rng(7).standard_normal((40000, 256)).astype(np.float32)
+    src = write_export(tmp_path / "export", ids, vecs, metas)
+    assert vdedup("--repo", str(repo_path), "init") == 0
+    env = dict(os.environ, VDEDUP_PACK_SIZE="1")
+    for moment in ("locked", "storing"):
+        before = set((repo_path / "data").rglob("*"))
+        proc = subprocess.Popen([sys.executable, "-m", "vdedup_cli.main", "--repo", str(repo_path), "backup",
+                                 f"files://{src}", "--workers", "2", "--partition-size", "10000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                env=env, preexec_fn=interruptible)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if moment == "locked" and any((repo_path / "locks").iterdir()):
+                break                                  # the coordinator holds its lock; workers import
+            if moment == "storing" and any(p.is_file() for p in set((repo_path / "data").rglob("*")) - before):
+                break                                  # a task saved its first pack
+            time.sleep(0.005)
+        assert proc.poll() is None, "backup ended before it could be interrupted: " + proc.stderr.read().decode()
+        os.killpg(proc.pid, signal.SIGINT)
+        started = time.time()
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"interrupted while {moment}: still running after 60 s") from None
+        err = proc.stderr.read().decode()
+        assert rc == 130 and err.strip().splitlines() == ["vdedup: error: interrupted"], (moment, rc, err)
+        assert time.time() - started < 30, moment
+        assert _alive_in_group(proc.pid, 5.0) == [], moment     # no worker outlived the command
+        assert list((repo_path / "locks").iterdir()) == [], moment
+    done = _json(capsys, "--repo", str(repo_path), "backup", f"files://{src}", "--workers", "2",
+                 "--partition-size", "10000", "--json")
+    assert done["records"] == 40000 and done["scaleout"]["tasks"] == 4
+    assert vdedup("--repo", str(repo_path), "check", "--read-data") == 0
+    out = tmp_path / "restored"
+    assert vdedup("--repo", str(repo_path), "restore", "latest", "--target", f"files://{out}") == 0
+    assert (out / "vectors.npy").read_bytes() == (src / "vectors.npy").read_bytes()
 
 
 def test_a_whole_namespace_stays_whole_a_little_past_the_partition_size(tmp_path, repo_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def vdedup_proc(*args: str, env: dict | None = None, input: str | None = None) -
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "vdedup_cli.main", *map(str, args)],
                           capture_output=True, text=True, env=full_env, input=input, timeout=600)
+
+
+def interruptible() -> None:
+    """preexec_fn of a command a test interrupts: SIGINT handled as from a terminal. A test
+    run started in the background of a non-interactive shell (`bash scripts/test.sh &`)
+    ignores SIGINT, and the child would inherit that (Python keeps an ignored SIGINT
+    ignored), so ctrl-c would not reach the command at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def env_connector(url: str):

@@ -152,7 +152,11 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
     reporter = reporter or Reporter()
     started = time.monotonic()
     lock = repo.lock(exclusive=False, operation="backup")
-    writer = repo.writer(workers=resolve_workers(workers))
+    try:
+        writer = repo.writer(workers=resolve_workers(workers))
+    except BaseException:                    # ctrl-c while its helpers start: the lock goes too
+        lock.release()
+        raise
     try:
         parent = next((s for s in reversed(repo.list_snapshots()) if s.source == source), None)
         names = list(collections) if collections else connector.list_collections()

@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -39,6 +41,7 @@ from ..model import CollectionSchema, Partition
 from .events import Reporter
 
 RETRIES = 2                    # more attempts of a task whose worker died
+STOP_GRACE = 30.0              # seconds stopped local workers get to save their progress
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,11 @@ def run_backup_task(task: BackupTask):
     try:
         with _opened(task.repo, task.source, task.trust_cache) as (repo, connector):
             lock = repo.lock(exclusive=False, operation="backup task")
-            writer = repo.writer(workers=task.threads)
+            try:
+                writer = repo.writer(workers=task.threads)
+            except BaseException:
+                lock.release()
+                raise
             try:
                 result = backup_partition(writer, connector, task.collection, part, task.prev, Reporter(),
                                           task.batch_size, _name(part, task.collection))
@@ -242,15 +249,52 @@ class Scatter:
         return sum(results)
 
 
-def _preload(provider: str) -> None:
-    """A local worker process's start: import what its tasks run (the engine, the repository
-    and the connector of `provider`, with its SDK), while the coordinator is still planning."""
+def _preload(provider: str | None) -> None:
+    """A local worker process's start: SIGTERM asks it to stop (`_on_stop`; SIGINT it
+    ignores from its first instruction, `_spawning`), then it imports what its tasks run (the
+    engine, the repository and the connector of `provider`, with its SDK), while the
+    coordinator is still planning."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_stop)
+    if provider is None:
+        return
     from ..connectors.registry import connector_class, lookup
     from . import backup, restore  # noqa: F401
     try:
         connector_class(lookup(provider))
     except VdedupError:
         pass                          # the task itself reports it
+
+
+_stopping = False                     # in a local worker: the coordinator asked it to stop
+_in_task = False
+
+
+def _on_stop(signum, frame) -> None:
+    """SIGTERM in a local worker: a running task ends as if interrupted (it saves its
+    progress on the way out, as a backup does on ctrl-c); tasks it has not begun end at once
+    (timed_local). An idle worker stays up for the pool's orderly shutdown."""
+    global _stopping
+    _stopping = True
+    if _in_task:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _spawning():
+    """Around a pool's submit (where worker processes are spawned): SIGINT ignored, so the
+    workers start with it ignored (a Python process keeps an ignored SIGINT ignored).
+    Ctrl-C at a terminal goes to the whole process group; the coordinator alone handles it
+    and stops its workers (LocalProcesses.stop); otherwise a worker hit while importing
+    dies with a traceback and breaks the pool."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _ready() -> int:
@@ -276,20 +320,38 @@ class LocalProcesses:
         from ..connectors.registry import descriptor_of
         if self._pool is None:
             self._pool = self._new_pool(self.workers, descriptor_of(url).name)
-            for _ in range(self.workers):
-                self._pool.submit(_ready)
+            with _spawning():
+                for _ in range(self.workers):
+                    self._pool.submit(_ready)
 
     @staticmethod
     def _new_pool(workers: int, provider: str | None = None) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
-        if provider is None:
-            return ProcessPoolExecutor(workers, mp_context=ctx)
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_preload, initargs=(provider,))
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    @staticmethod
+    def stop(pool: ProcessPoolExecutor) -> None:
+        """After an interruption (or an error) in the coordinator: tasks not begun are
+        cancelled, running ones are asked to end (SIGTERM: they save their progress and
+        release their locks), and the workers are waited for STOP_GRACE seconds, then killed."""
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            with contextlib.suppress(OSError, ValueError):
+                if p.is_alive():
+                    os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for p in processes:
+            with contextlib.suppress(ValueError):
+                p.join(max(0.0, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
 
     def run(self, fn, tasks, names, on_done):
         results: list[Any] = [None] * len(tasks)
@@ -299,7 +361,8 @@ class LocalProcesses:
             while pending:
                 pool, self._pool = self._pool or self._new_pool(min(self.workers, len(pending))), None
                 with pool:
-                    futures = {pool.submit(timed_local, fn, tasks[i]): i for i in sorted(pending)}
+                    with _spawning():
+                        futures = {pool.submit(timed_local, fn, tasks[i]): i for i in sorted(pending)}
                     waiting = set(futures)
                     try:
                         while waiting:
@@ -320,6 +383,7 @@ class LocalProcesses:
                     except BaseException:
                         for f in waiting:
                             f.cancel()
+                        self.stop(pool)
                         raise
         finally:
             self.close()
@@ -391,10 +455,18 @@ class RayCluster:
 
 
 def timed_local(fn, task):
-    """fn(task) and the seconds it took, in a local worker process."""
-    t = time.monotonic()
-    result = fn(task)
-    return time.monotonic() - t, result
+    """fn(task) and the seconds it took, in a local worker process; a task that comes after
+    the coordinator asked this worker to stop (`_on_stop`) ends at once."""
+    global _in_task
+    _in_task = True
+    try:
+        if _stopping:
+            raise KeyboardInterrupt
+        t = time.monotonic()
+        result = fn(task)
+        return time.monotonic() - t, result
+    finally:
+        _in_task = False
 
 
 def timed_call(fn, task):

@@ -128,7 +128,12 @@ class Lock:
 
     def acquire(self) -> "Lock":
         self.name = self._write()
-        for other in self.repo.list_locks():
+        try:
+            others = self.repo.list_locks()
+        except BaseException:                 # ctrl-c or storage gone: take our lock object back
+            self.release()
+            raise
+        for other in others:
             if other.name == self.name or other.is_stale():
                 continue
             if self.exclusive or other.exclusive:
