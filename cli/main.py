@@ -31,7 +31,7 @@ from vdedup.errors import Interrupted, VdedupError, scrub
 
 from . import context
 from .app import app
-from .commands import load_all
+from .commands import load_all, load_for
 from .output import err
 
 # root options that take a value (to find the command's name in argv)
@@ -46,8 +46,35 @@ def _fail(message: str, code: int, hint: str | None = None) -> int:
     return code
 
 
-def _load() -> None:
-    load_all()
+# the app's own options that take a value (app.py), skipped when looking for the command
+_VALUE_OPTIONS = {"--repo", "-r", "--s3-endpoint", "--limit-upload", "--limit-download"}
+
+
+def command_named(args: list[str]) -> str | None:
+    """The command an argument list names (its first word after the app's own options), or
+    None: no command, or help or the version asked before one."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--help", "-h", "--version"):
+            return None
+        if a in _VALUE_OPTIONS:
+            i += 2
+            continue
+        if a.startswith("-"):
+            i += 1
+            continue
+        return a
+    return None
+
+
+def _load(args: list[str] | None = None) -> None:
+    """Register the commands `args` needs: the one it names (commands.load_for), or all."""
+    name = command_named(args) if args is not None else None
+    if name != "ai-assets":
+        if name is not None and load_for(name):
+            return
+        load_all()
     from .aiassets import register
     register(app)
 
@@ -132,8 +159,8 @@ def ray_flag(args: list[str]) -> list[str]:
 
 
 def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
-    _load()
     args = ray_flag(list(sys.argv[1:] if argv is None else argv))
+    _load(args)
     context.reset_audit()
     error: BaseException | None = None
     cmd = None

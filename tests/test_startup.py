@@ -7,6 +7,7 @@ them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,3 +33,43 @@ def test_a_command_runs_without_pydantic(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "VDEDUP_PASSWORD": "x", "HOME": str(tmp_path)})
     word, rc = out.stdout.strip().splitlines()[-1].split()
     assert word == "LIGHT" and rc != "0", out.stdout + out.stderr
+
+
+def test_the_command_table_names_every_command_where_it_is_registered():
+    """commands.COMMAND_MODULES (what a command line loads alone) agrees with what loading
+    every command module registers: each top-level command and group, in its own module."""
+    code = ("import json, typer\nfrom vdedup_cli.commands import load_all\nload_all()\n"
+            "from vdedup_cli.app import app\n"
+            "found = {c.name or c.callback.__name__.replace('_', '-'): c.callback.__module__ for c in app.registered_commands}\n"
+            "found.update({g.name: (g.typer_instance.registered_commands or [None])[0].callback.__module__ "
+            "for g in app.registered_groups})\n"
+            "print(json.dumps(found))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    from vdedup_cli.commands import COMMAND_MODULES
+    assert {name: f"vdedup_cli.commands.{m}" for name, m in COMMAND_MODULES.items()} == found
+
+
+def test_a_command_line_loads_only_its_command(tmp_path):
+    """`snapshots` imports its own module and none of the others' (nor the engine's backup or
+    restore); `--help` lists every command."""
+    code = ("import sys\nfrom vdedup_cli.main import run\n"
+            f"code = run(['--repo', {str(tmp_path / 'none')!r}, '-q', 'snapshots', '--json'])\n"
+            "print(sorted(m.rpartition('.')[2] for m in sys.modules if m.startswith('vdedup_cli.commands.')),"
+            " 'vdedup.engine.backup' in sys.modules, 'vdedup.engine.restore' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PATH": "/usr/bin:/bin", "VDEDUP_PASSWORD": "x", "HOME": str(tmp_path)})
+    assert out.stdout.strip().splitlines()[-1] == "['snapshot_cmds'] False False", out.stdout + out.stderr
+    from vdedup_cli.commands import COMMAND_MODULES
+    helped = subprocess.run([sys.executable, "-m", "vdedup_cli", "--help"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert helped.returncode == 0
+    assert all(name in helped.stdout for name in [*COMMAND_MODULES, "ai-assets"]), helped.stdout
+
+
+def test_the_command_is_found_after_the_apps_own_options():
+    from vdedup_cli.main import command_named
+    assert command_named(["--repo", "x", "-q", "--s3-endpoint", "http://h", "restore", "latest"]) == "restore"
+    assert command_named(["-r", "snapshots", "--limit-download=5MB/s", "backup", "u"]) == "backup"
+    assert command_named(["--help", "restore"]) is None and command_named(["-q"]) is None
+    assert command_named(["--version"]) is None and command_named(["ai-assets", "list"]) == "ai-assets"

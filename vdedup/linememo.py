@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import unique
 from .crypto.keys import derive
 
 MAGIC = b"VDLINEMEMO1\n"
@@ -76,7 +77,7 @@ def _repeats(d0: np.ndarray, d1: np.ndarray) -> list[int]:
     if len(d0) < 2:
         return []
     a0 = np.sort(d0)
-    twice = np.unique(a0[1:][a0[1:] == a0[:-1]])        # first halves found more than once (few)
+    twice = unique(a0[1:][a0[1:] == a0[:-1]])        # first halves found more than once (few)
     if not len(twice):
         return []
     at = np.flatnonzero(np.isin(d0, twice))
@@ -215,7 +216,7 @@ class LineMemo:
         cols = {name: v[found] for name, v in self.old.items()}
         remap = self._remap
         used = cols["pairs"]
-        for p in np.unique(used[remap[used] < 0]).tolist():
+        for p in unique(used[remap[used] < 0]).tolist():
             remap[p] = self._pair_index(self.old_pairs[p])
         cols["pairs"] = remap[used].astype("<u4")
         self._new.append(cols)

@@ -32,6 +32,7 @@ import struct
 import sys
 from itertools import chain
 
+from .arrays import unique
 from .errors import SourceError
 from .format.values import meta_bytes_many
 from .jsonlines import parse_line, split_text
@@ -118,7 +119,7 @@ def job_memo(raw: bytes, memo) -> tuple | None:
                 docs[i] = value(line, kd, f, g)
             if ku:
                 uris[i] = value(line, ku, h, m)
-        pairs = pairs.union(*(memo.old_pairs[p] for p in np.unique(old["pairs"][js]).tolist()))
+        pairs = pairs.union(*(memo.old_pairs[p] for p in unique(old["pairs"][js]).tolist()))
     miss = [] if found.all() else (~found).nonzero()[0].tolist()
     metas = []
     if miss:

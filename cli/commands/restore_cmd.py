@@ -9,10 +9,8 @@ from typing import List, Optional
 import typer
 
 from vdedup.connectors import credentials_for, open_connector, parse_url
-from vdedup.engine.backup import backup as run_backup
 from vdedup.engine.restore import (Selection, TranslationOptions, restore as run_restore, restore_in_place,
                                    target_name)
-from vdedup.engine.verify import VerifyOptions, verify as run_verify
 from vdedup.engine.throttle import throttled
 from vdedup.engine.where import parse_where
 from vdedup.errors import UsageError, VerificationFailed
@@ -21,7 +19,6 @@ from vdedup.ratelimit import parse_rate
 from vdedup.repository.snapshot import newest_at_or_before
 
 from ..app import app
-from .backup_cmd import make_scatter
 from ..context import AUDIT, open_repository
 from ..output import RichReporter, err, info, out, print_json
 
@@ -203,6 +200,7 @@ def restore(
             with RichReporter(enabled=not json_out) as reporter:
                 if in_place:
                     def safety(names: list[str]):
+                        from vdedup.engine.backup import backup as run_backup
                         info("taking a safety snapshot of the current data first")
                         res = run_backup(repo, connector, url.redacted(), names,
                                          ["safety", f"before-restore-{snap.short_id}"], reporter, workers=workers)
@@ -223,7 +221,10 @@ def restore(
                     result = restore_in_place(repo, snap, connector, url.redacted(), safety, confirm,
                                               selection, reporter, batch_size, dry_run, workers)
                 else:
-                    scatter = None if dry_run or rate is not None else make_scatter(ray, workers, target, credentials)
+                    scatter = None
+                    if not dry_run and rate is None and (ray or (workers or 0) > 1):
+                        from .backup_cmd import make_scatter     # (its imports: only when used)
+                        scatter = make_scatter(ray, workers, target, credentials)
                     try:
                         result = run_restore(repo, snap, connector, url.redacted(), None, as_name, overwrite,
                                              reporter, batch_size, selection, dry_run, translation, workers,
@@ -232,6 +233,7 @@ def restore(
                         if scatter is not None:
                             scatter.close()
                 if verify and not result.dry_run:
+                    from vdedup.engine.verify import VerifyOptions, verify as run_verify
                     report = run_verify(repo, snap, connector, url.redacted(), selection.collections,
                                         None if in_place else as_name, namespace or None, translation,
                                         VerifyOptions(), reporter)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from importlib import metadata
 from typing import Any, Mapping
 
 from ..errors import MissingDependency, UsageError
@@ -78,6 +77,7 @@ def _load_entry_points() -> None:
     with _lock:
         if _entry_points_loaded:
             return
+        from importlib import metadata     # ~20 ms: only when a name is not built in
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 value: Any = ep.load()

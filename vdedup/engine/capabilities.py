@@ -10,6 +10,7 @@ from typing import Iterator, Mapping
 
 from ..connectors.descriptor import JSON_TYPES, SCALARS, Capabilities
 from ..connectors.registry import all_capabilities, canonical_provider, capabilities
+from ..errors import UsageError
 
 
 class _AllCapabilities(Mapping[str, Capabilities]):
@@ -17,7 +18,14 @@ class _AllCapabilities(Mapping[str, Capabilities]):
     through the registry each time, so plug-ins registered later are included)."""
 
     def __getitem__(self, provider: str) -> Capabilities:
-        return all_capabilities()[provider]
+        # one name, by the registry's look-up (plug-ins are read only for a name not built
+        # in); keyed by registry names, as iteration gives them, not by aliases
+        try:
+            if canonical_provider(provider) == provider:
+                return capabilities(provider)
+        except UsageError:
+            pass
+        raise KeyError(provider)
 
     def __iter__(self) -> Iterator[str]:
         return iter(all_capabilities())

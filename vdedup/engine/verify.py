@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..arrays import unique
 from ..connectors.base import Connector
 from ..errors import CollectionNotFound, NotSupported
 from ..model import CollectionSchema, Metric, Record, RecordBatch
@@ -347,7 +348,7 @@ class _TopK:
         take = min(self.keep, s.shape[1])
         idx = np.argpartition(-s, take - 1, axis=1)[:, :take] if take < s.shape[1] else \
             np.tile(np.arange(s.shape[1]), (len(s), 1))
-        cols = np.unique(idx)
+        cols = unique(idx)
         labels = np.empty(s.shape[1], dtype=object)
         for j in cols:
             labels[j] = key_of(keys[j]) if key_of is not None else keys[j]

@@ -280,9 +280,9 @@ class _BlockReader:
 
     def aside(self, tmp: TempRows) -> Iterator[_Run]:
         """The rows set aside, in location order (each of their blocks read once more)."""
-        blocks = np.unique(self.plan.block_of[self.plan.aside]).tolist()
-        uses = dict(zip(*np.unique(self.plan.block_of[self.plan.aside], return_counts=True)))
-        uses = {int(b): int(c) for b, c in uses.items()}
+        distinct, counts = np.unique(self.plan.block_of[self.plan.aside], return_counts=True)
+        blocks = distinct.tolist()
+        uses = dict(zip(blocks, counts.tolist()))
 
         def runs() -> Iterator[_Run]:
             bl: list[int] = []
