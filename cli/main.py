@@ -160,7 +160,13 @@ def ray_flag(args: list[str]) -> list[str]:
 
 def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
     args = ray_flag(list(sys.argv[1:] if argv is None else argv))
-    _load(args)
+    try:
+        _load(args)
+    except KeyboardInterrupt:
+        code = _fail("interrupted", Interrupted.exit_code)
+        if argv is None:
+            sys.exit(code)
+        return code
     context.reset_audit()
     error: BaseException | None = None
     cmd = None

@@ -73,3 +73,27 @@ def test_the_command_is_found_after_the_apps_own_options():
     assert command_named(["-r", "snapshots", "--limit-download=5MB/s", "backup", "u"]) == "backup"
     assert command_named(["--help", "restore"]) is None and command_named(["-q"]) is None
     assert command_named(["--version"]) is None and command_named(["ai-assets", "list"]) == "ai-assets"
+
+
+_INTERRUPT_AT = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["vdedup", "--repo", {repo!r}, "snapshots"]
+from vdedup_cli.entry import vdedup
+vdedup()
+"""
+
+
+def test_ctrl_c_while_the_command_line_imports_ends_it_with_one_line(tmp_path):
+    """Ctrl-C while the console script imports the CLI, or while the CLI imports the command's
+    module: exit 130 and "vdedup: error: interrupted", no traceback."""
+    for module in ("vdedup_cli.main", "vdedup_cli.commands.snapshot_cmds"):
+        code = _INTERRUPT_AT.format(module=module, repo=str(tmp_path / "none"))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                             env={"PATH": "/usr/bin:/bin", "VDEDUP_PASSWORD": "x", "HOME": str(tmp_path)})
+        assert (out.returncode, out.stderr.strip()) == (130, "vdedup: error: interrupted"), (module, out.stderr)
