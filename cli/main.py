@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -165,6 +166,7 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
     except KeyboardInterrupt:
         code = _fail("interrupted", Interrupted.exit_code)
         if argv is None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             sys.exit(code)
         return code
     context.reset_audit()
@@ -205,6 +207,10 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
     finally:
         context.AUDIT.password = None
     if argv is None:
+        if code == Interrupted.exit_code:
+            # handled (said, locks released, workers stopped): a SIGINT arriving while the
+            # interpreter exits would end the process by the signal instead of exit code 130
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(code)
     return code
 

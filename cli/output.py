@@ -7,8 +7,6 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
 
 from vdedup.engine.events import Reporter
 
@@ -49,7 +47,7 @@ class RichReporter(Reporter):
     def __init__(self, enabled: bool):
         self.messages = enabled                 # plans and warnings in words (not with --json)
         self.enabled = enabled and err.is_terminal and not OPTIONS.quiet
-        self.progress: Progress | None = None
+        self.progress = None                    # a rich Progress, imported when first shown
         self.task = None
         self.warnings: list[str] = []
 
@@ -57,6 +55,8 @@ class RichReporter(Reporter):
         if not self.enabled:
             return
         if self.progress is None:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                                      console=err, transient=False)

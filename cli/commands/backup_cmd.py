@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
-from vdedup.assets.store import Asset, AssetStore
 from vdedup.connectors import credentials_for, open_connector, parse_url
 from vdedup.engine.backup import PARTITION_SIZE, backup as run_backup
-from vdedup.engine.scaleout import LocalProcesses, RayCluster, Scatter, SourceHandle
-from vdedup.engine.nightly import backup_assets
 from vdedup.engine.throttle import throttled
 from vdedup.errors import PartialFailure, UsageError, VdedupError
 from vdedup.ratelimit import Rate, parse_rate
@@ -19,11 +16,17 @@ from ..app import app
 from ..context import AUDIT, open_repository
 from ..output import RichReporter, err, human_bytes, info, out, print_json
 
+if TYPE_CHECKING:                     # imported where used: a plain backup does not load them
+    from vdedup.assets.store import Asset, AssetStore
+    from vdedup.engine.scaleout import Scatter
+
 
 def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: int, json_out: bool,
                       rate: Rate | None = None) -> None:
     """Back up the chosen assets one after another; a failing one does not stop the others,
     and the run ends with PartialFailure (exit 3) naming the failed ones."""
+    from vdedup.assets.store import AssetStore
+    from vdedup.engine.nightly import backup_assets
     repo = open_repository()
     try:
         store = AssetStore(repo)
@@ -65,6 +68,9 @@ def run_asset_backups(choose: Callable[[AssetStore], list[Asset]], batch_size: i
 def make_scatter(ray: Optional[str], workers: Optional[int], url: str, credentials) -> Optional[Scatter]:
     """--ray: tasks on Ray; --workers N > 1: tasks in N local processes; else None (one
     process, the same partition plan)."""
+    if not ray and not (workers and workers > 1):
+        return None
+    from vdedup.engine.scaleout import LocalProcesses, RayCluster, Scatter, SourceHandle
     handle = SourceHandle(url, credentials)
     if ray:
         return Scatter(RayCluster(None if ray == "local" else ray), handle)
