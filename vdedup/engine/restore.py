@@ -380,10 +380,10 @@ def restore(repo: Repository, snapshot: Snapshot, connector: Connector, target: 
 def _observe(repo: Repository, connector: Connector, name: str, parts: list, result: RestoreResult) -> None:
     """After writing a collection: what the plan's inexact steps actually did to the values,
     measured on the first records read back (and a warning if any is beyond its bound)."""
-    from .verify import measure_inexact
     for _, tplan, entry, tns in parts:
         if not tplan.inexact_steps:
             continue
+        from .verify import measure_inexact      # (~10 ms of imports: only when measured)
         label = name + (f"/{tns}" if tns else "")
         dev = measure_inexact(repo, entry, tplan, connector, name, tns)
         result.observed[label] = dev.to_dict()
