@@ -19,6 +19,8 @@ it).
 """
 from __future__ import annotations
 
+import contextlib
+
 import getpass
 import os
 import secrets
@@ -117,44 +119,47 @@ class Lock:
         self._thread: threading.Thread | None = None
         self._guard: LockGuardBackend | None = None
 
-    def _write(self) -> str:
-        name = secrets.token_hex(32)
+    def _write(self, name: str) -> None:
         now = time.time()
         body = {"version": VERSION, "time": now, "hostname": socket.gethostname(), "pid": os.getpid(),
                 "username": _username(), "exclusive": self.exclusive, "operation": self.operation}
         self.repo.save_json_object(ObjectType.LOCK, name, body)
         self.written_at = now
-        return name
 
     def acquire(self) -> "Lock":
-        self.name = self._write()
+        # named before it is written: an interruption (ctrl-c) anywhere from here on takes
+        # back the lock object if it was saved
+        self.name = secrets.token_hex(32)
         try:
+            self._write(self.name)
             others = self.repo.list_locks()
-        except BaseException:                 # ctrl-c or storage gone: take our lock object back
-            self.release()
-            raise
-        for other in others:
-            if other.name == self.name or other.is_stale():
-                continue
-            if self.exclusive or other.exclusive:
+            for other in others:
+                if other.name == self.name or other.is_stale():
+                    continue
+                if self.exclusive or other.exclusive:
+                    kind = "an exclusive" if other.exclusive else "a"
+                    raise RepositoryLocked(
+                        f"repository is locked: {kind} lock held by '{other.operation}' "
+                        f"(pid {other.pid} on {other.hostname}, since "
+                        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(other.time))})")
+            # every later backend call of the operation goes through the guard, which stops
+            # it once the lock is lost
+            self._guard = LockGuardBackend(self.repo.backend, self)
+            self.repo.backend = self._guard
+            self._thread = threading.Thread(target=self._refresh, daemon=True)
+            self._thread.start()
+        except BaseException:
+            with contextlib.suppress(Exception):   # the error that stopped us is the one to see
                 self.release()
-                kind = "an exclusive" if other.exclusive else "a"
-                raise RepositoryLocked(
-                    f"repository is locked: {kind} lock held by '{other.operation}' "
-                    f"(pid {other.pid} on {other.hostname}, since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(other.time))})")
-        # every later backend call of the operation goes through the guard, which stops it
-        # once the lock is lost
-        self._guard = LockGuardBackend(self.repo.backend, self)
-        self.repo.backend = self._guard
-        self._thread = threading.Thread(target=self._refresh, daemon=True)
-        self._thread.start()
+            raise
         return self
 
     def _refresh(self) -> None:
         wait = REFRESH_EVERY
         while not self._stop.wait(wait):
+            new = secrets.token_hex(32)
             try:
-                new = self._write()
+                self._write(new)
             except Exception as e:        # storage full, gone, refusing: try again sooner
                 self.refresh_error = getattr(e, "message", None) or type(e).__name__
                 if time.time() - self.written_at > GIVE_UP_AFTER:
