@@ -5,6 +5,8 @@ what it still needs. Test hooks: the module's intervals, shortened; a backend th
 refusing lock writes after the first one; a source that is slow to read."""
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -123,3 +125,39 @@ def test_a_slow_backup_whose_lock_is_lost_commits_no_snapshot(tmp_path, repo_pat
     backup(repo, open_connector(f"chroma://{src}"), f"chroma://{src}", batch_size=20)
     assert len(repo.list_snapshots()) == 1
     repo.close()
+
+
+class CtrlC:
+    """The storage below the lock, with ctrl-c (SIGINT to this process) arriving just as a
+    lock object is saved or removed."""
+
+    def __init__(self, inner, at: str):
+        self.inner, self.at = inner, at
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def save(self, ftype, name, data):
+        if ftype == "locks" and self.at == "save":
+            os.kill(os.getpid(), signal.SIGINT)
+        self.inner.save(ftype, name, data)
+
+    def remove(self, ftype, name):
+        if ftype == "locks" and self.at == "remove":
+            os.kill(os.getpid(), signal.SIGINT)
+        self.inner.remove(ftype, name)
+
+
+@pytest.mark.parametrize("at", ["save", "remove"])
+def test_ctrl_c_while_a_lock_object_is_saved_or_removed_leaves_none(repo_path, at):
+    """The interruption comes once the lock object is saved (and then taken back) or removed:
+    the operation ends with KeyboardInterrupt and no lock object stays behind."""
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD)[0].close()
+    repo = Repository.open(CtrlC(LocalBackend(str(repo_path)), at), PASSWORD)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lock = repo.lock(exclusive=False, operation="backup")
+            lock.release()
+        assert list(LocalBackend(str(repo_path)).list(FileType.LOCKS)) == []
+    finally:
+        repo.close()

@@ -24,6 +24,7 @@ import contextlib
 import getpass
 import os
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -106,6 +107,34 @@ def _username() -> str:
         return "unknown"
 
 
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)    # SIGTERM: how a scale-out worker is asked to stop
+
+
+@contextlib.contextmanager
+def _interrupt_after():
+    """Ctrl-C (and a scale-out worker's stop request, engine/scaleout.py) held back while a
+    lock object is saved or removed: a signal that arrives is noted and its handler run once
+    the step is done (KeyboardInterrupt for ctrl-c), so an interrupted operation never
+    leaves its lock object behind half-handled. Only in the main thread (the only one
+    Python runs signal handlers in), and only for handlers set from Python."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous = {}
+    for sig in _DEFERRED:
+        handler = signal.getsignal(sig)
+        if callable(handler):                 # a Python handler (not SIG_DFL, SIG_IGN or C's)
+            previous[sig] = signal.signal(sig, lambda signum, frame: noted.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(noted):
+            previous[sig](sig, None)
+
+
 class Lock:
     def __init__(self, repo, exclusive: bool, operation: str):
         self.repo = repo
@@ -131,7 +160,8 @@ class Lock:
         # back the lock object if it was saved
         self.name = secrets.token_hex(32)
         try:
-            self._write(self.name)
+            with _interrupt_after():
+                self._write(self.name)
             others = self.repo.list_locks()
             for other in others:
                 if other.name == self.name or other.is_stale():
@@ -196,11 +226,12 @@ class Lock:
                 self._guard.lock = None
             self._guard = None
         if self.name:
-            try:
-                self.repo.backend.remove("locks", self.name)
-            except ObjectNotFound:
-                pass
-            self.name = None
+            with _interrupt_after():
+                try:
+                    self.repo.backend.remove("locks", self.name)
+                except ObjectNotFound:
+                    pass
+                self.name = None
 
     def __enter__(self) -> "Lock":
         return self
