@@ -173,11 +173,13 @@ class Lock:
                         f"(pid {other.pid} on {other.hostname}, since "
                         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(other.time))})")
             # every later backend call of the operation goes through the guard, which stops
-            # it once the lock is lost
-            self._guard = LockGuardBackend(self.repo.backend, self)
-            self.repo.backend = self._guard
-            self._thread = threading.Thread(target=self._refresh, daemon=True)
-            self._thread.start()
+            # it once the lock is lost; not interrupted half-way (a Thread.start() cut short
+            # leaves a thread that cannot be joined)
+            with _interrupt_after():
+                self._guard = LockGuardBackend(self.repo.backend, self)
+                self.repo.backend = self._guard
+                self._thread = threading.Thread(target=self._refresh, daemon=True)
+                self._thread.start()
         except BaseException:
             with contextlib.suppress(Exception):   # the error that stopped us is the one to see
                 self.release()
@@ -216,22 +218,24 @@ class Lock:
                            f"clients may take it for stale (after {STALE_AFTER} s)")
 
     def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._guard is not None:
-            if self.repo.backend is self._guard:
-                self.repo.backend = self._guard.inner
-            else:                         # a lock taken after ours wraps our guard: pass through
-                self._guard.lock = None
-            self._guard = None
-        if self.name:
-            with _interrupt_after():
-                try:
-                    self.repo.backend.remove("locks", self.name)
-                except ObjectNotFound:
-                    pass
-                self.name = None
+        try:
+            self._stop.set()
+            if self._thread is not None and self._thread.ident is not None:   # (started)
+                self._thread.join(timeout=5)
+            if self._guard is not None:
+                if self.repo.backend is self._guard:
+                    self.repo.backend = self._guard.inner
+                else:                     # a lock taken after ours wraps our guard: pass through
+                    self._guard.lock = None
+                self._guard = None
+        finally:                          # whatever happened above, the lock object goes
+            if self.name:
+                with _interrupt_after():
+                    try:
+                        self.repo.backend.remove("locks", self.name)
+                    except ObjectNotFound:
+                        pass
+                    self.name = None
 
     def __enter__(self) -> "Lock":
         return self
