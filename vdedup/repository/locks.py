@@ -20,7 +20,6 @@ it).
 from __future__ import annotations
 
 import contextlib
-
 import getpass
 import os
 import secrets
