@@ -562,13 +562,15 @@ def test_cli_backup_and_restore_through_a_faulty_network(proxy, tmp_path, monkey
 
 
 def test_saved_objects_leave_the_page_cache_only_after_they_are_on_disk(tmp_path, monkeypatch):
-    """A local save fsyncs the object; the pages of the objects saved before the last
+    """(Saves written through the page cache: small objects, or a file system without
+    direct writes.) A local save fsyncs the object; the pages of the objects saved before the last
     KEEP_CACHED bytes are then dropped from the page cache (a backup writes gigabytes it
     will not read back), the latest stay (a restore soon after reads them); every object
     reads back whole afterwards."""
-    from vdedup.backend import local
+    from vdedup.backend import direct, local
     calls = []
     real_fsync, real_fadvise = os.fsync, os.posix_fadvise
+    monkeypatch.setattr(direct, "MIN_SIZE", 1 << 40)        # every save through the page cache
     monkeypatch.setattr(local, "KEEP_CACHED", 7 << 20)
     monkeypatch.setattr(local.os, "fsync",
                         lambda fd: (calls.append(("fsync", os.fstat(fd).st_ino)), real_fsync(fd))[1])

@@ -5,7 +5,9 @@ Layout: `config`, `keys/NAME`, `snapshots/NAME`, `index/NAME`, `locks/NAME`,
 fsyncs it and links it into place (link fails if the name exists: no clobbering), then
 fsyncs the directory, so a crash leaves either the whole object or none of it.
 
-Objects a backend saved stay in the page cache up to KEEP_CACHED bytes (the most recent
+Objects of MIN_SIZE bytes or more (packs) are written past the page cache (O_DIRECT,
+backend/direct.py) where the file system takes it. Smaller ones, and all of them where it
+does not, stay in the page cache up to KEEP_CACHED bytes (the most recent
 ones); older ones have their pages dropped (posix_fadvise DONTNEED, where the system has
 it): a backup writes gigabytes it will not read again, and letting them fill the cache
 costs the kernel several times the copy itself (fresh pages for every write: at 1M x 768,
@@ -25,6 +27,7 @@ from typing import Iterator
 
 from ..errors import BackendError, ObjectExists, ObjectNotFound, WriteRefused
 from .base import FileType
+from .direct import write_all
 
 def _drop_cached(fd: int) -> None:
     """Drop a written and fsynced file's pages from the page cache (a hint: never fails)."""
@@ -115,9 +118,7 @@ class LocalBackend:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:                         # from here on, the temporary file is ours to remove
                 try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    direct = write_all(fd, data)
                     os.fsync(fd)
                 finally:
                     os.close(fd)
@@ -134,7 +135,8 @@ class LocalBackend:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
-            self._saved(path, len(data))
+            if not direct:               # written through the page cache
+                self._saved(path, len(data))
         except OSError as e:
             if e.errno in REFUSED:
                 raise WriteRefused(f"cannot write {ftype}/{name[:16]}: {e.strerror}") from e

@@ -23,6 +23,11 @@ def seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     return AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
+def seal_into(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes, out: memoryview) -> int:
+    """seal(), written into `out` (exactly len(plaintext) + TAG_SIZE bytes): no copy of the result."""
+    return AESGCM(key).encrypt_into(nonce, plaintext, aad, out)
+
+
 def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes, what: str) -> bytes:
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, aad)

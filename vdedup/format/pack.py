@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
-from ..crypto.aead import TAG_SIZE, counter_nonce, open_sealed, seal
+from ..crypto.aead import TAG_SIZE, counter_nonce, open_sealed, seal, seal_into
 from ..crypto.keys import MasterKey
 from ..errors import FormatError
 
@@ -71,6 +71,12 @@ def _block_aad(pack_id: bytes, number: int, blob_type: int) -> bytes:
 
 def seal_block(key: bytes, pack_id: bytes, number: int, blob_type: int, plaintext: bytes) -> bytes:
     return seal(key, counter_nonce(1, number), plaintext, _block_aad(pack_id, number, blob_type))
+
+
+def seal_block_into(key: bytes, pack_id: bytes, number: int, blob_type: int, plaintext: bytes,
+                    out: memoryview) -> None:
+    """seal_block() written into `out` (len(plaintext) + TAG_SIZE bytes of the pack being built)."""
+    seal_into(key, counter_nonce(1, number), plaintext, _block_aad(pack_id, number, blob_type), out)
 
 
 def open_block(key: bytes, pack_id: bytes, number: int, blob_type: int, ciphertext: bytes) -> bytes:

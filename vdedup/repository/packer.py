@@ -330,13 +330,18 @@ class Packer:
         (every INDEX_EVERY packs) the index file naming it."""
         salt = secrets.token_bytes(32)
         key = self.repo.master.subkey(salt)
-        pack = bytearray(packfmt.pack_header(salt))
+        head = packfmt.pack_header(salt)
+        trailer = packfmt.seal_trailer(key, pack_id, blocks)
+        # the pack is built in place: each block sealed straight into its slot (no copies)
+        size = len(head) + sum(b.length for b in blocks) + len(trailer)
+        data = bytearray(size)
+        view = memoryview(data)
+        view[:len(head)] = head
         for i, b in enumerate(blocks):
-            pack += packfmt.seal_block(key, pack_id, b.number, b.blob_type, plains[i])
+            packfmt.seal_block_into(key, pack_id, b.number, b.blob_type, plains[i], view[b.offset:b.offset + b.length])
             plains[i] = b""                     # each compressed block is dropped once sealed
-        pack += packfmt.seal_trailer(key, pack_id, blocks)
-        data = bytes(pack)
-        del pack
+        view[size - len(trailer):] = trailer
+        view.release()
         if self.before_save is not None:
             self.before_save(pack_id)
         self.repo.backend.save(FileType.DATA, pack_id.hex(), data)
