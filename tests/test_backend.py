@@ -567,7 +567,8 @@ def test_saved_objects_leave_the_page_cache_only_after_they_are_on_disk(tmp_path
     KEEP_CACHED bytes are then dropped from the page cache (a backup writes gigabytes it
     will not read back), the latest stay (a restore soon after reads them); every object
     reads back whole afterwards."""
-    from vdedup.backend import direct, local
+    from vdedup import directio as direct
+    from vdedup.backend import local
     calls = []
     real_fsync, real_fadvise = os.fsync, os.posix_fadvise
     monkeypatch.setattr(direct, "MIN_SIZE", 1 << 40)        # every save through the page cache

@@ -1,4 +1,4 @@
-"""Large local saves go past the page cache (vdedup/backend/direct.py): the bytes on disk are
+"""Large writes go past the page cache (vdedup/directio.py): the bytes on disk are
 the same whichever way they are written, a file system that refuses direct writes gets
 them through the cache, and real write errors still refuse the save with nothing left."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from vdedup.backend import direct
+from vdedup import directio as direct
 from vdedup.backend.local import LocalBackend
 from vdedup.errors import WriteRefused
 

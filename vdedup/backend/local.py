@@ -6,7 +6,7 @@ fsyncs it and links it into place (link fails if the name exists: no clobbering)
 fsyncs the directory, so a crash leaves either the whole object or none of it.
 
 Objects of MIN_SIZE bytes or more (packs) are written past the page cache (O_DIRECT,
-backend/direct.py) where the file system takes it. Smaller ones, and all of them where it
+vdedup/directio.py) where the file system takes it. Smaller ones, and all of them where it
 does not, stay in the page cache up to KEEP_CACHED bytes (the most recent
 ones); older ones have their pages dropped (posix_fadvise DONTNEED, where the system has
 it): a backup writes gigabytes it will not read again, and letting them fill the cache
@@ -27,7 +27,7 @@ from typing import Iterator
 
 from ..errors import BackendError, ObjectExists, ObjectNotFound, WriteRefused
 from .base import FileType
-from .direct import write_all
+from ..directio import write_all
 
 def _drop_cached(fd: int) -> None:
     """Drop a written and fsynced file's pages from the page cache (a hint: never fails)."""
