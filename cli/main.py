@@ -159,6 +159,20 @@ def ray_flag(args: list[str]) -> list[str]:
     return out
 
 
+def _after_interrupt(e: BaseException) -> bool:
+    """Whether `e` was raised because of a Ctrl-C: a KeyboardInterrupt among its causes (Python
+    3.11 wraps one raised inside a class's creation as RuntimeError "Error calling
+    __set_name__", e.g. during a module's import)."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
     args = ray_flag(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -200,8 +214,11 @@ def run(argv: list[str] | None = None, prog_name: str = "vdedup") -> int:
         error = e
         if os.environ.get("VDEDUP_DEBUG"):
             traceback.print_exc()
-        code = _fail(scrub(f"internal error: {type(e).__name__}: {e}").splitlines()[0], 1,
-                     "set VDEDUP_DEBUG=1 for a traceback and report it")
+        if _after_interrupt(e):
+            code = _fail("interrupted", Interrupted.exit_code)
+        else:
+            code = _fail(scrub(f"internal error: {type(e).__name__}: {e}").splitlines()[0], 1,
+                         "set VDEDUP_DEBUG=1 for a traceback and report it")
     try:
         _audit(operation_name(args, cmd), code, error)
     finally:

@@ -97,3 +97,31 @@ def test_ctrl_c_while_the_command_line_imports_ends_it_with_one_line(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                              env={"PATH": "/usr/bin:/bin", "VDEDUP_PASSWORD": "x", "HOME": str(tmp_path)})
         assert (out.returncode, out.stderr.strip()) == (130, "vdedup: error: interrupted"), (module, out.stderr)
+
+
+def test_ctrl_c_inside_a_class_creation_is_an_interruption(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that lands while a lazily imported module creates a class reaches the CLI
+    wrapped (Python 3.11: RuntimeError "Error calling __set_name__"): exit 130 and
+    "interrupted", not "internal error"; a real error still is one."""
+    from vdedup_cli import main
+    from vdedup_cli.commands import snapshot_cmds
+
+    class Descriptor:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    def interrupted_import():
+        type("Made", (), {"field": Descriptor()})          # what a dataclass module does
+
+    monkeypatch.setattr(snapshot_cmds, "open_repository", interrupted_import)
+    monkeypatch.setenv("VDEDUP_PASSWORD", "x")
+    assert main.run(["--repo", str(tmp_path / "r"), "snapshots"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "vdedup: error: interrupted", err
+
+    def broken():
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(snapshot_cmds, "open_repository", broken)
+    assert main.run(["--repo", str(tmp_path / "r"), "snapshots"]) == 1
+    assert "internal error: RuntimeError: a real bug" in capsys.readouterr().err
