@@ -286,13 +286,21 @@ def _batch(ids: list, vectors: np.ndarray, version: int):
                        documents=[f"d{i}" for i in range(len(ids))])
 
 
+@pytest.mark.parametrize("plan", ["look-ups", "walk"])
 @pytest.mark.parametrize("workers", [1, 3])
-def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, workers):
+def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, workers, plan):
     """Nights that each change every fifth record put the newest vectors of neighbouring
     records in different blocks; with a window of one recent block most rows are set aside
     and read in location order. Every record must come back exactly, whatever the path
-    (with workers: threads, and content ids from hash worker processes)."""
+    (with workers: threads, and content ids from hash worker processes; the plan made by a
+    look-up per row, or by one walk over the index in stretches of 64 entries)."""
     from vdedup.repository import packer as packer_mod, reader, writer as writer_mod
+    if plan == "walk":
+        monkeypatch.setattr(reader, "JOIN_MIN_ROWS", 1)
+        monkeypatch.setattr(reader, "JOIN_CHUNK", 64)
+    walked = []
+    joined = reader._joined_plan
+    monkeypatch.setattr(reader, "_joined_plan", lambda *a: walked.append(1) or joined(*a))
     monkeypatch.setattr(packer_mod, "BLOCK_TARGET", 4096)          # many small blocks
     monkeypatch.setattr(reader, "RECENT_BLOCKS", 1)
     monkeypatch.setattr(reader, "HASH_AFTER", 0)                   # hash worker processes from the start
@@ -325,8 +333,12 @@ def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, wo
         for rec in b.records():
             got[rec.id] = rec
     assert seen_aside and seen_aside[-1].sum() > 100              # the set-aside path ran
+    assert walked == ([1] if plan == "walk" else [])
     started = [b for b, read in early if read]
-    assert started == (list(range(2 * workers + 1)) if workers > 1 else [])
+    if plan == "walk":       # blocks numbered in id order, started in the order the stream needs them
+        assert len(set(started)) == len(started) == (2 * workers + 1 if workers > 1 else 0)
+    else:
+        assert started == (list(range(2 * workers + 1)) if workers > 1 else [])
     assert sorted(got) == ids
     for i, rid in enumerate(ids):
         assert got[rid].vectors[""].tobytes() == vectors[i].tobytes()
@@ -420,5 +432,55 @@ def test_a_row_whose_index_entry_points_at_another_blob_is_refused_before_it_is_
         txn.put(a, past.to_bytes(), db=repo.index.blobs)
     with pytest.raises(IntegrityError, match="not where the index says"):
         for _ in repo.read_namespace(entry, workers=workers):
+            pass
+    repo.close()
+
+
+def test_the_index_walk_locates_every_id_it_holds_and_no_other(tmp_path):
+    """IndexCache.locate_sorted: ids in the index, ids between, before and after its entries,
+    repeated ids; stretches of 5 entries, the map released every 2: each id's location is
+    the one a look-up gives, each absent id is marked absent."""
+    from vdedup.repository.index_cache import IndexCache, LOC_LEN
+    rng = np.random.default_rng(11)
+    ic = IndexCache(str(tmp_path / "ic"))
+    stored = sorted({rng.bytes(32) for _ in range(300)} | {b"\x00" * 31 + b"\x07", b"\x10" + b"\x00" * 31})
+    ic.add_entries([(k, rng.bytes(LOC_LEN)) for k in stored])
+    absent = [b"\x00" * 32, b"\xff" * 32, b"\x10" + b"\x00" * 30 + b"\x01"] + [rng.bytes(32) for _ in range(40)]
+    wanted = sorted(stored[::3] + stored[5:9] + absent)          # some twice
+    keys = np.frombuffer(b"".join(wanted), dtype="S32")
+    seen = 0
+    for i, j, pos, locs in ic.locate_sorted(keys, chunk=5, release_every=2):
+        assert i == seen and j > i and len(pos) == j - i
+        for k, p in zip(range(i, j), pos.tolist()):
+            want = ic.get_many([wanted[k]])[0]
+            if want is None:
+                assert p == -1, wanted[k].hex()
+            else:
+                assert p >= 0 and locs[p].tobytes() == bytes(want)
+        seen = j
+    assert seen == len(wanted)
+    ic.close()
+
+
+def test_a_row_missing_from_the_index_stops_the_walked_plan(repo_path, monkeypatch):
+    from vdedup.errors import IntegrityError
+    from vdedup.repository import reader
+    monkeypatch.setattr(reader, "JOIN_MIN_ROWS", 1)
+    monkeypatch.setattr(reader, "JOIN_CHUNK", 16)
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    rng = np.random.default_rng(4)
+    ids = [f"r{i:04d}" for i in range(200)]
+    writer = repo.writer(workers=1)
+    runs = [writer.store_batch(_batch(ids, rng.standard_normal((200, 8)).astype(np.float32), 0))]
+    entry, _ = writer.write_namespace("", None, iter(runs), ordered=True)
+    snap = repo.new_snapshot("test://walk", "files", [], None)
+    snap.collections.append({"name": "c", "schema": {}, "count": entry["count"], "namespaces": [entry]})
+    writer.commit(snap)
+    assert sum(len(b) for b in repo.read_namespace(entry, workers=2)) == 200
+    gone = sorted(r.vref for r in repo.namespace_rows(entry))[120]
+    with repo.index.env.begin(write=True) as txn:
+        txn.delete(gone, db=repo.index.blobs)
+    with pytest.raises(IntegrityError, match=f"vector blob {gone.hex()[:16]} is not in the index"):
+        for _ in repo.read_namespace(entry, workers=2):
             pass
     repo.close()

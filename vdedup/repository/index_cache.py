@@ -12,14 +12,16 @@ import operator
 import os
 import shutil
 import threading
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Callable, Iterable, Iterator
 
 import lmdb
+import numpy as np
 
 from ..format.pack import BlobLocation
 
 MAP_SIZE = 1 << 40   # address space only; the file grows as needed
+LOC_LEN = 57         # bytes of an encoded location (BlobLocation.to_bytes)
 
 
 def cache_root() -> str:
@@ -132,6 +134,44 @@ class IndexCache:
         with self.env.begin(db=self.blobs) as txn:
             for k, v in txn.cursor():
                 yield bytes(k), BlobLocation.from_bytes(v)
+
+    def locate_sorted(self, keys: np.ndarray, chunk: int = 1 << 14,
+                      release_every: int = 8) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """The locations of many blob ids, found by walking the index in id order instead of
+        one look-up each (a whole snapshot's rows: ~0.2 us an entry against 1-1.5 us a
+        look-up). `keys`: the ids as a sorted "S32" array. Yields (i, j, positions, locs):
+        keys[i:j] are located, `locs` (uint8, rows of LOC_LEN bytes: BlobLocation.to_bytes)
+        holds their locations, `positions` is -1 where an id is not in the index. Each
+        stretch of `chunk` entries is read in a read transaction of its own, starting at the
+        first id not yet located (stretches without wanted ids are skipped), and the map is
+        released every `release_every` stretches (resident memory stays bounded)."""
+        i, n, reads = 0, len(keys), 0
+        while i < n:
+            start = keys[i].ljust(32, b"\0")
+            with self._lock, self.env.begin(db=self.blobs) as txn:
+                cur = txn.cursor()
+                items = list(islice(cur.iternext(), chunk)) if cur.set_range(start) else []
+            reads += 1
+            if reads % release_every == 0:
+                self.release_pages()
+            if not items:                     # past the last entry: the rest are not there
+                yield i, n, np.full(n - i, -1), np.zeros((0, LOC_LEN), dtype=np.uint8)
+                return
+            ks, vs = zip(*items)
+            vals = b"".join(vs)
+            if len(vals) != LOC_LEN * len(vs):
+                raise ValueError("index cache entry of an unexpected length")
+            found = np.frombuffer(b"".join(ks), dtype="S32")
+            locs = np.frombuffer(vals, dtype=np.uint8).reshape(len(vs), LOC_LEN)
+            # the wanted ids this stretch covers: up to its last entry, or all when it is the
+            # index's last stretch
+            j = n if len(items) < chunk else int(np.searchsorted(keys, found[-1], side="right"))
+            pos = np.searchsorted(found, keys[i:j])
+            inside = pos < len(found)
+            hit = inside.copy()
+            hit[inside] = found[pos[inside]] == keys[i:j][inside]
+            yield i, j, np.where(hit, pos, -1), locs
+            i = j
 
     def count(self) -> int:
         with self._lock, self.env.begin(db=self.blobs) as txn:
