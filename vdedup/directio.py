@@ -8,11 +8,11 @@ disk reads the bytes straight from an aligned buffer of ours: ~0.05 CPU s per GB
 the write is as fast or faster. The data is as durable as before: the caller still fsyncs
 (file and directory), and nothing of the file is left in the page cache to drop.
 
-This module imports nothing of vdedup. `write_all(fd, data)` writes whole blocks of ALIGN bytes that way, copied CHUNK bytes at a
-time into a page-aligned buffer of the calling thread, and the rest (the tail, and
-everything when the file system refuses direct writes: tmpfs on older kernels, some FUSE
-and network file systems answer EINVAL) through the page cache, so the bytes on disk are the
-same either way. Real errors (a full disk, a size limit) are raised as from a plain write.
+This module imports nothing of vdedup. `write_all(fd, data)` writes the whole blocks of
+ALIGN bytes that way, copied CHUNK bytes at a time into a page-aligned buffer of the calling
+thread, and the rest (the tail, and everything when the file system refuses direct writes:
+tmpfs on older kernels, some FUSE and network file systems answer EINVAL) through the page
+cache, so the bytes on disk are the same either way. Real errors (a full disk, a size limit) are raised as from a plain write.
 `Appender(fd)` does the same for a file written in many pieces (a restored export's
 vectors): it stages them in an aligned buffer and writes it whenever it is full.
 """

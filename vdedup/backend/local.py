@@ -25,9 +25,9 @@ import time
 from collections import deque
 from typing import Iterator
 
+from ..directio import write_all
 from ..errors import BackendError, ObjectExists, ObjectNotFound, WriteRefused
 from .base import FileType
-from ..directio import write_all
 
 def _drop_cached(fd: int) -> None:
     """Drop a written and fsynced file's pages from the page cache (a hint: never fails)."""

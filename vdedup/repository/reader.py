@@ -173,7 +173,10 @@ def _joined_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan, found: Call
             k = len(run.vrefs)
             if 32 * (n + k) > len(wanted):
                 wanted += bytes(max(32 * k, len(wanted) // 8))
-            wanted[32 * n:32 * (n + k)] = b"".join(run.vrefs)
+            joined = b"".join(run.vrefs)
+            if len(joined) != 32 * k:
+                raise IntegrityError("a manifest row holds a vector id that is not 32 bytes long")
+            wanted[32 * n:32 * (n + k)] = joined
             n += k
             data = pickle.dumps((run.ids, run.vrefs, run.mraws, run.docs, run.uris), protocol=5)
             f.write(len(data).to_bytes(8, "big"))
