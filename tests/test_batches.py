@@ -484,3 +484,44 @@ def test_a_row_missing_from_the_index_stops_the_walked_plan(repo_path, monkeypat
         for _ in repo.read_namespace(entry, workers=2):
             pass
     repo.close()
+
+
+def test_a_first_backup_looks_up_only_what_it_drained_into_the_cache(repo_path, monkeypatch):
+    """A session that began with an empty index cache skips the cache look-ups of ids it
+    cannot hold (a filter of the ids it drained there): everything stored earlier in the
+    session is still known (stored once), with far fewer look-ups; once another writer has
+    added to the cache, every id is looked up again, and what that writer stored is known."""
+    from vdedup.model import RecordBatch
+    from vdedup.repository import packer as packer_mod
+    from vdedup.repository.hashing import digests_inline
+    from vdedup.repository.payloads import encode_batch
+    monkeypatch.setenv("VDEDUP_PACK_SIZE", "1")
+    monkeypatch.setattr(packer_mod, "MAX_ENTRIES", 500)
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    looked = []
+    get_many = repo.index.get_many
+    monkeypatch.setattr(repo.index, "get_many", lambda ids: looked.append(len(ids)) or get_many(ids))
+    vectors = np.random.default_rng(12).standard_normal((12000, 256)).astype(np.float32)
+    writer = repo.writer(workers=1)
+    first = [writer.store_batch(RecordBatch(ids=[f"a{i}" for i in range(a, a + 1000)], dense={"": vectors[a:a + 1000]}))
+             for a in range(0, 12000, 1000)]
+    assert sum(b.new_blobs for b in first) == 12000
+    assert writer._packer._drained_n > 5000                        # most went to the cache on the way
+    looked.clear()
+    fresh = np.random.default_rng(14).standard_normal((6000, 256)).astype(np.float32)
+    mixed = np.concatenate([vectors[:6000], fresh])                 # 6000 stored before, 6000 new
+    again = writer.store_batch(RecordBatch(ids=[f"b{i}" for i in range(12000)], dense={"": mixed}))
+    assert again.new_blobs == 6000
+    assert 0 < sum(looked) < 6600, sum(looked)     # the drained ones and a few others, not all 12000
+    # another writer's entry in the cache: look-ups of every id again, and its blob is known
+    extra = np.random.default_rng(13).standard_normal((1, 256)).astype(np.float32)
+    enc = encode_batch(RecordBatch(ids=["x"], dense={"": extra}))
+    foreign = digests_inline(repo.master.id_key, enc.data, enc.offsets, enc.prefix)
+    some_loc = get_many([again.vrefs[0].tobytes()])[0]
+    repo.index.add_entries([(foreign, bytes(some_loc))])
+    looked.clear()
+    got = writer.store_batch(RecordBatch(ids=["x"], dense={"": extra}))
+    assert got.new_blobs == 0 and sum(looked) == 1
+    writer.flush()
+    writer.close()
+    repo.close()

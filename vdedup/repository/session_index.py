@@ -70,6 +70,25 @@ class SessionIndex:
             b = self._runs.pop()
             self._runs[-1] = _merge(self._runs[-1], b)
 
+    @staticmethod
+    def new_filter() -> np.ndarray:
+        """An empty filter of the form `mark` and `may_hold` use (4 MB)."""
+        return np.zeros(1 << (FILTER_BITS - 3), dtype=np.uint8)
+
+    def mark(self, bits: np.ndarray) -> None:
+        """Set in `bits` the filter bits of every entry held here."""
+        np.bitwise_or(bits, self._filter, out=bits)
+
+    @staticmethod
+    def may_hold(bits: np.ndarray, blob_ids: list[bytes]) -> list[int]:
+        """The positions of the ids whose bit is set in the filter `bits` (every id marked
+        is among them, and a few others)."""
+        if not blob_ids:
+            return []
+        want = np.frombuffer(b"".join(blob_ids), dtype=np.uint8).reshape(-1, ID)
+        slot = want[:, :8].copy().view(">u8").reshape(-1) >> np.uint64(64 - FILTER_BITS)
+        return np.flatnonzero(bits[slot >> np.uint64(3)] & np.left_shift(1, slot & np.uint64(7)).astype(np.uint8)).tolist()
+
     def contains_many(self, blob_ids: list[bytes]) -> list[bool]:
         if not self._runs or not blob_ids:
             return [False] * len(blob_ids)
