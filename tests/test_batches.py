@@ -400,6 +400,21 @@ def test_blobs_stored_earlier_in_a_session_are_not_stored_again(repo_path, monke
     repo.close()
 
 
+def _one_snapshot(repo_path, n: int, dim: int, seed: int):
+    """A new repository holding one snapshot of n records r0000.. (random dim-d vectors):
+    (the open repository, the namespace entry)."""
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    rng = np.random.default_rng(seed)
+    ids = [f"r{i:04d}" for i in range(n)]
+    writer = repo.writer(workers=1)
+    runs = [writer.store_batch(_batch(ids, rng.standard_normal((n, dim)).astype(np.float32), 0))]
+    entry, _ = writer.write_namespace("", None, iter(runs), ordered=True)
+    snap = repo.new_snapshot("test://one", "files", [], None)
+    snap.collections.append({"name": "c", "schema": {}, "count": entry["count"], "namespaces": [entry]})
+    writer.commit(snap)
+    return repo, entry
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_row_whose_index_entry_points_at_another_blob_is_refused_before_it_is_returned(repo_path, workers):
     """Two vector blobs of one block whose index entries are swapped: the rows read from
@@ -407,15 +422,7 @@ def test_a_row_whose_index_entry_points_at_another_blob_is_refused_before_it_is_
     with an IntegrityError naming the blob; a position past the block's end likewise."""
     from vdedup.errors import IntegrityError
     from vdedup.format.pack import BlobLocation
-    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
-    rng = np.random.default_rng(9)
-    ids = [f"r{i:04d}" for i in range(300)]
-    writer = repo.writer(workers=1)
-    runs = [writer.store_batch(_batch(ids, rng.standard_normal((300, 16)).astype(np.float32), 0))]
-    entry, _ = writer.write_namespace("", None, iter(runs), ordered=True)
-    snap = repo.new_snapshot("test://swap", "files", [], None)
-    snap.collections.append({"name": "c", "schema": {}, "count": entry["count"], "namespaces": [entry]})
-    writer.commit(snap)
+    repo, entry = _one_snapshot(repo_path, 300, 16, 9)
     assert sum(len(b) for b in repo.read_namespace(entry, workers=workers)) == 300
     vrefs = [r.vref for r in repo.namespace_rows(entry)]
     a, b = vrefs[10], vrefs[11]
@@ -467,15 +474,7 @@ def test_a_row_missing_from_the_index_stops_the_walked_plan(repo_path, monkeypat
     from vdedup.repository import reader
     monkeypatch.setattr(reader, "JOIN_MIN_ROWS", 1)
     monkeypatch.setattr(reader, "JOIN_CHUNK", 16)
-    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
-    rng = np.random.default_rng(4)
-    ids = [f"r{i:04d}" for i in range(200)]
-    writer = repo.writer(workers=1)
-    runs = [writer.store_batch(_batch(ids, rng.standard_normal((200, 8)).astype(np.float32), 0))]
-    entry, _ = writer.write_namespace("", None, iter(runs), ordered=True)
-    snap = repo.new_snapshot("test://walk", "files", [], None)
-    snap.collections.append({"name": "c", "schema": {}, "count": entry["count"], "namespaces": [entry]})
-    writer.commit(snap)
+    repo, entry = _one_snapshot(repo_path, 200, 8, 4)
     assert sum(len(b) for b in repo.read_namespace(entry, workers=2)) == 200
     gone = sorted(r.vref for r in repo.namespace_rows(entry))[120]
     with repo.index.env.begin(write=True) as txn:
