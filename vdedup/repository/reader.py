@@ -108,6 +108,13 @@ def _runs(rows: Iterable[Row]) -> Iterator[Cols]:
         yield run
 
 
+def _block_entry(raw: bytes) -> tuple[bytes, int, int, int, int]:
+    """The plan's entry of the block an encoded location (BlobLocation.to_bytes) names:
+    (pack, number, offset, length, blob type)."""
+    return (raw[:32], int.from_bytes(raw[32:36], "big"), int.from_bytes(raw[36:44], "big"),
+            int.from_bytes(raw[44:48], "big"), raw[56])
+
+
 def _make_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan | None = None,
                found: Callable[[int], None] | None = None, expected: int | None = None) -> _Plan:
     """Write the runs to the plan file (per run: u64 length | pickle) and locate every row's
@@ -140,9 +147,7 @@ def _make_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan | None = None,
                 b = table.get(raw[:36])
                 if b is None:
                     b = table[raw[:36]] = len(plan.blocks)
-                    plan.blocks.append((raw[:32], int.from_bytes(raw[32:36], "big"),
-                                        int.from_bytes(raw[36:44], "big"), int.from_bytes(raw[44:48], "big"),
-                                        raw[56]))
+                    plan.blocks.append(_block_entry(raw))
                     if found is not None:
                         found(b)
                 ids[a:e] = b
@@ -202,8 +207,7 @@ def _joined_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan, found: Call
             b = table.get(raw[:36])
             if b is None:
                 b = table[raw[:36]] = len(plan.blocks)
-                plan.blocks.append((raw[:32], int.from_bytes(raw[32:36], "big"), int.from_bytes(raw[36:44], "big"),
-                                    int.from_bytes(raw[44:48], "big"), raw[56]))
+                plan.blocks.append(_block_entry(raw))
             ids[u] = b
         block_sorted[i:j] = ids[inverse.reshape(-1)]
     del skeys
