@@ -153,6 +153,11 @@ def test_point_in_time_with_at(tmp_path, repo_path, changed_source, capsys):
     assert out["snapshot_id"] == b["snapshot_id"]
     assert vdedup("--repo", repo_path, "restore", "--at", "1999-01-01", "--target", f"chroma://{dst}") == 14
     assert vdedup("--repo", repo_path, "restore", "--at", "yesterday", "--target", f"chroma://{dst}") == 2
+    capsys.readouterr()
+    assert vdedup("--repo", repo_path, "restore", "--target", f"chroma://{dst}") == 2
+    assert "which snapshot? give a SNAPSHOT" in capsys.readouterr().err
+    assert vdedup("--repo", repo_path, "restore", snap_a, "--at", t_a, "--target", f"chroma://{dst}") == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_metric_override_is_shown_and_applied(tmp_path, repo_path, changed_source, capsys):

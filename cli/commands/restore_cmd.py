@@ -146,8 +146,10 @@ def restore(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Restore a snapshot: into new collections (default), in place, or selectively."""
-    if (snapshot is None) == (at is None):
-        raise UsageError("give a SNAPSHOT (id, prefix or 'latest') or --at TIME, not both")
+    if snapshot is None and at is None:
+        raise UsageError("which snapshot? give a SNAPSHOT (id, prefix or 'latest') or --at TIME")
+    if snapshot is not None and at is not None:
+        raise UsageError("give a SNAPSHOT or --at TIME, not both")
     if in_place and ray:
         raise UsageError("--ray writes restores into new collections: not with --in-place")
     if in_place and (as_name or overwrite):
