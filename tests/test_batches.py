@@ -450,10 +450,13 @@ def test_the_index_walk_locates_every_id_it_holds_and_no_other(tmp_path):
     from vdedup.repository.index_cache import IndexCache, LOC_LEN
     rng = np.random.default_rng(11)
     ic = IndexCache(str(tmp_path / "ic"))
-    stored = sorted({rng.bytes(32) for _ in range(300)} | {b"\x00" * 31 + b"\x07", b"\x10" + b"\x00" * 31})
+    head = rng.bytes(8)                       # ids that share their first 8 bytes (matched as integers)
+    twins = {head + rng.bytes(24) for _ in range(12)}
+    stored = sorted({rng.bytes(32) for _ in range(300)} | {b"\x00" * 31 + b"\x07", b"\x10" + b"\x00" * 31} | twins)
     ic.add_entries([(k, rng.bytes(LOC_LEN)) for k in stored])
-    absent = [b"\x00" * 32, b"\xff" * 32, b"\x10" + b"\x00" * 30 + b"\x01"] + [rng.bytes(32) for _ in range(40)]
-    wanted = sorted(stored[::3] + stored[5:9] + absent)          # some twice
+    absent = [b"\x00" * 32, b"\xff" * 32, b"\x10" + b"\x00" * 30 + b"\x01"] + [rng.bytes(32) for _ in range(40)] + \
+        [head + rng.bytes(24) for _ in range(6)] + [stored[7][:8] + rng.bytes(24)]
+    wanted = sorted(stored[::3] + stored[5:9] + sorted(twins)[::2] + absent)          # some twice
     keys = np.frombuffer(b"".join(wanted), dtype="S32")
     seen = 0
     for i, j, pos, locs in ic.locate_sorted(keys, chunk=5, release_every=2):
@@ -467,6 +470,37 @@ def test_the_index_walk_locates_every_id_it_holds_and_no_other(tmp_path):
         seen = j
     assert seen == len(wanted)
     ic.close()
+
+
+def test_the_walked_plan_orders_ids_and_tells_blocks_apart_as_integers_exactly():
+    """reader._id_order sorts 32-byte ids as numpy sorts them as strings (ids sharing their
+    first 8 bytes, equal ids); reader._distinct_blocks groups locations by block as
+    np.unique of the 36 bytes does (packs sharing their first 8 bytes, one block number in
+    several packs)."""
+    from vdedup.repository.reader import _distinct_blocks, _id_order
+    rng = np.random.default_rng(5)
+    for shared in (False, True):
+        ids = [rng.bytes(32) for _ in range(500)]
+        ids += ids[:40]                                           # equal ids: several records, one vector
+        if shared:
+            ids += [ids[3][:8] + rng.bytes(24) for _ in range(5)]
+        rows = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(ids), 32)
+        keys = np.frombuffer(b"".join(ids), dtype="S32")
+        order = _id_order(rows, keys)
+        assert keys[order].tolist() == keys[np.argsort(keys, kind="stable")].tolist()
+        packs = [rng.bytes(32) for _ in range(6)]
+        if shared:
+            packs.append(packs[0][:8] + rng.bytes(24))
+        loc = np.zeros((3000, 57), dtype=np.uint8)
+        p = rng.integers(0, len(packs), 3000)
+        loc[:, :32] = np.frombuffer(b"".join(packs), dtype=np.uint8).reshape(-1, 32)[p]
+        loc[:, 32:36] = rng.integers(0, 9, 3000).astype(">u4").view(np.uint8).reshape(-1, 4)
+        loc[:, 36:] = rng.integers(0, 256, (3000, 21), dtype=np.uint8)
+        first, inverse = _distinct_blocks(loc)
+        want = np.unique(np.ascontiguousarray(loc[:, :36]).view("S36").reshape(-1))
+        assert len(first) == len(want)
+        assert (loc[first[inverse], :36] == loc[:, :36]).all()           # each row: its own block
+        assert len({loc[f, :36].tobytes() for f in first.tolist()}) == len(first)
 
 
 def test_a_row_missing_from_the_index_stops_the_walked_plan(repo_path, monkeypatch):
