@@ -331,3 +331,48 @@ def test_a_plain_dense_batch_gives_the_payloads_and_content_ids_of_each_record(d
     rows = enc.rows.select(picked)
     assert [rows.array[k].tobytes() for k in range(3)] == [want[i] for i in picked]
     assert rows.head_len == len(want[0]) - 5 * arr.dtype.itemsize
+
+
+def test_the_helper_writes_its_memo_while_the_backup_commits_and_is_waited_for(tmp_path, capsys, monkeypatch):
+    """The line helper writes the memo of a whole partition after its last answer; the
+    backup does not wait for that before writing the manifest and committing, but it waits
+    before it returns: by then the snapshot was saved first, the helper has exited, and the
+    memo is on disk for the next night."""
+    from vdedup.repository.repo import Repository as Repo
+    monkeypatch.setenv("VDEDUP_PASSWORD", PASSWORD)
+    monkeypatch.setattr(backup_mod, "PARSE_AFTER", 0)
+    events: list[str] = []
+    procs: list = []
+    save_snapshot, close, finish = Repo.save_snapshot, LinePool.close, LinePool.finish
+
+    def saved(self, snap):
+        events.append("snapshot")
+        return save_snapshot(self, snap)
+
+    def closed(self):
+        procs.append(self._proc)
+        events.append("helper waited")
+        close(self)
+
+    def finished(self):
+        events.append("helper input ended")
+        finish(self)
+
+    class Ready(LinePool):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self._ready.wait(30)          # a backup this small would end before the child is ready
+
+        close, finish = closed, finished
+
+    monkeypatch.setattr(Repo, "save_snapshot", saved)
+    monkeypatch.setattr(backup_mod, "LinePool", Ready)
+    d = _export(tmp_path / "export", [_line(i) for i in range(2500)])
+    repo = str(tmp_path / "repo")
+    assert vdedup("--repo", repo, "init") == 0
+    assert vdedup("--repo", repo, "backup", f"files://{d}?collection=c", "--workers", "2", "--json") == 0
+    assert events == ["helper input ended", "snapshot", "helper waited"]
+    assert procs[0] is not None and procs[0].poll() is not None         # it had exited on return
+    key, cache = _memo_of(repo)
+    memos = list(Path(cache, "linememo").glob("*"))
+    assert len(memos) == 1 and len(LineMemo(key, str(memos[0])).old["d0"]) > 500

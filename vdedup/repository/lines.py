@@ -138,8 +138,16 @@ class LinePool:
         (an empty job asks for it; `close` waits for it). False when the helper is gone."""
         return self._send(b"")
 
+    def finish(self) -> None:
+        """End the child's input (it answers what it was given, writes the memo if asked, then
+        exits) without waiting for it: `close` waits."""
+        if self._proc is not None:
+            self._broken = True
+            self._outbox.put(None)
+
     def close(self) -> None:
-        """End the child (it answers what it was given, then sees its input close)."""
+        """End the child (it answers what it was given, then sees its input close) and wait
+        for it to exit."""
         proc = self._proc
         self._broken = True
         if proc is None:

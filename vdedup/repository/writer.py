@@ -62,6 +62,7 @@ class Writer:
         self._hash_lock = threading.Lock()
         self._hash_closed = False
         self._records = 0
+        self._at_end: list[Callable[[], None]] = []
 
     @property
     def bytes_written(self) -> int:
@@ -244,8 +245,20 @@ class Writer:
     def commit(self, snap: Snapshot) -> int:
         """Flush, then save the snapshot (the commit point); returns the snapshot's size."""
         self.flush()
-        self.close()
-        return self.repo.save_snapshot(snap)
+        self._stop()
+        try:
+            return self.repo.save_snapshot(snap)
+        finally:
+            self._end()
+
+    def at_end(self, fn: Callable[[], None]) -> None:
+        """Call `fn` when the session ends: after the snapshot is saved, or on close (a
+        helper process finishing its own work meanwhile, such as the line memo)."""
+        self._at_end.append(fn)
+
+    def _end(self) -> None:
+        while self._at_end:
+            self._at_end.pop(0)()
 
     def save_progress(self) -> None:
         """After a failure: index the packs already saved (best effort), so the next run
@@ -259,6 +272,12 @@ class Writer:
 
     def close(self) -> None:
         """Stop the worker threads and processes (flush first to keep what was stored)."""
+        try:
+            self._stop()
+        finally:
+            self._end()
+
+    def _stop(self) -> None:
         self._packer.close()
         with self._hash_lock:
             self._hash_closed = True
