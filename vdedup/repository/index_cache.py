@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 import lmdb
 import numpy as np
 
+from ..arrays import heads
 from ..format.pack import BlobLocation
 
 MAP_SIZE = 1 << 40   # address space only; the file grows as needed
@@ -145,11 +146,11 @@ class IndexCache:
         starting at the first id not yet located (stretches without wanted ids are skipped),
         and the map is released every `release_every` stretches (resident memory stays
         bounded). Ids are matched by their first 8 bytes as integers, then compared whole
-        (numpy compares 32-byte strings several times slower); the few that share those 8
-        bytes with an entry they are not are matched as strings."""
+        (numpy compares 32-byte strings several times slower); an id that shares those 8
+        bytes with another entry is compared with each of them."""
         i, n, reads = 0, len(keys), 0
         want = np.ascontiguousarray(keys).view(np.uint8).reshape(n, 32) if n else np.zeros((0, 32), np.uint8)
-        want_head = _heads(want)
+        want_head = heads(want)
         while i < n:
             start = keys[i].ljust(32, b"\0")
             with self._lock, self.env.begin(db=self.blobs) as txn:
@@ -170,7 +171,7 @@ class IndexCache:
             # the wanted ids this stretch covers: up to its last entry, or all when it is the
             # index's last stretch
             j = n if m < chunk else int(np.searchsorted(keys, bytes(items[-1][0]), side="right"))
-            yield i, j, _matches(found, _heads(found), want[i:j], want_head[i:j]), locs
+            yield i, j, _matches(found, heads(found), want[i:j], want_head[i:j]), locs
             i = j
 
     def count(self) -> int:
@@ -201,15 +202,9 @@ class IndexCache:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _heads(ids: np.ndarray) -> np.ndarray:
-    """The first 8 bytes of each 32-byte id (rows of a uint8 array) as an integer: ordered
-    as the ids are (big-endian)."""
-    return ids[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
-
-
 def _matches(found: np.ndarray, found_head: np.ndarray, want: np.ndarray, want_head: np.ndarray) -> np.ndarray:
     """For each wanted id (rows of `want`), its position among the `found` ids (both sorted,
-    rows of 32 bytes, with their _heads), or -1."""
+    rows of 32 bytes, with their arrays.heads), or -1."""
     m = len(found)
     pos = np.searchsorted(found_head, want_head)
     inside = pos < m

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..arrays import heads
 from ..errors import IntegrityError
 from ..format.objects import BlobType
 from ..format.values import meta_value, meta_values_json
@@ -226,7 +227,7 @@ def _id_order(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
     the same as "S32"), sorted by their first 8 bytes as integers (several times faster than
     sorting the strings); the strings are sorted only when two different ids share those 8
     bytes (equal ids may: one vector stored for several records)."""
-    head = ids[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
+    head = heads(ids)
     order = np.argsort(head, kind="stable")
     if len(order) > 1:
         sh = head[order]
@@ -242,8 +243,7 @@ def _distinct_blocks(loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.unique's return_index and return_inverse give). The blocks are told apart as integer
     pairs (the pack's first 8 bytes, the block number), the packs checked whole; the 36-byte
     strings are sorted only when two packs share those 8 bytes."""
-    head = np.ascontiguousarray(loc[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
-    _, head_first, pack_of = np.unique(head, return_index=True, return_inverse=True)
+    _, head_first, pack_of = np.unique(heads(loc), return_index=True, return_inverse=True)
     pack_of = pack_of.reshape(-1)
     if not (loc[:, :32] == loc[head_first[pack_of], :32]).all():
         _, first, inverse = np.unique(np.ascontiguousarray(loc[:, :36]).view("S36").reshape(-1),
