@@ -234,15 +234,19 @@ def _snapshot(repo_path, capsys):
     return json.loads(capsys.readouterr().out)["collections"][0]
 
 
+class _ReadyPool(LinePool):
+    """A line helper waited for until it is ready: a backup this small would end before."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self._ready.wait(30)
+
+
 def _backup_history(tmp_path, capsys, monkeypatch, parse_after: int, tag: str):
     monkeypatch.setattr(backup_mod, "PARSE_AFTER", parse_after)
     answered = []
 
-    class Counted(LinePool):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self._ready.wait(30)          # a backup this small would end before the child is ready
-
+    class Counted(_ReadyPool):
         def pmap(self, items):
             for item, answer in super().pmap(items):
                 answered.append(answer is not None)
@@ -358,11 +362,7 @@ def test_the_helper_writes_its_memo_while_the_backup_commits_and_is_waited_for(t
         events.append("helper input ended")
         finish(self)
 
-    class Ready(LinePool):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self._ready.wait(30)          # a backup this small would end before the child is ready
-
+    class Ready(_ReadyPool):
         close, finish = closed, finished
 
     monkeypatch.setattr(Repo, "save_snapshot", saved)
