@@ -216,9 +216,9 @@ def test_boundary_hashes_from_the_hash_workers_cut_the_segments_the_inline_ones_
     ahead = []
     real_finish = writer_mod.Writer._finish
 
-    def finish(self, *args):
+    def finish(self, *args, **kwargs):
         ahead.append(len(args) > 5 and args[5] is not None)
-        return real_finish(self, *args)
+        return real_finish(self, *args, **kwargs)
     monkeypatch.setattr(writer_mod.Writer, "_finish", finish)
     ids, vecs, metas = records(12000)
     assert vdedup("--repo", str(repo_path), "init") == 0

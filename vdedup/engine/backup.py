@@ -181,11 +181,15 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
                         prev_ns = None
                 plan.append((schema, ns, _plan(connector, schema.name, ns, prev_ns, partition_size), prev_ns))
         sizes = [part.estimate for p in plan for part in p[2]]
-        if scatter is not None and connector.concurrent_reads and scatter.wants(sizes):
-            results = scatter.backup(repo, plan, batch_size, reporter)
+        scattered = scatter is not None and connector.concurrent_reads and scatter.wants(sizes)
+        if scattered:
+            results = scatter.backup(repo, plan, batch_size, reporter)   # type: ignore[union-attr]
         else:
             if scatter is not None:
                 scatter.close()              # worker processes started ahead: not needed
+            if parent is not None:
+                # the parent's vector blobs need no look-up when this machine vouches for it
+                writer.trust_parent(parent.id)
             results = {}
             for schema, ns, partitions, prev_ns in plan:
                 for part in partitions:
@@ -216,7 +220,9 @@ def backup(repo: Repository, connector: Connector, source: str, collections: lis
         snap.summary = {**totals, "logical_bytes": sum(e["logical_bytes"] for c in snap.collections
                                                        for e in c["namespaces"])}
         snap.audit_head = snapshot_audit_head(repo)      # evidence against a cut-off audit log
-        size = writer.commit(snap)           # packs, then index, then the snapshot: the commit point
+        # packs, then index, then the snapshot: the commit point. Every row went through this
+        # process's session unless tasks wrote some: the index cache then vouches for it
+        size = writer.commit(snap, vouch=not scattered)
         task_bytes = sum(r.bytes_written for r in results.values())
         return BackupResult(snap, parent.id if parent else None, time.monotonic() - started,
                             writer.bytes_written + task_bytes + size, totals,
@@ -273,10 +279,10 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     prev_parts = [p for p in parts_of(prev) if p["source"] == part.key] if prev else []
     if connector.key_ordered_scan and all(p.get("ordered", True) for p in prev_parts):
         scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
-                          expected, first=not prev_parts, scope=(source, collection, part.key))
+                          expected, first=not prev_parts, scope=(source, collection, part.key), defer=True)
         try:
             piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=True, expected_rows=expected)
-            return PartitionResult(piece, st, new_blobs[0], observed)
+            return PartitionResult(piece, st, new_blobs[0] + writer.take_settled_new(), observed)
         except Unsorted:
             scan.close()                         # ends the connector's scan (cursor, files)
         observed = _Observed()                   # vector blobs stored by the interrupted pass stay
@@ -284,13 +290,13 @@ def backup_partition(writer: Writer, connector: Connector, collection: str, part
     scan = _scan_rows(writer, connector, collection, part, batch_size, observed, reporter, new_blobs,
                       expected, first=not prev_parts, scope=(source, collection, part.key))
     piece, st = writer.write_partition(ns, part.key, prev, scan, ordered=False, expected_rows=expected)
-    return PartitionResult(piece, st, new_blobs[0], observed)
+    return PartitionResult(piece, st, new_blobs[0] + writer.take_settled_new(), observed)
 
 
 def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Partition, batch_size: int,
                observed: _Observed, reporter: Reporter, new_blobs: list[int],
                expected: int | None = None, first: bool = False,
-               scope: tuple[str, str, str] = ("", "", "")) -> Iterator[RowBatch]:
+               scope: tuple[str, str, str] = ("", "", ""), defer: bool = False) -> Iterator[RowBatch]:
     """Read the source batch by batch: store new vector payloads, yield each batch's rows
     (new_blobs[0] accumulates the vector blobs stored).
 
@@ -306,7 +312,9 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
     the same `scope` (source, collection, partition) from its memo in the local cache
     (vdedup/linememo.py; a partition without one reads that of the whole export, as the
     export was read before it grew past one partition), and keeps this run's once the whole
-    partition was read."""
+    partition was read. `defer`: the rows go to an ordered merge with the source's previous
+    parts, which tells the writer which content ids the parent's rows hold (stored blobs, not
+    looked up when the writer trusts the parent: Writer.trust_parent)."""
     pool = None
     derived = None
     if writer.workers > 1 and expected is not None and expected >= PARSE_AFTER and \
@@ -342,7 +350,7 @@ def _scan_rows(writer: Writer, connector: Connector, collection: str, part: Part
 
     try:
         for rows in writer.store_batches(batches() if derived is None else derived_batches(),
-                                         boundaries=first):
+                                         boundaries=first, defer=defer and not first):
             new_blobs[0] += rows.new_blobs
             reporter.advance(len(rows))
             yield rows

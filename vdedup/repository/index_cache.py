@@ -23,6 +23,7 @@ from ..format.pack import BlobLocation
 
 MAP_SIZE = 1 << 40   # address space only; the file grows as needed
 LOC_LEN = 57         # bytes of an encoded location (BlobLocation.to_bytes)
+PACKS_KEPT = b"packs-kept"   # meta: the packs database names every pack of the cache's locations
 
 
 def cache_root() -> str:
@@ -44,10 +45,13 @@ class IndexCache:
     def _open(self) -> None:
         # no readahead: look-ups are random, and pages read ahead would be mapped into (and
         # counted in) the resident memory of the process
-        self.env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=4, subdir=True, sync=True, readahead=False)
+        self.env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=8, subdir=True, sync=True, readahead=False)
         self.blobs = self.env.open_db(b"blobs")
         self.files = self.env.open_db(b"indexfiles")
         self.dups = self.env.open_db(b"duplicates")     # second locations seen while syncing
+        self.packs = self.env.open_db(b"packs")         # every pack a location names (with PACKS_KEPT)
+        self.vouched = self.env.open_db(b"vouched")     # snapshots whose vector blobs are all here
+        self.meta = self.env.open_db(b"meta")
 
     def release_pages(self) -> None:
         """Close and reopen the environment: every page of the map the process has touched
@@ -89,13 +93,17 @@ class IndexCache:
         new one is set aside (`resolve_duplicates` picks between them). Returns how many
         were set aside."""
         dups = 0
+        packs: set[bytes] = set()
         with self._lock, self.env.begin(write=True) as txn:
             for blob_id, loc in entries:
                 raw = loc.to_bytes()
+                packs.add(loc.pack)
                 if not txn.put(blob_id, raw, db=self.blobs, overwrite=False):
                     if txn.get(blob_id, db=self.blobs) != raw:
                         txn.put(blob_id, raw, db=self.dups)
                         dups += 1
+            for pack in packs:
+                txn.put(pack, b"", db=self.packs)
             txn.put(name.encode(), b"", db=self.files)
         return dups
 
@@ -112,11 +120,16 @@ class IndexCache:
             txn.drop(self.dups, delete=False)
         return replaced
 
-    def add_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
+    def add_entries(self, entries: list[tuple[bytes, bytes]], packs: Iterable[bytes] | None = None) -> None:
         """Locations already encoded (BlobLocation.to_bytes), in one transaction; sorted by
-        id, they fill the tree's pages in order."""
+        id, they fill the tree's pages in order. `packs`: the packs they name (None: read
+        from the entries)."""
+        if packs is None:
+            packs = {bytes(raw[:32]) for _, raw in entries}
         with self._lock, self.env.begin(write=True) as txn:
             txn.cursor(db=self.blobs).putmulti(entries)
+            for pack in packs:
+                txn.put(pack, b"", db=self.packs)
 
     def add_files(self, names: list[str]) -> None:
         """Note index files as loaded (after their entries were added)."""
@@ -126,9 +139,28 @@ class IndexCache:
 
     def clear(self) -> None:
         with self._lock, self.env.begin(write=True) as txn:
-            txn.drop(self.blobs, delete=False)
-            txn.drop(self.files, delete=False)
-            txn.drop(self.dups, delete=False)
+            for db in (self.blobs, self.files, self.dups, self.packs, self.vouched):
+                txn.drop(db, delete=False)
+            txn.put(PACKS_KEPT, b"1", db=self.meta)
+
+    # ---- what a nightly backup may take on trust (docs/design.md section 6) ------------
+    def known_packs(self) -> list[bytes] | None:
+        """Every pack a location in the cache names, or None when the cache does not know
+        (filled before it kept them: sync() empties such a cache once)."""
+        with self._lock, self.env.begin() as txn:
+            if txn.get(PACKS_KEPT, db=self.meta) is None:
+                return None
+            return [bytes(k) for k, _ in txn.cursor(db=self.packs)]
+
+    def vouch(self, snapshot_id: str) -> None:
+        """Note that every vector blob the snapshot references is located in this cache (its
+        backup looked each up here, stored it, or took it from a vouched parent)."""
+        with self._lock, self.env.begin(write=True) as txn:
+            txn.put(bytes.fromhex(snapshot_id), b"", db=self.vouched)
+
+    def vouched_for(self, snapshot_id: str) -> bool:
+        with self._lock, self.env.begin(db=self.vouched) as txn:
+            return txn.get(bytes.fromhex(snapshot_id)) is not None
 
     def items(self) -> Iterator[tuple[bytes, BlobLocation]]:
         """Every (blob id, location), streamed in id order (not while blobs are being added)."""
@@ -178,6 +210,10 @@ class IndexCache:
         with self._lock, self.env.begin(db=self.blobs) as txn:
             return txn.stat(self.blobs)["entries"]
 
+    def _keeps_packs(self) -> bool:
+        with self._lock, self.env.begin(db=self.meta) as txn:
+            return txn.get(PACKS_KEPT) is not None
+
     def sync(self, present: set[str], load: Callable[[str], Iterable[tuple[bytes, BlobLocation]] | None],
              loaded: set[str] | None = None, pack_present: Callable[[bytes], bool] | None = None) -> None:
         """Bring the cache in line with the repository's index files `present` (`loaded`: what
@@ -186,8 +222,8 @@ class IndexCache:
         located twice keeps the first location unless its pack is missing (`pack_present`,
         asked only when there are such blobs) and the other's is not."""
         loaded = self.loaded_files() if loaded is None else loaded
-        if loaded - present:
-            self.clear()
+        if loaded - present or not self._keeps_packs():
+            self.clear()               # a cache filled before it kept its packs: loaded again, once
             loaded = set()
         dups = 0
         for name in sorted(present - loaded):

@@ -184,16 +184,21 @@ def write_base_parts(repo, packer, runs: Iterable[Cols], cut_rows: int | None,
         end_part()
 
 
-def diff_into(prev: Iterator[Cols], tmp: TempRows, cur: Iterable[Cols]) -> dict[str, int]:
+def diff_into(prev: Iterator[Cols], tmp: TempRows, cur: Iterable[Cols],
+              seen: Callable[[list[bytes]], None] | None = None) -> dict[str, int]:
     """Merge the previous state and the new rows (both runs sorted by key), a run at a time,
-    spooling delta rows into tmp."""
+    spooling delta rows into tmp; `seen` gets the vector ids of the previous rows each run
+    is compared with."""
     stats = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0}
     cursor = Cursor(prev)
     with tmp.env.begin(write=True) as txn:
         for run in cur:
             if not len(run):
                 continue
-            for d in diff_run(cursor.upto(run.last_key()), run, stats):
+            before = cursor.upto(run.last_key())
+            if seen is not None:
+                seen(before.vrefs)
+            for d in diff_run(before, run, stats):
                 tmp.put_delta(d, txn)
         for d in diff_run(cursor.upto(None), Cols.empty(), stats):
             tmp.put_delta(d, txn)

@@ -238,10 +238,21 @@ class Packer:
         gone = self._gone
         return [raw is not None and raw[:32] not in gone for raw in raws]
 
-    def add_many(self, blob_type: BlobType, blob_ids: list[bytes], data_of: Callable[[int], bytes]) -> int:
+    def _unknown_ids(self, blob_ids: list[bytes], known: list[bool] | None) -> list[int]:
+        """new_ids, asked only for the ids not `known` (stored for certain: see Writer.trust_parent)."""
+        if known is None:
+            return self.new_ids(blob_ids)
+        ask = list(compress(range(len(blob_ids)), map(operator.not_, known)))
+        if not ask:
+            return []
+        return [ask[j] for j in self.new_ids([blob_ids[i] for i in ask])]
+
+    def add_many(self, blob_type: BlobType, blob_ids: list[bytes], data_of: Callable[[int], bytes],
+                 known: list[bool] | None = None) -> int:
         """Store the blobs among `blob_ids` (already computed content ids) that do not exist;
-        `data_of(i)` gives blob i's data, asked for only when it is new. Returns how many were new."""
-        new = self.new_ids(blob_ids)
+        `data_of(i)` gives blob i's data, asked for only when it is new. Returns how many were new.
+        `known`: ids stored for certain, not looked up."""
+        new = self._unknown_ids(blob_ids, known)
         if not new:
             return 0
         ids = [blob_ids[i] for i in new]
@@ -251,9 +262,10 @@ class Packer:
         self._append(int(blob_type), datas, ids, [len(d) for d in datas])
         return len(new)
 
-    def add_rows(self, blob_type: BlobType, blob_ids: list[bytes], rows: Rows | LazyRows) -> int:
+    def add_rows(self, blob_type: BlobType, blob_ids: list[bytes], rows: Rows | LazyRows,
+                 known: list[bool] | None = None) -> int:
         """add_many for payloads given as the rows of one array (row i: blob_ids[i])."""
-        new = self.new_ids(blob_ids)
+        new = self._unknown_ids(blob_ids, known)
         if not new:
             return 0
         ids = [blob_ids[i] for i in new]

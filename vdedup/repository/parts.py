@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_left, bisect_right
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import IntegrityError
 from ..format.objects import BlobType
@@ -292,11 +292,12 @@ class _Splitter:
 
 
 def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[str, Any]],
-                 runs: Iterable[Cols], tuning: Tuning = DEFAULT,
-                 expected_rows: int | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+                 runs: Iterable[Cols], tuning: Tuning = DEFAULT, expected_rows: int | None = None,
+                 seen: Callable[[list[bytes]], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The new parts of one source for its rows (sorted runs), given its previous parts
     (maybe none), and the counts (added, changed, deleted, unchanged). `expected_rows`:
-    about how many rows a source without previous parts has (to size its parts)."""
+    about how many rows a source without previous parts has (to size its parts). `seen`
+    is given the content ids of the previous rows as the merge reads them (a run at a time)."""
     if not prev_parts:
         parts = write_bases(repo, packer, runs, source, "", tuning.rows_per_part(expected_rows))
         n = sum(p["count"] for p in parts)
@@ -319,7 +320,7 @@ def write_source(repo, packer, tmp_dir: str, source: str, prev_parts: list[dict[
             # the part's new rows are kept (they are its new state, should it be rewritten)
             # unless it is too big to hold: its base is then written from the old one
             held: list[Cols] | None = [] if prev["count"] <= HOLD_ROWS else None
-            st = manifest.diff_into(iter_part_cols(repo, prev), tmp, _kept(split.below(hi), held))
+            st = manifest.diff_into(iter_part_cols(repo, prev), tmp, _kept(split.below(hi), held), seen)
             for k, v in st.items():
                 stats[k] += v
             count = st["added"] + st["changed"] + st["unchanged"]

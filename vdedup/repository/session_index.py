@@ -120,11 +120,14 @@ class SessionIndex:
                 run = _merge(run, other)
             order = np.lexsort(run.ids.T[::-1])               # full byte order, as LMDB sorts
             ids, locs = run.ids[order], run.locs[order]
+            # the packs they name ("S32" drops trailing zero bytes: put back)
+            packs = [p.ljust(ID, b"\0") for p in np.unique(np.ascontiguousarray(locs[:, :32]).view("S32")).tolist()]
             for a in range(0, len(ids), CHUNK):
                 raw_ids = ids[a:a + CHUNK].tobytes()
                 raw_locs = locs[a:a + CHUNK].tobytes()
                 n = len(raw_ids) // ID
-                cache.add_entries([(raw_ids[i * ID:(i + 1) * ID], raw_locs[i * LOC:(i + 1) * LOC]) for i in range(n)])
+                cache.add_entries([(raw_ids[i * ID:(i + 1) * ID], raw_locs[i * LOC:(i + 1) * LOC]) for i in range(n)],
+                                  packs if a == 0 else ())
                 cache.release_pages()
         cache.add_files(self.files)
         with lock:                 # nothing was added meanwhile: add() runs under the same caller's lock

@@ -43,6 +43,7 @@ from .spool import TempRows, spool_dir
 LOOKAHEAD = 2                  # batches whose content ids are computed ahead
 HASH_AFTER = 20_000            # records from which a session's content ids are computed by hash workers
 HASH_EARLY = 5_000             # records from which it starts them (in the background, to be ready by then)
+SEEN_MAX = 1 << 16             # parent content ids held at once for deferred batches (more: looked up)
 
 
 class Writer:
@@ -63,6 +64,12 @@ class Writer:
         self._hash_closed = False
         self._records = 0
         self._at_end: list[Callable[[], None]] = []
+        # a nightly from a vouched parent (trust_parent): batches whose vector blobs are
+        # stored once the merge has shown which content ids the parent's rows hold
+        self._trusted = False
+        self._pending: deque[tuple[list[bytes], EncodedBatch]] = deque()
+        self._seen: set[bytes] = set()
+        self._settled_new = 0
 
     @property
     def bytes_written(self) -> int:
@@ -74,22 +81,48 @@ class Writer:
         """Store the batch's new vector payloads; return its manifest rows."""
         return self._finish(*self._start(batch))
 
+    def trust_parent(self, snapshot_id: str) -> bool:
+        """Take the vector blobs of the parent snapshot's rows as stored, without looking each
+        up, when this machine's index cache vouches for the snapshot (its backup here located
+        every one of its blobs in the cache, or stored it: Writer.commit with vouch) and every
+        pack the cache names is present. Content ids that the merge then finds among the
+        parent's rows (write_partition, ordered) are not looked up; the others are, as
+        usual. docs/design.md section 6."""
+        self._trusted = False
+        index = self.repo.index
+        if not index.vouched_for(snapshot_id):
+            return False
+        packs = index.known_packs()
+        if packs is None or not all(map(self.repo.pack_present, packs)):
+            return False
+        self._trusted = True
+        return True
+
+    def take_settled_new(self) -> int:
+        """Vector blobs stored since the last call for batches whose storing waited for the merge."""
+        n, self._settled_new = self._settled_new, 0
+        return n
+
     def store_batches(self, batches: Iterable[RecordBatch | tuple[RecordBatch, list[bytes]]],
-                      boundaries: bool = False) -> Iterator[RowBatch]:
+                      boundaries: bool = False, defer: bool = False) -> Iterator[RowBatch]:
         """store_batch for each batch, in order; with workers, the content ids of the next
         batches are computed while the caller reads them and the packer stores earlier ones.
         An item may be a (batch, metadata bytes) pair: the canonical bytes of the batch's
         metadata (meta_bytes_many of it), computed elsewhere; the batch's metadata is then
         not read. `boundaries`: the rows will be written as new bases (a source's first
-        backup), so the hash workers also compute their segment-boundary hashes ahead."""
+        backup), so the hash workers also compute their segment-boundary hashes ahead.
+        `defer` (rows for an ordered write_partition, after trust_parent): a batch's vector
+        blobs are stored (RowBatch.new_blobs 0; take_settled_new counts them) once the
+        merge has read the parent's rows of its keys."""
+        defer = defer and self._trusted
         ahead: deque[tuple] = deque()
         for item in batches:
             batch, mraws = item if type(item) is tuple else (item, None)
             ahead.append(self._start(batch, mraws, boundaries))
             if len(ahead) > LOOKAHEAD:
-                yield self._finish(*ahead.popleft())
+                yield self._finish(*ahead.popleft(), defer=defer)
         while ahead:
-            yield self._finish(*ahead.popleft())
+            yield self._finish(*ahead.popleft(), defer=defer)
 
     def _start(self, batch: RecordBatch, mraws: list[bytes] | None = None, boundaries: bool = False) -> tuple:
         enc = encode_batch(batch)
@@ -139,19 +172,39 @@ class Writer:
         hashers.close()
 
     def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes],
-                keys: list[bytes] | None = None, khash: Future | None = None) -> RowBatch:
+                keys: list[bytes] | None = None, khash: Future | None = None, defer: bool = False) -> RowBatch:
         raw = ids_future.result()
         ids = [raw[i:i + 32] for i in range(0, len(raw), 32)]
-        if enc.rows is not None:
-            new = self._packer.add_rows(BlobType.VECTORS, ids, enc.rows)
+        if defer:
+            self._pending.append((ids, enc))
+            new = 0
         else:
-            new = self._packer.add_many(BlobType.VECTORS, ids, enc.payload)   # type: ignore[arg-type]
+            new = self._store(ids, enc)
         n = len(batch)
         docs = batch.documents or [None] * n
         uris = batch.uris or [None] * n
         size = enc.size + _rows_size(batch.ids, mraws, docs, uris)
         vrefs = np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
         return RowBatch(list(batch.ids), vrefs, mraws, docs, uris, size, new, keys, khash, ids)
+
+    def _store(self, ids: list[bytes], enc: EncodedBatch, known: list[bool] | None = None) -> int:
+        if enc.rows is not None:
+            return self._packer.add_rows(BlobType.VECTORS, ids, enc.rows, known)
+        return self._packer.add_many(BlobType.VECTORS, ids, enc.payload, known)   # type: ignore[arg-type]
+
+    def _saw(self, vrefs: list[bytes]) -> None:
+        """The merge read these rows of the parent (their content ids are stored)."""
+        if self._pending and len(self._seen) < SEEN_MAX:
+            self._seen.update(vrefs)
+
+    def _settle(self, keep: int) -> None:
+        """Store the vector blobs of the deferred batches but the `keep` newest: the content
+        ids the merge found among the parent's rows are not looked up."""
+        while len(self._pending) > keep:
+            ids, enc = self._pending.popleft()
+            seen = self._seen
+            self._settled_new += self._store(ids, enc, list(map(seen.__contains__, ids)) if seen else None)
+        self._seen.clear()
 
     # ---- manifests --------------------------------------------------------------------
     def write_namespace(self, name: str, prev: dict[str, Any] | None, batches: Iterable[RowBatch],
@@ -190,17 +243,27 @@ class Writer:
         prev_parts = parts.sources_of(prev).get(source, []) if prev is not None else []
 
         def runs() -> Iterator[Cols]:
+            # deferred batches (store_batches with defer): when the next batch is asked for,
+            # the merge has read the parent's rows up to the keys of the ones before it
             for b in batches:
+                self._settle(keep=1 if ordered else 0)
                 logical[0] += b.logical_bytes
                 yield b.cols()
+            self._settle(keep=0)
 
         with TempRows(spool_dir()) as tmp:
             if ordered:
                 held = parts.HeldPacker(self.repo, tmp.dir)
                 try:
                     out, stats = parts.write_source(self.repo, held, spool_dir(), source, prev_parts,
-                                                    manifest.sorted_runs(runs()), tuning, expected_rows)
+                                                    manifest.sorted_runs(runs()), tuning, expected_rows,
+                                                    seen=self._saw)
+                    self._settle(keep=0)
                     held.release(self._packer)
+                except BaseException:
+                    self._pending.clear()           # Unsorted: the partition is read again, stored then
+                    self._seen.clear()
+                    raise
                 finally:
                     held.close()
                 stats["duplicates"] = 0             # a repeated id raised Unsorted
@@ -242,12 +305,18 @@ class Writer:
         """Save every pending block and pack, then the index file naming them."""
         self._packer.flush()
 
-    def commit(self, snap: Snapshot) -> int:
-        """Flush, then save the snapshot (the commit point); returns the snapshot's size."""
+    def commit(self, snap: Snapshot, vouch: bool = False) -> int:
+        """Flush, then save the snapshot (the commit point); returns the snapshot's size.
+        `vouch`: every row of the snapshot went through this session (a backup in this
+        process), so each of its vector blobs is now located in this machine's index cache;
+        the cache notes it, for trust_parent."""
         self.flush()
         self._stop()
         try:
-            return self.repo.save_snapshot(snap)
+            size = self.repo.save_snapshot(snap)
+            if vouch:
+                self.repo.index.vouch(snap.id)
+            return size
         finally:
             self._end()
 
