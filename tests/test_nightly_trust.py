@@ -119,6 +119,10 @@ def test_a_vouched_parent_spares_the_look_ups_of_its_blobs_and_stores_the_same(n
                                                                                capsys):
     repo, src, first, night_ids, night_vectors = nightly
     assert _vouched(repo) == [first["snapshot_id"]]
+    # the cache knows every pack the backup saved (a pack it missed would go unchecked)
+    cache = IndexCache(str(_cache_of(repo)))
+    assert {p.hex() for p in cache.known_packs()} == {p.name for p in (repo / "data").rglob("*") if p.is_file()}
+    cache.close()
     other = tmp_path / "repo-copy"                # the same repository, given a cache of its own below
     shutil.copytree(repo, other)
     count = _Count(monkeypatch)

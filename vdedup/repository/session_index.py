@@ -53,6 +53,7 @@ class SessionIndex:
         self._runs: list[_Run] = []
         self._filter = np.zeros(1 << (FILTER_BITS - 3), dtype=np.uint8)
         self.files: list[str] = []
+        self.packs: set[bytes] = set()      # the packs the entries name
         self.count = 0
 
     def add(self, name: str, entries: list[tuple[bytes, bytes]]) -> None:
@@ -61,6 +62,10 @@ class SessionIndex:
             return
         ids = np.frombuffer(b"".join(e[0] for e in entries), dtype=np.uint8).reshape(-1, ID)
         locs = np.frombuffer(b"".join(e[1] for e in entries), dtype=np.uint8).reshape(-1, LOC)
+        # the packs named (an index file's entries come pack after pack)
+        pk = locs[:, :ID]
+        starts = [0, *(np.flatnonzero((pk[1:] != pk[:-1]).any(axis=1)) + 1).tolist()]
+        self.packs.update(pk[i].tobytes() for i in starts)
         run = _run(ids, locs)
         slot = run.prefix >> np.uint64(64 - FILTER_BITS)
         np.bitwise_or.at(self._filter, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
@@ -120,8 +125,7 @@ class SessionIndex:
                 run = _merge(run, other)
             order = np.lexsort(run.ids.T[::-1])               # full byte order, as LMDB sorts
             ids, locs = run.ids[order], run.locs[order]
-            # the packs they name ("S32" drops trailing zero bytes: put back)
-            packs = [p.ljust(ID, b"\0") for p in np.unique(np.ascontiguousarray(locs[:, :32]).view("S32")).tolist()]
+            packs = sorted(self.packs)
             for a in range(0, len(ids), CHUNK):
                 raw_ids = ids[a:a + CHUNK].tobytes()
                 raw_locs = locs[a:a + CHUNK].tobytes()
@@ -132,6 +136,7 @@ class SessionIndex:
         cache.add_files(self.files)
         with lock:                 # nothing was added meanwhile: add() runs under the same caller's lock
             self._runs = []
+            self.packs = set()
             self._filter[:] = 0
             self.files = []
             self.count = 0
