@@ -101,18 +101,23 @@ def _cache_of(repo: Path) -> Path:
 KEYS = ("records", "added", "changed", "deleted", "unchanged", "vector_blobs_new")
 
 
-@pytest.fixture
-def nightly(tmp_path, monkeypatch, capsys):
-    """A repository with one backup of the first export, and the night's export beside it."""
+def _first_night(tmp_path, monkeypatch, capsys, *extra: str):
+    """A repository with one backup of the first export (backup options `extra`), and the
+    night's export written in its place."""
     monkeypatch.setenv("VDEDUP_PACK_SIZE", "1")
     repo, src = tmp_path / "repo", tmp_path / "src"
     ids, vectors = _first()
     _write(src, ids, vectors)
     assert vdedup("--repo", repo, "init") == 0
-    first = _backup(repo, src, capsys)
+    first = _backup(repo, src, capsys, *extra)
     night_ids, night_vectors = _night(ids, vectors)
     _write(src, night_ids, night_vectors)
     return repo, src, first, night_ids, night_vectors
+
+
+@pytest.fixture
+def nightly(tmp_path, monkeypatch, capsys):
+    return _first_night(tmp_path, monkeypatch, capsys)
 
 
 def test_a_vouched_parent_spares_the_look_ups_of_its_blobs_and_stores_the_same(nightly, tmp_path, monkeypatch,
@@ -189,16 +194,10 @@ def test_a_cache_filled_before_it_kept_its_packs_is_loaded_again_once(nightly, t
 
 
 def test_a_parent_written_by_worker_processes_is_not_vouched_for(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VDEDUP_PACK_SIZE", "1")
-    repo, src = tmp_path / "repo", tmp_path / "src"
-    ids, vectors = _first()
-    _write(src, ids, vectors)
-    assert vdedup("--repo", repo, "init") == 0
-    first = _backup(repo, src, capsys, "--workers", "2", "--partition-size", "1000")
+    repo, src, first, night_ids, night_vectors = _first_night(tmp_path, monkeypatch, capsys, "--workers", "2",
+                                                              "--partition-size", "1000")
     assert first.get("scaleout"), first
     assert _vouched(repo) == []
-    night_ids, night_vectors = _night(ids, vectors)
-    _write(src, night_ids, night_vectors)
     count = _Count(monkeypatch)
     _backup(repo, src, capsys)
     assert count.ids >= len(night_ids) - 25
