@@ -286,15 +286,23 @@ def _batch(ids: list, vectors: np.ndarray, version: int):
                        documents=[f"d{i}" for i in range(len(ids))])
 
 
+@pytest.mark.parametrize("early_bytes", [0, 40_000, "default"])
 @pytest.mark.parametrize("plan", ["look-ups", "walk"])
 @pytest.mark.parametrize("workers", [1, 3])
-def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, workers, plan):
+def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, workers, plan, early_bytes):
     """Nights that each change every fifth record put the newest vectors of neighbouring
     records in different blocks; with a window of one recent block most rows are set aside
     and read in location order. Every record must come back exactly, whatever the path
     (with workers: threads, and content ids from hash worker processes; the plan made by a
-    look-up per row, or by one walk over the index in stretches of 64 entries)."""
+    look-up per row, or by one walk over the index in stretches of 64 entries; blocks read
+    while the plan is made: only the `ahead` first, or as many as EARLY_BYTES allows (some
+    or all of them), the walk finding them by looking up one row in EARLY_STRIDE, so that
+    some blocks the stream needs first are not among them)."""
     from vdedup.repository import packer as packer_mod, reader, writer as writer_mod
+    if early_bytes != "default":
+        monkeypatch.setattr(reader, "EARLY_BYTES", early_bytes)
+    if early_bytes == 40_000:
+        monkeypatch.setattr(reader, "EARLY_STRIDE", 64)         # misses blocks of the first rows
     if plan == "walk":
         monkeypatch.setattr(reader, "JOIN_MIN_ROWS", 1)
         monkeypatch.setattr(reader, "JOIN_CHUNK", 64)
@@ -311,7 +319,8 @@ def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, wo
     early = []                      # blocks read while the plan was made (with workers)
     prefetch = reader._BlockReader.prefetch
     monkeypatch.setattr(reader._BlockReader, "prefetch",
-                        lambda self, b: (prefetch(self, b), early.append((b, b in self._early)))[0])
+                        lambda self, b: (n := len(self._early), prefetch(self, b),
+                                         early.append((b, len(self._early) > n)))[1])
     repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
     rng = np.random.default_rng(5)
     ids = [f"r{i:05d}" for i in range(1500)]
@@ -335,10 +344,14 @@ def test_restore_reads_vectors_spread_over_many_packs(repo_path, monkeypatch, wo
     assert seen_aside and seen_aside[-1].sum() > 100              # the set-aside path ran
     assert walked == ([1] if plan == "walk" else [])
     started = [b for b, read in early if read]
-    if plan == "walk":       # blocks numbered in id order, started in the order the stream needs them
-        assert len(set(started)) == len(started) == (2 * workers + 1 if workers > 1 else 0)
+    ahead = 2 * workers + 1 if workers > 1 else 0
+    if early_bytes == 0 and plan == "walk":   # numbered in id order, started in the order the stream needs them
+        assert len(set(started)) == len(started) == ahead
+    elif early_bytes == 0:
+        assert started == list(range(ahead))
     else:
-        assert started == (list(range(2 * workers + 1)) if workers > 1 else [])
+        assert len(set(started)) == len(started)
+        assert len(started) > ahead if workers > 1 else not started
     assert sorted(got) == ids
     for i, rid in enumerate(ids):
         assert got[rid].vectors[""].tobytes() == vectors[i].tobytes()

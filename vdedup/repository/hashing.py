@@ -25,6 +25,7 @@ from typing import Sequence
 
 import mmap
 
+import numpy as np
 from blake3 import blake3
 
 SLOT = 8 << 20                 # bytes of messages per job (larger inputs are split)
@@ -74,12 +75,14 @@ class _Worker:
             n -= len(chunk)
         return b"".join(parts)
 
-    def run(self, data: bytes | memoryview, offsets: Sequence[int], prefix: bytes, dlen: int) -> bytes:
-        start, end = offsets[0], offsets[-1]
-        self.shared[:end - start] = memoryview(data)[start:end]
+    def run(self, data: bytes | memoryview, offsets: np.ndarray, prefix: bytes, dlen: int) -> bytes:
+        start, end = int(offsets[0]), int(offsets[-1])
+        # copied by numpy, which lets go of the GIL meanwhile (a slice assignment to the map
+        # holds it): the threads that decode blocks keep running
+        np.frombuffer(self.shared, dtype=np.uint8, count=end - start)[:] = \
+            np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
         n = len(offsets) - 1
-        rel = [o - start for o in offsets]
-        self._send(_JOB.pack(n, len(prefix), dlen) + struct.pack(f">{n + 1}Q", *rel) + prefix)
+        self._send(_JOB.pack(n, len(prefix), dlen) + (offsets - start).astype(">u8").tobytes() + prefix)
         return self._recv(n * dlen)
 
     def close(self) -> None:
@@ -116,26 +119,27 @@ class HashWorkers:
         """BLAKE3(key, prefix || data[offsets[i]:offsets[i+1]]) cut to dlen bytes, for each i."""
         if len(offsets) < 2:
             return b""
+        off = np.arange(offsets.start, offsets.stop, offsets.step, dtype=np.int64) \
+            if isinstance(offsets, range) else np.asarray(offsets, dtype=np.int64)
         out = []
-        i = 0
-        while i < len(offsets) - 1:
-            j = i + 1                      # the messages from i that fit into one job
-            while j < len(offsets) - 1 and offsets[j + 1] - offsets[i] <= SLOT:
-                j += 1
-            out.append(self._job(data, offsets[i:j + 1], prefix, dlen))
+        i, last = 0, len(off) - 1
+        while i < last:
+            # the messages from i that fit into one job (at least one)
+            j = min(max(int(np.searchsorted(off, off[i] + SLOT, side="right")) - 1, i + 1), last)
+            out.append(self._job(data, off[i:j + 1], prefix, dlen))
             i = j
         return b"".join(out)
 
-    def _job(self, data, offsets: Sequence[int], prefix: bytes, dlen: int) -> bytes:
+    def _job(self, data, offsets: np.ndarray, prefix: bytes, dlen: int) -> bytes:
         if offsets[-1] - offsets[0] > SLOT or not self._all or self._closed:
-            return digests_inline(self.key, data, offsets, prefix, dlen)
+            return digests_inline(self.key, data, offsets.tolist(), prefix, dlen)
         w = self._idle.get()
         try:
             result = w.run(data, offsets, prefix, dlen)
         except (OSError, ValueError):        # the worker died: hash here from now on
             with self._lock:
                 self._closed = True
-            return digests_inline(self.key, data, offsets, prefix, dlen)
+            return digests_inline(self.key, data, offsets.tolist(), prefix, dlen)
         self._idle.put(w)
         return result
 

@@ -50,6 +50,8 @@ JOIN_MAX_ROWS = 4_000_000     # at the walk's start) is located by one walk over
 JOIN_MAX_RATIO = 4            # ...when the index cache holds at most this many entries a row
 JOIN_CHUNK = 1 << 14          # index entries read per transaction of that walk
 HASH_AFTER = 20_000           # rows from which content ids are recomputed by hash worker processes
+EARLY_BYTES = 24 << 20        # stored bytes of the blocks read (and verified) while a whole namespace is planned
+EARLY_STRIDE = 8              # rows of which one is looked up to find those blocks (fewer index pages resident)
 _VECTORS = int(BlobType.VECTORS)
 
 
@@ -169,13 +171,21 @@ def _joined_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan, found: Call
                  expected: int) -> _Plan:
     """_make_plan, the rows located after they are all written to the plan file: their
     vector ids (32 bytes a row) sorted, then matched against the index walked in id order
-    (IndexCache.locate_sorted). Blocks are numbered as the walk meets them; `found` is
-    called afterwards, in the order the stream will need them."""
+    (IndexCache.locate_sorted). The blocks of the first runs are looked up row by row
+    while the plan file is written and handed to `found` at once (the workers read them
+    meanwhile, up to EARLY_BYTES); the others are numbered as the walk meets them and
+    handed to `found` afterwards, in the order the stream will need them."""
     wanted = bytearray(32 * expected)
     n = 0
+    table: dict[bytes, int] = {}
+    early = found is not None
     with open(path, "wb") as f:
         os.chmod(path, 0o600)
         for run in runs:
+            if early:
+                early = _early_blocks(repo, run.vrefs, plan, table, found)   # type: ignore[arg-type]
+                if not early:
+                    repo.index.release_pages()
             k = len(run.vrefs)
             if 32 * (n + k) > len(wanted):
                 wanted += bytes(max(32 * k, len(wanted) // 8))
@@ -193,7 +203,6 @@ def _joined_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan, found: Call
     del keys, wanted                              # 48 bytes a row from here on
     block_sorted = np.empty(n, dtype=np.uint32)
     ordinal_sorted = np.empty(n, dtype=np.uint32)
-    table: dict[bytes, int] = {}
     for i, j, pos, locs in repo.index.locate_sorted(skeys, JOIN_CHUNK):
         if (pos < 0).any():
             missing = skeys[i + int(np.flatnonzero(pos < 0)[0])].ljust(32, b"\0")
@@ -220,6 +229,28 @@ def _joined_plan(repo, runs: Iterable[Cols], path: str, plan: _Plan, found: Call
             found(b)
     plan.aside = _set_aside(plan.block_of)
     return plan
+
+
+def _early_blocks(repo, vrefs: list[bytes], plan: _Plan, table: dict[bytes, int],
+                  found: Callable[[int], bool]) -> bool:
+    """Number the blocks of a run's rows before the walk does (one row in EARLY_STRIDE is
+    looked up: a block holding fewer rows may be missed, and is read in its turn), and hand
+    each to `found` (the workers read it meanwhile); False once `found` wants no more (or a
+    row is not indexed: the walk says so)."""
+    last = None
+    for raw in repo.index.get_many(vrefs[::EARLY_STRIDE]):
+        if raw is None:
+            return False
+        key = raw[:36]
+        if key == last:
+            continue
+        last = key
+        if key not in table:
+            table[key] = len(plan.blocks)
+            plan.blocks.append(_block_entry(raw))
+            if not found(table[key]):
+                return False
+    return True
 
 
 def _id_order(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -284,11 +315,17 @@ class _BlockReader:
         self.repo, self.plan, self.pool = repo, plan, pool
         self.ahead = 2 * workers + RECENT_BLOCKS
         self._early: dict[int, Future] = {}        # blocks read while the plan was made
+        self._early_bytes = 0
 
-    def prefetch(self, b: int) -> None:
-        """Start reading block b (just found by the plan) if fewer than `ahead` are."""
-        if len(self._early) < self.ahead and self.pool.n > 1:
+    def prefetch(self, b: int) -> bool:
+        """Start reading block b (just found by the plan) unless blocks of EARLY_BYTES (at
+        least `ahead` blocks) are already; whether more are wanted."""
+        if self.pool.n < 2 or (len(self._early) >= self.ahead and self._early_bytes >= EARLY_BYTES):
+            return False
+        if b not in self._early:
             self._early[b] = self._submit(b)
+            self._early_bytes += self.plan.blocks[b][3]
+        return True
 
     def _submit(self, b: int) -> Future:
         if self.plan.blocks[b][4] != _VECTORS:
@@ -306,24 +343,23 @@ class _BlockReader:
 
     def _payloads(self, runs: Iterator[_Run], order: list[int], uses: dict[int, int]) -> Iterator[_Run]:
         """The runs with their verified payloads (blocks read in `order`, up to `ahead` at
-        once; a block's result is dropped after its `uses` rows). A run's rows are handled a
-        stretch of one block at a time: one look-up of the block, the content ids of the
-        stretch compared as one list."""
-        pending: dict[int, Future] = {b: f for b, f in self._early.items() if b in uses}
-        self._early = {}
-        queue = deque(b for b in order if b not in pending)
+        once besides those read early; a block's result is dropped after its `uses` rows).
+        A run's rows are handled a stretch of one block at a time: one look-up of the block,
+        the content ids of the stretch compared as one list."""
+        pending: dict[int, Future] = {}
+        early, self._early = self._early, {}
+        queue = deque(order)
 
         def top_up() -> None:
             while queue and len(pending) < self.ahead:
                 b = queue.popleft()
-                pending[b] = self._submit(b)
+                pending[b] = early.pop(b, None) or self._submit(b)
 
         top_up()
         for run in runs:
-            blocks, ordinals, vrefs = run.blocks, run.ordinals, run.cols[1]
+            ordinals, vrefs = run.ordinals, run.cols[1]
             payloads: list[np.ndarray | list[bytes]] = []
-            for s, e in _stretches(blocks):
-                b = blocks[s]
+            for s, e, b in _stretches(run.blocks):
                 if b not in pending:
                     top_up()
                 fut = pending.get(b)
@@ -384,7 +420,7 @@ class _BlockReader:
                     blocks, ordinals = blocks[~aside], ordinals[~aside]
                 i += n
                 if len(cols[0]):
-                    yield _Run(blocks.tolist(), ordinals.tolist(), cols)
+                    yield _Run(blocks, ordinals.tolist(), cols)
 
     def aside(self, tmp: TempRows) -> Iterator[_Run]:
         """The rows set aside, in location order (each of their blocks read once more)."""
@@ -401,10 +437,10 @@ class _BlockReader:
                 od.append(int.from_bytes(key[4:8], "big"))
                 rows.append(spool_loads(value))
                 if len(rows) >= RUN:
-                    yield _Run(bl, od, tuple(map(list, zip(*rows))))
+                    yield _Run(np.array(bl, dtype=np.uint32), od, tuple(map(list, zip(*rows))))
                     bl, od, rows = [], [], []
             if rows:
-                yield _Run(bl, od, tuple(map(list, zip(*rows))))
+                yield _Run(np.array(bl, dtype=np.uint32), od, tuple(map(list, zip(*rows))))
 
         return self._payloads(runs(), blocks, uses)
 
@@ -428,24 +464,24 @@ def _mismatch(got: list[bytes], vrefs: list[bytes]) -> None:
 
 
 class _Run:
-    """Consecutive rows to read: each row's block and position in it, the row columns
+    """Consecutive rows to read: each row's block (an array) and position in it, the row columns
     (ids, vector ids, metadata bytes, documents, URIs) and, once read, the payloads (pieces:
     arrays whose rows are payloads, or lists of payloads)."""
 
     __slots__ = ("blocks", "ordinals", "cols", "payloads")
 
-    def __init__(self, blocks: list[int], ordinals: list[int], cols: tuple[list, ...]):
+    def __init__(self, blocks: np.ndarray, ordinals: list[int], cols: tuple[list, ...]):
         self.blocks, self.ordinals, self.cols = blocks, ordinals, cols
         self.payloads: list[np.ndarray | list[bytes]] = []
 
 
-def _stretches(blocks: list[int]) -> list[tuple[int, int]]:
-    """(start, end) of each stretch of equal consecutive values."""
-    if not blocks:
+def _stretches(blocks: np.ndarray) -> list[tuple[int, int, int]]:
+    """(start, end, value) of each stretch of equal consecutive values."""
+    if not len(blocks):
         return []
-    arr = np.asarray(blocks)
-    bounds = [0, *(np.flatnonzero(arr[1:] != arr[:-1]) + 1).tolist(), len(blocks)]
-    return list(zip(bounds, bounds[1:]))
+    bounds = (np.flatnonzero(blocks[1:] != blocks[:-1]) + 1).tolist()
+    starts = [0, *bounds]
+    return list(zip(starts, [*bounds, len(blocks)], blocks[starts].tolist()))
 
 
 def _first_appearance(block_of: np.ndarray) -> list[int]:
