@@ -28,6 +28,8 @@ import mmap
 import numpy as np
 from blake3 import blake3
 
+from ..hashworker import keyed_digests
+
 SLOT = 8 << 20                 # bytes of messages per job (larger inputs are split)
 _JOB = struct.Struct(">III")
 _CHILD = "from vdedup.hashworker import main; main()"
@@ -36,9 +38,7 @@ _CHILD = "from vdedup.hashworker import main; main()"
 def digests_inline(key: bytes, data: bytes | memoryview, offsets: Sequence[int], prefix: bytes = b"",
                    dlen: int = 32) -> bytes:
     """What a worker computes, in the calling thread."""
-    mv = memoryview(data)
-    join = b"".join
-    return join([blake3(join((prefix, mv[a:b])), key=key).digest(dlen) for a, b in zip(offsets, offsets[1:])])
+    return keyed_digests(blake3(key=key), memoryview(data), offsets, prefix, dlen)
 
 
 class _Worker:
