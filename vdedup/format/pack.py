@@ -171,9 +171,18 @@ _LOCATION = np.dtype([("block", ">u4"), ("offset", ">u8"), ("length", ">u4"), ("
 
 def location_bytes(pack_id: bytes, blocks: list[BlockInfo]) -> list[tuple[bytes, bytes]]:
     """(blob id, BlobLocation.to_bytes()) of every blob of a pack, built as one array."""
+    ids, rows = location_rows(pack_id, blocks)
+    if not ids:
+        return []
+    return list(zip(ids, np.ascontiguousarray(rows).view(f"V{rows.shape[1]}").reshape(-1).tolist()))
+
+
+def location_rows(pack_id: bytes, blocks: list[BlockInfo]) -> tuple[list[bytes], np.ndarray]:
+    """The blob ids of a pack and, as the rows of one uint8 array, their locations
+    (BlobLocation.to_bytes() each), with no object per blob."""
     n = sum(len(b.blobs) for b in blocks)
     if not n:
-        return []
+        return [], np.zeros((0, ID_LEN + _LOCATION.itemsize), dtype=np.uint8)
     rec = np.empty(n, dtype=_LOCATION)
     ids: list[bytes] = []
     pos = 0
@@ -188,6 +197,4 @@ def location_bytes(pack_id: bytes, blocks: list[BlockInfo]) -> list[tuple[bytes,
     out = np.empty((n, ID_LEN + _LOCATION.itemsize), dtype=np.uint8)
     out[:, :ID_LEN] = np.frombuffer(pack_id, dtype=np.uint8)
     out[:, ID_LEN:] = rec.view(np.uint8).reshape(n, _LOCATION.itemsize)
-    raw = out.tobytes()
-    w = out.shape[1]
-    return [(blob_id, raw[i * w:(i + 1) * w]) for i, blob_id in enumerate(ids)]
+    return ids, out

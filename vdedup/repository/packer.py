@@ -398,10 +398,15 @@ class Packer:
             sealed = self.repo.seal(ObjectType.INDEX, name, body)
             self.repo.backend.save(FileType.INDEX, name, sealed)
             self.bytes_written += len(sealed)
-            entries = [e for pid, blocks in self._unindexed.items() for e in packfmt.location_bytes(pid, blocks)]
+            ids: list[bytes] = []
+            rows = []
+            for pid, blocks in self._unindexed.items():
+                pack_ids, pack_rows = packfmt.location_rows(pid, blocks)
+                ids += pack_ids
+                rows.append(pack_rows)
             with self._lock:
-                self._session_index.add(name, entries)
-                self._session_ids.difference_update(blob_id for blob_id, _ in entries)
+                self._session_index.add(name, ids, np.concatenate(rows))
+                self._session_ids.difference_update(ids)
             self._unindexed = {}
             self._indexed += 1
             if self._session_index.count >= MAX_ENTRIES:

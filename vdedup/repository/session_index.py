@@ -56,12 +56,15 @@ class SessionIndex:
         self.packs: set[bytes] = set()      # the packs the entries name
         self.count = 0
 
-    def add(self, name: str, entries: list[tuple[bytes, bytes]]) -> None:
+    def add(self, name: str, blob_ids: list[bytes], locs: np.ndarray) -> None:
+        """The entries of index file `name`: the blob ids and, as the rows of `locs`, their
+        encoded locations (BlobLocation.to_bytes)."""
         self.files.append(name)
-        if not entries:
+        if not blob_ids:
             return
-        ids = np.frombuffer(b"".join(e[0] for e in entries), dtype=np.uint8).reshape(-1, ID)
-        locs = np.frombuffer(b"".join(e[1] for e in entries), dtype=np.uint8).reshape(-1, LOC)
+        ids = np.frombuffer(b"".join(blob_ids), dtype=np.uint8).reshape(-1, ID)
+        if locs.shape != (len(ids), LOC):
+            raise ValueError("one location of LOC bytes per blob id is needed")
         # the packs named (an index file's entries come pack after pack)
         pk = locs[:, :ID]
         starts = [0, *(np.flatnonzero((pk[1:] != pk[:-1]).any(axis=1)) + 1).tolist()]
@@ -70,7 +73,7 @@ class SessionIndex:
         slot = run.prefix >> np.uint64(64 - FILTER_BITS)
         np.bitwise_or.at(self._filter, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
         self._runs.append(run)
-        self.count += len(entries)
+        self.count += len(ids)
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             b = self._runs.pop()
             self._runs[-1] = _merge(self._runs[-1], b)
@@ -127,10 +130,9 @@ class SessionIndex:
             ids, locs = run.ids[order], run.locs[order]
             packs = sorted(self.packs)
             for a in range(0, len(ids), CHUNK):
-                raw_ids = ids[a:a + CHUNK].tobytes()
-                raw_locs = locs[a:a + CHUNK].tobytes()
-                n = len(raw_ids) // ID
-                cache.add_entries([(raw_ids[i * ID:(i + 1) * ID], raw_locs[i * LOC:(i + 1) * LOC]) for i in range(n)],
+                # the rows as bytes objects through void views (bytes kept whole, no slice each)
+                cache.add_entries(list(zip(ids[a:a + CHUNK].view(f"V{ID}").reshape(-1).tolist(),
+                                           locs[a:a + CHUNK].view(f"V{LOC}").reshape(-1).tolist())),
                                   packs if a == 0 else ())
                 cache.release_pages()
         cache.add_files(self.files)
