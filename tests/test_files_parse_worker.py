@@ -12,6 +12,7 @@ import pytest
 from vdedup.connectors.registry import open_connector
 from vdedup.engine import backup as backup_mod
 from vdedup.errors import SourceError
+from vdedup import jsonlines, lineworker
 from vdedup.lineworker import job
 from vdedup.model import Partition
 from vdedup.model.partition import whole
@@ -110,8 +111,9 @@ def test_helper_gives_the_plain_scans_batches_and_metadata_bytes(tmp_path, pool,
 
 @pytest.mark.parametrize("case", ["crlf", "cr", "bad-json", "empty-line", "mix-across", "mix-within",
                                   "more-lines", "fewer-lines", "not-utf8", "unknown-key", "blank-tail",
-                                  "bom", "no-final-newline"])
-def test_helper_path_raises_the_plain_scans_errors(tmp_path, pool, case):
+                                  "bom", "no-final-newline", "two-values", "bool-id", "nan", "nbsp-lead",
+                                  "document-not-text", "metadata-list"])
+def test_helper_path_raises_the_plain_scans_errors(tmp_path, pool, case, monkeypatch):
     lines = [_line(i) for i in range(350)]
     rows, ending, raw = None, "\n", None
     if case == "crlf":
@@ -141,6 +143,23 @@ def test_helper_path_raises_the_plain_scans_errors(tmp_path, pool, case):
         raw = b"\xef\xbb\xbf" + ("\n".join(lines) + "\n").encode()
     elif case == "no-final-newline":
         raw = "\n".join(lines).encode()
+    # lines a run's one parse as a JSON array (jsonlines.parse_lines) must not take as right
+    elif case == "two-values":
+        lines[77] = '{"id": "a", "metadata": null}, {"id": "b", "metadata": null}'
+    elif case == "bool-id":
+        lines[12] = '{"id": true, "metadata": null}'
+    elif case == "nan":
+        lines[99] = '{"id": "n", "metadata": {"v": NaN}}'
+    elif case == "nbsp-lead":
+        lines[5] = "\u00a0" + lines[5]
+    elif case == "document-not-text":
+        lines[260] = '{"id": "d", "document": 5}'
+    elif case == "metadata-list":
+        lines[3] = '{"id": "m", "metadata": [1, 2]}'
+    parsed_whole = []                    # runs answered by the one parse of their lines
+    real = jsonlines.parse_lines
+    monkeypatch.setattr(jsonlines, "parse_lines", lambda ls: parsed_whole.append(real(ls)) or parsed_whole[-1])
+    monkeypatch.setattr(lineworker, "parse_lines", jsonlines.parse_lines)
     d = _export(tmp_path / "e", lines, rows, ending, raw)
     conn = open_connector(f"files://{d}")
     want = _outcome(lambda: _plain(conn, 100))
@@ -148,8 +167,12 @@ def test_helper_path_raises_the_plain_scans_errors(tmp_path, pool, case):
     assert _outcome(lambda: _derived(conn, 100, _local)) == want
     if case in ("crlf", "cr", "blank-tail", "no-final-newline"):
         assert want[0] == "ok" and sum(len(w[0]) for w in want[1]) == 350
-    elif case not in ("bom",):
+    elif case not in ("bom", "nbsp-lead"):
         assert want[0] == "error" and "secret-value" not in want[1]
+    if want[0] == "ok" and case != "nbsp-lead":    # the local runs (_local) were each parsed whole
+        assert parsed_whole and None not in parsed_whole
+    if case in ("two-values", "bool-id", "nan", "document-not-text", "metadata-list", "bad-json", "nbsp-lead"):
+        assert None in parsed_whole      # ...and a run holding such a line was not (JSON knows no NBSP)
 
 
 def _range(conn, part, batch_size: int, pmap=None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from itertools import chain, repeat
 from typing import Any
 
 from .errors import SourceError
@@ -19,6 +20,8 @@ def _no_constants(name: str) -> Any:
 
 
 _SCAN = json.JSONDecoder(parse_constant=_no_constants).scan_once   # built once, not per line
+_DECODE = json.JSONDecoder(parse_constant=_no_constants).decode
+_NONE = type(None)
 
 
 def split_text(raw: bytes) -> list[str]:
@@ -26,6 +29,29 @@ def split_text(raw: bytes) -> list[str]:
     file) as reading the file in text mode gives them: UTF-8 (UnicodeDecodeError if not),
     universal newlines. A "\\r\\n" never straddles two such runs."""
     return list(io.StringIO(raw.decode("utf-8"), newline=None))
+
+
+def parse_lines(lines: list[str]) -> tuple[list, list, list, list] | None:
+    """The ids, metadata, documents and URIs of many lines, as parse_line gives them, found
+    with one parse of the lines joined into a JSON array and checks that run over whole
+    columns; None when any line is not plainly right (parse_line, line by line, then tells
+    which and why). The array has as many elements as there are lines only when each line
+    holds exactly one JSON value: a blank line or one holding two values breaks the count
+    or the parse."""
+    if not lines:
+        return None
+    try:
+        objs = _DECODE("[" + ",".join(lines) + "]")
+    except (ValueError, RecursionError):
+        return None
+    if len(objs) != len(lines) or set(map(type, objs)) != {dict} or \
+            not set(chain.from_iterable(objs)) <= LINE_KEYS:
+        return None
+    ids, metas, docs, uris = (list(map(dict.get, objs, repeat(k))) for k in ("id", "metadata", "document", "uri"))
+    if not set(map(type, ids)) <= {str, int} or not set(map(type, metas)) <= {dict, _NONE} or \
+            not set(map(type, docs)) <= {str, _NONE} or not set(map(type, uris)) <= {str, _NONE}:
+        return None
+    return ids, metas, docs, uris
 
 
 def parse_line(line: str, path: str, lineno: int) -> tuple[Any, Any, Any, Any]:
