@@ -193,7 +193,9 @@ class Repository:
         return self.load_object(otype, name).data
 
     def content_id(self, blob_type: BlobType, data: bytes) -> bytes:
-        return blake3(bytes([int(blob_type)]) + data, key=self._id_key).digest()
+        h = blake3(bytes([int(blob_type)]), key=self._id_key)
+        h.update(data)                     # not joined to the type byte first: no copy of a large blob
+        return h.digest()
 
     # ---- index ------------------------------------------------------------------------
     @property
