@@ -127,11 +127,8 @@ def job_memo(raw: bytes, memo) -> tuple | None:
             if parsed is not None:
                 metas = parsed[1]
                 for col, vals in ((ids, parsed[0]), (docs, parsed[2]), (uris, parsed[3])):
-                    if len(miss) == n:
-                        col[:] = vals
-                    else:
-                        for i, v in zip(miss, vals):
-                            col[i] = v
+                    for i, v in zip(miss, vals):
+                        col[i] = v
             else:
                 for i, text in zip(miss, texts):
                     if not text.strip():

@@ -405,7 +405,7 @@ class Packer:
                 ids += pack_ids
                 rows.append(pack_rows)
             with self._lock:
-                self._session_index.add(name, ids, np.concatenate(rows))
+                self._session_index.add(name, ids, np.concatenate(rows), self._unindexed)
                 self._session_ids.difference_update(ids)
             self._unindexed = {}
             self._indexed += 1

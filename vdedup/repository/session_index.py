@@ -14,6 +14,8 @@ next process's cache sync loads every index file the cache has not seen (docs/de
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
 ID = 32
@@ -56,19 +58,16 @@ class SessionIndex:
         self.packs: set[bytes] = set()      # the packs the entries name
         self.count = 0
 
-    def add(self, name: str, blob_ids: list[bytes], locs: np.ndarray) -> None:
+    def add(self, name: str, blob_ids: list[bytes], locs: np.ndarray, packs: Iterable[bytes]) -> None:
         """The entries of index file `name`: the blob ids and, as the rows of `locs`, their
-        encoded locations (BlobLocation.to_bytes)."""
+        encoded locations (BlobLocation.to_bytes), in the packs `packs`."""
         self.files.append(name)
         if not blob_ids:
             return
         ids = np.frombuffer(b"".join(blob_ids), dtype=np.uint8).reshape(-1, ID)
         if locs.shape != (len(ids), LOC):
             raise ValueError("one location of LOC bytes per blob id is needed")
-        # the packs named (an index file's entries come pack after pack)
-        pk = locs[:, :ID]
-        starts = [0, *(np.flatnonzero((pk[1:] != pk[:-1]).any(axis=1)) + 1).tolist()]
-        self.packs.update(pk[i].tobytes() for i in starts)
+        self.packs.update(packs)
         run = _run(ids, locs)
         slot = run.prefix >> np.uint64(64 - FILTER_BITS)
         np.bitwise_or.at(self._filter, slot >> np.uint64(3), np.left_shift(1, slot & np.uint64(7)).astype(np.uint8))
