@@ -211,3 +211,19 @@ def test_record_keys_sort_and_bound():
     assert len(mf.record_key(long_a)) <= mf.MAX_KEY and mf.record_key(long_a) != mf.record_key(long_b)
     with pytest.raises(TypeError):
         mf.record_key(1.5)
+
+
+@pytest.mark.parametrize("ids", [
+    [], [""], ["a", "b", ""], ["a\0b", "c"], ["\0"], ["\ud800", "\udc00x"], ["\ud83d", "\ude00"],
+    ["ü€𝄞", "doc-1#chunk-2"], ["x" * 1000 + "a", "y"], ["a", 7], [3, -4], ["s"] * 3,
+])
+def test_record_keys_of_a_run_are_each_ids_key(ids):
+    assert mf.record_keys(ids) == [mf.record_key(i) for i in ids]
+
+
+def test_split_ids_keeps_trailing_zero_bytes():
+    raw = bytes(range(32)) + b"\0" * 32 + b"\xff" * 31 + b"\0"
+    assert mf.split_ids(raw) == [raw[i:i + 32] for i in range(0, len(raw), 32)]
+    assert mf.split_ids(memoryview(raw)[32:64]) == [b"\0" * 32] and mf.split_ids(b"") == []
+    with pytest.raises(ValueError):
+        mf.split_ids(raw[:-1])

@@ -47,12 +47,28 @@ def record_key(rid: Any) -> bytes:
 
 
 def record_keys(ids: list) -> list[bytes]:
-    """[record_key(i) for i in ids], with one encoding step per id for plain str ids."""
+    """[record_key(i) for i in ids]; plain str ids without a NUL are encoded as one text
+    (joined by NUL, then split: UTF-8 encodes each code point on its own, so the pieces are
+    each id's bytes)."""
+    if not ids:
+        return []
     if set(map(type, ids)) <= {str}:
-        keys = [b"s" + i.encode("utf-8", "surrogatepass") for i in ids]
-        if not keys or max(map(len, keys)) <= MAX_KEY:
+        text = "\0s".join(ids)
+        if text.count("\0") == len(ids) - 1:
+            keys = ("s" + text).encode("utf-8", "surrogatepass").split(b"\0")
+        else:
+            keys = [b"s" + i.encode("utf-8", "surrogatepass") for i in ids]
+        if max(map(len, keys)) <= MAX_KEY:
             return keys
     return list(map(record_key, ids))
+
+
+def split_ids(raw: bytes | memoryview, width: int = 32) -> list[bytes]:
+    """Fixed-width pieces of raw (content ids): [raw[i:i + width] for i in range(0, len, width)]
+    made by numpy (a void dtype keeps trailing zero bytes, unlike "S")."""
+    if len(raw) % width:
+        raise ValueError("id bytes are not a whole number of ids")
+    return np.frombuffer(raw, dtype=f"V{width}").tolist() if len(raw) else []
 
 
 _UNSET = object()
@@ -190,7 +206,7 @@ def decode_segment_cols(data: bytes) -> tuple[list, list[bytes], list[bytes], li
     raw = bytes(mv[pos:pos + 32 * n])
     if len(raw) != 32 * n:
         raise ValueError("segment is truncated")
-    vrefs = [raw[i:i + 32] for i in range(0, 32 * n, 32)]
+    vrefs = split_ids(raw)
     pos += 32 * n
     metas, pos = _read_meta_col(mv, pos)
     docs, pos = _read_col2(mv, pos, n)
@@ -211,7 +227,7 @@ def decode_segment(data: bytes) -> list[Row]:
     raw = bytes(mv[pos:pos + 32 * n])
     if len(raw) != 32 * n:
         raise ValueError("segment is truncated")
-    vrefs = [raw[i:i + 32] for i in range(0, 32 * n, 32)]
+    vrefs = split_ids(raw)
     pos += 32 * n
     metas, pos = _read_meta_col(mv, pos)
     docs, pos = _read_col2(mv, pos, n)
@@ -264,7 +280,7 @@ def decode_delta(data: bytes) -> list[Row]:
     pos += 2 * n
     (vlen,) = struct.unpack_from(">I", mv, pos)
     pos += 4
-    vrefs = iter([bytes(mv[pos + i:pos + i + 32]) for i in range(0, vlen, 32)])
+    vrefs = iter(split_ids(mv[pos:pos + vlen]))
     pos += vlen
     if v2:
         metas, pos = _read_meta_col(mv, pos)
@@ -317,7 +333,7 @@ def decode_delta_cols(data: bytes) -> tuple[list, list[int], list[int], list, li
     pos += 4
     raw = bytes(mv[pos:pos + vlen])
     pos += vlen
-    vrefs = [raw[i:i + 32] for i in range(0, vlen, 32)]
+    vrefs = split_ids(raw)
     metas, pos = _read_meta_col(mv, pos)
     docs, pos = _read_col2(mv, pos, None)
     uris, pos = _read_col2(mv, pos, None)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_right
+from itertools import accumulate, compress, repeat
 from typing import Iterable, Iterator
+
+import numpy as np
 
 from ..format import manifest as mf
 from ..format import metapatch, values
@@ -116,22 +119,18 @@ def diff_run(prev: Cols, cur: Cols, stats: dict[str, int]) -> list[mf.Row]:
     """The delta rows (sorted by key) turning the previous state's run `prev` into `cur`
     (both sorted by key, covering the same key range); counts go into stats."""
     if prev.keys == cur.keys:
-        pairs_prev = pairs_cur = range(len(cur.keys))
+        n = len(cur.keys)
+        stretches = [(0, 0, n)] if n else []
         added: list[int] = []
         deleted: list[int] = []
     else:
-        where = dict(zip(prev.keys, range(len(prev.keys))))
-        found = list(map(where.get, cur.keys))
-        pairs_cur = [i for i, j in enumerate(found) if j is not None]
-        pairs_prev = [found[i] for i in pairs_cur]
-        added = [i for i, j in enumerate(found) if j is None]
-        kept = set(pairs_prev)
-        deleted = [j for j in range(len(prev.keys)) if j not in kept]
-    changed = _changed(prev, cur, list(pairs_prev), list(pairs_cur))
+        stretches, added, deleted = _match(prev.keys, cur.keys)
+    changed = _changed(prev, cur, stretches)
+    matched = sum(s[2] for s in stretches)
     stats["added"] += len(added)
     stats["deleted"] += len(deleted)
     stats["changed"] += len(changed)
-    stats["unchanged"] += len(pairs_cur) - len(changed)
+    stats["unchanged"] += matched - len(changed)
     out: list[mf.Row] = [cur.row(i) for i in added]
     for j in deleted:
         r = mf.Row(prev.ids[j], op=mf.OP_DELETE, flags=0)
@@ -141,6 +140,26 @@ def diff_run(prev: Cols, cur: Cols, stats: dict[str, int]) -> list[mf.Row]:
     if len(out) > 1:
         out.sort(key=lambda r: r.key)
     return out
+
+
+def _match(pk: list[bytes], ck: list[bytes]) -> tuple[list[tuple[int, int, int]], list[int], list[int]]:
+    """Records of two sorted runs of distinct keys matched by key: the stretches
+    (prev start, cur start, length) of consecutive matched rows in both, in order, the
+    positions of cur's keys prev lacks (added) and of prev's keys cur lacks (deleted)."""
+    where = dict(zip(pk, range(len(pk))))
+    found = np.fromiter(map(where.get, ck, repeat(-1)), dtype=np.int64, count=len(ck))
+    hit = found >= 0
+    ic = np.flatnonzero(hit)
+    jp = found[hit]
+    kept = np.zeros(len(pk), dtype=bool)
+    kept[jp] = True
+    if not len(ic):
+        return [], list(range(len(ck))), np.flatnonzero(~kept).tolist()
+    cut = np.flatnonzero((np.diff(ic) != 1) | (np.diff(jp) != 1)) + 1
+    first = np.concatenate(([0], cut))
+    lengths = np.diff(np.concatenate((first, [len(ic)])))
+    stretches = list(zip(jp[first].tolist(), ic[first].tolist(), lengths.tolist()))
+    return stretches, np.flatnonzero(~hit).tolist(), np.flatnonzero(~kept).tolist()
 
 
 def _patch_rows(prev: Cols, cur: Cols, changed: list[tuple[int, int]]) -> list[mf.Row]:
@@ -175,25 +194,38 @@ def _patch_rows(prev: Cols, cur: Cols, changed: list[tuple[int, int]]) -> list[m
     return out
 
 
-def _changed(prev: Cols, cur: Cols, jp: list[int], ic: list[int]) -> list[tuple[int, int]]:
-    """The (prev, cur) positions of matched records whose vector id, metadata bytes,
-    document or URI differ."""
-    if not ic:
+def _changed(prev: Cols, cur: Cols, stretches: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """The (prev, cur) positions of matched records (given as stretches, see _match) whose
+    vector id, metadata bytes, document or URI differ."""
+    if not stretches:
         return []
-    aligned = jp == ic
-    def col(c: list, idx: list[int]) -> list:
-        if aligned and len(idx) == len(c):
-            return c
-        return list(map(c.__getitem__, idx))
-    differ = list(map(operator.ne, col(prev.vrefs, jp), col(cur.vrefs, ic)))
-    pm, cm = col(prev.mraws, jp), col(cur.mraws, ic)
+    def col(c: list, which: int) -> list:
+        if len(stretches) == 1:
+            a, b, n = stretches[0]
+            at = a if which == 0 else b
+            return c if at == 0 and n == len(c) else c[at:at + n]
+        out: list = []
+        for s in stretches:
+            out += c[s[which]:s[which] + s[2]]
+        return out
+    differ = list(map(operator.ne, col(prev.vrefs, 0), col(cur.vrefs, 1)))
+    pm, cm = col(prev.mraws, 0), col(cur.mraws, 1)
     if pm != cm:                                  # metadata bytes: equal bytes, equal values
         differ = list(map(operator.or_, differ, map(operator.ne, pm, cm)))
     for a, b in ((prev.docs, cur.docs), (prev.uris, cur.uris)):
-        pa, cb = col(a, jp), col(b, ic)
+        pa, cb = col(a, 0), col(b, 1)
         plain = set(map(type, pa)) | set(map(type, cb)) <= _PLAIN
         if plain and pa == cb:
             continue                              # str and None: equal means the same value and type
         ne = map(operator.ne, pa, cb) if plain else (not same(x, y) for x, y in zip(pa, cb))
         differ = list(map(operator.or_, differ, ne))
-    return [(j, i) for j, i, d in zip(jp, ic, differ) if d]
+    hits = list(compress(range(len(differ)), differ))
+    if not hits:
+        return []
+    starts = list(accumulate([s[2] for s in stretches[:-1]], initial=0))
+    out = []
+    for k in hits:
+        s = bisect_right(starts, k) - 1
+        d = k - starts[s]
+        out.append((stretches[s][0] + d, stretches[s][1] + d))
+    return out

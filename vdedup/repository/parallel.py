@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from ..format.manifest import split_ids
 from .hashing import HashWorkers, digests_inline
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ class Workers:
             raw = self._hashers.digests(data, offsets, prefix)
         else:
             raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
-        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+        return split_ids(raw)
 
     def content_id_rows(self, blob_type: int, rows: np.ndarray) -> np.ndarray:
         """content_ids of blobs given as the rows of an (n, width) uint8 array, as (n, 32)."""

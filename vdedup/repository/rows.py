@@ -81,8 +81,7 @@ class RowBatch:
         from .columns import Cols
         vrefs = self.vref_list
         if vrefs is None:
-            raw = self.vrefs.tobytes()
-            vrefs = [raw[i:i + 32] for i in range(0, len(raw), 32)]
+            vrefs = mf.split_ids(self.vrefs.tobytes())
         out = Cols.of(self.ids, vrefs, self.mraws, self.docs, self.uris, self.keys)
         out.key_hashes = self.key_hashes
         return out

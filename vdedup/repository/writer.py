@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..format.manifest import record_keys
+from ..format.manifest import record_keys, split_ids
 from ..format.objects import BlobType
 from ..format.values import meta_bytes_many
 from ..model import RecordBatch
@@ -174,7 +174,7 @@ class Writer:
     def _finish(self, batch: RecordBatch, enc: EncodedBatch, ids_future: Future, mraws: list[bytes],
                 keys: list[bytes] | None = None, khash: Future | None = None, defer: bool = False) -> RowBatch:
         raw = ids_future.result()
-        ids = [raw[i:i + 32] for i in range(0, len(raw), 32)]
+        ids = split_ids(raw)
         if defer:
             self._pending.append((ids, enc))
             new = 0
