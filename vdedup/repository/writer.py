@@ -41,6 +41,11 @@ from .spool import TempRows, spool_dir
 
 
 LOOKAHEAD = 2                  # batches whose content ids are computed ahead
+# ... when the rows go to a merge with the parent (a nightly): its reading thread is the one
+# busy thread, and with 2 it waited on the hash workers, which share the cores with it and
+# the line helper (nightly 1M x 768 7.01 -> 6.66 s, 8 interleaved pairs with AHEAD 8 in
+# lines.py; first backups keep 2: both cores are busy there and each batch held costs memory)
+LOOKAHEAD_MERGE = 4
 HASH_AFTER = 20_000            # records from which a session's content ids are computed by hash workers
 HASH_EARLY = 5_000             # records from which it starts them (in the background, to be ready by then)
 SEEN_MAX = 1 << 16             # parent content ids held at once for deferred batches (more: looked up)
@@ -118,12 +123,13 @@ class Writer:
         `defer` (rows for an ordered write_partition, after trust_parent): a batch's vector
         blobs are stored (RowBatch.new_blobs 0; take_settled_new counts them) once the
         merge has read the parent's rows of its keys."""
+        depth = LOOKAHEAD_MERGE if defer else LOOKAHEAD
         defer = defer and self._trusted
         ahead: deque[tuple] = deque()
         for item in batches:
             batch, mraws = item if type(item) is tuple else (item, None)
             ahead.append(self._start(batch, mraws, boundaries))
-            if len(ahead) > LOOKAHEAD:
+            if len(ahead) > depth:
                 yield self._finish(*ahead.popleft(), defer=defer)
         while ahead:
             yield self._finish(*ahead.popleft(), defer=defer)
