@@ -373,6 +373,7 @@ def test_hash_workers_give_the_digests_the_caller_would(monkeypatch):
     workers = hashing.HashWorkers(key, 2)
     try:
         assert len(workers) == 2
+        assert not _shared_files(), "the children's shared-memory files are unlinked once they are started"
         assert workers.digests(data, offsets, b"\x01") == want
         assert workers.digests(data, offsets, b"", 4) == hashing.digests_inline(key, data, offsets, b"", 4)
         for w in workers._all:                                      # a worker that dies: the caller hashes
@@ -381,6 +382,53 @@ def test_hash_workers_give_the_digests_the_caller_would(monkeypatch):
         assert workers.digests(data, offsets, b"\x01") == want
     finally:
         workers.close()
+    assert not _hash_children()
+
+
+def _hash_children() -> list[int]:
+    """Running (not zombie) child processes of this one that are hash workers."""
+    import os
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == os.getpid() and state != "Z" and b"vdedup.hashworker" in cmd:
+            out.append(int(pid))
+    return out
+
+
+def _shared_files() -> list[str]:
+    import glob
+    import os
+    return glob.glob(f"/dev/shm/vdedup-hash-{os.getpid()}-*") + glob.glob(f"/tmp/vdedup-hash-{os.getpid()}-*")
+
+
+@pytest.mark.parametrize("wait", [0.0, 2.0])
+def test_restore_workers_start_their_hash_processes_aside_and_stop_them(wait):
+    """Workers start the hash processes on a thread (blocks read meanwhile are hashed by the
+    thread that read them); closed before or after they are ready, none is left running."""
+    import time
+    from types import SimpleNamespace
+    from vdedup.repository.parallel import Workers
+    key = bytes(range(32))
+    repo = SimpleNamespace(master=SimpleNamespace(id_key=key))
+    rows = np.random.default_rng(4).integers(0, 256, (300, 1000), dtype=np.uint8)
+    want = b"".join(blake3(b"\x02" + r.tobytes(), key=key).digest() for r in rows)
+    pool = Workers(repo, 2)
+    assert pool.content_id_rows(2, rows).tobytes() == want          # ready or not
+    time.sleep(wait)
+    if wait:
+        assert pool._hashers is not None and len(pool._hashers) == 2
+        assert pool.content_id_rows(2, rows).tobytes() == want
+    pool.close()
+    assert not _hash_children()
+    assert not _shared_files()
 
 
 @pytest.mark.parametrize("workers, max_entries", [(1, 1 << 20), (3, 1 << 20), (3, 500)])

@@ -38,13 +38,21 @@ def _export(d: Path) -> FilesConnector:
 
 def test_files_target_lines_are_the_bytes_of_json_dumps_per_record(tmp_path):
     rnd = random.Random(1)
-    for trial in range(60):
+    def column(kind: int, n: int, text: str) -> list | None:
+        """kind 0: no column, 1: every row has a value, 2: some rows do, 3: none does."""
+        return [None, [text + str(i) for i in range(n)],
+                [None if rnd.random() < .5 else text for _ in range(n)], [None] * n][kind]
+
+    for trial in range(96):
         n = rnd.randrange(1, 12)
-        ids = [f"id-{i}é" for i in range(n)] if trial % 2 else [rnd.randrange(-10 ** 20, 10 ** 20) for _ in range(n)]
+        ids = [f"id-{i}é\ud800\"" for i in range(n)] if trial % 2 else [rnd.randrange(-10 ** 20, 10 ** 20)
+                                                                         for _ in range(n)]
+        if trial % 7 == 3:
+            ids[-1] = True if ids[-1] == 1 else ids[-1] * 1.0 if trial % 2 == 0 else 7     # mixed types
         metas = [None if rnd.random() < .1 else {f"k{j}": _value(rnd) for j in range(rnd.randrange(4))}
                  for _ in range(n)]
-        docs = [None if rnd.random() < .5 else "doc\n\"é" for _ in range(n)] if trial % 3 == 0 else None
-        uris = [None if rnd.random() < .5 else "s3://x/é" for _ in range(n)] if trial % 5 == 0 else None
+        docs = column(trial % 4, n, "doc\n\"é\x7f")
+        uris = column(trial // 4 % 4, n, "s3://x/é")
         d = tmp_path / str(trial)
         conn = _export(d)
         conn.write("c", RecordBatch(ids=ids, dense={"": np.zeros((n, 2), np.float32)}, metadata=metas,

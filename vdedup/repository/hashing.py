@@ -47,9 +47,13 @@ class _Worker:
             else tempfile.gettempdir()
         path = os.path.join(directory, f"vdedup-hash-{os.getpid()}-{secrets.token_hex(8)}")
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        self._path: str | None = path
         try:
             os.ftruncate(fd, SLOT)
             self.shared = mmap.mmap(fd, SLOT)
+        except BaseException:
+            os.unlink(path)
+            raise
         finally:
             os.close(fd)
         try:
@@ -57,9 +61,25 @@ class _Worker:
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
             raw = path.encode()
             self._send(key + struct.pack(">I", len(raw)) + raw)
+        except BaseException:
+            if getattr(self, "proc", None) is not None:
+                self.proc.kill()
+            self.shared.close()
+            self._unlink()
+            raise
+
+    def ready(self) -> None:
+        """Wait until the child has mapped the shared memory (it answers b"R"), then unlink
+        the file: the children of a HashWorkers start side by side, each waited for after."""
+        try:
             if self._recv(1) != b"R":
                 raise OSError("hash worker did not start")
         finally:
+            self._unlink()
+
+    def _unlink(self) -> None:
+        path, self._path = self._path, None
+        if path is not None:
             os.unlink(path)
 
     def _send(self, data: bytes) -> None:
@@ -92,6 +112,7 @@ class _Worker:
         except Exception:
             self.proc.kill()
         self.shared.close()
+        self._unlink()
 
 
 class HashWorkers:
@@ -103,13 +124,26 @@ class HashWorkers:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
-        for _ in range(processes):
-            try:
-                w = _Worker(key)
-            except OSError:
-                break                       # fewer workers (or none): callers hash themselves
-            self._all.append(w)
-            self._idle.put(w)
+        started: list[_Worker] = []
+        try:
+            for _ in range(processes):
+                try:
+                    started.append(_Worker(key))
+                except OSError:
+                    break                   # fewer workers (or none): callers hash themselves
+            while started:
+                w = started.pop(0)
+                try:
+                    w.ready()
+                except OSError:
+                    w.close()
+                    continue
+                self._all.append(w)
+                self._idle.put(w)
+        except BaseException:
+            for w in started + self._all:
+                w.close()
+            raise
 
     def __len__(self) -> int:
         return len(self._all)

@@ -13,6 +13,7 @@ import getpass
 import os
 import secrets
 import socket
+import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator
 
@@ -44,6 +45,8 @@ from .writer import Writer, batch_rows
 FORMAT_VERSION = FORMATS[ObjectType.CONFIG].writes
 CONFIG_NAME = "config"
 
+BLOCK_CACHE_MIN = 4               # decoded blocks load_block keeps, whatever their size...
+BLOCK_CACHE_BYTES = 32 << 20      # ...and more while they hold at most this many bytes of blobs
 _LOC = packfmt.BlobLocation._S      # block, offset, length, ordinal, raw_length, type after the pack id
 
 
@@ -56,7 +59,9 @@ class Repository:
         self._id_key = master.id_key
         self._index: IndexCache | None = None
         self._trust_cache = False
-        self._block_cache: OrderedDict[tuple[bytes, int], list[bytes]] = OrderedDict()
+        self._block_cache: OrderedDict[tuple[bytes, int], tuple[list[bytes], int]] = OrderedDict()
+        self._block_bytes = 0
+        self._block_lock = threading.Lock()
         self._pack_keys: dict[bytes, bytes] = {}
         self.warnings: list[str] = []           # problems that did not stop the operation
         self.on_warning: Callable[[str], None] | None = None     # the CLI shows them as they come
@@ -426,16 +431,23 @@ class Repository:
             raise IntegrityError(f"pack {name[:16]} block {number}: cannot decode ({e})") from None
 
     def load_block(self, pack: bytes, number: int, offset: int, length: int, blob_type: int) -> list[bytes]:
-        """read_block, through a cache of the last 4 blocks."""
+        """read_block, through a cache of the blocks read last: at least BLOCK_CACHE_MIN, more
+        while they hold at most BLOCK_CACHE_BYTES of blobs (a snapshot's manifest is read as
+        several streams at once, its base and each delta layer, each from blocks of its own)."""
         key = (pack, number)
-        cached = self._block_cache.get(key)
-        if cached is not None:
-            self._block_cache.move_to_end(key)
-            return cached
+        with self._block_lock:
+            cached = self._block_cache.get(key)
+            if cached is not None:
+                self._block_cache.move_to_end(key)
+                return cached[0]
         blobs = self.read_block(pack, number, offset, length, blob_type)
-        self._block_cache[key] = blobs
-        if len(self._block_cache) > 4:
-            self._block_cache.popitem(last=False)
+        size = sum(map(len, blobs))
+        with self._block_lock:
+            if key not in self._block_cache:
+                self._block_cache[key] = (blobs, size)
+                self._block_bytes += size
+            while len(self._block_cache) > BLOCK_CACHE_MIN and self._block_bytes > BLOCK_CACHE_BYTES:
+                self._block_bytes -= self._block_cache.popitem(last=False)[1][1]
         return blobs
 
     def load_blob(self, blob_id: bytes, blob_type: BlobType) -> bytes:

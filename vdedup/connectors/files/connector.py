@@ -99,6 +99,7 @@ def _line_encoder():
 
 
 _ENCODE, _ENCODE_COLUMN = _line_encoder()
+_ENCODE_STR = json.encoder.encode_basestring_ascii     # what the line encoder does to a str
 _JSON_DECODE = json.JSONDecoder().decode
 
 
@@ -115,6 +116,41 @@ def _json_texts(raws: list[bytes]) -> list[str]:
             return out
     return [r.decode("ascii") if r.isascii() and b"\x7f" not in r
             else _ENCODE(_JSON_DECODE(r.decode("utf-8", "surrogatepass"))) for r in raws]
+
+
+def _json_column(values: list) -> list[str]:
+    """_ENCODE_COLUMN(values); a column of plain str (or plain int) values by one C call a
+    value (the encoder's own string escaping, int's own text)."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return list(map(_ENCODE_STR, values))
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
+    return _ENCODE_COLUMN(values)
+
+
+def _lines(fields: list[tuple[str, list[str]]], n: int) -> str:
+    """The lines (each ending in a newline) of n records whose every line holds every field
+    (name, the field's JSON texts), fields in key order: the pieces of all lines are laid
+    out in one list by slice assignment and joined once (no step per line)."""
+    if not n:
+        return ""
+    k = 2 * len(fields)
+    parts: list[str] = [""] * (k * n)
+    for j, (key, texts) in enumerate(fields):
+        parts[2 * j::k] = [("}\n{" if j == 0 else ",") + '"' + key + '":'] * n
+        parts[2 * j + 1::k] = texts
+    parts[0] = parts[0][2:]                     # the first line has no line before it
+    parts.append("}\n")
+    return "".join(parts)
+
+
+def _mixed_lines(ids: list[str], mtexts: list[str], docs: list, uris: list, texts: dict[str, list[str]]) -> str:
+    """_lines for records of which only some carry a document or a URI."""
+    dtexts, utexts = texts.get("document", docs), texts.get("uri", uris)
+    return "".join("{" + ("" if d is None else '"document":' + dt + ",") + '"id":' + i + ',"metadata":' + m
+                   + ("" if u is None else ',"uri":' + ut) + "}\n"
+                   for i, m, d, dt, u, ut in zip(ids, mtexts, docs, dtexts, uris, utexts))
 
 
 def _plain_dense(batch: RecordBatch, dim: int) -> bool:
@@ -388,25 +424,27 @@ class FilesConnector(ConnectorBase):
         try:
             # each line is {"id":..,"metadata":..} (keys sorted, "document" first and "uri" last
             # when present): the columns are encoded whole and the lines put together from them
-            ids = _ENCODE_COLUMN(batch.ids)
+            ids = _json_column(batch.ids)
             if batch.metadata is None and batch.metadata_json is not None:
                 mtexts = _json_texts(batch.metadata_json)
             else:
                 mtexts = _ENCODE_COLUMN(batch.metadata or [None] * n)
-            if docs is None and uris is None:
-                lines = list(map('{"id":%s,"metadata":%s}'.__mod__, zip(ids, mtexts)))
+            fields = [("id", ids), ("metadata", mtexts)]
+            mixed = False
+            for key, col in (("document", docs), ("uri", uris)):
+                if col is None or all(v is None for v in col):
+                    continue
+                if None in col:
+                    mixed = True
+                fields.insert(0 if key == "document" else len(fields), (key, _json_column(col)))
+            if mixed:
+                text = _mixed_lines(ids, mtexts, docs or [None] * n, uris or [None] * n, dict(fields))
             else:
-                dtexts = _ENCODE_COLUMN(docs or [None] * n)
-                utexts = _ENCODE_COLUMN(uris or [None] * n)
-                lines = [("" if d is None else '"document":' + dt + ",") + '"id":' + i + ',"metadata":' + m
-                         + ("" if u is None else ',"uri":' + ut)
-                         for i, m, d, dt, u, ut in zip(ids, mtexts, docs or [None] * n, dtexts,
-                                                       uris or [None] * n, utexts)]
-                lines = ["{" + x + "}" for x in lines]
+                text = _lines(fields, n)
         except (TypeError, ValueError) as e:
             raise UsageError(f"a metadata value cannot be written as JSON ({type(e).__name__})") from None
         w["out"].put([(w["vec"], memoryview(np.ascontiguousarray(batch.dense[""], dtype=w["dtype"])).cast("B")),
-                      (w["rec"], "\n".join(lines) + "\n" if lines else "")])
+                      (w["rec"], text)])
         w["rows"] += n
 
     def finish(self, collection: str) -> None:
