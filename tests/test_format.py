@@ -102,6 +102,29 @@ def test_a_block_of_one_layout_decodes_into_rows_equal_to_its_blobs(dtype):
     assert block.decode_block_rows(block.encode_block([], vector_payloads=True)) == []
 
 
+@pytest.mark.parametrize("head", [0, 3, 4, 13, 16])
+def test_rows_of_a_block_of_4_byte_elements_come_back_whatever_the_head_length(head):
+    """The rotation of 4-byte lanes is undone straight into the rows when their bodies are
+    4-byte aligned (a head of a multiple of 4 bytes), through a copy otherwise."""
+    rows = np.random.default_rng(head).integers(0, 256, (257, head + 4 * 45), dtype=np.uint8)
+    got = block.decode_block_rows(block.encode_rows_block(rows, head, 4))
+    assert isinstance(got, np.ndarray) and got.shape == rows.shape and (got == rows).all()
+
+
+def test_dense_vectors_of_several_pieces_equal_those_of_the_stacked_rows():
+    from vdedup.format.vectors import decode_dense_pieces, decode_dense_rows
+    arr = np.random.default_rng(8).standard_normal((50, 9)).astype(np.float32)
+    rows = np.stack([np.frombuffer(encode_payload({"": r}, {}), np.uint8) for r in arr])
+    pieces = [rows[:7], rows[7:8], rows[8:30], rows[30:]]
+    got, want = decode_dense_pieces(pieces), decode_dense_rows(rows)
+    assert got[""].dtype == want[""].dtype == np.float32 and got[""].tobytes() == want[""].tobytes() == arr.tobytes()
+    other = rows.copy()
+    other[40, 0] ^= 1                               # one payload of another layout: not a dense batch
+    assert decode_dense_rows(other) is None and decode_dense_pieces([other[:30], other[30:]]) is None
+    assert decode_dense_pieces([rows[:5], rows[5:, :-4]]) is None      # pieces of two widths
+    assert decode_dense_pieces([rows[:0]]) is None
+
+
 def _row(i, meta=None, vref=None):
     return mf.Row(f"id-{i}", vref or bytes([i % 256]) * 32, meta if meta is not None else {"i": i}, f"d{i}", None)
 

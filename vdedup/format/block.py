@@ -167,12 +167,15 @@ def _uniform_rows(raw: bytes) -> np.ndarray | None:
         rows[:, hlen:] = body.reshape(n, blen)
         return rows
     items = _items(body.reshape(k, -1))
-    if k == 4:                              # undo the rotation of shuffle (see there)
-        w = items.view("<u4").reshape(-1)
-        r = w >> np.uint32(1)
+    if k == 4:                              # undo the rotation of shuffle (see there), into the rows
+        w = items.view("<u4").reshape(n, blen // 4)
+        out = rows[:, hlen:].view("<u4") if hlen % 4 == 0 else np.empty_like(w)
+        np.right_shift(w, np.uint32(1), out=out)
         w <<= np.uint32(31)
-        r |= w
-        items = r.view(np.uint8)
+        out |= w
+        if out.base is not rows:
+            rows[:, hlen:] = out.view(np.uint8)
+        return rows
     rows[:, hlen:] = items.reshape(n, blen)
     return rows
 

@@ -222,3 +222,28 @@ def decode_dense_rows(rows: np.ndarray) -> dict[str, np.ndarray] | None:
     width = rows.shape[1] - body
     mat = np.ascontiguousarray(rows[:, body:])
     return _columns(mat, vectors, n, width)
+
+
+def decode_dense_pieces(pieces: list[np.ndarray]) -> dict[str, np.ndarray] | None:
+    """decode_dense_rows of the rows of several (n_i, width) uint8 arrays stacked, without
+    stacking them first: each vector byte is copied once, from its piece into the result."""
+    n = sum(len(p) for p in pieces)
+    if not n or not pieces[0].shape[0]:
+        return None
+    first = pieces[0][0].tobytes()
+    _, body = split_payload(first)
+    width = pieces[0].shape[1] - body
+    if width < 0 or any(p.shape[1] != width + body for p in pieces):
+        return None
+    head = pieces[0][0, :body]
+    if not all((p[:, :body] == head).all() for p in pieces):
+        return None
+    vectors, sparse = decode_payload(first)
+    if sparse or any(v.ndim != 1 for v in vectors.values()):
+        return None
+    mat = np.empty((n, width), dtype=np.uint8)
+    i = 0
+    for p in pieces:
+        mat[i:i + len(p)] = p[:, body:]
+        i += len(p)
+    return _columns(mat, vectors, n, width)

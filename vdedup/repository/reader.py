@@ -34,7 +34,7 @@ from ..arrays import heads
 from ..errors import IntegrityError
 from ..format.objects import BlobType
 from ..format.values import meta_value, meta_values_json
-from ..format.vectors import decode_dense_batch, decode_dense_rows, decode_payload
+from ..format.vectors import decode_dense_batch, decode_dense_pieces, decode_dense_rows, decode_payload
 from ..model import Record, RecordBatch
 from .columns import Cols
 from .manifest import iter_state_cols
@@ -547,13 +547,18 @@ def _decode(ids: list, pieces: list, mraws: list[bytes], docs: list, uris: list,
             namespace: str, metadata_json: bool = False) -> RecordBatch:
     documents = docs if any(d is not None for d in docs) else None
     uri_col = uris if any(u is not None for u in uris) else None
-    payloads = _payload_rows(pieces)
-    if isinstance(payloads, np.ndarray):
-        dense = decode_dense_rows(payloads)
-        if dense is None:
-            payloads = [r.tobytes() for r in payloads]
+    arrays = [p for p in pieces if len(p)]
+    if arrays and all(isinstance(p, np.ndarray) for p in arrays) and len({p.shape[1] for p in arrays}) == 1:
+        dense = decode_dense_pieces(arrays)             # the vectors copied once, not stacked first
+        payloads = [r.tobytes() for p in arrays for r in p] if dense is None else []
     else:
-        dense = decode_dense_batch(payloads)
+        payloads = _payload_rows(pieces)
+        if isinstance(payloads, np.ndarray):
+            dense = decode_dense_rows(payloads)
+            if dense is None:
+                payloads = [r.tobytes() for r in payloads]
+        else:
+            dense = decode_dense_batch(payloads)
     if dense is not None:
         if metadata_json and mraws and min(mraws)[0] >= 0x20:     # every row's bytes JSON text
             return RecordBatch(ids=ids, dense=dense, metadata_json=mraws, documents=documents, uris=uri_col,
