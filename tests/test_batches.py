@@ -385,6 +385,58 @@ def test_hash_workers_give_the_digests_the_caller_would(monkeypatch):
     assert not _hash_children()
 
 
+@pytest.mark.parametrize("wrong", [False, True])
+def test_a_restore_verifies_blocks_hashed_while_the_next_are_read(repo_path, monkeypatch, wrong):
+    """Once the plan is made, a block's content ids are computed by a hash worker while the
+    thread that read it reads on: every vector still comes back exact, and a content id
+    that does not match stops the read."""
+    import threading
+    from vdedup.errors import IntegrityError
+    from vdedup.repository import hashing, packer as packer_mod, parallel, reader
+    monkeypatch.setattr(packer_mod, "BLOCK_TARGET", 4096)          # many small blocks
+    monkeypatch.setattr(reader, "HASH_AFTER", 0)
+    monkeypatch.setattr(reader, "EARLY_BYTES", 0)                  # most blocks read after the plan
+    init = parallel.Workers.__init__
+
+    def ready_at_once(self, *a, **k):                             # the hash workers ready before the plan
+        init(self, *a, **k)
+        if self._starter is not None:
+            self._starter.join()
+    monkeypatch.setattr(parallel.Workers, "__init__", ready_at_once)
+    threads = []
+    digests = hashing.HashWorkers.digests
+
+    def spy(self, data, offsets, prefix=b"", dlen=32):
+        name = threading.current_thread().name
+        threads.append(name)
+        out = digests(self, data, offsets, prefix, dlen)
+        if wrong and name.startswith("vdedup-hash") and threads.count(name) == 1:
+            return out[:-1] + bytes([out[-1] ^ 1])                  # one id of a block hashed aside
+        return out
+    monkeypatch.setattr(hashing.HashWorkers, "digests", spy)
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    ids = [f"r{i:05d}" for i in range(1500)]
+    vectors = np.random.default_rng(6).standard_normal((1500, 24)).astype(np.float32)
+    writer = repo.writer(workers=1)
+    runs = [writer.store_batch(_batch(ids[a:a + 500], vectors[a:a + 500], 0)) for a in range(0, 1500, 500)]
+    entry, _ = writer.write_namespace("", None, iter(runs), ordered=True)
+    snap = repo.new_snapshot("test://later", "files", [], None)
+    snap.collections.append({"name": "c", "schema": {}, "count": entry["count"], "namespaces": [entry]})
+    writer.commit(snap)
+    got = {}
+    if wrong:
+        with pytest.raises(IntegrityError, match="does not match its content id"):
+            for b in repo.read_namespace(entry, batch_size=128, workers=2):
+                pass
+    else:
+        for b in repo.read_namespace(entry, batch_size=128, workers=2):
+            for rec in b.records():
+                got[rec.id] = rec.vectors[""].tobytes()
+        assert got == {rid: vectors[i].tobytes() for i, rid in enumerate(ids)}
+    assert any(t.startswith("vdedup-hash") for t in threads)       # hashed aside, not by the reading threads
+    repo.close()
+
+
 def _hash_children() -> list[int]:
     """Running (not zombie) child processes of this one that are hash workers."""
     import os

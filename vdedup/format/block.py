@@ -132,7 +132,7 @@ def decode_block_rows(data: bytes) -> np.ndarray | list[bytes]:
     (n, width) uint8 array, built without a step per blob; else decode_block's list."""
     if not data or data[0] != CODEC_LANES:
         raise ValueError("unknown block codec")
-    raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=1 << 31)
+    raw = zstandard.ZstdDecompressor().decompress(memoryview(data)[1:], max_output_size=1 << 31)
     rows = _uniform_rows(raw)
     return _decode_raw(raw) if rows is None else rows
 
@@ -183,7 +183,7 @@ def _uniform_rows(raw: bytes) -> np.ndarray | None:
 def decode_block(data: bytes) -> list[bytes]:
     if not data or data[0] != CODEC_LANES:
         raise ValueError("unknown block codec")
-    raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=1 << 31)
+    raw = zstandard.ZstdDecompressor().decompress(memoryview(data)[1:], max_output_size=1 << 31)
     return _decode_raw(raw)
 
 

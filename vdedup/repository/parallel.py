@@ -27,6 +27,7 @@ class Workers:
         self.n = max(1, workers)
         self._pool = ThreadPoolExecutor(self.n, "vdedup-work") if self.n > 1 else None
         self._batch_pool: ThreadPoolExecutor | None = None
+        self._hash_pool: ThreadPoolExecutor | None = None
         # one hash process per thread: a thread that has read and decoded a block need not
         # wait for another's hashing to end (restore 1M x 768 on 2 cores: ~7% faster than n - 1);
         # started on a thread of their own (a process start takes a few hundredths of a
@@ -77,16 +78,33 @@ class Workers:
             raw = digests_inline(self.repo.master.id_key, data, offsets, prefix)
         return np.frombuffer(raw, dtype=np.uint8).reshape(n, 32)
 
-    def submit(self, fn: Callable[..., R], *args) -> Future:
-        """fn(*args) on a thread (n > 1) or at once on this one; a future either way."""
-        if self._pool is not None:
-            return self._pool.submit(fn, *args)
+    def content_id_rows_later(self, blob_type: int, rows: np.ndarray) -> Future:
+        """content_id_rows as a future: with hash workers, a thread of a small pool hands the
+        rows to one and waits for the answer, so the caller goes on to its next block while
+        they are hashed; else computed at once."""
+        hashers = self._hashers
+        if hashers is None or not len(hashers):
+            return self.submit_now(self.content_id_rows, blob_type, rows)
+        with self._lock:
+            if self._hash_pool is None:
+                self._hash_pool = ThreadPoolExecutor(len(hashers), "vdedup-hash")
+            return self._hash_pool.submit(self.content_id_rows, blob_type, rows)
+
+    @staticmethod
+    def submit_now(fn: Callable[..., R], *args) -> Future:
+        """fn(*args) on this thread, as a future."""
         fut: Future = Future()
         try:
             fut.set_result(fn(*args))
         except BaseException as e:         # handed to whoever asks for the result
             fut.set_exception(e)
         return fut
+
+    def submit(self, fn: Callable[..., R], *args) -> Future:
+        """fn(*args) on a thread (n > 1) or at once on this one; a future either way."""
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        return self.submit_now(fn, *args)
 
     def submit_batch(self, fn: Callable[..., R], *args) -> Future:
         """submit, but on a thread of its own (n > 1): work the caller waits for next (the
@@ -112,7 +130,7 @@ class Workers:
             yield ahead.popleft().result()
 
     def close(self) -> None:
-        for pool in (self._batch_pool, self._pool):
+        for pool in (self._batch_pool, self._pool, self._hash_pool):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:

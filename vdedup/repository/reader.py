@@ -315,6 +315,7 @@ class _BlockReader:
         self.repo, self.plan, self.pool = repo, plan, pool
         self.ahead = 2 * workers + RECENT_BLOCKS
         self._early: dict[int, Future] = {}        # blocks read while the plan was made
+        self._streaming = False                    # the plan is made
         self._early_bytes = 0
 
     def prefetch(self, b: int) -> bool:
@@ -332,12 +333,14 @@ class _BlockReader:
             return _failed(b)
         return self.pool.submit(self._read, b)
 
-    def _read(self, b: int) -> tuple[np.ndarray | list[bytes], np.ndarray | list[bytes]]:
-        """A block's blobs and their content ids: as an (n, width) array and an (n, 32) array
-        when the blobs have one layout (the usual case), else as lists of bytes."""
+    def _read(self, b: int) -> tuple[np.ndarray | list[bytes], Future | list[bytes]]:
+        """A block's blobs and their content ids: as an (n, width) array and a future of an
+        (n, 32) array when the blobs have one layout (the usual case), else as lists of bytes."""
         pack, number, offset, length, btype = self.plan.blocks[b]
         blobs = self.repo.read_block_rows(pack, number, offset, length, btype)
         if isinstance(blobs, np.ndarray):
+            if self._streaming:                # hashed while this thread reads on (not while the
+                return blobs, self.pool.content_id_rows_later(btype, blobs)   # plan is made: it waits)
             return blobs, self.pool.content_id_rows(btype, blobs)
         return blobs, self.pool.content_ids(btype, blobs)
 
@@ -348,6 +351,7 @@ class _BlockReader:
         the content ids of the stretch compared as one list."""
         pending: dict[int, Future] = {}
         early, self._early = self._early, {}
+        self._streaming = True
         queue = deque(order)
 
         def top_up() -> None:
@@ -369,6 +373,8 @@ class _BlockReader:
                     blobs, ids = fut.result()
                 except _WrongType:
                     raise IntegrityError(f"blob {vrefs[s].hex()[:16]} has the wrong type") from None
+                if isinstance(ids, Future):
+                    ids = ids.result()
                 want = ordinals[s:e]
                 if max(want) >= len(blobs):
                     k = next(k for k, o in enumerate(want) if o >= len(blobs))
