@@ -95,6 +95,10 @@ def test_peer_benchmark_smoke(tmp_path: Path) -> None:
 
     # Chroma's own read (datagen scan) of the records each backup read, beside vdedup (chroma)'s
     assert res["chroma_read"]["initial"]["records"] == 300 and res["chroma_read"]["nightly"]["records"] == 301
+    # ...after each night, as vdedup's nightly samples are: the median of the two
+    reads = res["chroma_read_samples"]["nightly"]
+    assert len(reads) == res["chroma_read"]["nightly"]["runs"] == 2 and reads[1]["records"] != 301
+    assert res["chroma_read"]["nightly"]["wall_s"] == (reads[0]["wall_s"] + reads[1]["wall_s"]) / 2
     # --deep: initial, nightly and restore at N = 400 for vdedup (files) at its default workers,
     # --workers 1 and --workers 2, and restic; every restore verified
     deep = res["deep"]["16"]["400"]
