@@ -130,7 +130,8 @@ class Workers:
             yield ahead.popleft().result()
 
     def close(self) -> None:
-        for pool in (self._batch_pool, self._pool, self._hash_pool):
+        for name in ("_batch_pool", "_pool", "_hash_pool"):   # the hash pool last: a block
+            pool = getattr(self, name)                          # thread may still start it
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:
