@@ -2,8 +2,9 @@
 
 Run as `python -c "from vdedup.hashworker import main; main()"` by HashWorkers, which keeps
 it outside the repository package so the child imports nothing but blake3. It reads its
-key and the path of a shared-memory file from standard input (never from its arguments or
-environment), maps the file, and then answers jobs until its input closes:
+key and the number of a shared-memory file's descriptor (unlinked, passed open) from
+standard input (never from its arguments or environment), maps the file, and then answers
+jobs until its input closes:
 
     job:    u32 n | u32 prefix length | u32 digest length | (n + 1) x u64 offsets | prefix
     answer: n digests, message i = the bytes offsets[i]..offsets[i+1] of the shared memory,
@@ -48,15 +49,12 @@ def main() -> None:
     from blake3 import blake3
     inp, out = sys.stdin.fileno(), sys.stdout.fileno()
     key = _read(inp, 32)
-    (plen,) = struct.unpack(">I", _read(inp, 4))
-    path = _read(inp, plen).decode()
-    fd = os.open(path, os.O_RDWR)
+    (fd,) = struct.unpack(">I", _read(inp, 4))     # the shared memory's descriptor, passed open
     try:
-        size = os.fstat(fd).st_size
-        shared = mmap.mmap(fd, size)
+        shared = mmap.mmap(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
-    _write(out, b"R")                      # mapped: the parent may unlink the file now
+    _write(out, b"R")                      # mapped: ready for jobs
     mv = memoryview(shared)
     hasher = blake3(key=key)
     while True:

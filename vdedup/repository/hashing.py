@@ -4,8 +4,8 @@ Content ids are keyed BLAKE3 of each vector payload (a few KB), and BLAKE3 of a 
 small runs at about 0.5 GB/s and holds the GIL, so threads cannot share the work: at a
 million 768-dim records, hashing alone is seconds of one core. HashWorkers runs it in child
 processes (vdedup/hashworker.py): the messages are copied into a shared-memory file (mode
-0600 in /dev/shm, unlinked as soon as the child has mapped it, so nothing stays behind
-after a kill), the child hashes them and sends the digests back through a pipe. The key
+0600 in /dev/shm, unlinked as soon as it is made: the child gets its open descriptor, so
+nothing stays behind after a kill), the child hashes them and sends the digests back through a pipe. The key
 reaches the child through its standard input, never through its arguments or environment.
 
 A caller that gets no worker (none started, or one died) hashes in its own thread: the
@@ -47,40 +47,30 @@ class _Worker:
             else tempfile.gettempdir()
         path = os.path.join(directory, f"vdedup-hash-{os.getpid()}-{secrets.token_hex(8)}")
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-        self._path: str | None = path
+        # unlinked at once: the child gets the open descriptor, so no kill at any moment can
+        # leave the file behind
+        os.unlink(path)
         try:
             os.ftruncate(fd, SLOT)
             self.shared = mmap.mmap(fd, SLOT)
-        except BaseException:
-            os.unlink(path)
-            raise
+            try:
+                self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
+                                             pass_fds=(fd,))
+                self._send(key + struct.pack(">I", fd))
+            except BaseException:
+                if getattr(self, "proc", None) is not None:
+                    self.proc.kill()
+                self.shared.close()
+                raise
         finally:
             os.close(fd)
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
-            raw = path.encode()
-            self._send(key + struct.pack(">I", len(raw)) + raw)
-        except BaseException:
-            if getattr(self, "proc", None) is not None:
-                self.proc.kill()
-            self.shared.close()
-            self._unlink()
-            raise
 
     def ready(self) -> None:
-        """Wait until the child has mapped the shared memory (it answers b"R"), then unlink
-        the file: the children of a HashWorkers start side by side, each waited for after."""
-        try:
-            if self._recv(1) != b"R":
-                raise OSError("hash worker did not start")
-        finally:
-            self._unlink()
-
-    def _unlink(self) -> None:
-        path, self._path = self._path, None
-        if path is not None:
-            os.unlink(path)
+        """Wait until the child has mapped the shared memory (it answers b"R"): the children
+        of a HashWorkers start side by side, each waited for after."""
+        if self._recv(1) != b"R":
+            raise OSError("hash worker did not start")
 
     def _send(self, data: bytes) -> None:
         self.proc.stdin.write(data)         # type: ignore[union-attr]
@@ -112,7 +102,6 @@ class _Worker:
         except Exception:
             self.proc.kill()
         self.shared.close()
-        self._unlink()
 
 
 class HashWorkers:
