@@ -112,12 +112,14 @@ def test_rows_of_a_block_of_4_byte_elements_come_back_whatever_the_head_length(h
 
 
 def test_dense_vectors_of_several_pieces_equal_those_of_the_stacked_rows():
-    from vdedup.format.vectors import decode_dense_pieces, decode_dense_rows
+    from vdedup.format.vectors import decode_dense_batch, decode_dense_pieces, decode_dense_rows
     arr = np.random.default_rng(8).standard_normal((50, 9)).astype(np.float32)
     rows = np.stack([np.frombuffer(encode_payload({"": r}, {}), np.uint8) for r in arr])
     pieces = [rows[:7], rows[7:8], rows[8:30], rows[30:]]
-    got, want = decode_dense_pieces(pieces), decode_dense_rows(rows)
+    got, want = decode_dense_pieces(pieces), decode_dense_batch([r.tobytes() for r in rows])
     assert got[""].dtype == want[""].dtype == np.float32 and got[""].tobytes() == want[""].tobytes() == arr.tobytes()
+    for other_pieces in ([rows[:0], rows], [rows[:10], rows[10:10], rows[10:]]):     # empty pieces anywhere
+        assert decode_dense_pieces(other_pieces)[""].tobytes() == arr.tobytes()
     other = rows.copy()
     other[40, 0] ^= 1                               # one payload of another layout: not a dense batch
     assert decode_dense_rows(other) is None and decode_dense_pieces([other[:30], other[30:]]) is None

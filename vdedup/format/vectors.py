@@ -209,26 +209,15 @@ def _columns(mat: np.ndarray, vectors: dict[str, np.ndarray], n: int, width: int
 def decode_dense_rows(rows: np.ndarray) -> dict[str, np.ndarray] | None:
     """decode_dense_batch of payloads given as the rows of an (n, width) uint8 array (blobs
     of one layout, format/block.py decode_block_rows): the same arrays, or None."""
-    n = rows.shape[0]
-    if not n:
-        return None
-    first = rows[0].tobytes()
-    _, body = split_payload(first)
-    if body > rows.shape[1] or not (rows[:, :body] == rows[0, :body]).all():
-        return None
-    vectors, sparse = decode_payload(first)
-    if sparse or any(v.ndim != 1 for v in vectors.values()):
-        return None
-    width = rows.shape[1] - body
-    mat = np.ascontiguousarray(rows[:, body:])
-    return _columns(mat, vectors, n, width)
+    return decode_dense_pieces([rows])
 
 
 def decode_dense_pieces(pieces: list[np.ndarray]) -> dict[str, np.ndarray] | None:
     """decode_dense_rows of the rows of several (n_i, width) uint8 arrays stacked, without
     stacking them first: each vector byte is copied once, from its piece into the result."""
+    pieces = [p for p in pieces if len(p)]
     n = sum(len(p) for p in pieces)
-    if not n or not pieces[0].shape[0]:
+    if not n:
         return None
     first = pieces[0][0].tobytes()
     _, body = split_payload(first)

@@ -34,7 +34,7 @@ from ..arrays import heads
 from ..errors import IntegrityError
 from ..format.objects import BlobType
 from ..format.values import meta_value, meta_values_json
-from ..format.vectors import decode_dense_batch, decode_dense_pieces, decode_dense_rows, decode_payload
+from ..format.vectors import decode_dense_batch, decode_dense_pieces, decode_payload
 from ..model import Record, RecordBatch
 from .columns import Cols
 from .manifest import iter_state_cols
@@ -339,8 +339,10 @@ class _BlockReader:
         pack, number, offset, length, btype = self.plan.blocks[b]
         blobs = self.repo.read_block_rows(pack, number, offset, length, btype)
         if isinstance(blobs, np.ndarray):
-            if self._streaming:                # hashed while this thread reads on (not while the
-                return blobs, self.pool.content_id_rows_later(btype, blobs)   # plan is made: it waits)
+            if self._streaming:
+                # once the plan is made, hashed aside while this thread reads on (during the plan
+                # hashed at once: hashing aside then takes CPU from the plan)
+                return blobs, self.pool.content_id_rows_later(btype, blobs)
             return blobs, self.pool.content_id_rows(btype, blobs)
         return blobs, self.pool.content_ids(btype, blobs)
 
@@ -538,11 +540,8 @@ def _cut(pieces: list, n: int) -> tuple[list, list]:
     return taken, pieces[i:]
 
 
-def _payload_rows(pieces: list) -> np.ndarray | list[bytes]:
-    """The payloads as one (n, width) array when every piece is an array of one width, else
-    as a list of bytes."""
-    if pieces and all(isinstance(p, np.ndarray) for p in pieces) and len({p.shape[1] for p in pieces}) == 1:
-        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+def _payload_list(pieces: list) -> list[bytes]:
+    """The payloads of pieces (arrays of rows or lists of bytes) as one list of bytes."""
     out: list[bytes] = []
     for p in pieces:
         out += [r.tobytes() for r in p] if isinstance(p, np.ndarray) else p
@@ -558,13 +557,8 @@ def _decode(ids: list, pieces: list, mraws: list[bytes], docs: list, uris: list,
         dense = decode_dense_pieces(arrays)             # the vectors copied once, not stacked first
         payloads = [r.tobytes() for p in arrays for r in p] if dense is None else []
     else:
-        payloads = _payload_rows(pieces)
-        if isinstance(payloads, np.ndarray):
-            dense = decode_dense_rows(payloads)
-            if dense is None:
-                payloads = [r.tobytes() for r in payloads]
-        else:
-            dense = decode_dense_batch(payloads)
+        payloads = _payload_list(arrays)
+        dense = decode_dense_batch(payloads)
     if dense is not None:
         if metadata_json and mraws and min(mraws)[0] >= 0x20:     # every row's bytes JSON text
             return RecordBatch(ids=ids, dense=dense, metadata_json=mraws, documents=documents, uris=uri_col,
