@@ -252,3 +252,38 @@ def test_split_ids_keeps_trailing_zero_bytes():
     assert mf.split_ids(memoryview(raw)[32:64]) == [b"\0" * 32] and mf.split_ids(b"") == []
     with pytest.raises(ValueError):
         mf.split_ids(raw[:-1])
+
+
+def test_metadata_bytes_of_parsed_json_equal_meta_bytes_whichever_encoder_writes_them():
+    """meta_bytes_parsed (orjson for batches without floats or nested objects, else the json
+    encoder) gives exactly meta_bytes for every code point as a key and as a string, ints
+    at and past 64 bits, and the batches it must leave to the json encoder."""
+    import itertools
+    import json
+    from vdedup.format import values
+    from vdedup.format.values import meta_bytes, meta_bytes_parsed
+    from vdedup.lineworker import metadata_parsed, metadata_pairs
+
+    def check(metas):
+        # as the line worker gets them: decoded from JSON text
+        parsed = json.loads(json.dumps(metas, ensure_ascii=False))
+        got, pairs = metadata_parsed(parsed)
+        assert got == [meta_bytes(m) for m in parsed]
+        assert pairs == metadata_pairs(parsed)
+
+    assert values._orjson() is not None          # installed with the providers' extras: the fast path is tested
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for a in range(0, len(points), 4096):
+        chunk = points[a:a + 4096]
+        check([{c: c, "k" + c: [c, "x"]} for c in chunk])
+    big = [2**63 - 1, -2**63, 2**63, 2**64 - 1, 2**64, -2**63 - 1, 10**30, 0, -1]
+    check([{"n": n} for n in big])
+    check([{"n": n, "l": [n, True, None, "s"]} for n in big])
+    check([{"f": 1e-05, "g": 1e16, "h": 0.1}, {"f": 5e-324}])           # floats: the json encoder
+    check([{"l": [1.5, 2]}, {"l": ["a"]}])                              # a float in a list
+    check([{"d": {"b": 1, "a": [1, {"z": None}]}}, None, {}])          # nested objects
+    check([None, None])
+    check([{"b": 2, "a": 1, "é": 3, "\U0001F600": 4, "\uffff": 5, "A": 6}])
+    lone = [{"s": "\ud800x", "t": "ok"}]                                # a lone surrogate: orjson refuses
+    assert meta_bytes_parsed(lone, list(itertools.chain.from_iterable(d.values() for d in lone)), {str}) \
+        == [meta_bytes(lone[0])]

@@ -251,8 +251,11 @@ class LineMemo:
         else:
             return everything
         built = list(map(form.__mod__, zip(texts, mraws)))
-        mine = [lines[i].rstrip(b"\n") for i in at]
-        same = np.fromiter(map(bytes.__eq__, built, mine), dtype=bool, count=len(built))
+        if len(at) == len(lines) and _joined_equal(built, lines):
+            same = np.ones(len(built), dtype=bool)      # every line as rebuilt: one comparison
+        else:
+            mine = [lines[i].rstrip(b"\n") for i in at]
+            same = np.fromiter(map(bytes.__eq__, built, mine), dtype=bool, count=len(built))
         if not same.any():
             return everything
         ok = same.nonzero()[0]
@@ -355,6 +358,15 @@ class LineMemo:
 
 
 _NONE: frozenset = frozenset()
+
+
+def _joined_equal(built: list[bytes], lines: list[bytes]) -> bool:
+    """Whether each line is its rebuilt form followed by b"\\n" (the last line's b"\\n" may
+    be missing), compared as two joined texts: the lines hold len(lines) newlines at most,
+    so the texts can be equal only when no rebuilt form holds one, and then line by line."""
+    text = b"".join(lines)
+    joined = b"\n".join(built)
+    return text == joined + b"\n" if text.endswith(b"\n") else text == joined
 
 
 def _locate(line: bytes, v: Any) -> tuple[int, int, int] | None:

@@ -17,7 +17,7 @@ answers are the same.
 
 `job(raw)` parses the lines with the files connector's rules (vdedup/jsonlines.py) and
 gives what a backup keeps of them: the ids, the canonical bytes of each metadata value
-(format/values.py meta_bytes_many, the same bytes the reading thread would compute), the
+(format/values.py meta_bytes_parsed, the same bytes the reading thread would compute), the
 (key, type) pairs of the metadata, the documents and URIs; or None when the run needs the
 reading thread's checks (any error, ids of both types), which then parses it again and
 raises the error of the plain scan. The child ignores Ctrl-C: its parent is interrupted
@@ -35,7 +35,7 @@ from itertools import chain
 
 from .arrays import unique
 from .errors import SourceError
-from .format.values import meta_bytes_many
+from .format.values import meta_bytes_parsed
 from .jsonlines import parse_line, parse_lines, split_text
 
 LEN = struct.Struct(">Q")
@@ -45,6 +45,16 @@ def metadata_pairs(metas: list) -> set:
     """Every (key, type of its value) pair of the exact dicts among `metas`."""
     dicts = [m for m in metas if type(m) is dict]
     return set(zip(chain.from_iterable(dicts), map(type, chain.from_iterable(map(dict.values, dicts)))))
+
+
+def metadata_parsed(metas: list) -> tuple[list[bytes], set]:
+    """(the canonical bytes of each, metadata_pairs(metas)) of metadata decoded from the
+    lines' JSON (dicts or None): format/values.py meta_bytes_parsed, told the dicts' values
+    and their types from the pass that finds the pairs."""
+    dicts = [m for m in metas if type(m) is dict]
+    inner = list(chain.from_iterable(map(dict.values, dicts)))
+    types = list(map(type, inner))
+    return meta_bytes_parsed(metas, inner, set(types)), set(zip(chain.from_iterable(dicts), types))
 
 
 def job(raw: bytes) -> tuple | None:
@@ -68,12 +78,12 @@ def job(raw: bytes) -> tuple | None:
     ids, metas, docs, uris = parsed
     if not ids:
         return None
-    id_type = type(ids[0])
-    if any(type(r) is not id_type for r in ids):
+    id_types = set(map(type, ids))
+    if len(id_types) != 1:
         return None
-    return (len(ids), ids, (meta_bytes_many(metas), metadata_pairs(metas)),
+    return (len(ids), ids, metadata_parsed(metas),
             docs if any(d is not None for d in docs) else None,
-            uris if any(u is not None for u in uris) else None, id_type)
+            uris if any(u is not None for u in uris) else None, id_types.pop())
 
 
 def job_memo(raw: bytes, memo) -> tuple | None:
@@ -124,7 +134,9 @@ def job_memo(raw: bytes, memo) -> tuple | None:
         try:
             texts = split_text(raw) if len(miss) == n else [lines[i].decode("utf-8") for i in miss]
             parsed = parse_lines(texts)
-            if parsed is not None:
+            if parsed is not None and len(miss) == n:      # a first backup: every line
+                ids, metas, docs, uris = parsed
+            elif parsed is not None:
                 metas = parsed[1]
                 for col, vals in ((ids, parsed[0]), (docs, parsed[2]), (uris, parsed[3])):
                     for i, v in zip(miss, vals):
@@ -137,14 +149,17 @@ def job_memo(raw: bytes, memo) -> tuple | None:
                     metas.append(meta)
         except (SourceError, UnicodeDecodeError):
             return None
-        mb = meta_bytes_many(metas)
-        for i, mraw in zip(miss, mb):
-            mraws[i] = mraw
-        mpairs = metadata_pairs(metas)
+        mb, mpairs = metadata_parsed(metas)
+        if len(miss) == n:
+            mraws = mb
+        else:
+            for i, mraw in zip(miss, mb):
+                mraws[i] = mraw
         pairs |= mpairs
-    id_type = type(ids[0])
-    if any(type(r) is not id_type for r in ids):
+    id_types = set(map(type, ids))
+    if len(id_types) != 1:
         return None
+    id_type = id_types.pop()
     memo.keep(d, hits)
     if miss:
         if len(miss) == n:

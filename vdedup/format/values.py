@@ -454,6 +454,44 @@ def meta_bytes_json_many(values: list) -> list[bytes]:
     return out if len(out) == len(values) else [meta_bytes(v) for v in values]
 
 
+_ORJSON: Any = False          # not looked for yet; None: not installed
+_ORJSON_SAME = {str, int, bool, type(None)}     # what orjson writes as the json encoder does
+
+
+def _orjson() -> Any:
+    global _ORJSON
+    if _ORJSON is False:
+        try:
+            import orjson
+            _ORJSON = orjson
+        except ImportError:
+            _ORJSON = None
+    return _ORJSON
+
+
+def meta_bytes_parsed(values: list, inner: list, inner_types: set) -> list[bytes]:
+    """[meta_bytes(v) for v in values] for metadata just decoded from JSON text (dicts with
+    str keys, or None; no NaN or infinity: a files export's lines); `inner` holds the values
+    of those dicts and `inner_types` their types.
+
+    Such values are plain JSON, so their bytes are their compact key-sorted JSON text
+    (meta_bytes_json_many). When orjson is installed and no value holds a float or a nested
+    object (only str, int, bool, null, and lists of those), orjson writes the same bytes at
+    about a third of the cost: every code point as a key and as a string is written alike
+    (tests/test_format.py), ints within 64 bits alike (orjson refuses larger ones, and a
+    refusal sends the batch to the json encoder). Floats it writes in another form (0.00001
+    for 1e-05), so a batch holding any goes to the json encoder."""
+    oj = _orjson()
+    if oj is not None and inner_types <= _ORJSON_SAME | {list} and (
+            list not in inner_types or set(map(type, itertools.chain.from_iterable(
+                filter(list.__instancecheck__, inner)))) <= _ORJSON_SAME):
+        try:
+            return list(map(oj.dumps, values, itertools.repeat(None), itertools.repeat(oj.OPT_SORT_KEYS)))
+        except TypeError:                 # an int past 64 bits, a lone surrogate
+            pass
+    return meta_bytes_json_many(values)
+
+
 def meta_value(raw: bytes) -> Any:
     """Inverse of meta_bytes."""
     if not raw:
