@@ -40,11 +40,26 @@ def parse_lines(lines: list[str]) -> tuple[list, list, list, list] | None:
     or the parse."""
     if not lines:
         return None
+    return _columns("[" + ",".join(lines) + "]", len(lines))
+
+
+def parse_run(raw: bytes, n: int) -> tuple[list, list, list, list] | None:
+    """parse_lines of a run of n whole lines (raw bytes) that holds no b"\\r", without
+    splitting it into lines first: a line ends at b"\\n" only, and JSON text never holds a
+    raw newline, so the run with its newlines made commas is the array parse_lines parses
+    (but for whitespace). UnicodeDecodeError when it is not UTF-8."""
+    text = raw.decode("utf-8")
+    if not n:
+        return None
+    return _columns("[" + (text[:-1] if text.endswith("\n") else text).replace("\n", ",") + "]", n)
+
+
+def _columns(array: str, n: int) -> tuple[list, list, list, list] | None:
     try:
-        objs = _DECODE("[" + ",".join(lines) + "]")
+        objs = _DECODE(array)
     except (ValueError, RecursionError):
         return None
-    if len(objs) != len(lines) or set(map(type, objs)) != {dict} or \
+    if len(objs) != n or set(map(type, objs)) != {dict} or \
             not set(chain.from_iterable(objs)) <= LINE_KEYS:
         return None
     ids, metas, docs, uris = (list(map(dict.get, objs, repeat(k))) for k in ("id", "metadata", "document", "uri"))

@@ -36,7 +36,7 @@ from itertools import chain
 from .arrays import unique
 from .errors import SourceError
 from .format.values import meta_bytes_parsed
-from .jsonlines import parse_line, parse_lines, split_text
+from .jsonlines import parse_line, parse_lines, parse_run, split_text
 
 LEN = struct.Struct(">Q")
 
@@ -132,8 +132,12 @@ def job_memo(raw: bytes, memo) -> tuple | None:
     metas = []
     if miss:
         try:
-            texts = split_text(raw) if len(miss) == n else [lines[i].decode("utf-8") for i in miss]
-            parsed = parse_lines(texts)
+            if len(miss) == n:               # a first backup: the whole run at once
+                parsed = parse_run(raw, n)
+                texts = split_text(raw) if parsed is None else []
+            else:
+                texts = [lines[i].decode("utf-8") for i in miss]
+                parsed = parse_lines(texts)
             if parsed is not None and len(miss) == n:      # a first backup: every line
                 ids, metas, docs, uris = parsed
             elif parsed is not None:

@@ -11,6 +11,7 @@ unchanged segments deduplicate against the old one.
 from __future__ import annotations
 
 import struct
+from itertools import accumulate
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -98,8 +99,7 @@ KEY_HASH_LEN = 4        # bytes of keyed BLAKE3 of a record key that choose segm
 def key_hash_input(keys: list[bytes]) -> tuple[bytes, list[int]]:
     """The record keys as one message buffer and its offsets, for the boundary hashes
     (keyed BLAKE3 of each key, cut to KEY_HASH_LEN bytes: docs/design.md §5)."""
-    ends = np.cumsum([len(k) for k in keys], dtype=np.int64).tolist()
-    return b"".join(keys), [0] + ends
+    return b"".join(keys), list(accumulate(map(len, keys), initial=0))
 
 
 def write_base(repo, packer, runs: Iterable[Cols], hold_dir: str | None = None) -> tuple[str, int]:

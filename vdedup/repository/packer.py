@@ -193,9 +193,12 @@ class Packer:
             if self._lookups >= RELEASE_LOOKUPS:      # random look-ups make the whole map resident
                 self._lookups = 0
                 self.repo.index.release_pages()
+        # the positions stored nowhere yet, found by C loops over the columns
+        fresh = list(compress(range(len(blob_ids)), map(operator.not_, map(operator.or_, session, indexed))))
+        if len(set(map(blob_ids.__getitem__, fresh))) == len(fresh):
+            return fresh                   # no id twice among them (a first backup's batches)
         out, seen = [], set()
-        # the positions stored nowhere yet (usually few), found by C loops over the columns
-        for i in compress(range(len(blob_ids)), map(operator.not_, map(operator.or_, session, indexed))):
+        for i in fresh:
             blob_id = blob_ids[i]
             if blob_id not in seen:
                 seen.add(blob_id)
