@@ -107,9 +107,7 @@ def _encode(parts: list[bytes | Rows], blob_type: int) -> bytes:
         layouts = {p.layout() for p in parts}          # type: ignore[union-attr]
         if len(layouts) == 1:
             _, head_len, itemsize = layouts.pop()
-            arrays = [p.array for p in parts]          # type: ignore[union-attr]
-            rows = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            return blockfmt.encode_rows_block(rows, head_len, itemsize)
+            return blockfmt.encode_rows_block([p.array for p in parts], head_len, itemsize)  # type: ignore[union-attr]
     blobs: list[bytes] = []
     for p in parts:
         if type(p) is Rows:
