@@ -692,3 +692,33 @@ def test_a_first_backup_looks_up_only_what_it_drained_into_the_cache(repo_path, 
     writer.flush()
     writer.close()
     repo.close()
+
+
+def test_vector_rows_stored_from_a_batch_without_copying_it_come_back_bit_exact(repo_path):
+    """Payloads given as a shared prefix and the batch's own rows (LazyRows) are stored by
+    reference to those rows (Rows with a prefix) and encoded with blocks that also hold rows
+    built whole; every payload reads back exactly, whether all rows of a batch are new or
+    only some."""
+    from vdedup.format.vectors import dense_batch_split, encode_payload
+    from vdedup.repository.packer import LazyRows, Rows
+    repo, _ = Repository.init(LocalBackend(str(repo_path)), "pw")
+    packer = Packer(repo)
+    rng = np.random.default_rng(11)
+    stored: dict[bytes, bytes] = {}
+    for k in range(6):
+        arr = rng.standard_normal((700, 96)).astype(np.float32)
+        payloads = [encode_payload({"": r}, {}) for r in arr]
+        ids = [repo.content_id(BlobType.VECTORS, p) for p in payloads]
+        if k % 3 == 2:                 # rows built whole (a head inside the array)
+            itemsize, head = split_payload(payloads[0])
+            rows = Rows(np.stack([np.frombuffer(p, np.uint8) for p in payloads]), head, itemsize)
+        else:
+            prefix, body = dense_batch_split({"": arr})
+            rows = LazyRows(prefix, body, split_payload(prefix)[0])
+        known = [k == 1 and i % 3 == 0 for i in range(len(ids))]     # some stored for certain: not stored
+        packer.add_rows(BlobType.VECTORS, ids, rows, known)
+        stored.update((i, p) for i, p, kn in zip(ids, payloads, known) if not kn)
+    packer.flush()
+    assert len(stored) == 6 * 700 - len(range(0, 700, 3))
+    for blob_id, payload in stored.items():
+        assert repo.load_blob(blob_id, BlobType.VECTORS) == payload

@@ -124,17 +124,18 @@ def encode_block(blobs: list[bytes], vector_payloads: bool) -> bytes:
     return bytes([CODEC_LANES]) + cctx.compress(b"".join(parts))
 
 
-def encode_rows_block(rows: np.ndarray | list[np.ndarray], head_len: int, itemsize: int) -> bytes:
+def encode_rows_block(rows: np.ndarray | list, head_len: int, itemsize: int) -> bytes:
     """encode_block(vector_payloads=True) of n payloads of one layout given as the rows of an
-    (n, width) uint8 array, or of several such arrays one after the other, each a head of
+    (n, width) uint8 array, or of several such pieces one after the other, each a head of
     `head_len` bytes and a body of `itemsize`-byte elements: the same bytes, built without a
-    step per blob. The block's plaintext is laid out in one buffer and every piece written
+    step per blob. A piece may also be (head, bodies): every row's head is the bytes `head`
+    and the array holds the bodies only. The block's plaintext is laid out in one buffer and every piece written
     into its place (the heads, the rotated words straight into their byte planes): each
     vector byte is read twice and written twice before zstd, not copied at every step."""
-    pieces = [r for r in rows if len(r)] if isinstance(rows, list) else [rows]
-    n = sum(len(r) for r in pieces)
-    width = pieces[0].shape[1] if pieces else head_len
-    blen = width - head_len
+    pieces = [(None, r) if isinstance(r, np.ndarray) else r for r in (rows if isinstance(rows, list) else [rows])]
+    pieces = [(h, r) for h, r in pieces if len(r)]
+    n = sum(len(r) for _, r in pieces)
+    blen = (pieces[0][1].shape[1] - (head_len if pieces[0][0] is None else 0)) if pieces else 0
     if itemsize not in LANE_SIZES or blen % itemsize:
         itemsize = 1
     lane = n * blen
@@ -156,10 +157,16 @@ def encode_rows_block(rows: np.ndarray | list[np.ndarray], head_len: int, itemsi
             pos += lane
     planes = out[body_at:body_at + lane].reshape(itemsize, -1)
     at = 0
-    for r in pieces:
+    for head, r in pieces:
         m = len(r)
-        heads[at:at + m] = r[:, :head_len]
-        body = r[:, head_len:]
+        if head is None:
+            heads[at:at + m] = r[:, :head_len]
+            body = r[:, head_len:]
+        else:
+            if len(head) != head_len or r.shape[1] != blen:
+                raise ValueError("pieces of several layouts")
+            heads[at:at + m] = np.frombuffer(head, dtype=np.uint8)
+            body = r
         a, span = at * blen // itemsize, m * blen // itemsize
         if itemsize == 1:
             planes.reshape(n, blen)[at:at + m] = body

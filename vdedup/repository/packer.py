@@ -59,20 +59,31 @@ def pack_target() -> int:
 
 class Rows:
     """Payloads of one layout as the rows of an (n, width) uint8 array (a batch of plain
-    dense vectors): a head of `head_len` bytes, then a body of `itemsize`-byte elements."""
+    dense vectors): a head of `head_len` bytes, then a body of `itemsize`-byte elements.
+    With a `prefix`, the whole head is that prefix, the same for every payload, and the array
+    holds the bodies only (a batch's own vectors, not copied: payload i is prefix + row i)."""
 
-    __slots__ = ("array", "head_len", "itemsize")
+    __slots__ = ("array", "head_len", "itemsize", "prefix")
 
-    def __init__(self, array: np.ndarray, head_len: int, itemsize: int):
-        self.array, self.head_len, self.itemsize = array, head_len, itemsize
+    def __init__(self, array: np.ndarray, head_len: int, itemsize: int, prefix: bytes = b""):
+        self.array, self.head_len, self.itemsize, self.prefix = array, head_len, itemsize, prefix
 
     def layout(self) -> tuple[int, int, int]:
-        return self.array.shape[1], self.head_len, self.itemsize
+        return len(self.prefix) + self.array.shape[1], self.head_len, self.itemsize
+
+    def piece(self) -> np.ndarray | tuple[bytes, np.ndarray]:
+        """What format/block.py encode_rows_block takes for these rows."""
+        return (self.prefix, self.array) if self.prefix else self.array
+
+    def payloads(self) -> list[bytes]:
+        prefix = self.prefix
+        return [prefix + r.tobytes() for r in self.array]
 
 
 class LazyRows:
     """Payloads of one layout not built yet: payload i is `prefix` followed by row i of the
-    (n, width) uint8 array `body`; `select` builds the Rows of the positions stored."""
+    (n, width) uint8 array `body`; `select` gives the Rows of the positions stored (the
+    bodies as they are when every row is stored, else the rows taken out)."""
 
     __slots__ = ("prefix", "body", "itemsize")
 
@@ -81,11 +92,9 @@ class LazyRows:
 
     def select(self, positions: list[int]) -> Rows:
         body = self.body if len(positions) == len(self.body) else self.body[np.asarray(positions)]
-        plen = len(self.prefix)
-        out = np.empty((len(body), plen + body.shape[1]), dtype=np.uint8)
-        out[:, :plen] = np.frombuffer(self.prefix, dtype=np.uint8)
-        out[:, plen:] = body
-        return Rows(out, plen, self.itemsize)
+        if not self.prefix:
+            return Rows(body, 0, self.itemsize)
+        return Rows(body, len(self.prefix), self.itemsize, self.prefix)
 
 
 class _Block:
@@ -107,11 +116,11 @@ def _encode(parts: list[bytes | Rows], blob_type: int) -> bytes:
         layouts = {p.layout() for p in parts}          # type: ignore[union-attr]
         if len(layouts) == 1:
             _, head_len, itemsize = layouts.pop()
-            return blockfmt.encode_rows_block([p.array for p in parts], head_len, itemsize)  # type: ignore[union-attr]
+            return blockfmt.encode_rows_block([p.piece() for p in parts], head_len, itemsize)  # type: ignore[union-attr]
     blobs: list[bytes] = []
     for p in parts:
         if type(p) is Rows:
-            blobs.extend(r.tobytes() for r in p.array)
+            blobs.extend(p.payloads())
         else:
             blobs.append(p)                            # type: ignore[arg-type]
     return blockfmt.encode_block(blobs, vector_payloads=vectors)
@@ -277,14 +286,14 @@ class Packer:
             arr = rows.array
         else:
             arr = rows.array if len(new) == len(blob_ids) else rows.array[np.asarray(new)]
-        width = arr.shape[1]
+        width = len(rows.prefix) + arr.shape[1]
         btype = int(blob_type)
         pos = 0
         while pos < len(ids):
             block = self._blocks.get(btype)
             size = block.size if block is not None else 0
             take = max(1, -(-(BLOCK_TARGET - size) // width))     # rows until the block is full
-            part = Rows(arr[pos:pos + take], rows.head_len, rows.itemsize)
+            part = Rows(arr[pos:pos + take], rows.head_len, rows.itemsize, rows.prefix)
             n = part.array.shape[0]
             self._append(btype, [part], ids[pos:pos + n], [width] * n, n * width)
             pos += n
