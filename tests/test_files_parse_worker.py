@@ -356,8 +356,10 @@ def test_a_plain_dense_batch_gives_the_payloads_and_content_ids_of_each_record(d
     assert got_ids == want_ids and enc.size == sum(map(len, want))
     picked = [0, 5, 36]
     rows = enc.rows.select(picked)
-    assert [rows.array[k].tobytes() for k in range(3)] == [want[i] for i in picked]
+    assert rows.payloads() == [want[i] for i in picked]
     assert rows.head_len == len(want[0]) - 5 * arr.dtype.itemsize
+    every = enc.rows.select(list(range(37)))       # every row: the batch's own rows, by reference
+    assert every.payloads() == want and np.shares_memory(every.array, enc.rows.body)
 
 
 def test_the_helper_writes_its_memo_while_the_backup_commits_and_is_waited_for(tmp_path, capsys, monkeypatch):
