@@ -48,9 +48,9 @@ def parse_run(raw: bytes, n: int) -> tuple[list, list, list, list] | None:
     splitting it into lines first: a line ends at b"\\n" only, and JSON text never holds a
     raw newline, so the run with its newlines made commas is the array parse_lines parses
     (but for whitespace). UnicodeDecodeError when it is not UTF-8."""
-    text = raw.decode("utf-8")
     if not n:
         return None
+    text = raw.decode("utf-8")
     return _columns("[" + (text[:-1] if text.endswith("\n") else text).replace("\n", ",") + "]", n)
 
 

@@ -130,15 +130,16 @@ def job_memo(raw: bytes, memo) -> tuple | None:
         pairs = pairs.union(*(memo.old_pairs[p] for p in unique(old["pairs"][js]).tolist()))
     miss = [] if found.all() else (~found).nonzero()[0].tolist()
     metas = []
+    whole = len(miss) == n                   # a first backup: every line, the run at once
     if miss:
         try:
-            if len(miss) == n:               # a first backup: the whole run at once
+            if whole:
                 parsed = parse_run(raw, n)
                 texts = split_text(raw) if parsed is None else []
             else:
                 texts = [lines[i].decode("utf-8") for i in miss]
                 parsed = parse_lines(texts)
-            if parsed is not None and len(miss) == n:      # a first backup: every line
+            if parsed is not None and whole:
                 ids, metas, docs, uris = parsed
             elif parsed is not None:
                 metas = parsed[1]
@@ -154,7 +155,7 @@ def job_memo(raw: bytes, memo) -> tuple | None:
         except (SourceError, UnicodeDecodeError):
             return None
         mb, mpairs = metadata_parsed(metas)
-        if len(miss) == n:
+        if whole:
             mraws = mb
         else:
             for i, mraw in zip(miss, mb):
@@ -166,7 +167,7 @@ def job_memo(raw: bytes, memo) -> tuple | None:
     id_type = id_types.pop()
     memo.keep(d, hits)
     if miss:
-        if len(miss) == n:
+        if whole:
             memo.learn(lines, d, miss, ids, metas, mb, docs, uris, mpairs)
         else:
             memo.learn(lines, d, miss, [ids[i] for i in miss], metas, mb, [docs[i] for i in miss],

@@ -61,6 +61,14 @@ def _items(planes: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rotl1(w: np.ndarray) -> np.ndarray:
+    """32-bit words rotated left by one bit (a new array): a float32's sign moves to bit 0
+    and its whole 8-bit exponent into the top byte, which then compresses to ~2-3 bits."""
+    out = np.left_shift(w, np.uint32(1))
+    out |= w >> np.uint32(31)
+    return out
+
+
 def _word_planes(w: np.ndarray, planes: np.ndarray) -> None:
     """The 4 byte planes of little-endian 32-bit words `w` into the rows of `planes` (4, N):
     each plane a word shifted and cast to its low byte (a contiguous cast runs about twice
@@ -83,11 +91,9 @@ def shuffle(data: bytes, itemsize: int) -> bytes:
     if itemsize == 1 or not data:
         return data
     if itemsize == 4:
-        # rotate each 32-bit word left by one bit: a float32's sign moves to bit 0 and its
-        # whole 8-bit exponent into the top byte, which then compresses to ~2-3 bits
         w = np.frombuffer(data, dtype="<u4")
         out = np.empty((4, len(w)), dtype=np.uint8)
-        _word_planes((w << np.uint32(1)) | (w >> np.uint32(31)), out)
+        _word_planes(_rotl1(w), out)
         return out.tobytes()
     return _planes(np.frombuffer(data, dtype=np.uint8), itemsize).tobytes()
 
@@ -171,14 +177,11 @@ def encode_rows_block(rows: np.ndarray | list, head_len: int, itemsize: int) -> 
         if itemsize == 1:
             planes.reshape(n, blen)[at:at + m] = body
         elif itemsize == 4:
-            # rotate each 32-bit word left by one bit (see shuffle), then its bytes to planes
             try:
                 w = body.view("<u4")                 # rows' bodies in place (aligned heads)
             except ValueError:
                 w = np.ascontiguousarray(body).view("<u4")
-            rot = np.left_shift(w, np.uint32(1))
-            rot |= w >> np.uint32(31)
-            _word_planes(rot.reshape(-1), planes[:, a:a + span])
+            _word_planes(_rotl1(w).reshape(-1), planes[:, a:a + span])
         else:
             b = np.ascontiguousarray(body).reshape(-1, itemsize)
             for j in range(itemsize):
